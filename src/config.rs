@@ -1,0 +1,338 @@
+//! Settings: command-line flags with environment variables (clap `env`), resolved into a
+//! [`Config`] the rest of the portal receives as plain values.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use url::Url;
+
+use crate::domain::MasterKey;
+use crate::store::{DatabaseUrl, PoolSettings};
+
+/// secret-portal: self-service client secrets for WMDA partner applications.
+#[derive(Parser)]
+#[command(name = "secret-portal", version, about, long_about = None)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub settings: Settings,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the portal (the default command).
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+/// Flags of `serve`.
+#[derive(Args, Default, Clone, Copy)]
+pub struct ServeArgs {
+    /// Load the demo organisation, applications and secrets into an empty database.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings as given by flags or environment variables (README, "Configuration").
+///
+/// Secret-bearing values (`DATABASE_URL`, `PORTAL_MASTER_KEY`) are never echoed: `--help` hides
+/// their environment values and there is no `Debug`.
+#[derive(Args, Clone)]
+pub struct Settings {
+    /// Database URL: postgres://user:password@host:5432/db, or sqlite:path. Default: SQLite at
+    /// ./data/portal.db.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "PORTAL_BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: SocketAddr,
+
+    /// The URL users and partner systems reach the portal at; the token issuer and the trusted
+    /// origin. A plain http:// URL is allowed only for a loopback host.
+    #[arg(long, env = "PORTAL_BASE_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    pub base_url: String,
+
+    /// Master key (32 random bytes, base64) encrypting TOTP seeds and signing keys at rest.
+    /// Required with DATABASE_URL; on the SQLite default it is generated into ./data/master.key.
+    #[arg(long, env = "PORTAL_MASTER_KEY", global = true, hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// Serve /metrics on this separate address only (default: on the main address).
+    #[arg(long, env = "PORTAL_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Log format.
+    #[arg(long, env = "PORTAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// The portal's resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the data is.
+    pub database_url: DatabaseUrl,
+    /// Pool size and timeouts.
+    pub pool: PoolSettings,
+    /// Listening address (port 0 picks a free one).
+    pub bind: SocketAddr,
+    /// The public URL.
+    pub base_url: BaseUrl,
+    /// The master key.
+    pub master_key: MasterKey,
+    /// Separate address for /metrics.
+    pub metrics_bind: Option<SocketAddr>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// The folder of the embedded default's files (`./data`).
+    pub data_dir: PathBuf,
+}
+
+/// Something the operator should hear about once logging is up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartupNotice {
+    /// A master key was generated into this file.
+    GeneratedMasterKey(PathBuf),
+}
+
+/// Why the settings cannot be used. Messages name the setting to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// DATABASE_URL without PORTAL_MASTER_KEY.
+    #[error(
+        "PORTAL_MASTER_KEY is required when DATABASE_URL is set: give the key this database was set up with (a new database: `openssl rand -base64 32`)"
+    )]
+    MasterKeyRequired,
+    /// A master key that is not base64 of 32 bytes.
+    #[error("PORTAL_MASTER_KEY: {0}")]
+    BadMasterKey(crate::domain::cipher::CipherError),
+    /// The key file in ./data is unreadable or malformed.
+    #[error("master key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// DATABASE_URL of another kind.
+    #[error(transparent)]
+    DatabaseUrl(#[from] crate::store::url::UnsupportedDatabaseUrl),
+    /// PORTAL_BASE_URL unusable.
+    #[error("PORTAL_BASE_URL {0}")]
+    BaseUrl(String),
+    /// ./data cannot be created.
+    #[error("cannot create the data folder {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The portal's public URL (`PORTAL_BASE_URL`), without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(Url);
+
+impl BaseUrl {
+    /// Parses an `http://` or `https://` URL with no query or fragment. Plain `http://` is refused
+    /// unless the host is loopback (127.0.0.0/8, ::1, localhost): cookies are always `Secure`, and
+    /// browsers accept that on plain http only for loopback (DESIGN.md section 4).
+    ///
+    /// # Errors
+    /// [`ConfigError::BaseUrl`] with the reason.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let url = Url::parse(text.trim()).map_err(|e| ConfigError::BaseUrl(format!("{text}: {e}")))?;
+        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+            return Err(ConfigError::BaseUrl(format!("{text}: no user, query or fragment allowed")));
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => {
+                return Err(ConfigError::BaseUrl(format!(
+                    "{text}: plain http:// is allowed only on a loopback host (127.0.0.1, ::1, localhost); use https://"
+                )));
+            }
+            _ => return Err(ConfigError::BaseUrl(format!("{text}: must start with https:// or http://"))),
+        }
+        Ok(Self(url))
+    }
+
+    /// The URL as text without a trailing slash, e.g. `https://portal.wmda.info` (the token `iss`).
+    pub fn as_str(&self) -> &str {
+        self.0.as_str().trim_end_matches('/')
+    }
+
+    /// The origin (`scheme://host[:port]`), the one trusted by the CSRF check.
+    pub fn origin(&self) -> String {
+        self.0.origin().ascii_serialization()
+    }
+
+    /// Whether it is https (then HSTS is sent).
+    pub fn is_https(&self) -> bool {
+        self.0.scheme() == "https"
+    }
+
+    /// The absolute URL of a path such as `/manage-api-credentials`.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{}", self.as_str(), path)
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+impl Settings {
+    /// Resolves the settings: with `DATABASE_URL`, the master key is required; without it, the
+    /// portal runs on SQLite at `<data_dir>/portal.db` and takes the key from `PORTAL_MASTER_KEY`
+    /// or `<data_dir>/master.key`, generating that file (mode 0600) when missing.
+    ///
+    /// # Errors
+    /// [`ConfigError`], naming the setting to fix.
+    pub fn resolve(&self, data_dir: &Path) -> Result<(Config, Vec<StartupNotice>), ConfigError> {
+        let base_url = BaseUrl::parse(&self.base_url)?;
+        let mut notices = Vec::new();
+        let given_key = self.master_key.as_deref().filter(|k| !k.trim().is_empty());
+        let (database_url, master_key) = match self.database_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            Some(url) => {
+                let url = DatabaseUrl::parse(url)?;
+                let key = given_key.ok_or(ConfigError::MasterKeyRequired)?;
+                (url, MasterKey::parse(key).map_err(ConfigError::BadMasterKey)?)
+            }
+            None => {
+                std::fs::create_dir_all(data_dir)
+                    .map_err(|source| ConfigError::DataDir { path: data_dir.to_owned(), source })?;
+                let key = match given_key {
+                    Some(key) => MasterKey::parse(key).map_err(ConfigError::BadMasterKey)?,
+                    None => {
+                        let (key, generated) = load_or_generate_key(&data_dir.join("master.key"))?;
+                        if let Some(path) = generated {
+                            notices.push(StartupNotice::GeneratedMasterKey(path));
+                        }
+                        key
+                    }
+                };
+                (DatabaseUrl::sqlite_file(&data_dir.join("portal.db")), key)
+            }
+        };
+        let config = Config {
+            database_url,
+            pool: PoolSettings::default(),
+            bind: self.bind,
+            base_url,
+            master_key,
+            metrics_bind: self.metrics_bind,
+            log_format: self.log_format,
+            data_dir: data_dir.to_owned(),
+        };
+        Ok((config, notices))
+    }
+}
+
+/// Reads the key file, or creates it with a new key (owner read/write only).
+fn load_or_generate_key(path: &Path) -> Result<(MasterKey, Option<PathBuf>), ConfigError> {
+    let key_file_error = |reason: String| ConfigError::KeyFile { path: path.to_owned(), reason };
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((MasterKey::parse(&text).map_err(|e| key_file_error(e.to_string()))?, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = MasterKey::generate();
+            write_private(path, key.to_base64().as_bytes()).map_err(|e| key_file_error(e.to_string()))?;
+            Ok((key, Some(path.to_owned())))
+        }
+        Err(e) => Err(key_file_error(e.to_string())),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            database_url: None,
+            bind: "127.0.0.1:0".parse().unwrap(),
+            base_url: "http://127.0.0.1:8080".into(),
+            master_key: None,
+            metrics_bind: None,
+            log_format: LogFormat::Text,
+        }
+    }
+
+    #[test]
+    fn base_urls_must_be_https_unless_loopback() {
+        for ok in ["http://127.0.0.1:8080", "http://localhost:3000/", "http://[::1]:8080", "https://portal.wmda.info/"] {
+            assert!(BaseUrl::parse(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(BaseUrl::parse("https://portal.wmda.info/").unwrap().as_str(), "https://portal.wmda.info");
+        for bad in ["http://portal.wmda.info", "http://10.0.0.1", "ftp://x", "https://x/?a=1", "not a url", "https://u:p@x"] {
+            assert!(BaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn embedded_default_generates_a_key_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (c1, n1) = settings().resolve(&data).unwrap();
+        assert_eq!(n1, vec![StartupNotice::GeneratedMasterKey(data.join("master.key"))]);
+        assert!(c1.database_url.is_sqlite());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(data.join("master.key")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (c2, n2) = settings().resolve(&data).unwrap();
+        assert!(n2.is_empty());
+        assert!(c2.master_key.matches_key_check(&c1.master_key.key_check_value()));
+    }
+
+    #[test]
+    fn a_database_url_needs_a_master_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings();
+        s.database_url = Some("postgres://portal:hunter2@127.0.0.1/portal".into());
+        assert!(matches!(s.resolve(dir.path()), Err(ConfigError::MasterKeyRequired)));
+        s.master_key = Some("short".into());
+        assert!(matches!(s.resolve(dir.path()), Err(ConfigError::BadMasterKey(_))));
+        s.master_key = Some(MasterKey::generate().to_base64().to_string());
+        assert!(s.resolve(dir.path()).is_ok());
+        // Nothing was written for a database the portal does not own.
+        assert!(!dir.path().join("master.key").exists());
+    }
+}

@@ -1,0 +1,18 @@
+//! Pure rules and types of the portal: no I/O, no HTTP, no SQL.
+//!
+//! Every user-supplied value with rules is a type with `parse(..) -> Result<Self, Error>`
+//! ("parse, don't validate"), so handlers and the store never re-check what a type guarantees.
+
+pub mod application;
+pub mod cipher;
+pub mod clock;
+pub mod email;
+pub mod organisation;
+pub mod secret;
+
+pub use application::{Api, ApplicationKind, ApplicationName, ClientId, Environment, ResourceId};
+pub use cipher::MasterKey;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use email::EmailAddress;
+pub use organisation::{CountryCode, OrganisationCode, OrganisationRef};
+pub use secret::{DaysLeft, ExpiryDate, PlainSecret, SecretHash, SecretName};

@@ -1,0 +1,151 @@
+//! Building and serving the application: [`Application::build`] connects, migrates, checks the
+//! master key and binds; [`Application::run_until`] serves until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::domain::Clock;
+use crate::store::{KeyCheckError, Store};
+use crate::web::{self, AppState};
+
+/// A built portal: database ready, listeners bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database, applies the migrations, checks the master key against the
+    /// database's key-check value and binds the listeners.
+    ///
+    /// # Errors
+    /// A one-line, operator-facing error naming what failed: the database (its URL with the
+    /// password redacted), the migrations, the master key, or the address.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let store = connect_and_migrate(&config).await?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {} (PORTAL_BIND)", config.bind))?;
+        let metrics_listener = match config.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (PORTAL_METRICS_BIND)"))?,
+            ),
+            None => None,
+        };
+        let state = AppState::new(store, clock, Arc::new(config));
+        Ok(Self { listener, metrics_listener, state })
+    }
+
+    /// The address the portal listens on (the real port when bound to port 0).
+    ///
+    /// # Errors
+    /// Only if the OS cannot tell.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The address of the separate metrics listener, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The store the application uses.
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish,
+    /// stops background tasks and closes the pool.
+    ///
+    /// # Errors
+    /// When the server fails to run.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, metrics_listener, state } = self;
+        let stop = CancellationToken::new();
+        let store = state.store.clone();
+        let metrics_task = metrics_listener.map(|l| {
+            let app = web::metrics_router(state.clone());
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                axum::serve(l, app).with_graceful_shutdown(stop.cancelled_owned()).await
+            })
+        });
+        let app = web::router(state.clone(), metrics_task.is_none());
+        let served = {
+            let stop = stop.clone();
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    shutdown.await;
+                    stop.cancel();
+                })
+                .await
+        };
+        stop.cancel();
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
+        store.close().await;
+        served.context("the HTTP server failed")
+    }
+}
+
+/// Connects to the configured database, applies migrations and checks the master key.
+///
+/// # Errors
+/// Operator-facing errors naming the database URL with its password redacted.
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Store> {
+    let url = &config.database_url;
+    let store = Store::connect(url, config.pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database at {url}: {}", cause_text(&e)))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot apply the migrations to {url}: {}", cause_text(&e)))?;
+    match store.verify_master_key(&config.master_key).await {
+        Ok(()) => Ok(store),
+        Err(KeyCheckError::Mismatch) => anyhow::bail!("{} ({url})", KeyCheckError::Mismatch),
+        Err(KeyCheckError::Store(e)) => anyhow::bail!("cannot read the key-check value from {url}: {}", cause_text(&e)),
+    }
+}
+
+/// The innermost cause of an error, on one line. sqlx's messages name hosts and files, never
+/// the password.
+fn cause_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = s.to_string();
+        source = s.source();
+    }
+    text.replace('\n', " ")
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,191 @@
+//! Portal users and credential-manager grants.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Conflict, Store, StoreError, on_pool, unique_violation};
+use crate::domain::EmailAddress;
+
+/// What a user is: WMDA staff (a WMDA admin, no organisation) or a member of one partner
+/// organisation, who may hold the credential-manager role per application (DESIGN.md section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserRole {
+    /// WMDA staff.
+    WmdaAdmin,
+    /// A member of this organisation.
+    Member(Uuid),
+}
+
+/// A portal user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Internal id.
+    pub id: Uuid,
+    /// Normalised email, unique.
+    pub email: EmailAddress,
+    /// Name shown to others.
+    pub display_name: String,
+    /// WMDA admin or organisation member.
+    pub role: UserRole,
+    /// When an admin disabled the account, if they did.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// When the user was created (UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Normalised email.
+    pub email: EmailAddress,
+    /// Name shown to others (may be empty; the email is shown then).
+    pub display_name: String,
+    /// WMDA admin or organisation member.
+    pub role: UserRole,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    display_name: String,
+    organisation_id: Option<Uuid>,
+    disabled_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self, StoreError> {
+        Ok(User {
+            id: r.id,
+            email: EmailAddress::parse(&r.email).map_err(|_| StoreError::Corrupt("portal_user.email"))?,
+            display_name: r.display_name,
+            role: r.organisation_id.map_or(UserRole::WmdaAdmin, UserRole::Member),
+            disabled_at: r.disabled_at,
+            created_at: r.created_at,
+        })
+    }
+}
+
+impl Store {
+    /// Creates a user.
+    ///
+    /// # Errors
+    /// [`Conflict::EmailTaken`]; [`StoreError::NotFound`] for an unknown organisation.
+    pub async fn create_user(&self, new: &NewUser, now: DateTime<Utc>) -> Result<User, StoreError> {
+        let id = Uuid::new_v4();
+        let organisation_id = match new.role {
+            UserRole::WmdaAdmin => None,
+            UserRole::Member(org) => Some(org),
+        };
+        let inserted = on_pool!(self, |pool| sqlx::query(
+            "insert into portal_user (id, email, display_name, organisation_id, is_wmda_admin, created_at)
+             values ($1, $2, $3, $4, $5, $6)"
+        )
+        .bind(id)
+        .bind(new.email.as_str())
+        .bind(new.display_name.trim())
+        .bind(organisation_id)
+        .bind(organisation_id.is_none())
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()));
+        match inserted {
+            Ok(_) => Ok(User {
+                id,
+                email: new.email.clone(),
+                display_name: new.display_name.trim().to_owned(),
+                role: new.role,
+                disabled_at: None,
+                created_at: now,
+            }),
+            Err(e) if unique_violation(&e).is_some() => Err(Conflict::EmailTaken.into()),
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => Err(StoreError::NotFound),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Finds a user by normalised email.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn find_user_by_email(&self, email: &EmailAddress) -> Result<User, StoreError> {
+        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(
+            "select id, email, display_name, organisation_id, disabled_at, created_at from portal_user where email = $1"
+        )
+        .bind(email.as_str())
+        .fetch_optional(pool)
+        .await)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// Grants the credential-manager role on an application to a user of the application's
+    /// organisation. Granting a role the user already holds changes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user or application;
+    /// [`Conflict::GrantOutsideOrganisation`] for a WMDA admin or a user of another organisation.
+    pub async fn grant_credential_manager(
+        &self,
+        user_id: Uuid,
+        application_id: Uuid,
+        granted_by: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let affected = on_pool!(self, |pool| async {
+            // Insert only when both exist and share the organisation; the composite foreign keys
+            // hold the same rule as a backstop.
+            let done = sqlx::query(
+                "insert into credential_manager_grant (user_id, application_id, organisation_id, granted_at, granted_by)
+                 select u.id, a.id, a.organisation_id, $3, $4
+                 from portal_user u join application a on a.organisation_id = u.organisation_id
+                 where u.id = $1 and a.id = $2
+                 on conflict (user_id, application_id) do nothing",
+            )
+            .bind(user_id)
+            .bind(application_id)
+            .bind(now)
+            .bind(granted_by)
+            .execute(pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok::<_, sqlx::Error>(1);
+            }
+            // Tell "already granted" from "not allowed" from "no such row".
+            let (users, apps, grants): (i64, i64, i64) = sqlx::query_as(
+                "select (select count(*) from portal_user where id = $1),
+                        (select count(*) from application where id = $2),
+                        (select count(*) from credential_manager_grant where user_id = $1 and application_id = $2)",
+            )
+            .bind(user_id)
+            .bind(application_id)
+            .fetch_one(pool)
+            .await?;
+            Ok(if grants == 1 { 1 } else if users == 1 && apps == 1 { -1 } else { 0 })
+        }
+        .await)?;
+        match affected {
+            1 => Ok(()),
+            -1 => Err(Conflict::GrantOutsideOrganisation.into()),
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    /// Names of the credential managers of an application, by name.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn list_credential_managers(&self, application_id: Uuid) -> Result<Vec<User>, StoreError> {
+        let rows: Vec<UserRow> = on_pool!(self, |pool| sqlx::query_as(
+            "select u.id, u.email, u.display_name, u.organisation_id, u.disabled_at, u.created_at
+             from credential_manager_grant g join portal_user u on u.id = g.user_id
+             where g.application_id = $1 order by u.display_name, u.email"
+        )
+        .bind(application_id)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+}

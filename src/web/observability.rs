@@ -1,0 +1,45 @@
+//! Request tracing and HTTP metrics. Both use the route template (`MatchedPath`), never the raw
+//! path, which may carry one-time tokens (DESIGN.md section 4).
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Span;
+
+use super::AppState;
+
+fn route_of(req: &Request) -> String {
+    req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
+}
+
+/// Counts requests by method, route template and status (`http_requests_total`) and records
+/// their latency (`http_request_duration_seconds`, a histogram).
+pub async fn track_http(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = route_of(&req);
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// A span per request with method, route template and request id; no query string, no headers.
+pub fn make_span(req: &Request) -> Span {
+    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+    tracing::info_span!("request", method = %req.method(), route = %route_of(req), request_id = %request_id)
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let (size, idle) = state.store.pool_state();
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle as u32) as f64);
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
