@@ -40,11 +40,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, clock: Arc<dyn Clock>, args: ServeArgs) -> anyhow::Result<()> {
+    let shutdown = startup::shutdown_signal().context("cannot install the signal handlers")?;
     let base_url = config.base_url.as_str().to_owned();
     let database = config.database_url.to_string();
     let app = Application::build(config, clock.clone()).await?;
     if args.demo {
-        match demo::load(app.store(), clock.now()).await.context("cannot load the demo data")? {
+        match demo::load(app.store(), clock.now())
+            .await
+            .context("cannot load the demo data")?
+        {
             DemoOutcome::Loaded { applications } => {
                 tracing::info!(applications = ?applications, "demo data loaded");
             }
@@ -57,7 +61,7 @@ async fn serve(config: Config, clock: Arc<dyn Clock>, args: ServeArgs) -> anyhow
         tracing::info!("metrics on http://{metrics}/metrics");
     }
     tracing::info!(base_url = %base_url, "secret-portal listening on http://{addr}");
-    app.run_until(startup::shutdown_signal()).await?;
+    app.run_until(shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -61,12 +61,22 @@ pub struct Settings {
     pub database_url: Option<String>,
 
     /// Address and port to listen on.
-    #[arg(long, env = "PORTAL_BIND", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "PORTAL_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub bind: SocketAddr,
 
     /// The URL users and partner systems reach the portal at; the token issuer and the trusted
     /// origin. A plain http:// URL is allowed only for a loopback host.
-    #[arg(long, env = "PORTAL_BASE_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "PORTAL_BASE_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub base_url: String,
 
     /// Master key (32 random bytes, base64) encrypting TOTP seeds and signing keys at rest.
@@ -158,9 +168,16 @@ impl BaseUrl {
     /// # Errors
     /// [`ConfigError::BaseUrl`] with the reason.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let url = Url::parse(text.trim()).map_err(|e| ConfigError::BaseUrl(format!("{text}: {e}")))?;
-        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-            return Err(ConfigError::BaseUrl(format!("{text}: no user, query or fragment allowed")));
+        let url =
+            Url::parse(text.trim()).map_err(|e| ConfigError::BaseUrl(format!("{text}: {e}")))?;
+        if url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(ConfigError::BaseUrl(format!(
+                "{text}: no user, query or fragment allowed"
+            )));
         }
         match url.scheme() {
             "https" => {}
@@ -170,7 +187,11 @@ impl BaseUrl {
                     "{text}: plain http:// is allowed only on a loopback host (127.0.0.1, ::1, localhost); use https://"
                 )));
             }
-            _ => return Err(ConfigError::BaseUrl(format!("{text}: must start with https:// or http://"))),
+            _ => {
+                return Err(ConfigError::BaseUrl(format!(
+                    "{text}: must start with https:// or http://"
+                )));
+            }
         }
         Ok(Self(url))
     }
@@ -216,15 +237,24 @@ impl Settings {
         let base_url = BaseUrl::parse(&self.base_url)?;
         let mut notices = Vec::new();
         let given_key = self.master_key.as_deref().filter(|k| !k.trim().is_empty());
-        let (database_url, master_key) = match self.database_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        let (database_url, master_key) = match self
+            .database_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
             Some(url) => {
                 let url = DatabaseUrl::parse(url)?;
                 let key = given_key.ok_or(ConfigError::MasterKeyRequired)?;
-                (url, MasterKey::parse(key).map_err(ConfigError::BadMasterKey)?)
+                (
+                    url,
+                    MasterKey::parse(key).map_err(ConfigError::BadMasterKey)?,
+                )
             }
             None => {
-                std::fs::create_dir_all(data_dir)
-                    .map_err(|source| ConfigError::DataDir { path: data_dir.to_owned(), source })?;
+                std::fs::create_dir_all(data_dir).map_err(|source| ConfigError::DataDir {
+                    path: data_dir.to_owned(),
+                    source,
+                })?;
                 let key = match given_key {
                     Some(key) => MasterKey::parse(key).map_err(ConfigError::BadMasterKey)?,
                     None => {
@@ -254,12 +284,19 @@ impl Settings {
 
 /// Reads the key file, or creates it with a new key (owner read/write only).
 fn load_or_generate_key(path: &Path) -> Result<(MasterKey, Option<PathBuf>), ConfigError> {
-    let key_file_error = |reason: String| ConfigError::KeyFile { path: path.to_owned(), reason };
+    let key_file_error = |reason: String| ConfigError::KeyFile {
+        path: path.to_owned(),
+        reason,
+    };
     match std::fs::read_to_string(path) {
-        Ok(text) => Ok((MasterKey::parse(&text).map_err(|e| key_file_error(e.to_string()))?, None)),
+        Ok(text) => Ok((
+            MasterKey::parse(&text).map_err(|e| key_file_error(e.to_string()))?,
+            None,
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = MasterKey::generate();
-            write_private(path, key.to_base64().as_bytes()).map_err(|e| key_file_error(e.to_string()))?;
+            write_private(path, key.to_base64().as_bytes())
+                .map_err(|e| key_file_error(e.to_string()))?;
             Ok((key, Some(path.to_owned())))
         }
         Err(e) => Err(key_file_error(e.to_string())),
@@ -295,11 +332,28 @@ mod tests {
 
     #[test]
     fn base_urls_must_be_https_unless_loopback() {
-        for ok in ["http://127.0.0.1:8080", "http://localhost:3000/", "http://[::1]:8080", "https://portal.wmda.info/"] {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:3000/",
+            "http://[::1]:8080",
+            "https://portal.wmda.info/",
+        ] {
             assert!(BaseUrl::parse(ok).is_ok(), "{ok}");
         }
-        assert_eq!(BaseUrl::parse("https://portal.wmda.info/").unwrap().as_str(), "https://portal.wmda.info");
-        for bad in ["http://portal.wmda.info", "http://10.0.0.1", "ftp://x", "https://x/?a=1", "not a url", "https://u:p@x"] {
+        assert_eq!(
+            BaseUrl::parse("https://portal.wmda.info/")
+                .unwrap()
+                .as_str(),
+            "https://portal.wmda.info"
+        );
+        for bad in [
+            "http://portal.wmda.info",
+            "http://10.0.0.1",
+            "ftp://x",
+            "https://x/?a=1",
+            "not a url",
+            "https://u:p@x",
+        ] {
             assert!(BaseUrl::parse(bad).is_err(), "{bad}");
         }
     }
@@ -309,17 +363,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let (c1, n1) = settings().resolve(&data).unwrap();
-        assert_eq!(n1, vec![StartupNotice::GeneratedMasterKey(data.join("master.key"))]);
+        assert_eq!(
+            n1,
+            vec![StartupNotice::GeneratedMasterKey(data.join("master.key"))]
+        );
         assert!(c1.database_url.is_sqlite());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(data.join("master.key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(data.join("master.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let (c2, n2) = settings().resolve(&data).unwrap();
         assert!(n2.is_empty());
-        assert!(c2.master_key.matches_key_check(&c1.master_key.key_check_value()));
+        assert!(
+            c2.master_key
+                .matches_key_check(&c1.master_key.key_check_value())
+        );
     }
 
     #[test]
@@ -327,9 +390,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings();
         s.database_url = Some("postgres://portal:hunter2@127.0.0.1/portal".into());
-        assert!(matches!(s.resolve(dir.path()), Err(ConfigError::MasterKeyRequired)));
+        assert!(matches!(
+            s.resolve(dir.path()),
+            Err(ConfigError::MasterKeyRequired)
+        ));
         s.master_key = Some("short".into());
-        assert!(matches!(s.resolve(dir.path()), Err(ConfigError::BadMasterKey(_))));
+        assert!(matches!(
+            s.resolve(dir.path()),
+            Err(ConfigError::BadMasterKey(_))
+        ));
         s.master_key = Some(MasterKey::generate().to_base64().to_string());
         assert!(s.resolve(dir.path()).is_ok());
         // Nothing was written for a database the portal does not own.

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::organisation::OrganisationDisplayName;
-use crate::domain::{Api, ApplicationKind, ClientId, OrganisationRef, PlainSecret, ResourceId, SecretName};
+use crate::domain::{
+    Api, ApplicationKind, ClientId, OrganisationRef, PlainSecret, ResourceId, SecretName,
+};
 use crate::store::{Application, NewApplication, NewAuditEvent, SeedSecret, Store, StoreError};
 
 /// The demo organisation, `NL-DemoRegistry`.
@@ -25,7 +27,9 @@ pub enum DemoOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     /// The database holds data that is not the demo's.
-    #[error("--demo loads demo data into an empty database only, and this one holds other data: start without --demo")]
+    #[error(
+        "--demo loads demo data into an empty database only, and this one holds other data: start without --demo"
+    )]
     NotEmpty,
     /// The database failed.
     #[error(transparent)]
@@ -46,7 +50,8 @@ struct DemoSecret {
 /// # Errors
 /// [`DemoError::NotEmpty`] for a database holding other data.
 pub async fn load(store: &Store, now: DateTime<Utc>) -> Result<DemoOutcome, DemoError> {
-    let reference = OrganisationRef::parse(DEMO_ORGANISATION).map_err(|_| StoreError::Corrupt("demo reference"))?;
+    let reference = OrganisationRef::parse(DEMO_ORGANISATION)
+        .map_err(|_| StoreError::Corrupt("demo reference"))?;
     match store.find_organisation(&reference).await {
         Ok(_) => return Ok(DemoOutcome::AlreadyPresent),
         Err(StoreError::NotFound) => {}
@@ -55,36 +60,72 @@ pub async fn load(store: &Store, now: DateTime<Utc>) -> Result<DemoOutcome, Demo
     if !store.is_empty().await? {
         return Err(DemoError::NotEmpty);
     }
-    let name = OrganisationDisplayName::parse("Demo Registry").map_err(|_| StoreError::Corrupt("demo name"))?;
-    let org = store.create_organisation(&name, &reference.country, &reference.code, now).await?;
+    let name = OrganisationDisplayName::parse("Demo Registry")
+        .map_err(|_| StoreError::Corrupt("demo name"))?;
+    let org = store
+        .create_organisation(&name, &reference.country, &reference.code, now)
+        .await?;
     use ResourceId::*;
     let plan: [(ApplicationKind, Api, Vec<ResourceId>, Vec<DemoSecret>); 3] = [
-        (ApplicationKind::Partner, Api::Dm, vec![DataManagerProduction, DataManagerSandbox], vec![]),
+        (
+            ApplicationKind::Partner,
+            Api::Dm,
+            vec![DataManagerProduction, DataManagerSandbox],
+            vec![],
+        ),
         (
             ApplicationKind::Partner,
             Api::Smc,
-            vec![SearchMatchProduction, SearchMatchSandbox, MatchConnectProduction, MatchConnectSandbox],
             vec![
-                DemoSecret { name: "Production server (Jane Doe)", expires_in_days: 300, created_days_ago: 65 },
-                DemoSecret { name: "Integration tests (Piet Jansen)", expires_in_days: 20, created_days_ago: 345 },
-                DemoSecret { name: "Old production server", expires_in_days: -12, created_days_ago: 377 },
+                SearchMatchProduction,
+                SearchMatchSandbox,
+                MatchConnectProduction,
+                MatchConnectSandbox,
+            ],
+            vec![
+                DemoSecret {
+                    name: "Production server (Jane Doe)",
+                    expires_in_days: 300,
+                    created_days_ago: 65,
+                },
+                DemoSecret {
+                    name: "Integration tests (Piet Jansen)",
+                    expires_in_days: 20,
+                    created_days_ago: 345,
+                },
+                DemoSecret {
+                    name: "Old production server",
+                    expires_in_days: -12,
+                    created_days_ago: 377,
+                },
             ],
         ),
         (
             ApplicationKind::PartnerAlternative,
             Api::Smc,
             vec![MatchConnectSandbox],
-            vec![DemoSecret { name: "Sandbox connectivity test", expires_in_days: 120, created_days_ago: 30 }],
+            vec![DemoSecret {
+                name: "Sandbox connectivity test",
+                expires_in_days: 120,
+                created_days_ago: 30,
+            }],
         ),
     ];
     let today = now.date_naive();
     let mut applications = Vec::new();
     for (kind, api, resources, secrets) in plan {
-        let new = NewApplication { organisation_id: org.id, kind, api, client_id: ClientId::generate(), resources };
+        let new = NewApplication {
+            organisation_id: org.id,
+            kind,
+            api,
+            client_id: ClientId::generate(),
+            resources,
+        };
         let app: Application = store.create_application(&new, now).await?;
         for s in secrets {
             let value = PlainSecret::generate();
-            let name = SecretName::parse(s.name).map_err(|_| StoreError::Corrupt("demo secret name"))?;
+            let name =
+                SecretName::parse(s.name).map_err(|_| StoreError::Corrupt("demo secret name"))?;
             store
                 .seed_client_secret(&SeedSecret {
                     application_id: app.id,

@@ -34,12 +34,18 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (PORTAL_BIND)", config.bind))?;
         let metrics_listener = match config.metrics_bind {
             Some(addr) => Some(
-                TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (PORTAL_METRICS_BIND)"))?,
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (PORTAL_METRICS_BIND)"))?,
             ),
             None => None,
         };
         let state = AppState::new(store, clock, Arc::new(config));
-        Ok(Self { listener, metrics_listener, state })
+        Ok(Self {
+            listener,
+            metrics_listener,
+            state,
+        })
     }
 
     /// The address the portal listens on (the real port when bound to port 0).
@@ -52,7 +58,9 @@ impl Application {
 
     /// The address of the separate metrics listener, if there is one.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The store the application uses.
@@ -65,26 +73,38 @@ impl Application {
     ///
     /// # Errors
     /// When the server fails to run.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, metrics_listener, state } = self;
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            metrics_listener,
+            state,
+        } = self;
         let stop = CancellationToken::new();
         let store = state.store.clone();
         let metrics_task = metrics_listener.map(|l| {
             let app = web::metrics_router(state.clone());
             let stop = stop.clone();
             tokio::spawn(async move {
-                axum::serve(l, app).with_graceful_shutdown(stop.cancelled_owned()).await
+                axum::serve(l, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
             })
         });
         let app = web::router(state.clone(), metrics_task.is_none());
         let served = {
             let stop = stop.clone();
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    shutdown.await;
-                    stop.cancel();
-                })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                stop.cancel();
+            })
+            .await
         };
         stop.cancel();
         if let Some(task) = metrics_task {
@@ -101,9 +121,12 @@ impl Application {
 /// Operator-facing errors naming the database URL with its password redacted.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Store> {
     let url = &config.database_url;
-    let store = Store::connect(url, config.pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to the database at {url}: {}", cause_text(&e)))?;
+    let store = Store::connect(url, config.pool).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to the database at {url}: {}",
+            cause_text(&e)
+        )
+    })?;
     store
         .migrate()
         .await
@@ -111,7 +134,10 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Store> {
     match store.verify_master_key(&config.master_key).await {
         Ok(()) => Ok(store),
         Err(KeyCheckError::Mismatch) => anyhow::bail!("{} ({url})", KeyCheckError::Mismatch),
-        Err(KeyCheckError::Store(e)) => anyhow::bail!("cannot read the key-check value from {url}: {}", cause_text(&e)),
+        Err(KeyCheckError::Store(e)) => anyhow::bail!(
+            "cannot read the key-check value from {url}: {}",
+            cause_text(&e)
+        ),
     }
 }
 
@@ -127,25 +153,31 @@ fn cause_text(e: &(dyn std::error::Error + 'static)) -> String {
     text.replace('\n', " ")
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers for Ctrl-C (SIGINT) and SIGTERM now, and returns a future that completes when
+/// either arrives. Registering before the "listening" line means a signal sent right after it is
+/// never lost to the default action (killing the process).
+///
+/// # Errors
+/// When the signal handlers cannot be installed.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+            tracing::info!("shutting down: finishing requests in flight");
+        })
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down: finishing requests in flight");
+        })
+    }
 }

@@ -29,9 +29,9 @@ create table portal_user (
     display_name text not null check (length(display_name) <= 200),
     organisation_id blob references organisation (id),
     is_wmda_admin integer not null check (is_wmda_admin in (0, 1)),
-    check (is_wmda_admin = (organisation_id is null)),
     disabled_at text,
     created_at text not null,
+    check (is_wmda_admin = (organisation_id is null)),
     unique (id, organisation_id)
 ) strict;
 
@@ -41,13 +41,13 @@ create table resource (
         'match-connect-production', 'match-connect-sandbox',
         'data-manager-production', 'data-manager-sandbox')),
     api text not null check (api in ('DM', 'SMC')),
-    check ((api = 'DM') = (id like 'data-manager-%')),
     audience text not null unique check (
         length(audience) between 1 and 200
         and audience not in (
             'search-match-production', 'search-match-sandbox',
             'match-connect-production', 'match-connect-sandbox',
             'data-manager-production', 'data-manager-sandbox')),
+    check ((api = 'DM') = (id like 'data-manager-%')),
     unique (id, api)
 ) strict;
 
@@ -64,10 +64,10 @@ create table application (
     organisation_id blob not null references organisation (id),
     kind text not null check (kind in ('Partner', 'PartnerAlternative')),
     api text not null check (api in ('DM', 'SMC')),
-    check (kind = 'Partner' or api = 'SMC'),
     name text not null unique check (name like kind || '-__-%-' || api),
     client_id blob not null unique check (length(client_id) = 16),
     created_at text not null,
+    check (kind = 'Partner' or api = 'SMC'),
     unique (organisation_id, kind, api),
     unique (id, kind, api),
     unique (id, organisation_id)
@@ -97,9 +97,9 @@ create table credential_manager_grant (
     organisation_id blob not null,
     granted_at text not null,
     granted_by blob references portal_user (id),
+    foreign key (application_id, organisation_id) references application (id, organisation_id) on delete cascade,
     primary key (user_id, application_id),
-    foreign key (user_id, organisation_id) references portal_user (id, organisation_id) on delete cascade,
-    foreign key (application_id, organisation_id) references application (id, organisation_id) on delete cascade
+    foreign key (user_id, organisation_id) references portal_user (id, organisation_id) on delete cascade
 ) strict;
 create index credential_manager_grant_application on credential_manager_grant (application_id);
 
@@ -116,9 +116,9 @@ create table client_secret (
     created_at text not null,
     first_used_at text,
     last_used_at text,
-    check (last_used_at is null or (first_used_at is not null and first_used_at <= last_used_at)),
     deleted_at text,
     deleted_by blob references portal_user (id),
+    check (last_used_at is null or (first_used_at is not null and first_used_at <= last_used_at)),
     check ((deleted_at is null) = (secret_hash is not null)),
     check (deleted_at is not null or deleted_by is null)
 ) strict;

@@ -67,7 +67,10 @@ pub enum ApplicationKind {
 
 impl ApplicationKind {
     /// Every kind, in display order.
-    pub const ALL: [ApplicationKind; 2] = [ApplicationKind::Partner, ApplicationKind::PartnerAlternative];
+    pub const ALL: [ApplicationKind; 2] = [
+        ApplicationKind::Partner,
+        ApplicationKind::PartnerAlternative,
+    ];
 
     /// `Partner` or `PartnerAlternative`, as in names and the database.
     pub fn as_str(self) -> &'static str {
@@ -226,7 +229,10 @@ impl ResourceId {
     /// # Errors
     /// [`UnknownResource`].
     pub fn parse(input: &str) -> Result<Self, UnknownResource> {
-        Self::ALL.into_iter().find(|r| r.as_str() == input).ok_or(UnknownResource)
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == input)
+            .ok_or(UnknownResource)
     }
 
     /// The API the resource belongs to.
@@ -278,7 +284,10 @@ impl ResourceId {
 
     /// The resources an application of this kind and API may hold, in display order.
     pub fn allowed(kind: ApplicationKind, api: Api) -> Vec<ResourceId> {
-        Self::ALL.into_iter().filter(|r| r.allowed_for(kind, api)).collect()
+        Self::ALL
+            .into_iter()
+            .filter(|r| r.allowed_for(kind, api))
+            .collect()
     }
 
     /// Checks a chosen set of resources against the kind and API; at least one is needed.
@@ -294,7 +303,11 @@ impl ResourceId {
             return Err(ApplicationRuleError::NoResource);
         }
         match resources.iter().find(|r| !r.allowed_for(kind, api)) {
-            Some(&resource) => Err(ApplicationRuleError::ResourceNotAllowed { kind, api, resource }),
+            Some(&resource) => Err(ApplicationRuleError::ResourceNotAllowed {
+                kind,
+                api,
+                resource,
+            }),
             None => Ok(()),
         }
     }
@@ -356,15 +369,24 @@ mod tests {
     use proptest::prelude::*;
 
     fn nl() -> (CountryCode, OrganisationCode) {
-        (CountryCode::parse("NL").unwrap(), OrganisationCode::parse("OrganisationName").unwrap())
+        (
+            CountryCode::parse("NL").unwrap(),
+            OrganisationCode::parse("OrganisationName").unwrap(),
+        )
     }
 
     #[test]
     fn names_follow_the_seed_guide() {
         let (cc, code) = nl();
         let name = |k, a| ApplicationName::derive(k, &cc, &code, a).map(|n| n.to_string());
-        assert_eq!(name(ApplicationKind::Partner, Api::Dm).unwrap(), "Partner-NL-OrganisationName-DM");
-        assert_eq!(name(ApplicationKind::Partner, Api::Smc).unwrap(), "Partner-NL-OrganisationName-SMC");
+        assert_eq!(
+            name(ApplicationKind::Partner, Api::Dm).unwrap(),
+            "Partner-NL-OrganisationName-DM"
+        );
+        assert_eq!(
+            name(ApplicationKind::Partner, Api::Smc).unwrap(),
+            "Partner-NL-OrganisationName-SMC"
+        );
         assert_eq!(
             name(ApplicationKind::PartnerAlternative, Api::Smc).unwrap(),
             "PartnerAlternative-NL-OrganisationName-SMC"
@@ -378,22 +400,40 @@ mod tests {
     #[test]
     fn resources_follow_api_and_kind() {
         use ResourceId::*;
-        assert_eq!(ResourceId::allowed(ApplicationKind::Partner, Api::Dm), vec![DataManagerProduction, DataManagerSandbox]);
+        assert_eq!(
+            ResourceId::allowed(ApplicationKind::Partner, Api::Dm),
+            vec![DataManagerProduction, DataManagerSandbox]
+        );
         assert_eq!(
             ResourceId::allowed(ApplicationKind::Partner, Api::Smc),
-            vec![SearchMatchProduction, SearchMatchSandbox, MatchConnectProduction, MatchConnectSandbox]
+            vec![
+                SearchMatchProduction,
+                SearchMatchSandbox,
+                MatchConnectProduction,
+                MatchConnectSandbox
+            ]
         );
-        assert_eq!(ResourceId::allowed(ApplicationKind::PartnerAlternative, Api::Smc), vec![MatchConnectSandbox]);
+        assert_eq!(
+            ResourceId::allowed(ApplicationKind::PartnerAlternative, Api::Smc),
+            vec![MatchConnectSandbox]
+        );
         assert!(ResourceId::allowed(ApplicationKind::PartnerAlternative, Api::Dm).is_empty());
         assert_eq!(
-            ResourceId::check_all(ApplicationKind::PartnerAlternative, Api::Smc, &[MatchConnectProduction]),
+            ResourceId::check_all(
+                ApplicationKind::PartnerAlternative,
+                Api::Smc,
+                &[MatchConnectProduction]
+            ),
             Err(ApplicationRuleError::ResourceNotAllowed {
                 kind: ApplicationKind::PartnerAlternative,
                 api: Api::Smc,
                 resource: MatchConnectProduction
             })
         );
-        assert_eq!(ResourceId::check_all(ApplicationKind::Partner, Api::Dm, &[]), Err(ApplicationRuleError::NoResource));
+        assert_eq!(
+            ResourceId::check_all(ApplicationKind::Partner, Api::Dm, &[]),
+            Err(ApplicationRuleError::NoResource)
+        );
     }
 
     #[test]
@@ -414,7 +454,10 @@ mod tests {
     }
 
     fn kinds() -> impl Strategy<Value = ApplicationKind> {
-        prop_oneof![Just(ApplicationKind::Partner), Just(ApplicationKind::PartnerAlternative)]
+        prop_oneof![
+            Just(ApplicationKind::Partner),
+            Just(ApplicationKind::PartnerAlternative)
+        ]
     }
     fn apis() -> impl Strategy<Value = Api> {
         prop_oneof![Just(Api::Dm), Just(Api::Smc)]

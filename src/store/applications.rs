@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::organisations::{ORGANISATION_COLUMNS, OrganisationRow};
 use super::{BeginWrite, Conflict, Store, StoreError, on_pool, unique_violation};
-use crate::domain::{Api, ApplicationKind, ApplicationName, ClientId, ResourceId};
 use crate::domain::organisation::OrganisationRef;
+use crate::domain::{Api, ApplicationKind, ApplicationName, ClientId, ResourceId};
 
 /// An OAuth 2.0 application registered by WMDA for one partner organisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +78,8 @@ fn application(r: ApplicationRow, resources: Vec<ResourceId>) -> Result<Applicat
     Ok(Application {
         id: r.id,
         organisation_id: r.organisation_id,
-        kind: ApplicationKind::parse(&r.kind).map_err(|_| StoreError::Corrupt("application.kind"))?,
+        kind: ApplicationKind::parse(&r.kind)
+            .map_err(|_| StoreError::Corrupt("application.kind"))?,
         api: Api::parse(&r.api).map_err(|_| StoreError::Corrupt("application.api"))?,
         name: r.name,
         client_id: ClientId::from_uuid(r.client_id),
@@ -95,7 +96,11 @@ impl Store {
     /// [`StoreError::Rule`] when kind, API and resources break the rules (nothing is stored);
     /// [`StoreError::NotFound`] for an unknown organisation; [`Conflict::ApplicationExists`] or
     /// [`Conflict::ClientIdTaken`].
-    pub async fn create_application(&self, new: &NewApplication, now: DateTime<Utc>) -> Result<Application, StoreError> {
+    pub async fn create_application(
+        &self,
+        new: &NewApplication,
+        now: DateTime<Utc>,
+    ) -> Result<Application, StoreError> {
         ResourceId::check_all(new.kind, new.api, &new.resources)?;
         let id = Uuid::new_v4();
         let mut resources = new.resources.clone();
@@ -104,8 +109,10 @@ impl Store {
         let sql_org = format!("select {ORGANISATION_COLUMNS} from organisation where id = $1");
         let name = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let org: Option<OrganisationRow> =
-                sqlx::query_as(&sql_org).bind(new.organisation_id).fetch_optional(&mut *tx).await?;
+            let org: Option<OrganisationRow> = sqlx::query_as(&sql_org)
+                .bind(new.organisation_id)
+                .fetch_optional(&mut *tx)
+                .await?;
             let org: crate::store::Organisation = org.ok_or(StoreError::NotFound)?.try_into()?;
             let OrganisationRef { country, code } = org.reference();
             let name = ApplicationName::derive(new.kind, &country, &code, new.api)?;
@@ -159,10 +166,18 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn list_applications_of_organisation(&self, organisation_id: Uuid) -> Result<Vec<Application>, StoreError> {
-        let sql = format!("select {APPLICATION_COLUMNS} from application where organisation_id = $1 order by name");
+    pub async fn list_applications_of_organisation(
+        &self,
+        organisation_id: Uuid,
+    ) -> Result<Vec<Application>, StoreError> {
+        let sql = format!(
+            "select {APPLICATION_COLUMNS} from application where organisation_id = $1 order by name"
+        );
         let (rows, held): (Vec<ApplicationRow>, Vec<HeldResourceRow>) = on_pool!(self, |pool| {
-            let rows = sqlx::query_as(&sql).bind(organisation_id).fetch_all(pool).await?;
+            let rows = sqlx::query_as(&sql)
+                .bind(organisation_id)
+                .fetch_all(pool)
+                .await?;
             let held = sqlx::query_as(
                 "select ar.application_id, ar.resource_id from application_resource ar
                  join application a on a.id = ar.application_id where a.organisation_id = $1",
@@ -174,7 +189,8 @@ impl Store {
         })?;
         let mut by_app: HashMap<Uuid, Vec<ResourceId>> = HashMap::new();
         for h in held {
-            let r = ResourceId::parse(&h.resource_id).map_err(|_| StoreError::Corrupt("application_resource.resource_id"))?;
+            let r = ResourceId::parse(&h.resource_id)
+                .map_err(|_| StoreError::Corrupt("application_resource.resource_id"))?;
             by_app.entry(h.application_id).or_default().push(r);
         }
         rows.into_iter()
@@ -191,12 +207,18 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn list_resources(&self) -> Result<Vec<Resource>, StoreError> {
-        let rows: Vec<(String, String)> =
-            on_pool!(self, |pool| sqlx::query_as("select id, audience from resource").fetch_all(pool).await)?;
+        let rows: Vec<(String, String)> = on_pool!(self, |pool| sqlx::query_as(
+            "select id, audience from resource"
+        )
+        .fetch_all(pool)
+        .await)?;
         let mut resources = rows
             .into_iter()
             .map(|(id, audience)| {
-                Ok(Resource { id: ResourceId::parse(&id).map_err(|_| StoreError::Corrupt("resource.id"))?, audience })
+                Ok(Resource {
+                    id: ResourceId::parse(&id).map_err(|_| StoreError::Corrupt("resource.id"))?,
+                    audience,
+                })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         resources.sort_by_key(|r| r.id);

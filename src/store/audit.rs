@@ -95,13 +95,14 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn recent_audit_events(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
-        Ok(on_pool!(self, |pool| sqlx::query_as(
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as(
             "select id, occurred_at, actor_user_id, actor_label, ip, action, organisation_id, target_type, target_id, details
              from audit_event order by id desc limit $1"
         )
         .bind(limit)
         .fetch_all(pool)
-        .await)?)
+        .await
+        })?)
     }
 }
-

@@ -127,7 +127,9 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => StoreError::Unavailable(e),
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                StoreError::Unavailable(e)
+            }
             other => StoreError::Database(other),
         }
     }
@@ -141,7 +143,10 @@ pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<String> {
     if !db.is_unique_violation() {
         return None;
     }
-    Some(db.constraint().map_or_else(|| db.message().to_owned(), str::to_owned))
+    Some(
+        db.constraint()
+            .map_or_else(|| db.message().to_owned(), str::to_owned),
+    )
 }
 
 /// Why the master key cannot be used with this database.
@@ -174,10 +179,12 @@ async fn first_connection<C: sqlx::Connection>(
             Ok(())
         }
         Ok(Err(e)) => Err(StoreError::Unavailable(e)),
-        Err(_) => Err(StoreError::Unavailable(sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no answer within {} s", settings.acquire_timeout.as_secs()),
-        )))),
+        Err(_) => Err(StoreError::Unavailable(sqlx::Error::Io(
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", settings.acquire_timeout.as_secs()),
+            ),
+        ))),
     }
 }
 
@@ -193,7 +200,10 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(3) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+        }
     }
 }
 
@@ -269,12 +279,18 @@ impl Store {
         result.map_err(|e| StoreError::Database(e.into()))
     }
 
-    /// Whether the database answers a trivial query.
+    /// Whether the database answers and holds the portal's schema (it reads the key-check row).
     ///
     /// # Errors
     /// [`StoreError`] when it does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query("select 1").execute(pool).await.map(|_| ()))?;
+        on_pool!(self, |pool| sqlx::query(
+            "select count(*) from setting where key = $1"
+        )
+        .bind(KEY_CHECK)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -286,16 +302,25 @@ impl Store {
     pub async fn verify_master_key(&self, key: &MasterKey) -> Result<(), KeyCheckError> {
         let fresh = key.key_check_value();
         let stored: Vec<u8> = on_pool!(self, |pool| {
-            sqlx::query("insert into setting (key, value) values ($1, $2) on conflict (key) do nothing")
+            sqlx::query(
+                "insert into setting (key, value) values ($1, $2) on conflict (key) do nothing",
+            )
+            .bind(KEY_CHECK)
+            .bind(&fresh)
+            .execute(pool)
+            .await
+            .map_err(StoreError::from)?;
+            sqlx::query_scalar("select value from setting where key = $1")
                 .bind(KEY_CHECK)
-                .bind(&fresh)
-                .execute(pool)
+                .fetch_one(pool)
                 .await
-                .map_err(StoreError::from)?;
-            sqlx::query_scalar("select value from setting where key = $1").bind(KEY_CHECK).fetch_one(pool).await
         })
         .map_err(StoreError::from)?;
-        if key.matches_key_check(&stored) { Ok(()) } else { Err(KeyCheckError::Mismatch) }
+        if key.matches_key_check(&stored) {
+            Ok(())
+        } else {
+            Err(KeyCheckError::Mismatch)
+        }
     }
 
     /// Whether the database holds no organisation and no user (a fresh database).

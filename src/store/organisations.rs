@@ -25,7 +25,10 @@ pub struct Organisation {
 impl Organisation {
     /// `<CC>-<code>`, e.g. `NL-DemoRegistry`.
     pub fn reference(&self) -> OrganisationRef {
-        OrganisationRef { country: self.country.clone(), code: self.code.clone() }
+        OrganisationRef {
+            country: self.country.clone(),
+            code: self.code.clone(),
+        }
     }
 }
 
@@ -44,8 +47,10 @@ impl TryFrom<OrganisationRow> for Organisation {
         Ok(Organisation {
             id: r.id,
             display_name: r.display_name,
-            country: CountryCode::parse(&r.country_code).map_err(|_| StoreError::Corrupt("organisation.country_code"))?,
-            code: OrganisationCode::parse(&r.code).map_err(|_| StoreError::Corrupt("organisation.code"))?,
+            country: CountryCode::parse(&r.country_code)
+                .map_err(|_| StoreError::Corrupt("organisation.country_code"))?,
+            code: OrganisationCode::parse(&r.code)
+                .map_err(|_| StoreError::Corrupt("organisation.code"))?,
             created_at: r.created_at,
         })
     }
@@ -72,7 +77,8 @@ impl Store {
             code: code.clone(),
             created_at: now,
         };
-        let inserted = on_pool!(self, |pool| sqlx::query(
+        let inserted = on_pool!(self, |pool| {
+            sqlx::query(
             "insert into organisation (id, display_name, country_code, code, created_at) values ($1, $2, $3, $4, $5)"
         )
         .bind(org.id)
@@ -82,7 +88,8 @@ impl Store {
         .bind(now)
         .execute(pool)
         .await
-        .map(|done| done.rows_affected()));
+        .map(|done| done.rows_affected())
+        });
         match inserted {
             Ok(_) => Ok(org),
             Err(e) if unique_violation(&e).is_some() => Err(Conflict::OrganisationExists.into()),
@@ -94,7 +101,10 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::NotFound`].
-    pub async fn find_organisation(&self, reference: &OrganisationRef) -> Result<Organisation, StoreError> {
+    pub async fn find_organisation(
+        &self,
+        reference: &OrganisationRef,
+    ) -> Result<Organisation, StoreError> {
         let sql = format!(
             "select {ORGANISATION_COLUMNS} from organisation where country_code = $1 and lower(code) = lower($2)"
         );
@@ -111,8 +121,11 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn list_organisations(&self) -> Result<Vec<Organisation>, StoreError> {
-        let sql = format!("select {ORGANISATION_COLUMNS} from organisation order by country_code, lower(code)");
-        let rows: Vec<OrganisationRow> = on_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
+        let sql = format!(
+            "select {ORGANISATION_COLUMNS} from organisation order by country_code, lower(code)"
+        );
+        let rows: Vec<OrganisationRow> =
+            on_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 }

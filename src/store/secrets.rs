@@ -95,7 +95,8 @@ impl Store {
     /// schema refuses it (a hash already stored, a name or hint of the wrong shape).
     pub async fn seed_client_secret(&self, seed: &SeedSecret) -> Result<Uuid, StoreError> {
         let id = Uuid::new_v4();
-        let inserted = on_pool!(self, |pool| sqlx::query(
+        let inserted = on_pool!(self, |pool| {
+            sqlx::query(
             "insert into client_secret (id, application_id, name, hint, secret_hash, expires_on, expires_at, created_by, created_at)
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         )
@@ -110,10 +111,16 @@ impl Store {
         .bind(seed.created_at)
         .execute(pool)
         .await
-        .map(|done| done.rows_affected()));
+        .map(|done| done.rows_affected())
+        });
         match inserted {
             Ok(_) => Ok(id),
-            Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => Err(StoreError::NotFound),
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_foreign_key_violation()) =>
+            {
+                Err(StoreError::NotFound)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -122,15 +129,21 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn list_client_secrets(&self, application_id: Uuid) -> Result<Vec<ClientSecret>, StoreError> {
-        let rows: Vec<SecretRow> = on_pool!(self, |pool| sqlx::query_as(
+    pub async fn list_client_secrets(
+        &self,
+        application_id: Uuid,
+    ) -> Result<Vec<ClientSecret>, StoreError> {
+        let rows: Vec<SecretRow> =
+            on_pool!(self, |pool| {
+                sqlx::query_as(
             "select id, application_id, name, hint, expires_on, expires_at, created_by, created_at,
                     first_used_at, last_used_at, deleted_at
              from client_secret where application_id = $1 order by created_at desc, id"
         )
         .bind(application_id)
         .fetch_all(pool)
-        .await)?;
+        .await
+            })?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 }

@@ -23,7 +23,11 @@ impl DatabaseUrl {
     /// [`UnsupportedDatabaseUrl`], naming the URL with its password redacted.
     pub fn parse(text: &str) -> Result<Self, UnsupportedDatabaseUrl> {
         let url = Self(SecretString::from(text.trim()));
-        if url.is_postgres() || url.is_sqlite() { Ok(url) } else { Err(UnsupportedDatabaseUrl(url.redacted())) }
+        if url.is_postgres() || url.is_sqlite() {
+            Ok(url)
+        } else {
+            Err(UnsupportedDatabaseUrl(url.redacted()))
+        }
     }
 
     /// A SQLite database file at `path`.
@@ -55,7 +59,9 @@ impl DatabaseUrl {
 }
 
 fn redact(s: &str) -> String {
-    let Some((scheme, rest)) = s.split_once("://") else { return s.to_owned() };
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return s.to_owned();
+    };
     // The user information ends at the last '@': a password that was not percent-encoded may
     // itself contain '@', '/' or '?'.
     let rest = match rest.rfind('@') {
@@ -69,7 +75,9 @@ fn redact(s: &str) -> String {
 }
 
 fn redact_query_password(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else { return tail.to_owned() };
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
     let query: Vec<String> = query
         .split('&')
         .map(|kv| match kv.split_once('=') {
@@ -100,10 +108,19 @@ mod tests {
     #[test]
     fn passwords_are_redacted() {
         let cases = [
-            ("postgres://portal:hunter2@db:5432/portal", "postgres://portal:***@db:5432/portal"),
+            (
+                "postgres://portal:hunter2@db:5432/portal",
+                "postgres://portal:***@db:5432/portal",
+            ),
             ("postgres://portal@db/portal", "postgres://portal@db/portal"),
-            ("postgres://db/portal?user=p&password=hunter2", "postgres://db/portal?user=p&password=***"),
-            ("postgresql://u:p/w?d@db/portal", "postgresql://u:***@db/portal"),
+            (
+                "postgres://db/portal?user=p&password=hunter2",
+                "postgres://db/portal?user=p&password=***",
+            ),
+            (
+                "postgresql://u:p/w?d@db/portal",
+                "postgresql://u:***@db/portal",
+            ),
             ("postgres://u:pa@ss@db/x", "postgres://u:***@db/x"),
             ("sqlite://data/portal.db", "sqlite://data/portal.db"),
             ("sqlite:portal.db", "sqlite:portal.db"),

@@ -59,9 +59,12 @@ impl TryFrom<UserRow> for User {
     fn try_from(r: UserRow) -> Result<Self, StoreError> {
         Ok(User {
             id: r.id,
-            email: EmailAddress::parse(&r.email).map_err(|_| StoreError::Corrupt("portal_user.email"))?,
+            email: EmailAddress::parse(&r.email)
+                .map_err(|_| StoreError::Corrupt("portal_user.email"))?,
             display_name: r.display_name,
-            role: r.organisation_id.map_or(UserRole::WmdaAdmin, UserRole::Member),
+            role: r
+                .organisation_id
+                .map_or(UserRole::WmdaAdmin, UserRole::Member),
             disabled_at: r.disabled_at,
             created_at: r.created_at,
         })
@@ -79,7 +82,8 @@ impl Store {
             UserRole::WmdaAdmin => None,
             UserRole::Member(org) => Some(org),
         };
-        let inserted = on_pool!(self, |pool| sqlx::query(
+        let inserted = on_pool!(self, |pool| {
+            sqlx::query(
             "insert into portal_user (id, email, display_name, organisation_id, is_wmda_admin, created_at)
              values ($1, $2, $3, $4, $5, $6)"
         )
@@ -91,7 +95,8 @@ impl Store {
         .bind(now)
         .execute(pool)
         .await
-        .map(|done| done.rows_affected()));
+        .map(|done| done.rows_affected())
+        });
         match inserted {
             Ok(_) => Ok(User {
                 id,
@@ -102,7 +107,12 @@ impl Store {
                 created_at: now,
             }),
             Err(e) if unique_violation(&e).is_some() => Err(Conflict::EmailTaken.into()),
-            Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => Err(StoreError::NotFound),
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_foreign_key_violation()) =>
+            {
+                Err(StoreError::NotFound)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -112,12 +122,14 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`].
     pub async fn find_user_by_email(&self, email: &EmailAddress) -> Result<User, StoreError> {
-        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(
+        let row: Option<UserRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "select id, email, display_name, organisation_id, disabled_at, created_at from portal_user where email = $1"
         )
         .bind(email.as_str())
         .fetch_optional(pool)
-        .await)?;
+        .await
+        })?;
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
@@ -134,7 +146,8 @@ impl Store {
         granted_by: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let affected = on_pool!(self, |pool| async {
+        let affected = on_pool!(self, |pool| {
+            async {
             // Insert only when both exist and share the organisation; the composite foreign keys
             // hold the same rule as a backstop.
             let done = sqlx::query(
@@ -165,7 +178,8 @@ impl Store {
             .await?;
             Ok(if grants == 1 { 1 } else if users == 1 && apps == 1 { -1 } else { 0 })
         }
-        .await)?;
+        .await
+        })?;
         match affected {
             1 => Ok(()),
             -1 => Err(Conflict::GrantOutsideOrganisation.into()),
@@ -177,15 +191,21 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn list_credential_managers(&self, application_id: Uuid) -> Result<Vec<User>, StoreError> {
-        let rows: Vec<UserRow> = on_pool!(self, |pool| sqlx::query_as(
+    pub async fn list_credential_managers(
+        &self,
+        application_id: Uuid,
+    ) -> Result<Vec<User>, StoreError> {
+        let rows: Vec<UserRow> =
+            on_pool!(self, |pool| {
+                sqlx::query_as(
             "select u.id, u.email, u.display_name, u.organisation_id, u.disabled_at, u.created_at
              from credential_manager_grant g join portal_user u on u.id = g.user_id
              where g.application_id = $1 order by u.display_name, u.email"
         )
         .bind(application_id)
         .fetch_all(pool)
-        .await)?;
+        .await
+            })?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 }

@@ -35,7 +35,12 @@ pub struct AppState {
 impl AppState {
     /// Bundles the parts.
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Arc<Config>) -> Self {
-        Self { store, clock, config, metrics: crate::telemetry::metrics_handle() }
+        Self {
+            store,
+            clock,
+            config,
+            metrics: crate::telemetry::metrics_handle(),
+        }
     }
 }
 
@@ -62,14 +67,22 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
-        .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(
+            X_REQUEST_ID.clone(),
+            MakeRequestUuid,
+        ))
 }
 
 /// The router of the separate metrics address (`PORTAL_METRICS_BIND`).
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new().route("/metrics", get(observability::metrics)).with_state(state)
+    Router::new()
+        .route("/metrics", get(observability::metrics))
+        .with_state(state)
 }
 
 async fn not_found() -> (StatusCode, &'static str) {

@@ -1,0 +1,229 @@
+//! Test support: a fresh database per test (SQLite by default, Postgres when
+//! `TEST_DATABASE_URL` is set) and the real application on port 0.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use secret_portal::config::{BaseUrl, Config, LogFormat};
+use secret_portal::domain::{Clock, ManualClock, MasterKey};
+use secret_portal::startup::Application;
+use secret_portal::store::{DatabaseUrl, PoolSettings, Store};
+use sqlx::Connection as _;
+
+/// Names the Postgres server tests create their databases on, e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`. Unset: every test uses its own SQLite file.
+pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
+
+/// A database of its own for one test; dropped (Postgres) or deleted (SQLite) afterwards.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    admin_url: Option<String>,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        match std::env::var(TEST_DATABASE_URL)
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            Some(admin_url) => {
+                let name = format!("sp_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .expect("connect to TEST_DATABASE_URL");
+                sqlx::query(&format!("create database {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                let _ = conn.close().await;
+                let url = replace_database(&admin_url, &name);
+                TestDb {
+                    url: DatabaseUrl::parse(&url).unwrap(),
+                    admin_url: Some(admin_url),
+                    name,
+                    _dir: None,
+                }
+            }
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = DatabaseUrl::sqlite_file(&dir.path().join("portal.db"));
+                TestDb {
+                    url,
+                    admin_url: None,
+                    name: String::new(),
+                    _dir: Some(dir),
+                }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.admin_url.is_some()
+    }
+
+    /// Drops the Postgres database while clients are connected (`WITH (FORCE)`).
+    pub async fn drop_now(&self) {
+        if let Some(admin) = &self.admin_url {
+            let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+            sqlx::query(&format!(
+                "drop database if exists {} with (force)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(admin) = self.admin_url.clone() {
+            let name = self.name.clone();
+            // Drop runs outside any runtime guarantee: use a thread with its own runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let _ =
+                            sqlx::query(&format!("drop database if exists {name} with (force)"))
+                                .execute(&mut conn)
+                                .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Replaces the database name (the path) of a Postgres URL.
+pub fn replace_database(url: &str, db: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("TEST_DATABASE_URL is a URL");
+    parsed.set_path(&format!("/{db}"));
+    parsed.to_string()
+}
+
+/// 2026-11-29 12:00 UTC: the tests' "now" unless they move the clock.
+pub fn test_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap()
+}
+
+/// A connected, migrated store on a fresh database.
+pub async fn test_store() -> (Store, TestDb) {
+    let db = TestDb::new().await;
+    let store = Store::connect(&db.url, PoolSettings::default())
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    (store, db)
+}
+
+pub fn test_config(db: &TestDb) -> Config {
+    Config {
+        database_url: db.url.clone(),
+        pool: PoolSettings {
+            max_connections: 8,
+            acquire_timeout: std::time::Duration::from_secs(2),
+        },
+        bind: "127.0.0.1:0".parse().unwrap(),
+        base_url: BaseUrl::parse("http://127.0.0.1:8080").unwrap(),
+        master_key: MasterKey::generate(),
+        metrics_bind: None,
+        log_format: LogFormat::Text,
+        data_dir: std::env::temp_dir(),
+    }
+}
+
+/// The application, serving on a free port until the test ends.
+pub struct TestApp {
+    pub address: String,
+    pub store: Store,
+    pub clock: ManualClock,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let db = TestDb::new().await;
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    pub async fn spawn_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
+        secret_portal::telemetry::init_logging(LogFormat::Text);
+        let mut config = test_config(&db);
+        adjust(&mut config);
+        let clock = ManualClock::new(test_now());
+        let app = Application::build(config, Arc::new(clock.clone()) as Arc<dyn Clock>)
+            .await
+            .expect("build");
+        let address = format!("http://{}", app.local_addr().unwrap());
+        let store = app.store().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        TestApp {
+            address,
+            store,
+            clock,
+            client,
+            db,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Signals shutdown and waits for the server to stop.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(handle) => handle.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs one SQL statement with binds on whichever backend the store holds, for tests that probe
+/// the schema's own constraints. Yields `Result<u64 rows, sqlx::Error>`.
+#[macro_export]
+macro_rules! raw_sql {
+    ($store:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        match $store.backend() {
+            secret_portal::store::Backend::Postgres(pool) => {
+                sqlx::query($sql)$(.bind($bind))*.execute(pool).await.map(|r| r.rows_affected())
+            }
+            secret_portal::store::Backend::Sqlite(pool) => {
+                sqlx::query($sql)$(.bind($bind))*.execute(pool).await.map(|r| r.rows_affected())
+            }
+        }
+    };
+}

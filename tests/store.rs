@@ -1,0 +1,606 @@
+//! Every store method, on the backend the run is configured for: SQLite by default, Postgres when
+//! TEST_DATABASE_URL is set (`.ci/run` runs both). A fresh database per test.
+
+mod common;
+
+use chrono::{Duration, NaiveDate};
+use common::{test_now, test_store};
+use secret_portal::domain::organisation::OrganisationDisplayName;
+use secret_portal::domain::{
+    Api, ApplicationKind, ClientId, CountryCode, EmailAddress, MasterKey, OrganisationCode,
+    OrganisationRef, PlainSecret, ResourceId,
+};
+use secret_portal::store::{
+    Conflict, KeyCheckError, NewApplication, NewAuditEvent, NewUser, Organisation, SeedSecret,
+    Store, StoreError, UserRole,
+};
+
+async fn org(store: &Store, cc: &str, code: &str) -> Organisation {
+    store
+        .create_organisation(
+            &OrganisationDisplayName::parse(&format!("{code} registry")).unwrap(),
+            &CountryCode::parse(cc).unwrap(),
+            &OrganisationCode::parse(code).unwrap(),
+            test_now(),
+        )
+        .await
+        .unwrap()
+}
+
+fn new_app(
+    org: &Organisation,
+    kind: ApplicationKind,
+    api: Api,
+    resources: Vec<ResourceId>,
+) -> NewApplication {
+    NewApplication {
+        organisation_id: org.id,
+        kind,
+        api,
+        client_id: ClientId::generate(),
+        resources,
+    }
+}
+
+async fn user(store: &Store, email: &str, role: UserRole) -> secret_portal::store::User {
+    let new = NewUser {
+        email: EmailAddress::parse(email).unwrap(),
+        display_name: email.into(),
+        role,
+    };
+    store.create_user(&new, test_now()).await.unwrap()
+}
+
+fn seed(application_id: uuid::Uuid, expires_on: NaiveDate) -> (PlainSecret, SeedSecret) {
+    let value = PlainSecret::generate();
+    let seed = SeedSecret {
+        application_id,
+        name: "Build server".into(),
+        hint: value.hint(),
+        hash: value.hash(),
+        expires_on,
+        created_by: None,
+        created_at: test_now() - Duration::days(400),
+    };
+    (value, seed)
+}
+
+#[tokio::test]
+async fn migrations_apply_twice_without_harm() {
+    let (store, _db) = test_store().await;
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+    assert!(store.is_empty().await.unwrap());
+}
+
+#[tokio::test]
+async fn the_master_key_is_checked_against_the_database() {
+    let (store, _db) = test_store().await;
+    let key = MasterKey::generate();
+    store.verify_master_key(&key).await.unwrap();
+    store.verify_master_key(&key).await.unwrap();
+    let other = MasterKey::generate();
+    assert!(matches!(
+        store.verify_master_key(&other).await,
+        Err(KeyCheckError::Mismatch)
+    ));
+}
+
+#[tokio::test]
+async fn organisation_codes_are_unique_per_country_ignoring_case() {
+    let (store, _db) = test_store().await;
+    let demo = org(&store, "NL", "DemoRegistry").await;
+    assert!(!store.is_empty().await.unwrap());
+    let again = store
+        .create_organisation(
+            &OrganisationDisplayName::parse("Other").unwrap(),
+            &CountryCode::parse("NL").unwrap(),
+            &OrganisationCode::parse("demoregistry").unwrap(),
+            test_now(),
+        )
+        .await;
+    assert!(matches!(
+        again,
+        Err(StoreError::Conflict(Conflict::OrganisationExists))
+    ));
+    // The same code in another country is another organisation.
+    org(&store, "DE", "DemoRegistry").await;
+    let found = store
+        .find_organisation(&OrganisationRef::parse("NL-demoREGISTRY").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(found, demo);
+    assert!(matches!(
+        store
+            .find_organisation(&OrganisationRef::parse("BE-DemoRegistry").unwrap())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let all: Vec<String> = store
+        .list_organisations()
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.reference().to_string())
+        .collect();
+    assert_eq!(all, vec!["DE-DemoRegistry", "NL-DemoRegistry"]);
+}
+
+#[tokio::test]
+async fn an_organisation_code_never_changes() {
+    let (store, _db) = test_store().await;
+    let o = org(&store, "NL", "DemoRegistry").await;
+    let changed = raw_sql!(
+        store,
+        "update organisation set code = 'Other' where id = $1",
+        o.id
+    );
+    assert!(changed.is_err(), "the schema lets the code change");
+    let renamed = raw_sql!(
+        store,
+        "update organisation set display_name = 'Renamed' where id = $1",
+        o.id
+    );
+    assert_eq!(renamed.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn applications_get_derived_names_and_checked_resources() {
+    let (store, _db) = test_store().await;
+    let o = org(&store, "NL", "DemoRegistry").await;
+    use ResourceId::*;
+    let dm = store
+        .create_application(
+            &new_app(
+                &o,
+                ApplicationKind::Partner,
+                Api::Dm,
+                vec![DataManagerSandbox, DataManagerProduction],
+            ),
+            test_now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dm.name, "Partner-NL-DemoRegistry-DM");
+    assert_eq!(
+        dm.resources,
+        vec![DataManagerProduction, DataManagerSandbox]
+    );
+    let alt = store
+        .create_application(
+            &new_app(
+                &o,
+                ApplicationKind::PartnerAlternative,
+                Api::Smc,
+                vec![MatchConnectSandbox],
+            ),
+            test_now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(alt.name, "PartnerAlternative-NL-DemoRegistry-SMC");
+
+    // At most one per organisation, kind and API.
+    let dup = store
+        .create_application(
+            &new_app(
+                &o,
+                ApplicationKind::Partner,
+                Api::Dm,
+                vec![DataManagerSandbox],
+            ),
+            test_now(),
+        )
+        .await;
+    assert!(matches!(
+        dup,
+        Err(StoreError::Conflict(Conflict::ApplicationExists))
+    ));
+    // A client ID belongs to one application.
+    let mut same_id = new_app(
+        &o,
+        ApplicationKind::Partner,
+        Api::Smc,
+        vec![SearchMatchSandbox],
+    );
+    same_id.client_id = dm.client_id;
+    assert!(matches!(
+        store.create_application(&same_id, test_now()).await,
+        Err(StoreError::Conflict(Conflict::ClientIdTaken))
+    ));
+    // Resources must fit kind and API.
+    let wrong = store
+        .create_application(
+            &new_app(
+                &o,
+                ApplicationKind::Partner,
+                Api::Smc,
+                vec![DataManagerSandbox],
+            ),
+            test_now(),
+        )
+        .await;
+    assert!(matches!(wrong, Err(StoreError::Rule(_))));
+    let unknown_org = NewApplication {
+        organisation_id: uuid::Uuid::new_v4(),
+        ..new_app(
+            &o,
+            ApplicationKind::Partner,
+            Api::Smc,
+            vec![SearchMatchSandbox],
+        )
+    };
+    assert!(matches!(
+        store.create_application(&unknown_org, test_now()).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let listed = store.list_applications_of_organisation(o.id).await.unwrap();
+    assert_eq!(listed, vec![dm.clone(), alt]);
+}
+
+#[tokio::test]
+async fn the_schema_holds_the_resource_rules() {
+    let (store, _db) = test_store().await;
+    let o = org(&store, "NL", "DemoRegistry").await;
+    let dm = store
+        .create_application(
+            &new_app(
+                &o,
+                ApplicationKind::Partner,
+                Api::Dm,
+                vec![ResourceId::DataManagerSandbox],
+            ),
+            test_now(),
+        )
+        .await
+        .unwrap();
+    let alt = store
+        .create_application(
+            &new_app(
+                &o,
+                ApplicationKind::PartnerAlternative,
+                Api::Smc,
+                vec![ResourceId::MatchConnectSandbox],
+            ),
+            test_now(),
+        )
+        .await
+        .unwrap();
+    let insert = "insert into application_resource (application_id, kind, api, resource_id) values ($1, $2, $3, $4)";
+    assert!(
+        raw_sql!(
+            store,
+            insert,
+            dm.id,
+            "Partner",
+            "DM",
+            "search-match-sandbox"
+        )
+        .is_err()
+    );
+    assert!(
+        raw_sql!(
+            store,
+            insert,
+            dm.id,
+            "Partner",
+            "SMC",
+            "search-match-sandbox"
+        )
+        .is_err()
+    );
+    assert!(
+        raw_sql!(
+            store,
+            insert,
+            alt.id,
+            "PartnerAlternative",
+            "SMC",
+            "match-connect-production"
+        )
+        .is_err()
+    );
+    // Audiences: unique, never a resource id.
+    assert!(raw_sql!(store, "update resource set audience = 'data-manager-sandbox' where id = 'data-manager-production'").is_err());
+    assert!(raw_sql!(store, "update resource set audience = 'api://wmda/data-manager-sandbox' where id = 'data-manager-production'").is_err());
+    // A PartnerAlternative application of the DM API cannot exist.
+    let bad_app = raw_sql!(
+        store,
+        "insert into application (id, organisation_id, kind, api, name, client_id, created_at) values ($1, $2, 'PartnerAlternative', 'DM', 'PartnerAlternative-NL-DemoRegistry-DM', $3, $4)",
+        uuid::Uuid::new_v4(),
+        o.id,
+        uuid::Uuid::new_v4(),
+        test_now()
+    );
+    assert!(bad_app.is_err());
+    // Name and client ID never change.
+    assert!(
+        raw_sql!(
+            store,
+            "update application set client_id = $1 where id = $2",
+            uuid::Uuid::new_v4(),
+            dm.id
+        )
+        .is_err()
+    );
+}
+
+#[tokio::test]
+async fn resources_start_with_their_default_audiences() {
+    let (store, _db) = test_store().await;
+    let resources = store.list_resources().await.unwrap();
+    assert_eq!(resources.len(), 6);
+    for r in resources {
+        assert_eq!(r.audience, r.id.default_audience());
+    }
+}
+
+#[tokio::test]
+async fn users_are_unique_by_normalised_email() {
+    let (store, _db) = test_store().await;
+    let o = org(&store, "NL", "DemoRegistry").await;
+    let jane = user(&store, " Jane@Example.org", UserRole::Member(o.id)).await;
+    assert_eq!(jane.email.as_str(), "jane@example.org");
+    let again = NewUser {
+        email: EmailAddress::parse("JANE@example.ORG").unwrap(),
+        display_name: "x".into(),
+        role: UserRole::WmdaAdmin,
+    };
+    assert!(matches!(
+        store.create_user(&again, test_now()).await,
+        Err(StoreError::Conflict(Conflict::EmailTaken))
+    ));
+    let admin = user(&store, "admin@wmda.info", UserRole::WmdaAdmin).await;
+    assert_eq!(store.find_user_by_email(&admin.email).await.unwrap(), admin);
+    let nowhere = NewUser {
+        email: EmailAddress::parse("x@y.org").unwrap(),
+        display_name: "x".into(),
+        role: UserRole::Member(uuid::Uuid::new_v4()),
+    };
+    assert!(matches!(
+        store.create_user(&nowhere, test_now()).await,
+        Err(StoreError::NotFound)
+    ));
+    // The database refuses an email that was not normalised (trimmed) and a WMDA admin with an organisation.
+    let insert = "insert into portal_user (id, email, display_name, organisation_id, is_wmda_admin, created_at) values ($1, $2, 'x', $3, $4, $5)";
+    assert!(
+        raw_sql!(
+            store,
+            insert,
+            uuid::Uuid::new_v4(),
+            " a@b.org",
+            None::<uuid::Uuid>,
+            true,
+            test_now()
+        )
+        .is_err()
+    );
+    assert!(
+        raw_sql!(
+            store,
+            insert,
+            uuid::Uuid::new_v4(),
+            "a@b.org",
+            Some(o.id),
+            true,
+            test_now()
+        )
+        .is_err()
+    );
+}
+
+#[tokio::test]
+async fn credential_manager_grants_stay_inside_the_organisation() {
+    let (store, _db) = test_store().await;
+    let nl = org(&store, "NL", "DemoRegistry").await;
+    let de = org(&store, "DE", "Other").await;
+    let app = store
+        .create_application(
+            &new_app(
+                &nl,
+                ApplicationKind::Partner,
+                Api::Dm,
+                vec![ResourceId::DataManagerSandbox],
+            ),
+            test_now(),
+        )
+        .await
+        .unwrap();
+    let jane = user(&store, "jane@demo.nl", UserRole::Member(nl.id)).await;
+    let hans = user(&store, "hans@other.de", UserRole::Member(de.id)).await;
+    let admin = user(&store, "admin@wmda.info", UserRole::WmdaAdmin).await;
+
+    store
+        .grant_credential_manager(jane.id, app.id, Some(admin.id), test_now())
+        .await
+        .unwrap();
+    store
+        .grant_credential_manager(jane.id, app.id, Some(admin.id), test_now())
+        .await
+        .unwrap();
+    for outsider in [hans.id, admin.id] {
+        assert!(matches!(
+            store
+                .grant_credential_manager(outsider, app.id, None, test_now())
+                .await,
+            Err(StoreError::Conflict(Conflict::GrantOutsideOrganisation))
+        ));
+    }
+    assert!(matches!(
+        store
+            .grant_credential_manager(uuid::Uuid::new_v4(), app.id, None, test_now())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let managers = store.list_credential_managers(app.id).await.unwrap();
+    assert_eq!(
+        managers.iter().map(|u| u.id).collect::<Vec<_>>(),
+        vec![jane.id]
+    );
+    // The composite foreign keys refuse a grant that claims the wrong organisation.
+    let forged = raw_sql!(
+        store,
+        "insert into credential_manager_grant (user_id, application_id, organisation_id, granted_at) values ($1, $2, $3, $4)",
+        hans.id,
+        app.id,
+        nl.id,
+        test_now()
+    );
+    assert!(forged.is_err());
+}
+
+#[tokio::test]
+async fn seeded_secrets_accept_past_dates_and_keep_their_invariants() {
+    let (store, _db) = test_store().await;
+    let o = org(&store, "NL", "DemoRegistry").await;
+    let app = store
+        .create_application(
+            &new_app(
+                &o,
+                ApplicationKind::Partner,
+                Api::Dm,
+                vec![ResourceId::DataManagerSandbox],
+            ),
+            test_now(),
+        )
+        .await
+        .unwrap();
+    let expired_on = test_now().date_naive() - Duration::days(12);
+    let (value, s) = seed(app.id, expired_on);
+    let id = store.seed_client_secret(&s).await.unwrap();
+    let listed = store.list_client_secrets(app.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let secret = &listed[0];
+    assert_eq!(
+        (secret.id, secret.hint.as_str(), secret.expires_on),
+        (id, &value.expose()[..3], expired_on)
+    );
+    assert_eq!(
+        secret.expires_at,
+        (expired_on + Duration::days(1))
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+    );
+    assert_eq!(secret.created_at, test_now() - Duration::days(400));
+    assert_eq!(secret.created_by, None);
+    // The same hash twice is refused; so is an unknown application.
+    assert!(store.seed_client_secret(&s).await.is_err());
+    let (_, mut orphan) = seed(app.id, expired_on);
+    orphan.application_id = uuid::Uuid::new_v4();
+    assert!(matches!(
+        store.seed_client_secret(&orphan).await,
+        Err(StoreError::NotFound)
+    ));
+    // A tombstone wipes the hash; one without the other is refused.
+    assert!(
+        raw_sql!(
+            store,
+            "update client_secret set deleted_at = $1 where id = $2",
+            test_now(),
+            id
+        )
+        .is_err()
+    );
+    assert_eq!(
+        raw_sql!(
+            store,
+            "update client_secret set deleted_at = $1, secret_hash = null where id = $2",
+            test_now(),
+            id
+        )
+        .unwrap(),
+        1
+    );
+    // expires_at is always D+1 00:00 UTC.
+    assert!(
+        raw_sql!(
+            store,
+            "update client_secret set expires_at = $1 where id = $2",
+            test_now(),
+            id
+        )
+        .is_err()
+    );
+}
+
+#[tokio::test]
+async fn audit_events_are_append_only() {
+    let (store, _db) = test_store().await;
+    let event = NewAuditEvent {
+        occurred_at: test_now(),
+        actor_user_id: None,
+        actor_label: "cli".into(),
+        ip: Some("127.0.0.1".into()),
+        action: "organisation.created",
+        organisation_id: None,
+        target_type: Some("organisation"),
+        target_id: Some("NL-DemoRegistry".into()),
+        details: serde_json::json!({ "display_name": "Demo" }),
+    };
+    store.record_audit_event(&event).await.unwrap();
+    let events = store.recent_audit_events(10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "organisation.created");
+    assert_eq!(events[0].occurred_at, test_now());
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&events[0].details).unwrap()["display_name"],
+        "Demo"
+    );
+    assert!(raw_sql!(store, "update audit_event set action = 'x'").is_err());
+    assert!(raw_sql!(store, "delete from audit_event").is_err());
+}
+
+#[tokio::test]
+async fn demo_data_loads_once_and_only_into_an_empty_database() {
+    use secret_portal::demo::{DemoError, DemoOutcome, load};
+    let (store, _db) = test_store().await;
+    let outcome = load(&store, test_now()).await.unwrap();
+    assert_eq!(
+        outcome,
+        DemoOutcome::Loaded {
+            applications: vec![
+                "Partner-NL-DemoRegistry-DM".into(),
+                "Partner-NL-DemoRegistry-SMC".into(),
+                "PartnerAlternative-NL-DemoRegistry-SMC".into()
+            ]
+        }
+    );
+    assert_eq!(
+        load(&store, test_now()).await.unwrap(),
+        DemoOutcome::AlreadyPresent
+    );
+    let o = store
+        .find_organisation(&OrganisationRef::parse("NL-DemoRegistry").unwrap())
+        .await
+        .unwrap();
+    let apps = store.list_applications_of_organisation(o.id).await.unwrap();
+    let today = test_now().date_naive();
+    let mut summary = Vec::new();
+    for app in &apps {
+        let secrets = store.list_client_secrets(app.id).await.unwrap();
+        let unexpired = secrets.iter().filter(|s| s.expires_on >= today).count();
+        summary.push((
+            app.name.clone(),
+            app.resources.len(),
+            unexpired,
+            secrets.len() - unexpired,
+        ));
+    }
+    assert_eq!(
+        summary,
+        vec![
+            ("Partner-NL-DemoRegistry-DM".into(), 2, 0, 0),
+            ("Partner-NL-DemoRegistry-SMC".into(), 4, 2, 1),
+            ("PartnerAlternative-NL-DemoRegistry-SMC".into(), 1, 1, 0)
+        ]
+    );
+
+    let (other, _db2) = test_store().await;
+    org(&other, "DE", "Other").await;
+    assert!(matches!(
+        load(&other, test_now()).await,
+        Err(DemoError::NotEmpty)
+    ));
+}
