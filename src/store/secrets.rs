@@ -133,9 +133,8 @@ impl Store {
         &self,
         application_id: Uuid,
     ) -> Result<Vec<ClientSecret>, StoreError> {
-        let rows: Vec<SecretRow> =
-            on_pool!(self, |pool| {
-                sqlx::query_as(
+        let rows: Vec<SecretRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "select id, application_id, name, hint, expires_on, expires_at, created_by, created_at,
                     first_used_at, last_used_at, deleted_at
              from client_secret where application_id = $1 order by created_at desc, id"
@@ -143,7 +142,7 @@ impl Store {
         .bind(application_id)
         .fetch_all(pool)
         .await
-            })?;
+        })?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 }

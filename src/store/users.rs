@@ -195,9 +195,8 @@ impl Store {
         &self,
         application_id: Uuid,
     ) -> Result<Vec<User>, StoreError> {
-        let rows: Vec<UserRow> =
-            on_pool!(self, |pool| {
-                sqlx::query_as(
+        let rows: Vec<UserRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "select u.id, u.email, u.display_name, u.organisation_id, u.disabled_at, u.created_at
              from credential_manager_grant g join portal_user u on u.id = g.user_id
              where g.application_id = $1 order by u.display_name, u.email"
@@ -205,7 +204,7 @@ impl Store {
         .bind(application_id)
         .fetch_all(pool)
         .await
-            })?;
+        })?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 }
