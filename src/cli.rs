@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::config::{Cli, Command, Config, ServeArgs, StartupNotice};
+use crate::auth::invitation::invite_user;
+use crate::config::{AdminCommand, Cli, Command, Config, InviteArgs, ServeArgs, StartupNotice};
 use crate::demo::{self, DemoOutcome};
-use crate::domain::{Clock, SystemClock};
+use crate::domain::{Clock, EmailAddress, OrganisationRef, SystemClock};
 use crate::startup::{self, Application};
+use crate::store::{Actor, NewUser, Store, StoreError, UserRole};
 
 /// The folder of the embedded default (`./data`, relative to the working directory).
 pub const DATA_DIR: &str = "data";
@@ -36,32 +38,96 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(database = %config.database_url, "migrations applied");
             Ok(())
         }
+        Command::Admin(AdminCommand::Invite(args)) => admin_invite(config, clock, args).await,
     }
 }
 
 async fn serve(config: Config, clock: Arc<dyn Clock>, args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = startup::shutdown_signal().context("cannot install the signal handlers")?;
-    let base_url = config.base_url.as_str().to_owned();
+    let base_url = config.base_url.clone();
     let database = config.database_url.to_string();
+    let admin_email = config.admin_email.clone();
     let app = Application::build(config, clock.clone()).await?;
+    let store = app.store().clone();
     if args.demo {
-        match demo::load(app.store(), clock.now())
-            .await
-            .context("cannot load the demo data")?
-        {
-            DemoOutcome::Loaded { applications } => {
+        match demo::load(&store, &base_url, clock.now()).await.context("cannot load the demo data")? {
+            DemoOutcome::Loaded { applications, users } => {
                 tracing::info!(applications = ?applications, "demo data loaded");
+                // The one place the demo users' links appear: the operator's terminal.
+                for line in users {
+                    println!("{line}");
+                }
             }
             DemoOutcome::AlreadyPresent => tracing::debug!("demo data already present"),
         }
     }
+    invite_first_admin(&store, &base_url, admin_email, clock.as_ref()).await?;
     let addr = app.local_addr()?;
-    tracing::info!(database = %database, backend = app.store().backend_name(), "database ready");
+    tracing::info!(database = %database, backend = store.backend_name(), "database ready");
     if let Some(metrics) = app.metrics_addr() {
         tracing::info!("metrics on http://{metrics}/metrics");
     }
-    tracing::info!(base_url = %base_url, "secret-portal listening on http://{addr}");
+    tracing::info!(base_url = %base_url.as_str(), "secret-portal listening on http://{addr}");
     app.run_until(shutdown).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// On a database without users: invites `PORTAL_ADMIN_EMAIL` as the first WMDA admin, or says
+/// how to. There is no default account or password.
+async fn invite_first_admin(
+    store: &Store,
+    base_url: &crate::config::BaseUrl,
+    admin_email: Option<EmailAddress>,
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
+    if store.has_users().await? {
+        return Ok(());
+    }
+    match admin_email {
+        Some(email) => {
+            let new = NewUser { email: email.clone(), display_name: String::new(), role: UserRole::WmdaAdmin };
+            invite_user(store, base_url, &new, &Actor::system(), clock.now()).await?;
+            tracing::info!(email = %email, "no users yet: emailed the first WMDA admin an invitation (PORTAL_ADMIN_EMAIL)");
+        }
+        None => tracing::warn!(
+            "no users yet: create the first WMDA admin with `secret-portal admin invite --email you@example.org --wmda-admin` (or set PORTAL_ADMIN_EMAIL)"
+        ),
+    }
+    Ok(())
+}
+
+/// `secret-portal admin invite`: prints the link and delivers the email before exiting (it stays
+/// queued for the server when the mail server cannot be reached now).
+async fn admin_invite(config: Config, clock: Arc<dyn Clock>, args: InviteArgs) -> anyhow::Result<()> {
+    let store = startup::connect_and_migrate(&config).await?;
+    let email = EmailAddress::parse(&args.email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let role = match (&args.organisation, args.wmda_admin) {
+        (Some(reference), false) => {
+            let reference = OrganisationRef::parse(reference).map_err(|e| anyhow::anyhow!("--organisation: {e}"))?;
+            match store.find_organisation(&reference).await {
+                Ok(org) => UserRole::Member(org.id),
+                Err(StoreError::NotFound) => anyhow::bail!("--organisation: there is no organisation {reference}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        _ => UserRole::WmdaAdmin,
+    };
+    let new = NewUser { email, display_name: args.name.trim().to_owned(), role };
+    let invited =
+        invite_user(&store, &config.base_url, &new, &Actor::cli(), clock.now()).await.map_err(|e| match e {
+            StoreError::Conflict(c) => anyhow::anyhow!("{c}"),
+            other => anyhow::Error::from(other),
+        })?;
+    println!("{}", invited.link);
+    let services = startup::services(&config, &store, clock)?;
+    match services.mailer.deliver_due().await {
+        Ok(report) if report.retrying > 0 || report.failed > 0 => {
+            tracing::warn!("the invitation email could not be delivered now; the portal will retry it")
+        }
+        Ok(_) => tracing::info!(email = %invited.user.email, "invitation emailed"),
+        Err(e) => tracing::warn!(error = %e, "the invitation email stays queued"),
+    }
+    store.close().await;
     Ok(())
 }

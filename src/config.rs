@@ -29,6 +29,34 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply the database migrations and exit.
     Migrate,
+    /// Administration tasks.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `secret-portal admin …`
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Invite a user: prints a one-time link (valid 72 hours) that is also emailed.
+    Invite(InviteArgs),
+}
+
+/// Flags of `admin invite`.
+#[derive(Args, Clone)]
+#[command(group(clap::ArgGroup::new("role").required(true).args(["wmda_admin", "organisation"])))]
+pub struct InviteArgs {
+    /// The user's email address.
+    #[arg(long)]
+    pub email: String,
+    /// The user's name, shown to other users.
+    #[arg(long, default_value = "")]
+    pub name: String,
+    /// Make the user a WMDA admin.
+    #[arg(long)]
+    pub wmda_admin: bool,
+    /// The user's organisation, as CC-code (for example NL-DemoRegistry).
+    #[arg(long, value_name = "CC-code")]
+    pub organisation: Option<String>,
 }
 
 /// Flags of `serve`.
@@ -61,22 +89,12 @@ pub struct Settings {
     pub database_url: Option<String>,
 
     /// Address and port to listen on.
-    #[arg(
-        long,
-        env = "PORTAL_BIND",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "PORTAL_BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: SocketAddr,
 
     /// The URL users and partner systems reach the portal at; the token issuer and the trusted
     /// origin. A plain http:// URL is allowed only for a loopback host.
-    #[arg(
-        long,
-        env = "PORTAL_BASE_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "PORTAL_BASE_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub base_url: String,
 
     /// Master key (32 random bytes, base64) encrypting TOTP seeds and signing keys at rest.
@@ -91,6 +109,66 @@ pub struct Settings {
     /// Log format.
     #[arg(long, env = "PORTAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// SMTP server for outgoing mail: smtps://user:password@host:465 (TLS),
+    /// smtp://user:password@host:587?tls=required (STARTTLS), or smtp://host:25 (plain, for a
+    /// relay on the same host). Default: .eml files in ./data/mail.
+    #[arg(long, env = "PORTAL_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of outgoing mail.
+    #[arg(long, env = "PORTAL_MAIL_FROM", default_value = "WMDA secret portal <no-reply@localhost>", global = true)]
+    pub mail_from: String,
+
+    /// On an empty database, `serve` invites this address as the first WMDA admin.
+    #[arg(long, env = "PORTAL_ADMIN_EMAIL", global = true)]
+    pub admin_email: Option<String>,
+
+    /// Support address shown to users without a credential-manager grant.
+    #[arg(long, env = "PORTAL_SUPPORT_EMAIL", default_value = "support@wmda.info", global = true)]
+    pub support_email: String,
+
+    /// Reverse proxies whose X-Forwarded-For is believed: comma-separated IPs and CIDRs.
+    #[arg(long, env = "PORTAL_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<String>,
+
+    /// Issuer shown in authenticator apps.
+    #[arg(long, env = "PORTAL_TOTP_ISSUER", default_value = "WMDA", global = true)]
+    pub totp_issuer: String,
+
+    /// Throttling of failed sign-ins and token requests: on, or off for benchmarks only.
+    #[arg(long, env = "PORTAL_RATE_LIMITS", value_enum, default_value_t = Switch::On, global = true)]
+    pub rate_limits: Switch,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+/// Where outgoing mail goes.
+#[derive(Clone)]
+pub enum MailTransportConfig {
+    /// An SMTP URL (secret: it may carry credentials).
+    Smtp(secrecy::SecretString),
+    /// `.eml` files in this folder.
+    Files(PathBuf),
+    /// Memory (tests).
+    Memory(std::sync::Arc<std::sync::Mutex<Vec<crate::mail::SentEmail>>>),
+}
+
+impl std::fmt::Debug for MailTransportConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MailTransportConfig::Smtp(_) => f.write_str("Smtp([REDACTED])"),
+            MailTransportConfig::Files(p) => write!(f, "Files({})", p.display()),
+            MailTransportConfig::Memory(_) => f.write_str("Memory"),
+        }
+    }
 }
 
 /// The portal's resolved configuration.
@@ -112,6 +190,20 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The folder of the embedded default's files (`./data`).
     pub data_dir: PathBuf,
+    /// Where mail goes.
+    pub mail_transport: MailTransportConfig,
+    /// Sender of outgoing mail.
+    pub mail_from: lettre::message::Mailbox,
+    /// First admin to invite on an empty database.
+    pub admin_email: Option<crate::domain::EmailAddress>,
+    /// Shown to users without a grant.
+    pub support_email: String,
+    /// Proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// TOTP issuer label.
+    pub totp_issuer: String,
+    /// Throttling on or off.
+    pub rate_limits: bool,
 }
 
 /// Something the operator should hear about once logging is up.
@@ -146,6 +238,9 @@ pub enum ConfigError {
     /// PORTAL_BASE_URL unusable.
     #[error("PORTAL_BASE_URL {0}")]
     BaseUrl(String),
+    /// Another setting is unusable; the text names it.
+    #[error("{0}")]
+    Invalid(String),
     /// ./data cannot be created.
     #[error("cannot create the data folder {path}: {source}")]
     DataDir {
@@ -168,16 +263,9 @@ impl BaseUrl {
     /// # Errors
     /// [`ConfigError::BaseUrl`] with the reason.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let url =
-            Url::parse(text.trim()).map_err(|e| ConfigError::BaseUrl(format!("{text}: {e}")))?;
-        if url.query().is_some()
-            || url.fragment().is_some()
-            || !url.username().is_empty()
-            || url.password().is_some()
-        {
-            return Err(ConfigError::BaseUrl(format!(
-                "{text}: no user, query or fragment allowed"
-            )));
+        let url = Url::parse(text.trim()).map_err(|e| ConfigError::BaseUrl(format!("{text}: {e}")))?;
+        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+            return Err(ConfigError::BaseUrl(format!("{text}: no user, query or fragment allowed")));
         }
         match url.scheme() {
             "https" => {}
@@ -188,9 +276,7 @@ impl BaseUrl {
                 )));
             }
             _ => {
-                return Err(ConfigError::BaseUrl(format!(
-                    "{text}: must start with https:// or http://"
-                )));
+                return Err(ConfigError::BaseUrl(format!("{text}: must start with https:// or http://")));
             }
         }
         Ok(Self(url))
@@ -237,24 +323,15 @@ impl Settings {
         let base_url = BaseUrl::parse(&self.base_url)?;
         let mut notices = Vec::new();
         let given_key = self.master_key.as_deref().filter(|k| !k.trim().is_empty());
-        let (database_url, master_key) = match self
-            .database_url
-            .as_deref()
-            .filter(|u| !u.trim().is_empty())
-        {
+        let (database_url, master_key) = match self.database_url.as_deref().filter(|u| !u.trim().is_empty()) {
             Some(url) => {
                 let url = DatabaseUrl::parse(url)?;
                 let key = given_key.ok_or(ConfigError::MasterKeyRequired)?;
-                (
-                    url,
-                    MasterKey::parse(key).map_err(ConfigError::BadMasterKey)?,
-                )
+                (url, MasterKey::parse(key).map_err(ConfigError::BadMasterKey)?)
             }
             None => {
-                std::fs::create_dir_all(data_dir).map_err(|source| ConfigError::DataDir {
-                    path: data_dir.to_owned(),
-                    source,
-                })?;
+                std::fs::create_dir_all(data_dir)
+                    .map_err(|source| ConfigError::DataDir { path: data_dir.to_owned(), source })?;
                 let key = match given_key {
                     Some(key) => MasterKey::parse(key).map_err(ConfigError::BadMasterKey)?,
                     None => {
@@ -268,6 +345,17 @@ impl Settings {
                 (DatabaseUrl::sqlite_file(&data_dir.join("portal.db")), key)
             }
         };
+        let mail_transport = match self.smtp_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            Some(url) => MailTransportConfig::Smtp(secrecy::SecretString::from(url.trim())),
+            None => MailTransportConfig::Files(data_dir.join("mail")),
+        };
+        let admin_email = match self.admin_email.as_deref().filter(|e| !e.trim().is_empty()) {
+            Some(e) => Some(
+                crate::domain::EmailAddress::parse(e)
+                    .map_err(|err| ConfigError::Invalid(format!("PORTAL_ADMIN_EMAIL: {err}")))?,
+            ),
+            None => None,
+        };
         let config = Config {
             database_url,
             pool: PoolSettings::default(),
@@ -277,26 +365,40 @@ impl Settings {
             metrics_bind: self.metrics_bind,
             log_format: self.log_format,
             data_dir: data_dir.to_owned(),
+            mail_transport,
+            mail_from: crate::mail::parse_from(&self.mail_from).map_err(ConfigError::Invalid)?,
+            admin_email,
+            support_email: self.support_email.trim().to_owned(),
+            trusted_proxies: parse_proxies(&self.trusted_proxies)?,
+            totp_issuer: self.totp_issuer.clone(),
+            rate_limits: self.rate_limits == Switch::On,
         };
         Ok((config, notices))
     }
 }
 
+/// Parses `PORTAL_TRUSTED_PROXIES`: IPs (`10.0.0.5`) and CIDRs (`10.0.0.0/8`).
+fn parse_proxies(items: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>().or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).map_err(|_| {
+                ConfigError::Invalid(format!("PORTAL_TRUSTED_PROXIES: {s:?} is not an IP address or CIDR"))
+            })
+        })
+        .collect()
+}
+
 /// Reads the key file, or creates it with a new key (owner read/write only).
 fn load_or_generate_key(path: &Path) -> Result<(MasterKey, Option<PathBuf>), ConfigError> {
-    let key_file_error = |reason: String| ConfigError::KeyFile {
-        path: path.to_owned(),
-        reason,
-    };
+    let key_file_error = |reason: String| ConfigError::KeyFile { path: path.to_owned(), reason };
     match std::fs::read_to_string(path) {
-        Ok(text) => Ok((
-            MasterKey::parse(&text).map_err(|e| key_file_error(e.to_string()))?,
-            None,
-        )),
+        Ok(text) => Ok((MasterKey::parse(&text).map_err(|e| key_file_error(e.to_string()))?, None)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = MasterKey::generate();
-            write_private(path, key.to_base64().as_bytes())
-                .map_err(|e| key_file_error(e.to_string()))?;
+            write_private(path, key.to_base64().as_bytes()).map_err(|e| key_file_error(e.to_string()))?;
             Ok((key, Some(path.to_owned())))
         }
         Err(e) => Err(key_file_error(e.to_string())),
@@ -327,33 +429,33 @@ mod tests {
             master_key: None,
             metrics_bind: None,
             log_format: LogFormat::Text,
+            smtp_url: None,
+            mail_from: "WMDA secret portal <no-reply@localhost>".into(),
+            admin_email: None,
+            support_email: "support@wmda.info".into(),
+            trusted_proxies: vec![],
+            totp_issuer: "WMDA".into(),
+            rate_limits: Switch::On,
         }
     }
 
     #[test]
+    fn trusted_proxies_are_ips_and_cidrs() {
+        let parsed = parse_proxies(&["10.0.0.0/8".into(), " 192.0.2.7 ".into(), "::1".into()]).unwrap();
+        assert_eq!(parsed.len(), 3);
+        assert!(parse_proxies(&["not-an-ip".into()]).is_err());
+    }
+
+    #[test]
     fn base_urls_must_be_https_unless_loopback() {
-        for ok in [
-            "http://127.0.0.1:8080",
-            "http://localhost:3000/",
-            "http://[::1]:8080",
-            "https://portal.wmda.info/",
-        ] {
+        for ok in ["http://127.0.0.1:8080", "http://localhost:3000/", "http://[::1]:8080", "https://portal.wmda.info/"]
+        {
             assert!(BaseUrl::parse(ok).is_ok(), "{ok}");
         }
-        assert_eq!(
-            BaseUrl::parse("https://portal.wmda.info/")
-                .unwrap()
-                .as_str(),
-            "https://portal.wmda.info"
-        );
-        for bad in [
-            "http://portal.wmda.info",
-            "http://10.0.0.1",
-            "ftp://x",
-            "https://x/?a=1",
-            "not a url",
-            "https://u:p@x",
-        ] {
+        assert_eq!(BaseUrl::parse("https://portal.wmda.info/").unwrap().as_str(), "https://portal.wmda.info");
+        for bad in
+            ["http://portal.wmda.info", "http://10.0.0.1", "ftp://x", "https://x/?a=1", "not a url", "https://u:p@x"]
+        {
             assert!(BaseUrl::parse(bad).is_err(), "{bad}");
         }
     }
@@ -363,26 +465,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let (c1, n1) = settings().resolve(&data).unwrap();
-        assert_eq!(
-            n1,
-            vec![StartupNotice::GeneratedMasterKey(data.join("master.key"))]
-        );
+        assert_eq!(n1, vec![StartupNotice::GeneratedMasterKey(data.join("master.key"))]);
         assert!(c1.database_url.is_sqlite());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(data.join("master.key"))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(data.join("master.key")).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let (c2, n2) = settings().resolve(&data).unwrap();
         assert!(n2.is_empty());
-        assert!(
-            c2.master_key
-                .matches_key_check(&c1.master_key.key_check_value())
-        );
+        assert!(c2.master_key.matches_key_check(&c1.master_key.key_check_value()));
     }
 
     #[test]
@@ -390,15 +483,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings();
         s.database_url = Some("postgres://portal:hunter2@127.0.0.1/portal".into());
-        assert!(matches!(
-            s.resolve(dir.path()),
-            Err(ConfigError::MasterKeyRequired)
-        ));
+        assert!(matches!(s.resolve(dir.path()), Err(ConfigError::MasterKeyRequired)));
         s.master_key = Some("short".into());
-        assert!(matches!(
-            s.resolve(dir.path()),
-            Err(ConfigError::BadMasterKey(_))
-        ));
+        assert!(matches!(s.resolve(dir.path()), Err(ConfigError::BadMasterKey(_))));
         s.master_key = Some(MasterKey::generate().to_base64().to_string());
         assert!(s.resolve(dir.path()).is_ok());
         // Nothing was written for a database the portal does not own.

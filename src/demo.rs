@@ -2,11 +2,14 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::auth::invitation::invite_user;
+use crate::config::BaseUrl;
+use crate::domain::EmailAddress;
 use crate::domain::organisation::OrganisationDisplayName;
-use crate::domain::{
-    Api, ApplicationKind, ClientId, OrganisationRef, PlainSecret, ResourceId, SecretName,
+use crate::domain::{Api, ApplicationKind, ClientId, OrganisationRef, PlainSecret, ResourceId, SecretName};
+use crate::store::{
+    Actor, Application, NewApplication, NewAuditEvent, NewUser, SeedSecret, Store, StoreError, UserRole,
 };
-use crate::store::{Application, NewApplication, NewAuditEvent, SeedSecret, Store, StoreError};
 
 /// The demo organisation, `NL-DemoRegistry`.
 pub const DEMO_ORGANISATION: &str = "NL-DemoRegistry";
@@ -18,6 +21,8 @@ pub enum DemoOutcome {
     Loaded {
         /// The applications created, by name.
         applications: Vec<String>,
+        /// One line per user: `<role> <email> <invitation link>`.
+        users: Vec<String>,
     },
     /// The demo organisation is already there; nothing changed.
     AlreadyPresent,
@@ -27,9 +32,7 @@ pub enum DemoOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     /// The database holds data that is not the demo's.
-    #[error(
-        "--demo loads demo data into an empty database only, and this one holds other data: start without --demo"
-    )]
+    #[error("--demo loads demo data into an empty database only, and this one holds other data: start without --demo")]
     NotEmpty,
     /// The database failed.
     #[error(transparent)]
@@ -49,9 +52,8 @@ struct DemoSecret {
 ///
 /// # Errors
 /// [`DemoError::NotEmpty`] for a database holding other data.
-pub async fn load(store: &Store, now: DateTime<Utc>) -> Result<DemoOutcome, DemoError> {
-    let reference = OrganisationRef::parse(DEMO_ORGANISATION)
-        .map_err(|_| StoreError::Corrupt("demo reference"))?;
+pub async fn load(store: &Store, base_url: &BaseUrl, now: DateTime<Utc>) -> Result<DemoOutcome, DemoError> {
+    let reference = OrganisationRef::parse(DEMO_ORGANISATION).map_err(|_| StoreError::Corrupt("demo reference"))?;
     match store.find_organisation(&reference).await {
         Ok(_) => return Ok(DemoOutcome::AlreadyPresent),
         Err(StoreError::NotFound) => {}
@@ -60,72 +62,37 @@ pub async fn load(store: &Store, now: DateTime<Utc>) -> Result<DemoOutcome, Demo
     if !store.is_empty().await? {
         return Err(DemoError::NotEmpty);
     }
-    let name = OrganisationDisplayName::parse("Demo Registry")
-        .map_err(|_| StoreError::Corrupt("demo name"))?;
-    let org = store
-        .create_organisation(&name, &reference.country, &reference.code, now)
-        .await?;
+    let name = OrganisationDisplayName::parse("Demo Registry").map_err(|_| StoreError::Corrupt("demo name"))?;
+    let org = store.create_organisation(&name, &reference.country, &reference.code, now).await?;
     use ResourceId::*;
     let plan: [(ApplicationKind, Api, Vec<ResourceId>, Vec<DemoSecret>); 3] = [
-        (
-            ApplicationKind::Partner,
-            Api::Dm,
-            vec![DataManagerProduction, DataManagerSandbox],
-            vec![],
-        ),
+        (ApplicationKind::Partner, Api::Dm, vec![DataManagerProduction, DataManagerSandbox], vec![]),
         (
             ApplicationKind::Partner,
             Api::Smc,
+            vec![SearchMatchProduction, SearchMatchSandbox, MatchConnectProduction, MatchConnectSandbox],
             vec![
-                SearchMatchProduction,
-                SearchMatchSandbox,
-                MatchConnectProduction,
-                MatchConnectSandbox,
-            ],
-            vec![
-                DemoSecret {
-                    name: "Production server (Jane Doe)",
-                    expires_in_days: 300,
-                    created_days_ago: 65,
-                },
-                DemoSecret {
-                    name: "Integration tests (Piet Jansen)",
-                    expires_in_days: 20,
-                    created_days_ago: 345,
-                },
-                DemoSecret {
-                    name: "Old production server",
-                    expires_in_days: -12,
-                    created_days_ago: 377,
-                },
+                DemoSecret { name: "Production server (Jane Doe)", expires_in_days: 300, created_days_ago: 65 },
+                DemoSecret { name: "Integration tests (Piet Jansen)", expires_in_days: 20, created_days_ago: 345 },
+                DemoSecret { name: "Old production server", expires_in_days: -12, created_days_ago: 377 },
             ],
         ),
         (
             ApplicationKind::PartnerAlternative,
             Api::Smc,
             vec![MatchConnectSandbox],
-            vec![DemoSecret {
-                name: "Sandbox connectivity test",
-                expires_in_days: 120,
-                created_days_ago: 30,
-            }],
+            vec![DemoSecret { name: "Sandbox connectivity test", expires_in_days: 120, created_days_ago: 30 }],
         ),
     ];
     let today = now.date_naive();
     let mut applications = Vec::new();
+    let mut application_ids = Vec::new();
     for (kind, api, resources, secrets) in plan {
-        let new = NewApplication {
-            organisation_id: org.id,
-            kind,
-            api,
-            client_id: ClientId::generate(),
-            resources,
-        };
+        let new = NewApplication { organisation_id: org.id, kind, api, client_id: ClientId::generate(), resources };
         let app: Application = store.create_application(&new, now).await?;
         for s in secrets {
             let value = PlainSecret::generate();
-            let name =
-                SecretName::parse(s.name).map_err(|_| StoreError::Corrupt("demo secret name"))?;
+            let name = SecretName::parse(s.name).map_err(|_| StoreError::Corrupt("demo secret name"))?;
             store
                 .seed_client_secret(&SeedSecret {
                     application_id: app.id,
@@ -139,6 +106,25 @@ pub async fn load(store: &Store, now: DateTime<Utc>) -> Result<DemoOutcome, Demo
                 .await?;
         }
         applications.push(app.name);
+        application_ids.push(app.id);
+    }
+    // A WMDA admin and two credential managers, each granted all three applications.
+    let people = [
+        ("wmda-admin", "admin@wmda.example", "Wendy Admin", UserRole::WmdaAdmin),
+        ("credential-manager", "jane.doe@demoregistry.example", "Jane Doe", UserRole::Member(org.id)),
+        ("credential-manager", "piet.jansen@demoregistry.example", "Piet Jansen", UserRole::Member(org.id)),
+    ];
+    let mut users = Vec::new();
+    for (label, email, name, role) in people {
+        let email = EmailAddress::parse(email).map_err(|_| StoreError::Corrupt("demo email"))?;
+        let new = NewUser { email, display_name: name.to_owned(), role };
+        let invited = invite_user(store, base_url, &new, &Actor::cli(), now).await?;
+        if let UserRole::Member(_) = role {
+            for app in &application_ids {
+                store.grant_credential_manager(invited.user.id, *app, None, now).await?;
+            }
+        }
+        users.push(format!("{label} {} {}", invited.user.email, invited.link));
     }
     store
         .record_audit_event(&NewAuditEvent {
@@ -153,5 +139,5 @@ pub async fn load(store: &Store, now: DateTime<Utc>) -> Result<DemoOutcome, Demo
             details: serde_json::json!({ "applications": applications }),
         })
         .await?;
-    Ok(DemoOutcome::Loaded { applications })
+    Ok(DemoOutcome::Loaded { applications, users })
 }

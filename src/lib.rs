@@ -5,10 +5,12 @@
 //! SQL), [`web`] (the only module that knows HTTP), and [`config`], [`startup`], [`telemetry`],
 //! [`cli`] around them. `main.rs` only parses the command line and calls [`cli::run`].
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod mail;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

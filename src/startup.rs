@@ -8,16 +8,49 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::auth::{PasswordHasher, RecoveryCodeKey, Throttle};
+use crate::config::{Config, MailTransportConfig};
 use crate::domain::Clock;
+use crate::mail::{self, Transport};
 use crate::store::{KeyCheckError, Store};
-use crate::web::{self, AppState};
+use crate::web::session::PortalSessionStore;
+use crate::web::{self, AppState, Services};
 
 /// A built portal: database ready, listeners bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     state: AppState,
+    sessions: PortalSessionStore,
+}
+
+/// How often expired session records are deleted.
+const SESSION_CLEANUP: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The mail transport the configuration asks for.
+///
+/// # Errors
+/// When `PORTAL_SMTP_URL` is unusable.
+pub fn mail_transport(config: &Config) -> anyhow::Result<Transport> {
+    Ok(match &config.mail_transport {
+        MailTransportConfig::Smtp(url) => Transport::smtp(url).map_err(anyhow::Error::msg)?,
+        MailTransportConfig::Files(dir) => Transport::Files(dir.clone()),
+        MailTransportConfig::Memory(sent) => Transport::Memory(sent.clone()),
+    })
+}
+
+/// The services the handlers share, built once.
+///
+/// # Errors
+/// When the mail transport cannot be built.
+pub fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+    let transport = mail_transport(config)?;
+    Ok(Services {
+        hasher: PasswordHasher::new(web::password_hash_bound()),
+        throttle: Throttle::new(config.rate_limits),
+        recovery_key: RecoveryCodeKey::derive(&config.master_key),
+        mailer: mail::Sender::new(store.clone(), transport, config.mail_from.clone(), clock),
+    })
 }
 
 impl Application {
@@ -40,12 +73,15 @@ impl Application {
             ),
             None => None,
         };
-        let state = AppState::new(store, clock, Arc::new(config));
-        Ok(Self {
-            listener,
-            metrics_listener,
-            state,
-        })
+        let sessions = PortalSessionStore::new(&store);
+        sessions
+            .migrate()
+            .await
+            .with_context(|| format!("cannot create the session table in {}", config.database_url))?;
+        let services = Arc::new(services(&config, &store, clock.clone())?);
+        let state =
+            AppState { store, clock, config: Arc::new(config), metrics: crate::telemetry::metrics_handle(), services };
+        Ok(Self { listener, metrics_listener, state, sessions })
     }
 
     /// The address the portal listens on (the real port when bound to port 0).
@@ -58,9 +94,7 @@ impl Application {
 
     /// The address of the separate metrics listener, if there is one.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The store the application uses.
@@ -68,48 +102,57 @@ impl Application {
         &self.state.store
     }
 
+    /// The shared state (tests and the command line use its services).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish,
     /// stops background tasks and closes the pool.
     ///
     /// # Errors
     /// When the server fails to run.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let Self {
-            listener,
-            metrics_listener,
-            state,
-        } = self;
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, metrics_listener, state, sessions } = self;
         let stop = CancellationToken::new();
         let store = state.store.clone();
+        let mail_task = tokio::spawn(state.services.mailer.clone().run(stop.clone()));
+        let cleanup_task = {
+            let stop = stop.clone();
+            let sessions = sessions.clone();
+            tokio::spawn(async move {
+                use tower_sessions::session_store::ExpiredDeletion as _;
+                tokio::select! {
+                    () = stop.cancelled() => {},
+                    result = sessions.continuously_delete_expired(SESSION_CLEANUP) => {
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, "expired-session cleanup stopped");
+                        }
+                    }
+                }
+            })
+        };
         let metrics_task = metrics_listener.map(|l| {
             let app = web::metrics_router(state.clone());
             let stop = stop.clone();
-            tokio::spawn(async move {
-                axum::serve(l, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            })
+            tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stop.cancelled_owned()).await })
         });
-        let app = web::router(state.clone(), metrics_task.is_none());
+        let app = web::router(state.clone(), sessions, metrics_task.is_none())?;
         let served = {
             let stop = stop.clone();
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                stop.cancel();
-            })
-            .await
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    shutdown.await;
+                    stop.cancel();
+                })
+                .await
         };
         stop.cancel();
         if let Some(task) = metrics_task {
             let _ = task.await;
         }
+        let _ = mail_task.await;
+        let _ = cleanup_task.await;
         store.close().await;
         served.context("the HTTP server failed")
     }
@@ -121,23 +164,14 @@ impl Application {
 /// Operator-facing errors naming the database URL with its password redacted.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Store> {
     let url = &config.database_url;
-    let store = Store::connect(url, config.pool).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot connect to the database at {url}: {}",
-            cause_text(&e)
-        )
-    })?;
-    store
-        .migrate()
+    let store = Store::connect(url, config.pool)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot apply the migrations to {url}: {}", cause_text(&e)))?;
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database at {url}: {}", cause_text(&e)))?;
+    store.migrate().await.map_err(|e| anyhow::anyhow!("cannot apply the migrations to {url}: {}", cause_text(&e)))?;
     match store.verify_master_key(&config.master_key).await {
         Ok(()) => Ok(store),
         Err(KeyCheckError::Mismatch) => anyhow::bail!("{} ({url})", KeyCheckError::Mismatch),
-        Err(KeyCheckError::Store(e)) => anyhow::bail!(
-            "cannot read the key-check value from {url}: {}",
-            cause_text(&e)
-        ),
+        Err(KeyCheckError::Store(e)) => anyhow::bail!("cannot read the key-check value from {url}: {}", cause_text(&e)),
     }
 }
 

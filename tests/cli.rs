@@ -14,21 +14,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_secret-portal");
 /// The binary with a clean environment (only PATH), run in `dir`.
 fn portal(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(dir);
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).current_dir(dir);
     cmd
 }
 
 /// Starts `serve` and waits for the "listening" line; returns the child, its address and the
 /// log lines read so far.
 fn start(mut cmd: Command) -> (Child, String, Vec<String>) {
-    let mut child = cmd
-        .env("PORTAL_BIND", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        cmd.env("PORTAL_BIND", "127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -42,10 +36,8 @@ fn start(mut cmd: Command) -> (Child, String, Vec<String>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            let found = line
-                .split("listening on http://")
-                .nth(1)
-                .map(|a| a.split_whitespace().next().unwrap_or("").to_owned());
+            let found =
+                line.split("listening on http://").nth(1).map(|a| a.split_whitespace().next().unwrap_or("").to_owned());
             lines.push(line);
             if let Some(addr) = found {
                 // Keep draining so the child never blocks on a full pipe.
@@ -78,48 +70,26 @@ fn strip_ansi(s: &str) -> String {
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the portal did not stop after SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "the portal did not stop after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn healthz(addr: &str) -> u16 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        reqwest::get(format!("http://{addr}/healthz"))
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    })
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async { reqwest::get(format!("http://{addr}/healthz")).await.unwrap().status().as_u16() })
 }
 
 /// Runs the binary to completion within a deadline; returns (exit code, stdout, stderr, seconds).
 fn run_to_end(mut cmd: Command, limit: Duration) -> (Option<i32>, String, String, f64) {
     let started = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     loop {
         if child.try_wait().unwrap().is_some() {
             break;
@@ -142,31 +112,16 @@ fn run_to_end(mut cmd: Command, limit: Duration) -> (Option<i32>, String, String
 #[test]
 fn help_is_there_for_every_command() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [
-        vec!["--help"],
-        vec!["serve", "--help"],
-        vec!["migrate", "--help"],
-    ] {
+    for args in [vec!["--help"], vec!["serve", "--help"], vec!["migrate", "--help"]] {
         let out = portal(dir.path()).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("Usage: secret-portal"), "{text}");
     }
-    let help = portal(dir.path())
-        .env("PORTAL_MASTER_KEY", "c2VjcmV0IGtleSB2YWx1ZQ==")
-        .arg("--help")
-        .output()
-        .unwrap();
+    let help = portal(dir.path()).env("PORTAL_MASTER_KEY", "c2VjcmV0IGtleSB2YWx1ZQ==").arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&help.stdout);
-    assert!(
-        text.contains("DATABASE_URL")
-            && text.contains("PORTAL_MASTER_KEY")
-            && text.contains("PORTAL_BIND")
-    );
-    assert!(
-        !text.contains("c2VjcmV0IGtleSB2YWx1ZQ=="),
-        "--help shows the master key"
-    );
+    assert!(text.contains("DATABASE_URL") && text.contains("PORTAL_MASTER_KEY") && text.contains("PORTAL_BIND"));
+    assert!(!text.contains("c2VjcmV0IGtleSB2YWx1ZQ=="), "--help shows the master key");
     assert!(!dir.path().join("data").exists(), "--help created files");
 }
 
@@ -212,16 +167,10 @@ fn serve_is_the_default_and_demo_data_loads_once() {
 fn a_database_url_without_a_master_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = portal(dir.path());
-    cmd.env(
-        "DATABASE_URL",
-        "postgres://portal:hunter2@127.0.0.1:5432/portal",
-    );
+    cmd.env("DATABASE_URL", "postgres://portal:hunter2@127.0.0.1:5432/portal");
     let (code, _, stderr, _) = run_to_end(cmd, Duration::from_secs(10));
     assert_eq!(code, Some(1));
-    assert!(
-        stderr.contains("PORTAL_MASTER_KEY is required when DATABASE_URL is set"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("PORTAL_MASTER_KEY is required when DATABASE_URL is set"), "{stderr}");
     assert!(!stderr.contains("hunter2"));
 }
 
@@ -231,18 +180,12 @@ fn a_master_key_that_does_not_match_the_database_is_refused() {
     let url = format!("sqlite://{}", dir.path().join("portal.db").display());
     let key = MasterKey::generate();
     let mut migrate = portal(dir.path());
-    migrate
-        .env("DATABASE_URL", &url)
-        .env("PORTAL_MASTER_KEY", key.to_base64().as_str())
-        .arg("migrate");
+    migrate.env("DATABASE_URL", &url).env("PORTAL_MASTER_KEY", key.to_base64().as_str()).arg("migrate");
     let (code, _, stderr, _) = run_to_end(migrate, Duration::from_secs(20));
     assert_eq!(code, Some(0), "{stderr}");
 
     let mut wrong = portal(dir.path());
-    wrong.env("DATABASE_URL", &url).env(
-        "PORTAL_MASTER_KEY",
-        MasterKey::generate().to_base64().as_str(),
-    );
+    wrong.env("DATABASE_URL", &url).env("PORTAL_MASTER_KEY", MasterKey::generate().to_base64().as_str());
     let (code, _, stderr, _) = run_to_end(wrong, Duration::from_secs(20));
     assert_eq!(code, Some(1));
     assert!(stderr.contains("master key does not match"), "{stderr}");
@@ -254,11 +197,7 @@ fn a_master_key_that_does_not_match_the_database_is_refused() {
 #[test]
 fn an_unusable_database_url_fails_fast_on_one_line_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let key = MasterKey::generate();
     let cases = [
         (
@@ -273,15 +212,11 @@ fn an_unusable_database_url_fails_fast_on_one_line_without_the_password() {
             "postgres://portal:hunter2@127.0.0.1:5432/portal?sslmode=bogus".to_owned(),
             "postgres://portal:***@127.0.0.1:5432/portal".to_owned(),
         ),
-        (
-            "mysql://root:hunter2@127.0.0.1/portal".to_owned(),
-            "mysql://root:***@127.0.0.1/portal".to_owned(),
-        ),
+        ("mysql://root:hunter2@127.0.0.1/portal".to_owned(), "mysql://root:***@127.0.0.1/portal".to_owned()),
     ];
     for (url, shown) in cases {
         let mut cmd = portal(dir.path());
-        cmd.env("DATABASE_URL", &url)
-            .env("PORTAL_MASTER_KEY", key.to_base64().as_str());
+        cmd.env("DATABASE_URL", &url).env("PORTAL_MASTER_KEY", key.to_base64().as_str());
         let (code, stdout, stderr, seconds) = run_to_end(cmd, Duration::from_secs(15));
         assert_eq!(code, Some(1), "{url}: {stderr}");
         assert!(seconds < 10.0, "{url}: took {seconds} s");
@@ -289,10 +224,7 @@ fn an_unusable_database_url_fails_fast_on_one_line_without_the_password() {
         assert!(stderr.starts_with("error: "), "{stderr}");
         assert!(stderr.contains(&shown), "{url}: {stderr}");
         for forbidden in ["hunter2", "panicked", "backtrace"] {
-            assert!(
-                !stderr.contains(forbidden) && !stdout.contains(forbidden),
-                "{url}: {stdout}{stderr}"
-            );
+            assert!(!stderr.contains(forbidden) && !stdout.contains(forbidden), "{url}: {stdout}{stderr}");
         }
     }
 }
@@ -304,10 +236,7 @@ fn a_plain_http_base_url_off_loopback_is_refused() {
     cmd.env("PORTAL_BASE_URL", "http://portal.example.org");
     let (code, _, stderr, _) = run_to_end(cmd, Duration::from_secs(10));
     assert_eq!(code, Some(1));
-    assert!(
-        stderr.contains("PORTAL_BASE_URL") && stderr.contains("https://"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("PORTAL_BASE_URL") && stderr.contains("https://"), "{stderr}");
 }
 
 #[test]
@@ -315,32 +244,21 @@ fn migrate_and_serve_run_on_postgres_when_configured() {
     let Ok(admin) = std::env::var(common::TEST_DATABASE_URL) else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let db = rt.block_on(common::TestDb::new());
     assert!(db.is_postgres(), "{admin}");
     let dir = tempfile::tempdir().unwrap();
     let key = MasterKey::generate();
     let mut migrate = portal(dir.path());
-    migrate
-        .env("DATABASE_URL", db.url.expose())
-        .env("PORTAL_MASTER_KEY", key.to_base64().as_str())
-        .arg("migrate");
+    migrate.env("DATABASE_URL", db.url.expose()).env("PORTAL_MASTER_KEY", key.to_base64().as_str()).arg("migrate");
     let (code, _, stderr, _) = run_to_end(migrate, Duration::from_secs(20));
     assert_eq!(code, Some(0), "{stderr}");
     let mut serve = portal(dir.path());
-    serve
-        .env("DATABASE_URL", db.url.expose())
-        .env("PORTAL_MASTER_KEY", key.to_base64().as_str());
+    serve.env("DATABASE_URL", db.url.expose()).env("PORTAL_MASTER_KEY", key.to_base64().as_str());
     let (mut child, addr, lines) = start(serve);
     assert!(lines.join("\n").contains("postgres"), "{lines:#?}");
     assert!(!lines.join("\n").contains("generated a new master key"));
     assert_eq!(healthz(&addr), 200);
     assert_eq!(terminate(&mut child).code(), Some(0));
-    assert!(
-        !dir.path().join("data").exists(),
-        "files were written for a Postgres deployment"
-    );
+    assert!(!dir.path().join("data").exists(), "files were written for a Postgres deployment");
 }

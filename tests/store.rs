@@ -7,12 +7,12 @@ use chrono::{Duration, NaiveDate};
 use common::{test_now, test_store};
 use secret_portal::domain::organisation::OrganisationDisplayName;
 use secret_portal::domain::{
-    Api, ApplicationKind, ClientId, CountryCode, EmailAddress, MasterKey, OrganisationCode,
-    OrganisationRef, PlainSecret, ResourceId,
+    Api, ApplicationKind, ClientId, CountryCode, EmailAddress, MasterKey, OrganisationCode, OrganisationRef,
+    PlainSecret, ResourceId,
 };
 use secret_portal::store::{
-    Conflict, KeyCheckError, NewApplication, NewAuditEvent, NewUser, Organisation, SeedSecret,
-    Store, StoreError, UserRole,
+    Conflict, KeyCheckError, NewApplication, NewAuditEvent, NewUser, Organisation, SeedSecret, Store, StoreError,
+    UserRole,
 };
 
 async fn org(store: &Store, cc: &str, code: &str) -> Organisation {
@@ -27,27 +27,12 @@ async fn org(store: &Store, cc: &str, code: &str) -> Organisation {
         .unwrap()
 }
 
-fn new_app(
-    org: &Organisation,
-    kind: ApplicationKind,
-    api: Api,
-    resources: Vec<ResourceId>,
-) -> NewApplication {
-    NewApplication {
-        organisation_id: org.id,
-        kind,
-        api,
-        client_id: ClientId::generate(),
-        resources,
-    }
+fn new_app(org: &Organisation, kind: ApplicationKind, api: Api, resources: Vec<ResourceId>) -> NewApplication {
+    NewApplication { organisation_id: org.id, kind, api, client_id: ClientId::generate(), resources }
 }
 
 async fn user(store: &Store, email: &str, role: UserRole) -> secret_portal::store::User {
-    let new = NewUser {
-        email: EmailAddress::parse(email).unwrap(),
-        display_name: email.into(),
-        role,
-    };
+    let new = NewUser { email: EmailAddress::parse(email).unwrap(), display_name: email.into(), role };
     store.create_user(&new, test_now()).await.unwrap()
 }
 
@@ -80,10 +65,7 @@ async fn the_master_key_is_checked_against_the_database() {
     store.verify_master_key(&key).await.unwrap();
     store.verify_master_key(&key).await.unwrap();
     let other = MasterKey::generate();
-    assert!(matches!(
-        store.verify_master_key(&other).await,
-        Err(KeyCheckError::Mismatch)
-    ));
+    assert!(matches!(store.verify_master_key(&other).await, Err(KeyCheckError::Mismatch)));
 }
 
 #[tokio::test]
@@ -99,30 +81,17 @@ async fn organisation_codes_are_unique_per_country_ignoring_case() {
             test_now(),
         )
         .await;
-    assert!(matches!(
-        again,
-        Err(StoreError::Conflict(Conflict::OrganisationExists))
-    ));
+    assert!(matches!(again, Err(StoreError::Conflict(Conflict::OrganisationExists))));
     // The same code in another country is another organisation.
     org(&store, "DE", "DemoRegistry").await;
-    let found = store
-        .find_organisation(&OrganisationRef::parse("NL-demoREGISTRY").unwrap())
-        .await
-        .unwrap();
+    let found = store.find_organisation(&OrganisationRef::parse("NL-demoREGISTRY").unwrap()).await.unwrap();
     assert_eq!(found, demo);
     assert!(matches!(
-        store
-            .find_organisation(&OrganisationRef::parse("BE-DemoRegistry").unwrap())
-            .await,
+        store.find_organisation(&OrganisationRef::parse("BE-DemoRegistry").unwrap()).await,
         Err(StoreError::NotFound)
     ));
-    let all: Vec<String> = store
-        .list_organisations()
-        .await
-        .unwrap()
-        .iter()
-        .map(|o| o.reference().to_string())
-        .collect();
+    let all: Vec<String> =
+        store.list_organisations().await.unwrap().iter().map(|o| o.reference().to_string()).collect();
     assert_eq!(all, vec!["DE-DemoRegistry", "NL-DemoRegistry"]);
 }
 
@@ -130,17 +99,9 @@ async fn organisation_codes_are_unique_per_country_ignoring_case() {
 async fn an_organisation_code_never_changes() {
     let (store, _db) = test_store().await;
     let o = org(&store, "NL", "DemoRegistry").await;
-    let changed = raw_sql!(
-        store,
-        "update organisation set code = 'Other' where id = $1",
-        o.id
-    );
+    let changed = raw_sql!(store, "update organisation set code = 'Other' where id = $1", o.id);
     assert!(changed.is_err(), "the schema lets the code change");
-    let renamed = raw_sql!(
-        store,
-        "update organisation set display_name = 'Renamed' where id = $1",
-        o.id
-    );
+    let renamed = raw_sql!(store, "update organisation set display_name = 'Renamed' where id = $1", o.id);
     assert_eq!(renamed.unwrap(), 1);
 }
 
@@ -151,29 +112,16 @@ async fn applications_get_derived_names_and_checked_resources() {
     use ResourceId::*;
     let dm = store
         .create_application(
-            &new_app(
-                &o,
-                ApplicationKind::Partner,
-                Api::Dm,
-                vec![DataManagerSandbox, DataManagerProduction],
-            ),
+            &new_app(&o, ApplicationKind::Partner, Api::Dm, vec![DataManagerSandbox, DataManagerProduction]),
             test_now(),
         )
         .await
         .unwrap();
     assert_eq!(dm.name, "Partner-NL-DemoRegistry-DM");
-    assert_eq!(
-        dm.resources,
-        vec![DataManagerProduction, DataManagerSandbox]
-    );
+    assert_eq!(dm.resources, vec![DataManagerProduction, DataManagerSandbox]);
     let alt = store
         .create_application(
-            &new_app(
-                &o,
-                ApplicationKind::PartnerAlternative,
-                Api::Smc,
-                vec![MatchConnectSandbox],
-            ),
+            &new_app(&o, ApplicationKind::PartnerAlternative, Api::Smc, vec![MatchConnectSandbox]),
             test_now(),
         )
         .await
@@ -182,27 +130,11 @@ async fn applications_get_derived_names_and_checked_resources() {
 
     // At most one per organisation, kind and API.
     let dup = store
-        .create_application(
-            &new_app(
-                &o,
-                ApplicationKind::Partner,
-                Api::Dm,
-                vec![DataManagerSandbox],
-            ),
-            test_now(),
-        )
+        .create_application(&new_app(&o, ApplicationKind::Partner, Api::Dm, vec![DataManagerSandbox]), test_now())
         .await;
-    assert!(matches!(
-        dup,
-        Err(StoreError::Conflict(Conflict::ApplicationExists))
-    ));
+    assert!(matches!(dup, Err(StoreError::Conflict(Conflict::ApplicationExists))));
     // A client ID belongs to one application.
-    let mut same_id = new_app(
-        &o,
-        ApplicationKind::Partner,
-        Api::Smc,
-        vec![SearchMatchSandbox],
-    );
+    let mut same_id = new_app(&o, ApplicationKind::Partner, Api::Smc, vec![SearchMatchSandbox]);
     same_id.client_id = dm.client_id;
     assert!(matches!(
         store.create_application(&same_id, test_now()).await,
@@ -210,30 +142,14 @@ async fn applications_get_derived_names_and_checked_resources() {
     ));
     // Resources must fit kind and API.
     let wrong = store
-        .create_application(
-            &new_app(
-                &o,
-                ApplicationKind::Partner,
-                Api::Smc,
-                vec![DataManagerSandbox],
-            ),
-            test_now(),
-        )
+        .create_application(&new_app(&o, ApplicationKind::Partner, Api::Smc, vec![DataManagerSandbox]), test_now())
         .await;
     assert!(matches!(wrong, Err(StoreError::Rule(_))));
     let unknown_org = NewApplication {
         organisation_id: uuid::Uuid::new_v4(),
-        ..new_app(
-            &o,
-            ApplicationKind::Partner,
-            Api::Smc,
-            vec![SearchMatchSandbox],
-        )
+        ..new_app(&o, ApplicationKind::Partner, Api::Smc, vec![SearchMatchSandbox])
     };
-    assert!(matches!(
-        store.create_application(&unknown_org, test_now()).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.create_application(&unknown_org, test_now()).await, Err(StoreError::NotFound)));
 
     let listed = store.list_applications_of_organisation(o.id).await.unwrap();
     assert_eq!(listed, vec![dm.clone(), alt]);
@@ -245,65 +161,34 @@ async fn the_schema_holds_the_resource_rules() {
     let o = org(&store, "NL", "DemoRegistry").await;
     let dm = store
         .create_application(
-            &new_app(
-                &o,
-                ApplicationKind::Partner,
-                Api::Dm,
-                vec![ResourceId::DataManagerSandbox],
-            ),
+            &new_app(&o, ApplicationKind::Partner, Api::Dm, vec![ResourceId::DataManagerSandbox]),
             test_now(),
         )
         .await
         .unwrap();
     let alt = store
         .create_application(
-            &new_app(
-                &o,
-                ApplicationKind::PartnerAlternative,
-                Api::Smc,
-                vec![ResourceId::MatchConnectSandbox],
-            ),
+            &new_app(&o, ApplicationKind::PartnerAlternative, Api::Smc, vec![ResourceId::MatchConnectSandbox]),
             test_now(),
         )
         .await
         .unwrap();
     let insert = "insert into application_resource (application_id, kind, api, resource_id) values ($1, $2, $3, $4)";
-    assert!(
-        raw_sql!(
-            store,
-            insert,
-            dm.id,
-            "Partner",
-            "DM",
-            "search-match-sandbox"
-        )
-        .is_err()
-    );
-    assert!(
-        raw_sql!(
-            store,
-            insert,
-            dm.id,
-            "Partner",
-            "SMC",
-            "search-match-sandbox"
-        )
-        .is_err()
-    );
-    assert!(
-        raw_sql!(
-            store,
-            insert,
-            alt.id,
-            "PartnerAlternative",
-            "SMC",
-            "match-connect-production"
-        )
-        .is_err()
-    );
+    assert!(raw_sql!(store, insert, dm.id, "Partner", "DM", "search-match-sandbox").is_err());
+    assert!(raw_sql!(store, insert, dm.id, "Partner", "SMC", "search-match-sandbox").is_err());
+    assert!(raw_sql!(store, insert, alt.id, "PartnerAlternative", "SMC", "match-connect-production").is_err());
     // Audiences: unique, never a resource id.
-    assert!(raw_sql!(store, "update resource set audience = 'data-manager-sandbox' where id = 'data-manager-production'").is_err());
-    assert!(raw_sql!(store, "update resource set audience = 'api://wmda/data-manager-sandbox' where id = 'data-manager-production'").is_err());
+    assert!(
+        raw_sql!(store, "update resource set audience = 'data-manager-sandbox' where id = 'data-manager-production'")
+            .is_err()
+    );
+    assert!(
+        raw_sql!(
+            store,
+            "update resource set audience = 'api://wmda/data-manager-sandbox' where id = 'data-manager-production'"
+        )
+        .is_err()
+    );
     // A PartnerAlternative application of the DM API cannot exist.
     let bad_app = raw_sql!(
         store,
@@ -316,13 +201,7 @@ async fn the_schema_holds_the_resource_rules() {
     assert!(bad_app.is_err());
     // Name and client ID never change.
     assert!(
-        raw_sql!(
-            store,
-            "update application set client_id = $1 where id = $2",
-            uuid::Uuid::new_v4(),
-            dm.id
-        )
-        .is_err()
+        raw_sql!(store, "update application set client_id = $1 where id = $2", uuid::Uuid::new_v4(), dm.id).is_err()
     );
 }
 
@@ -347,10 +226,7 @@ async fn users_are_unique_by_normalised_email() {
         display_name: "x".into(),
         role: UserRole::WmdaAdmin,
     };
-    assert!(matches!(
-        store.create_user(&again, test_now()).await,
-        Err(StoreError::Conflict(Conflict::EmailTaken))
-    ));
+    assert!(matches!(store.create_user(&again, test_now()).await, Err(StoreError::Conflict(Conflict::EmailTaken))));
     let admin = user(&store, "admin@wmda.info", UserRole::WmdaAdmin).await;
     assert_eq!(store.find_user_by_email(&admin.email).await.unwrap(), admin);
     let nowhere = NewUser {
@@ -358,36 +234,11 @@ async fn users_are_unique_by_normalised_email() {
         display_name: "x".into(),
         role: UserRole::Member(uuid::Uuid::new_v4()),
     };
-    assert!(matches!(
-        store.create_user(&nowhere, test_now()).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.create_user(&nowhere, test_now()).await, Err(StoreError::NotFound)));
     // The database refuses an email that was not normalised (trimmed) and a WMDA admin with an organisation.
     let insert = "insert into portal_user (id, email, display_name, organisation_id, is_wmda_admin, created_at) values ($1, $2, 'x', $3, $4, $5)";
-    assert!(
-        raw_sql!(
-            store,
-            insert,
-            uuid::Uuid::new_v4(),
-            " a@b.org",
-            None::<uuid::Uuid>,
-            true,
-            test_now()
-        )
-        .is_err()
-    );
-    assert!(
-        raw_sql!(
-            store,
-            insert,
-            uuid::Uuid::new_v4(),
-            "a@b.org",
-            Some(o.id),
-            true,
-            test_now()
-        )
-        .is_err()
-    );
+    assert!(raw_sql!(store, insert, uuid::Uuid::new_v4(), " a@b.org", None::<uuid::Uuid>, true, test_now()).is_err());
+    assert!(raw_sql!(store, insert, uuid::Uuid::new_v4(), "a@b.org", Some(o.id), true, test_now()).is_err());
 }
 
 #[tokio::test]
@@ -397,12 +248,7 @@ async fn credential_manager_grants_stay_inside_the_organisation() {
     let de = org(&store, "DE", "Other").await;
     let app = store
         .create_application(
-            &new_app(
-                &nl,
-                ApplicationKind::Partner,
-                Api::Dm,
-                vec![ResourceId::DataManagerSandbox],
-            ),
+            &new_app(&nl, ApplicationKind::Partner, Api::Dm, vec![ResourceId::DataManagerSandbox]),
             test_now(),
         )
         .await
@@ -411,33 +257,20 @@ async fn credential_manager_grants_stay_inside_the_organisation() {
     let hans = user(&store, "hans@other.de", UserRole::Member(de.id)).await;
     let admin = user(&store, "admin@wmda.info", UserRole::WmdaAdmin).await;
 
-    store
-        .grant_credential_manager(jane.id, app.id, Some(admin.id), test_now())
-        .await
-        .unwrap();
-    store
-        .grant_credential_manager(jane.id, app.id, Some(admin.id), test_now())
-        .await
-        .unwrap();
+    store.grant_credential_manager(jane.id, app.id, Some(admin.id), test_now()).await.unwrap();
+    store.grant_credential_manager(jane.id, app.id, Some(admin.id), test_now()).await.unwrap();
     for outsider in [hans.id, admin.id] {
         assert!(matches!(
-            store
-                .grant_credential_manager(outsider, app.id, None, test_now())
-                .await,
+            store.grant_credential_manager(outsider, app.id, None, test_now()).await,
             Err(StoreError::Conflict(Conflict::GrantOutsideOrganisation))
         ));
     }
     assert!(matches!(
-        store
-            .grant_credential_manager(uuid::Uuid::new_v4(), app.id, None, test_now())
-            .await,
+        store.grant_credential_manager(uuid::Uuid::new_v4(), app.id, None, test_now()).await,
         Err(StoreError::NotFound)
     ));
     let managers = store.list_credential_managers(app.id).await.unwrap();
-    assert_eq!(
-        managers.iter().map(|u| u.id).collect::<Vec<_>>(),
-        vec![jane.id]
-    );
+    assert_eq!(managers.iter().map(|u| u.id).collect::<Vec<_>>(), vec![jane.id]);
     // The composite foreign keys refuse a grant that claims the wrong organisation.
     let forged = raw_sql!(
         store,
@@ -456,12 +289,7 @@ async fn seeded_secrets_accept_past_dates_and_keep_their_invariants() {
     let o = org(&store, "NL", "DemoRegistry").await;
     let app = store
         .create_application(
-            &new_app(
-                &o,
-                ApplicationKind::Partner,
-                Api::Dm,
-                vec![ResourceId::DataManagerSandbox],
-            ),
+            &new_app(&o, ApplicationKind::Partner, Api::Dm, vec![ResourceId::DataManagerSandbox]),
             test_now(),
         )
         .await
@@ -472,57 +300,24 @@ async fn seeded_secrets_accept_past_dates_and_keep_their_invariants() {
     let listed = store.list_client_secrets(app.id).await.unwrap();
     assert_eq!(listed.len(), 1);
     let secret = &listed[0];
-    assert_eq!(
-        (secret.id, secret.hint.as_str(), secret.expires_on),
-        (id, &value.expose()[..3], expired_on)
-    );
-    assert_eq!(
-        secret.expires_at,
-        (expired_on + Duration::days(1))
-            .and_hms_opt(0, 0, 0)
-            .unwrap()
-            .and_utc()
-    );
+    assert_eq!((secret.id, secret.hint.as_str(), secret.expires_on), (id, &value.expose()[..3], expired_on));
+    assert_eq!(secret.expires_at, (expired_on + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap().and_utc());
     assert_eq!(secret.created_at, test_now() - Duration::days(400));
     assert_eq!(secret.created_by, None);
     // The same hash twice is refused; so is an unknown application.
     assert!(store.seed_client_secret(&s).await.is_err());
     let (_, mut orphan) = seed(app.id, expired_on);
     orphan.application_id = uuid::Uuid::new_v4();
-    assert!(matches!(
-        store.seed_client_secret(&orphan).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.seed_client_secret(&orphan).await, Err(StoreError::NotFound)));
     // A tombstone wipes the hash; one without the other is refused.
-    assert!(
-        raw_sql!(
-            store,
-            "update client_secret set deleted_at = $1 where id = $2",
-            test_now(),
-            id
-        )
-        .is_err()
-    );
+    assert!(raw_sql!(store, "update client_secret set deleted_at = $1 where id = $2", test_now(), id).is_err());
     assert_eq!(
-        raw_sql!(
-            store,
-            "update client_secret set deleted_at = $1, secret_hash = null where id = $2",
-            test_now(),
-            id
-        )
-        .unwrap(),
+        raw_sql!(store, "update client_secret set deleted_at = $1, secret_hash = null where id = $2", test_now(), id)
+            .unwrap(),
         1
     );
     // expires_at is always D+1 00:00 UTC.
-    assert!(
-        raw_sql!(
-            store,
-            "update client_secret set expires_at = $1 where id = $2",
-            test_now(),
-            id
-        )
-        .is_err()
-    );
+    assert!(raw_sql!(store, "update client_secret set expires_at = $1 where id = $2", test_now(), id).is_err());
 }
 
 #[tokio::test]
@@ -544,10 +339,7 @@ async fn audit_events_are_append_only() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].action, "organisation.created");
     assert_eq!(events[0].occurred_at, test_now());
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&events[0].details).unwrap()["display_name"],
-        "Demo"
-    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&events[0].details).unwrap()["display_name"], "Demo");
     assert!(raw_sql!(store, "update audit_event set action = 'x'").is_err());
     assert!(raw_sql!(store, "delete from audit_event").is_err());
 }
@@ -556,37 +348,32 @@ async fn audit_events_are_append_only() {
 async fn demo_data_loads_once_and_only_into_an_empty_database() {
     use secret_portal::demo::{DemoError, DemoOutcome, load};
     let (store, _db) = test_store().await;
-    let outcome = load(&store, test_now()).await.unwrap();
+    let base = secret_portal::config::BaseUrl::parse("http://127.0.0.1:8080").unwrap();
+    let outcome = load(&store, &base, test_now()).await.unwrap();
+    let DemoOutcome::Loaded { applications, users } = outcome else { panic!("not loaded") };
     assert_eq!(
-        outcome,
-        DemoOutcome::Loaded {
-            applications: vec![
-                "Partner-NL-DemoRegistry-DM".into(),
-                "Partner-NL-DemoRegistry-SMC".into(),
-                "PartnerAlternative-NL-DemoRegistry-SMC".into()
-            ]
-        }
+        applications,
+        vec!["Partner-NL-DemoRegistry-DM", "Partner-NL-DemoRegistry-SMC", "PartnerAlternative-NL-DemoRegistry-SMC"]
     );
-    assert_eq!(
-        load(&store, test_now()).await.unwrap(),
-        DemoOutcome::AlreadyPresent
-    );
-    let o = store
-        .find_organisation(&OrganisationRef::parse("NL-DemoRegistry").unwrap())
-        .await
-        .unwrap();
+    let roles: Vec<&str> = users.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(roles, vec!["wmda-admin", "credential-manager", "credential-manager"]);
+    for line in &users {
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts.len(), 3, "{line}");
+        assert!(parts[2].starts_with("http://127.0.0.1:8080/invite/"), "{line}");
+    }
+    assert_eq!(load(&store, &base, test_now()).await.unwrap(), DemoOutcome::AlreadyPresent);
+    let o = store.find_organisation(&OrganisationRef::parse("NL-DemoRegistry").unwrap()).await.unwrap();
     let apps = store.list_applications_of_organisation(o.id).await.unwrap();
     let today = test_now().date_naive();
     let mut summary = Vec::new();
     for app in &apps {
+        assert_eq!(store.list_credential_managers(app.id).await.unwrap().len(), 2, "{}", app.name);
+        let managers = store.list_credential_managers(app.id).await.unwrap();
+        assert_eq!(managers.len(), 2, "{}", app.name);
         let secrets = store.list_client_secrets(app.id).await.unwrap();
         let unexpired = secrets.iter().filter(|s| s.expires_on >= today).count();
-        summary.push((
-            app.name.clone(),
-            app.resources.len(),
-            unexpired,
-            secrets.len() - unexpired,
-        ));
+        summary.push((app.name.clone(), app.resources.len(), unexpired, secrets.len() - unexpired));
     }
     assert_eq!(
         summary,
@@ -599,8 +386,5 @@ async fn demo_data_loads_once_and_only_into_an_empty_database() {
 
     let (other, _db2) = test_store().await;
     org(&other, "DE", "Other").await;
-    assert!(matches!(
-        load(&other, test_now()).await,
-        Err(DemoError::NotEmpty)
-    ));
+    assert!(matches!(load(&other, &base, test_now()).await, Err(DemoError::NotEmpty)));
 }

@@ -67,10 +67,7 @@ pub enum ApplicationKind {
 
 impl ApplicationKind {
     /// Every kind, in display order.
-    pub const ALL: [ApplicationKind; 2] = [
-        ApplicationKind::Partner,
-        ApplicationKind::PartnerAlternative,
-    ];
+    pub const ALL: [ApplicationKind; 2] = [ApplicationKind::Partner, ApplicationKind::PartnerAlternative];
 
     /// `Partner` or `PartnerAlternative`, as in names and the database.
     pub fn as_str(self) -> &'static str {
@@ -229,10 +226,7 @@ impl ResourceId {
     /// # Errors
     /// [`UnknownResource`].
     pub fn parse(input: &str) -> Result<Self, UnknownResource> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.as_str() == input)
-            .ok_or(UnknownResource)
+        Self::ALL.into_iter().find(|r| r.as_str() == input).ok_or(UnknownResource)
     }
 
     /// The API the resource belongs to.
@@ -276,38 +270,25 @@ impl ResourceId {
     pub fn allowed_for(self, kind: ApplicationKind, api: Api) -> bool {
         match kind {
             ApplicationKind::Partner => self.api() == api,
-            ApplicationKind::PartnerAlternative => {
-                api == Api::Smc && self == ResourceId::MatchConnectSandbox
-            }
+            ApplicationKind::PartnerAlternative => api == Api::Smc && self == ResourceId::MatchConnectSandbox,
         }
     }
 
     /// The resources an application of this kind and API may hold, in display order.
     pub fn allowed(kind: ApplicationKind, api: Api) -> Vec<ResourceId> {
-        Self::ALL
-            .into_iter()
-            .filter(|r| r.allowed_for(kind, api))
-            .collect()
+        Self::ALL.into_iter().filter(|r| r.allowed_for(kind, api)).collect()
     }
 
     /// Checks a chosen set of resources against the kind and API; at least one is needed.
     ///
     /// # Errors
     /// [`ApplicationRuleError::NoResource`] or [`ApplicationRuleError::ResourceNotAllowed`].
-    pub fn check_all(
-        kind: ApplicationKind,
-        api: Api,
-        resources: &[ResourceId],
-    ) -> Result<(), ApplicationRuleError> {
+    pub fn check_all(kind: ApplicationKind, api: Api, resources: &[ResourceId]) -> Result<(), ApplicationRuleError> {
         if resources.is_empty() {
             return Err(ApplicationRuleError::NoResource);
         }
         match resources.iter().find(|r| !r.allowed_for(kind, api)) {
-            Some(&resource) => Err(ApplicationRuleError::ResourceNotAllowed {
-                kind,
-                api,
-                resource,
-            }),
+            Some(&resource) => Err(ApplicationRuleError::ResourceNotAllowed { kind, api, resource }),
             None => Ok(()),
         }
     }
@@ -369,32 +350,20 @@ mod tests {
     use proptest::prelude::*;
 
     fn nl() -> (CountryCode, OrganisationCode) {
-        (
-            CountryCode::parse("NL").unwrap(),
-            OrganisationCode::parse("OrganisationName").unwrap(),
-        )
+        (CountryCode::parse("NL").unwrap(), OrganisationCode::parse("OrganisationName").unwrap())
     }
 
     #[test]
     fn names_follow_the_seed_guide() {
         let (cc, code) = nl();
         let name = |k, a| ApplicationName::derive(k, &cc, &code, a).map(|n| n.to_string());
-        assert_eq!(
-            name(ApplicationKind::Partner, Api::Dm).unwrap(),
-            "Partner-NL-OrganisationName-DM"
-        );
-        assert_eq!(
-            name(ApplicationKind::Partner, Api::Smc).unwrap(),
-            "Partner-NL-OrganisationName-SMC"
-        );
+        assert_eq!(name(ApplicationKind::Partner, Api::Dm).unwrap(), "Partner-NL-OrganisationName-DM");
+        assert_eq!(name(ApplicationKind::Partner, Api::Smc).unwrap(), "Partner-NL-OrganisationName-SMC");
         assert_eq!(
             name(ApplicationKind::PartnerAlternative, Api::Smc).unwrap(),
             "PartnerAlternative-NL-OrganisationName-SMC"
         );
-        assert_eq!(
-            name(ApplicationKind::PartnerAlternative, Api::Dm),
-            Err(ApplicationRuleError::AlternativeNeedsSmc)
-        );
+        assert_eq!(name(ApplicationKind::PartnerAlternative, Api::Dm), Err(ApplicationRuleError::AlternativeNeedsSmc));
     }
 
     #[test]
@@ -406,24 +375,12 @@ mod tests {
         );
         assert_eq!(
             ResourceId::allowed(ApplicationKind::Partner, Api::Smc),
-            vec![
-                SearchMatchProduction,
-                SearchMatchSandbox,
-                MatchConnectProduction,
-                MatchConnectSandbox
-            ]
+            vec![SearchMatchProduction, SearchMatchSandbox, MatchConnectProduction, MatchConnectSandbox]
         );
-        assert_eq!(
-            ResourceId::allowed(ApplicationKind::PartnerAlternative, Api::Smc),
-            vec![MatchConnectSandbox]
-        );
+        assert_eq!(ResourceId::allowed(ApplicationKind::PartnerAlternative, Api::Smc), vec![MatchConnectSandbox]);
         assert!(ResourceId::allowed(ApplicationKind::PartnerAlternative, Api::Dm).is_empty());
         assert_eq!(
-            ResourceId::check_all(
-                ApplicationKind::PartnerAlternative,
-                Api::Smc,
-                &[MatchConnectProduction]
-            ),
+            ResourceId::check_all(ApplicationKind::PartnerAlternative, Api::Smc, &[MatchConnectProduction]),
             Err(ApplicationRuleError::ResourceNotAllowed {
                 kind: ApplicationKind::PartnerAlternative,
                 api: Api::Smc,
@@ -454,10 +411,7 @@ mod tests {
     }
 
     fn kinds() -> impl Strategy<Value = ApplicationKind> {
-        prop_oneof![
-            Just(ApplicationKind::Partner),
-            Just(ApplicationKind::PartnerAlternative)
-        ]
+        prop_oneof![Just(ApplicationKind::Partner), Just(ApplicationKind::PartnerAlternative)]
     }
     fn apis() -> impl Strategy<Value = Api> {
         prop_oneof![Just(Api::Dm), Just(Api::Smc)]

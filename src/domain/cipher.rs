@@ -28,9 +28,7 @@ pub struct MasterKey(Zeroizing<[u8; MASTER_KEY_LEN]>);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CipherError {
     /// Not base64 of exactly 32 bytes.
-    #[error(
-        "the master key must be 32 bytes written as base64 (for example the output of `openssl rand -base64 32`)"
-    )]
+    #[error("the master key must be 32 bytes written as base64 (for example the output of `openssl rand -base64 32`)")]
     BadKey,
     /// The ciphertext was not made with this key and purpose, or was altered.
     #[error("the data cannot be decrypted with this master key")]
@@ -51,11 +49,7 @@ impl MasterKey {
     /// # Errors
     /// [`CipherError::BadKey`].
     pub fn parse(text: &str) -> Result<Self, CipherError> {
-        let decoded = Zeroizing::new(
-            STANDARD
-                .decode(text.trim())
-                .map_err(|_| CipherError::BadKey)?,
-        );
+        let decoded = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| CipherError::BadKey)?);
         let mut bytes = Zeroizing::new([0u8; MASTER_KEY_LEN]);
         if decoded.len() != MASTER_KEY_LEN {
             return Err(CipherError::BadKey);
@@ -80,17 +74,7 @@ impl MasterKey {
         let mut out = nonce.to_vec();
         // Encryption with a fresh nonce and an in-memory buffer cannot fail; an empty ciphertext
         // would simply not decrypt later.
-        out.extend(
-            self.cipher()
-                .encrypt(
-                    &nonce,
-                    Payload {
-                        msg: plaintext,
-                        aad: purpose,
-                    },
-                )
-                .unwrap_or_default(),
-        );
+        out.extend(self.cipher().encrypt(&nonce, Payload { msg: plaintext, aad: purpose }).unwrap_or_default());
         out
     }
 
@@ -104,15 +88,23 @@ impl MasterKey {
         }
         let (nonce, ciphertext) = data.split_at(NONCE_LEN);
         self.cipher()
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: purpose,
-                },
-            )
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: purpose })
             .map(Zeroizing::new)
             .map_err(|_| CipherError::Decrypt)
+    }
+
+    /// A 32-byte key for another purpose, derived from the master key:
+    /// HMAC-SHA-256(master key, `label`) (RFC 2104), so one master key serves several uses
+    /// without one use's key revealing another's.
+    pub fn subkey(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        use hmac::{Hmac, Mac};
+        let mut out = Zeroizing::new([0u8; 32]);
+        // HMAC takes keys of any length, so this cannot fail.
+        if let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&*self.0) {
+            mac.update(label);
+            out.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        out
     }
 
     /// A fresh key-check value to store in a new database.
@@ -122,8 +114,7 @@ impl MasterKey {
 
     /// Whether a stored key-check value was made with this key.
     pub fn matches_key_check(&self, stored: &[u8]) -> bool {
-        self.decrypt(stored, KEY_CHECK_AAD)
-            .is_ok_and(|p| p.as_slice() == KEY_CHECK_PLAINTEXT)
+        self.decrypt(stored, KEY_CHECK_AAD).is_ok_and(|p| p.as_slice() == KEY_CHECK_PLAINTEXT)
     }
 }
 
@@ -153,14 +144,8 @@ mod tests {
         let a = MasterKey::generate();
         let again = MasterKey::parse(&format!(" {} \n", a.to_base64().as_str())).unwrap();
         assert!(again.matches_key_check(&a.key_check_value()));
-        assert_eq!(
-            MasterKey::parse("c2hvcnQ=").unwrap_err(),
-            CipherError::BadKey
-        );
-        assert_eq!(
-            MasterKey::parse("not base64!").unwrap_err(),
-            CipherError::BadKey
-        );
+        assert_eq!(MasterKey::parse("c2hvcnQ=").unwrap_err(), CipherError::BadKey);
+        assert_eq!(MasterKey::parse("not base64!").unwrap_err(), CipherError::BadKey);
         assert_eq!(format!("{a:?}"), "MasterKey([REDACTED])");
     }
 

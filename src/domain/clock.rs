@@ -68,14 +68,10 @@ mod tests {
 
     #[test]
     fn manual_clock_moves_only_when_told() {
-        let start =
-            DateTime::parse_from_rfc3339("2026-11-29T10:00:00.123456789Z").map(|t| t.to_utc());
+        let start = DateTime::parse_from_rfc3339("2026-11-29T10:00:00.123456789Z").map(|t| t.to_utc());
         let clock = ManualClock::new(start.unwrap());
         assert_eq!(clock.now().timestamp_subsec_nanos(), 123_456_000);
         clock.advance(Duration::days(1));
-        assert_eq!(
-            clock.today(),
-            NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()
-        );
+        assert_eq!(clock.today(), NaiveDate::from_ymd_opt(2026, 11, 30).unwrap());
     }
 }

@@ -7,6 +7,7 @@ pub mod application;
 pub mod cipher;
 pub mod clock;
 pub mod email;
+pub mod next_path;
 pub mod organisation;
 pub mod secret;
 
@@ -14,5 +15,6 @@ pub use application::{Api, ApplicationKind, ApplicationName, ClientId, Environme
 pub use cipher::MasterKey;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::EmailAddress;
+pub use next_path::NextPath;
 pub use organisation::{CountryCode, OrganisationCode, OrganisationRef};
 pub use secret::{DaysLeft, ExpiryDate, PlainSecret, SecretHash, SecretName};

@@ -130,14 +130,8 @@ impl OrganisationRef {
     /// # Errors
     /// [`OrganisationRefError`].
     pub fn parse(input: &str) -> Result<Self, OrganisationRefError> {
-        let (cc, code) = input
-            .trim()
-            .split_once('-')
-            .ok_or(OrganisationRefError::Shape)?;
-        Ok(Self {
-            country: CountryCode::parse(cc)?,
-            code: OrganisationCode::parse(code)?,
-        })
+        let (cc, code) = input.trim().split_once('-').ok_or(OrganisationRefError::Shape)?;
+        Ok(Self { country: CountryCode::parse(cc)?, code: OrganisationCode::parse(code)? })
     }
 }
 
@@ -200,72 +194,28 @@ mod tests {
     fn country_codes_come_from_iso_3166() {
         assert_eq!(CountryCode::parse(" nl ").unwrap().as_str(), "NL");
         assert_eq!(CountryCode::parse("DE").unwrap().as_str(), "DE");
-        assert_eq!(
-            CountryCode::parse("XX"),
-            Err(CountryCodeError::Unknown("XX".into()))
-        );
-        assert_eq!(
-            CountryCode::parse("UK"),
-            Err(CountryCodeError::Unknown("UK".into()))
-        );
-        assert_eq!(
-            CountryCode::parse("NLD"),
-            Err(CountryCodeError::NotTwoLetters)
-        );
-        assert_eq!(
-            CountryCode::parse("N1"),
-            Err(CountryCodeError::NotTwoLetters)
-        );
-        assert_eq!(
-            CountryCode::parse("ÑL"),
-            Err(CountryCodeError::NotTwoLetters)
-        );
+        assert_eq!(CountryCode::parse("XX"), Err(CountryCodeError::Unknown("XX".into())));
+        assert_eq!(CountryCode::parse("UK"), Err(CountryCodeError::Unknown("UK".into())));
+        assert_eq!(CountryCode::parse("NLD"), Err(CountryCodeError::NotTwoLetters));
+        assert_eq!(CountryCode::parse("N1"), Err(CountryCodeError::NotTwoLetters));
+        assert_eq!(CountryCode::parse("ÑL"), Err(CountryCodeError::NotTwoLetters));
     }
 
     #[test]
     fn organisation_codes_are_letters_and_digits() {
-        assert_eq!(
-            OrganisationCode::parse("DemoRegistry").unwrap().as_str(),
-            "DemoRegistry"
-        );
-        assert_eq!(
-            OrganisationCode::parse("A"),
-            Err(OrganisationCodeError::Length)
-        );
-        assert_eq!(
-            OrganisationCode::parse(&"a".repeat(41)),
-            Err(OrganisationCodeError::Length)
-        );
-        assert_eq!(
-            OrganisationCode::parse("Demo-Registry"),
-            Err(OrganisationCodeError::Characters)
-        );
-        assert_eq!(
-            OrganisationCode::parse("Démo"),
-            Err(OrganisationCodeError::Characters)
-        );
+        assert_eq!(OrganisationCode::parse("DemoRegistry").unwrap().as_str(), "DemoRegistry");
+        assert_eq!(OrganisationCode::parse("A"), Err(OrganisationCodeError::Length));
+        assert_eq!(OrganisationCode::parse(&"a".repeat(41)), Err(OrganisationCodeError::Length));
+        assert_eq!(OrganisationCode::parse("Demo-Registry"), Err(OrganisationCodeError::Characters));
+        assert_eq!(OrganisationCode::parse("Démo"), Err(OrganisationCodeError::Characters));
     }
 
     #[test]
     fn display_names_are_trimmed_free_text() {
-        assert_eq!(
-            OrganisationDisplayName::parse("  Demo Registry B.V. ")
-                .unwrap()
-                .as_str(),
-            "Demo Registry B.V."
-        );
-        assert_eq!(
-            OrganisationDisplayName::parse(" "),
-            Err(OrganisationDisplayNameError::Empty)
-        );
-        assert_eq!(
-            OrganisationDisplayName::parse("a\nb"),
-            Err(OrganisationDisplayNameError::ControlCharacter)
-        );
-        assert_eq!(
-            OrganisationDisplayName::parse(&"é".repeat(201)),
-            Err(OrganisationDisplayNameError::TooLong)
-        );
+        assert_eq!(OrganisationDisplayName::parse("  Demo Registry B.V. ").unwrap().as_str(), "Demo Registry B.V.");
+        assert_eq!(OrganisationDisplayName::parse(" "), Err(OrganisationDisplayNameError::Empty));
+        assert_eq!(OrganisationDisplayName::parse("a\nb"), Err(OrganisationDisplayNameError::ControlCharacter));
+        assert_eq!(OrganisationDisplayName::parse(&"é".repeat(201)), Err(OrganisationDisplayNameError::TooLong));
     }
 
     #[test]

@@ -119,9 +119,7 @@ impl ExpiryDate {
     /// next year, 28 February for 29 February. This is also the form's default.
     pub fn max_for(today: NaiveDate) -> NaiveDate {
         // chrono clamps to the month's last day, so 2028-02-29 + 12 months = 2029-02-28.
-        today
-            .checked_add_months(Months::new(12))
-            .unwrap_or(NaiveDate::MAX)
+        today.checked_add_months(Months::new(12)).unwrap_or(NaiveDate::MAX)
     }
 
     /// Parses a strict ISO `YYYY-MM-DD` date and checks it against `today` (UTC).
@@ -135,19 +133,12 @@ impl ExpiryDate {
         }
         let b = s.as_bytes();
         let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-        let date = if b.len() == 10
-            && digits(0..4)
-            && b[4] == b'-'
-            && digits(5..7)
-            && b[7] == b'-'
-            && digits(8..10)
-        {
+        let date = if b.len() == 10 && digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10) {
             NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| ExpiryDateError::NoSuchDay)?
         } else if is_long_year(s) {
             return Err(ExpiryDateError::YearOutOfRange);
         } else if s.chars().any(|c| c.is_ascii_digit())
-            && s.chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '/' | '.' | '-' | ' '))
+            && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '/' | '.' | '-' | ' '))
         {
             return Err(ExpiryDateError::NotIso);
         } else {
@@ -184,10 +175,7 @@ impl ExpiryDate {
 
 /// The instant a secret with expiration date `date` stops working: the next day at 00:00:00 UTC.
 pub fn expiry_instant(date: NaiveDate) -> DateTime<Utc> {
-    date.succ_opt()
-        .unwrap_or(NaiveDate::MAX)
-        .and_time(NaiveTime::MIN)
-        .and_utc()
+    date.succ_opt().unwrap_or(NaiveDate::MAX).and_time(NaiveTime::MIN).and_utc()
 }
 
 /// `[+-]` and five or more digits before `-MM-DD`, e.g. `+10000-01-01`.
@@ -200,10 +188,7 @@ fn is_long_year(s: &str) -> bool {
         && year.chars().all(|c| c.is_ascii_digit())
         && !year.is_empty()
         && rest.len() == 5
-        && rest
-            .chars()
-            .enumerate()
-            .all(|(i, c)| if i == 2 { c == '-' } else { c.is_ascii_digit() })
+        && rest.chars().enumerate().all(|(i, c)| if i == 2 { c == '-' } else { c.is_ascii_digit() })
 }
 
 /// Whole UTC calendar days from `today` to an expiration date `D` (`D - today`): 0 means "expires
@@ -266,11 +251,7 @@ impl PlainSecret {
         // OsRng only fails when the OS has no entropy source at all; there is no secret to make
         // then, and panicking is the only honest answer.
         let mut rng = OsRng.unwrap_err();
-        let value: String = Alphanumeric
-            .sample_iter(&mut rng)
-            .take(SECRET_LENGTH)
-            .map(char::from)
-            .collect();
+        let value: String = Alphanumeric.sample_iter(&mut rng).take(SECRET_LENGTH).map(char::from).collect();
         Self(SecretString::from(value))
     }
 
@@ -341,45 +322,21 @@ mod tests {
 
     #[test]
     fn secret_names_are_trimmed_normalised_and_checked() {
-        assert_eq!(
-            SecretName::parse("  Secret by Jane Doe ").unwrap().as_str(),
-            "Secret by Jane Doe"
-        );
+        assert_eq!(SecretName::parse("  Secret by Jane Doe ").unwrap().as_str(), "Secret by Jane Doe");
         // "e" + combining acute becomes the single NFC scalar "é".
         assert_eq!(SecretName::parse("Cafe\u{301}").unwrap().as_str(), "Café");
         assert_eq!(SecretName::parse(" \t "), Err(SecretNameError::Empty));
         assert_eq!(SecretName::parse(""), Err(SecretNameError::Empty));
-        assert_eq!(
-            SecretName::parse("a\tb"),
-            Err(SecretNameError::ControlCharacter)
-        );
-        assert_eq!(
-            SecretName::parse("a\u{7f}b"),
-            Err(SecretNameError::ControlCharacter)
-        );
-        assert_eq!(
-            SecretName::parse("abc\u{202E}def"),
-            Err(SecretNameError::BidiControl)
-        );
-        assert_eq!(
-            SecretName::parse("abc\u{2067}def"),
-            Err(SecretNameError::BidiControl)
-        );
-        assert_eq!(
-            SecretName::parse(&"x".repeat(100)).unwrap().as_str().len(),
-            100
-        );
-        assert_eq!(
-            SecretName::parse(&"x".repeat(101)),
-            Err(SecretNameError::TooLong(101))
-        );
+        assert_eq!(SecretName::parse("a\tb"), Err(SecretNameError::ControlCharacter));
+        assert_eq!(SecretName::parse("a\u{7f}b"), Err(SecretNameError::ControlCharacter));
+        assert_eq!(SecretName::parse("abc\u{202E}def"), Err(SecretNameError::BidiControl));
+        assert_eq!(SecretName::parse("abc\u{2067}def"), Err(SecretNameError::BidiControl));
+        assert_eq!(SecretName::parse(&"x".repeat(100)).unwrap().as_str().len(), 100);
+        assert_eq!(SecretName::parse(&"x".repeat(101)), Err(SecretNameError::TooLong(101)));
         // Family emoji with zero-width joiners, right-to-left text and markup are names like any other.
-        for ok in [
-            "👩\u{200D}👩\u{200D}👧",
-            "سر الخادم",
-            "<script>alert(1)</script>",
-            "\"><img src=x onerror=alert(1)>",
-        ] {
+        for ok in
+            ["👩\u{200D}👩\u{200D}👧", "سر الخادم", "<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>"]
+        {
             assert_eq!(SecretName::parse(ok).unwrap().as_str(), ok);
         }
         // 100 emoji are 100 scalar values even though they are 400 bytes.
@@ -396,38 +353,18 @@ mod tests {
             ("", ExpiryDateError::Missing),
             ("+10000-01-01", ExpiryDateError::YearOutOfRange),
             ("2026-11-28", ExpiryDateError::InPast { today }),
-            (
-                "2027-11-30",
-                ExpiryDateError::TooFarAhead {
-                    max: d("2027-11-29"),
-                },
-            ),
+            ("2027-11-30", ExpiryDateError::TooFarAhead { max: d("2027-11-29") }),
         ];
         let mut messages = std::collections::HashSet::new();
         for (input, expected) in cases {
             let err = ExpiryDate::parse(input, today).unwrap_err();
             assert_eq!(err, expected, "{input:?}");
-            assert!(
-                messages.insert(err.to_string()),
-                "message of {input:?} is not distinct"
-            );
+            assert!(messages.insert(err.to_string()), "message of {input:?} is not distinct");
         }
-        assert_eq!(
-            ExpiryDate::parse("10000-01-01", today),
-            Err(ExpiryDateError::YearOutOfRange)
-        );
-        assert_eq!(
-            ExpiryDate::parse("2026-02-30", today),
-            Err(ExpiryDateError::NoSuchDay)
-        );
-        assert_eq!(
-            ExpiryDate::parse("2026-11-29", today).unwrap().date(),
-            today
-        );
-        assert_eq!(
-            ExpiryDate::parse(" 2027-11-29 ", today).unwrap().date(),
-            d("2027-11-29")
-        );
+        assert_eq!(ExpiryDate::parse("10000-01-01", today), Err(ExpiryDateError::YearOutOfRange));
+        assert_eq!(ExpiryDate::parse("2026-02-30", today), Err(ExpiryDateError::NoSuchDay));
+        assert_eq!(ExpiryDate::parse("2026-11-29", today).unwrap().date(), today);
+        assert_eq!(ExpiryDate::parse(" 2027-11-29 ", today).unwrap().date(), d("2027-11-29"));
     }
 
     #[test]
@@ -435,12 +372,7 @@ mod tests {
         let leap = d("2028-02-29");
         assert_eq!(ExpiryDate::max_for(leap), d("2029-02-28"));
         assert!(ExpiryDate::parse("2029-02-28", leap).is_ok());
-        assert_eq!(
-            ExpiryDate::parse("2029-03-01", leap),
-            Err(ExpiryDateError::TooFarAhead {
-                max: d("2029-02-28")
-            })
-        );
+        assert_eq!(ExpiryDate::parse("2029-03-01", leap), Err(ExpiryDateError::TooFarAhead { max: d("2029-02-28") }));
         // From 28 February of the year before a leap year, 29 February is not yet reachable.
         assert_eq!(ExpiryDate::max_for(d("2027-02-28")), d("2028-02-28"));
         assert!(ExpiryDate::parse("2028-02-29", d("2027-03-01")).is_ok());
@@ -457,18 +389,9 @@ mod tests {
     fn days_left_are_whole_calendar_days() {
         let today = d("2026-11-29");
         assert_eq!(DaysLeft::between(today, today).to_string(), "expires today");
-        assert_eq!(
-            DaysLeft::between(today, d("2026-11-30")).to_string(),
-            "1 day left"
-        );
-        assert_eq!(
-            DaysLeft::between(today, d("2026-12-01")).to_string(),
-            "2 days left"
-        );
-        assert_eq!(
-            DaysLeft::between(today, d("2026-11-28")).to_string(),
-            "expired"
-        );
+        assert_eq!(DaysLeft::between(today, d("2026-11-30")).to_string(), "1 day left");
+        assert_eq!(DaysLeft::between(today, d("2026-12-01")).to_string(), "2 days left");
+        assert_eq!(DaysLeft::between(today, d("2026-11-28")).to_string(), "expired");
         assert!(DaysLeft::between(today, d("2026-12-28")).expires_soon()); // 29 days
         assert!(!DaysLeft::between(today, d("2026-12-29")).expires_soon()); // 30 days
         assert!(!DaysLeft::between(today, d("2026-11-28")).expires_soon());
@@ -492,8 +415,7 @@ mod tests {
     }
 
     fn dates() -> impl Strategy<Value = NaiveDate> {
-        (1970i32..2200, 1u32..=366)
-            .prop_filter_map("valid day", |(y, o)| NaiveDate::from_yo_opt(y, o))
+        (1970i32..2200, 1u32..=366).prop_filter_map("valid day", |(y, o)| NaiveDate::from_yo_opt(y, o))
     }
 
     proptest! {

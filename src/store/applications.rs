@@ -78,8 +78,7 @@ fn application(r: ApplicationRow, resources: Vec<ResourceId>) -> Result<Applicat
     Ok(Application {
         id: r.id,
         organisation_id: r.organisation_id,
-        kind: ApplicationKind::parse(&r.kind)
-            .map_err(|_| StoreError::Corrupt("application.kind"))?,
+        kind: ApplicationKind::parse(&r.kind).map_err(|_| StoreError::Corrupt("application.kind"))?,
         api: Api::parse(&r.api).map_err(|_| StoreError::Corrupt("application.api"))?,
         name: r.name,
         client_id: ClientId::from_uuid(r.client_id),
@@ -109,10 +108,8 @@ impl Store {
         let sql_org = format!("select {ORGANISATION_COLUMNS} from organisation where id = $1");
         let name = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let org: Option<OrganisationRow> = sqlx::query_as(&sql_org)
-                .bind(new.organisation_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let org: Option<OrganisationRow> =
+                sqlx::query_as(&sql_org).bind(new.organisation_id).fetch_optional(&mut *tx).await?;
             let org: crate::store::Organisation = org.ok_or(StoreError::NotFound)?.try_into()?;
             let OrganisationRef { country, code } = org.reference();
             let name = ApplicationName::derive(new.kind, &country, &code, new.api)?;
@@ -170,14 +167,9 @@ impl Store {
         &self,
         organisation_id: Uuid,
     ) -> Result<Vec<Application>, StoreError> {
-        let sql = format!(
-            "select {APPLICATION_COLUMNS} from application where organisation_id = $1 order by name"
-        );
+        let sql = format!("select {APPLICATION_COLUMNS} from application where organisation_id = $1 order by name");
         let (rows, held): (Vec<ApplicationRow>, Vec<HeldResourceRow>) = on_pool!(self, |pool| {
-            let rows = sqlx::query_as(&sql)
-                .bind(organisation_id)
-                .fetch_all(pool)
-                .await?;
+            let rows = sqlx::query_as(&sql).bind(organisation_id).fetch_all(pool).await?;
             let held = sqlx::query_as(
                 "select ar.application_id, ar.resource_id from application_resource ar
                  join application a on a.id = ar.application_id where a.organisation_id = $1",
@@ -207,18 +199,12 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn list_resources(&self) -> Result<Vec<Resource>, StoreError> {
-        let rows: Vec<(String, String)> = on_pool!(self, |pool| sqlx::query_as(
-            "select id, audience from resource"
-        )
-        .fetch_all(pool)
-        .await)?;
+        let rows: Vec<(String, String)> =
+            on_pool!(self, |pool| sqlx::query_as("select id, audience from resource").fetch_all(pool).await)?;
         let mut resources = rows
             .into_iter()
             .map(|(id, audience)| {
-                Ok(Resource {
-                    id: ResourceId::parse(&id).map_err(|_| StoreError::Corrupt("resource.id"))?,
-                    audience,
-                })
+                Ok(Resource { id: ResourceId::parse(&id).map_err(|_| StoreError::Corrupt("resource.id"))?, audience })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         resources.sort_by_key(|r| r.id);

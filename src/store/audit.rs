@@ -79,6 +79,7 @@ macro_rules! insert_audit_event {
             .map(|done| done.rows_affected())
     }};
 }
+pub(crate) use insert_audit_event;
 
 impl Store {
     /// Records an audit event on its own.

@@ -8,7 +8,9 @@
 
 mod applications;
 pub(crate) mod audit;
+mod auth;
 mod organisations;
+pub(crate) mod outbox;
 mod secrets;
 pub mod url;
 mod users;
@@ -21,7 +23,9 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use applications::{Application, NewApplication, Resource};
 pub use audit::{AuditEvent, NewAuditEvent};
+pub use auth::{Actor, Credentials, LinkRecord, NewLink};
 pub use organisations::Organisation;
+pub use outbox::{EmailKind, NewEmail, OutboxDepth, QueuedEmail};
 pub use secrets::{ClientSecret, SeedSecret};
 pub use url::DatabaseUrl;
 pub use users::{NewUser, User, UserRole};
@@ -47,9 +51,7 @@ pub(crate) use on_pool;
 /// (STACK.md, SQLite traps). On Postgres the plain `BEGIN` is right; row locks do the rest.
 pub(crate) trait BeginWrite {
     type Db: sqlx::Database;
-    fn begin_write(
-        &self,
-    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+    fn begin_write(&self) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
 }
 
 impl BeginWrite for PgPool {
@@ -96,6 +98,14 @@ pub enum Conflict {
     /// The email belongs to another user.
     #[error("A user with this email address already exists.")]
     EmailTaken,
+    /// An invitation for an account that is already active.
+    #[error(
+        "This user has already accepted an invitation and set up an authenticator: use password reset or an MFA reset instead."
+    )]
+    AlreadyActive,
+    /// An invitation for an email that belongs to a user of another organisation or role.
+    #[error("This email address belongs to a user of another organisation or role.")]
+    RoleDiffers,
     /// The user is not of the application's organisation.
     #[error("The credential manager role can only go to users of the application's organisation.")]
     GrantOutsideOrganisation,
@@ -127,9 +137,7 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                StoreError::Unavailable(e)
-            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => StoreError::Unavailable(e),
             other => StoreError::Database(other),
         }
     }
@@ -143,10 +151,7 @@ pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<String> {
     if !db.is_unique_violation() {
         return None;
     }
-    Some(
-        db.constraint()
-            .map_or_else(|| db.message().to_owned(), str::to_owned),
-    )
+    Some(db.constraint().map_or_else(|| db.message().to_owned(), str::to_owned))
 }
 
 /// Why the master key cannot be used with this database.
@@ -168,10 +173,7 @@ static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgre
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Opens and closes one connection within the acquire timeout.
-async fn first_connection<C: sqlx::Connection>(
-    options: &C::Options,
-    settings: PoolSettings,
-) -> Result<(), StoreError> {
+async fn first_connection<C: sqlx::Connection>(options: &C::Options, settings: PoolSettings) -> Result<(), StoreError> {
     use sqlx::ConnectOptions as _;
     match tokio::time::timeout(settings.acquire_timeout, options.connect()).await {
         Ok(Ok(conn)) => {
@@ -179,12 +181,10 @@ async fn first_connection<C: sqlx::Connection>(
             Ok(())
         }
         Ok(Err(e)) => Err(StoreError::Unavailable(e)),
-        Err(_) => Err(StoreError::Unavailable(sqlx::Error::Io(
-            std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {} s", settings.acquire_timeout.as_secs()),
-            ),
-        ))),
+        Err(_) => Err(StoreError::Unavailable(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {} s", settings.acquire_timeout.as_secs()),
+        )))),
     }
 }
 
@@ -200,10 +200,7 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(3),
-        }
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(3) }
     }
 }
 
@@ -284,13 +281,11 @@ impl Store {
     /// # Errors
     /// [`StoreError`] when it does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query(
-            "select count(*) from setting where key = $1"
-        )
-        .bind(KEY_CHECK)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        on_pool!(self, |pool| sqlx::query("select count(*) from setting where key = $1")
+            .bind(KEY_CHECK)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -302,25 +297,16 @@ impl Store {
     pub async fn verify_master_key(&self, key: &MasterKey) -> Result<(), KeyCheckError> {
         let fresh = key.key_check_value();
         let stored: Vec<u8> = on_pool!(self, |pool| {
-            sqlx::query(
-                "insert into setting (key, value) values ($1, $2) on conflict (key) do nothing",
-            )
-            .bind(KEY_CHECK)
-            .bind(&fresh)
-            .execute(pool)
-            .await
-            .map_err(StoreError::from)?;
-            sqlx::query_scalar("select value from setting where key = $1")
+            sqlx::query("insert into setting (key, value) values ($1, $2) on conflict (key) do nothing")
                 .bind(KEY_CHECK)
-                .fetch_one(pool)
+                .bind(&fresh)
+                .execute(pool)
                 .await
+                .map_err(StoreError::from)?;
+            sqlx::query_scalar("select value from setting where key = $1").bind(KEY_CHECK).fetch_one(pool).await
         })
         .map_err(StoreError::from)?;
-        if key.matches_key_check(&stored) {
-            Ok(())
-        } else {
-            Err(KeyCheckError::Mismatch)
-        }
+        if key.matches_key_check(&stored) { Ok(()) } else { Err(KeyCheckError::Mismatch) }
     }
 
     /// Whether the database holds no organisation and no user (a fresh database).

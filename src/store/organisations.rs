@@ -25,10 +25,7 @@ pub struct Organisation {
 impl Organisation {
     /// `<CC>-<code>`, e.g. `NL-DemoRegistry`.
     pub fn reference(&self) -> OrganisationRef {
-        OrganisationRef {
-            country: self.country.clone(),
-            code: self.code.clone(),
-        }
+        OrganisationRef { country: self.country.clone(), code: self.code.clone() }
     }
 }
 
@@ -49,8 +46,7 @@ impl TryFrom<OrganisationRow> for Organisation {
             display_name: r.display_name,
             country: CountryCode::parse(&r.country_code)
                 .map_err(|_| StoreError::Corrupt("organisation.country_code"))?,
-            code: OrganisationCode::parse(&r.code)
-                .map_err(|_| StoreError::Corrupt("organisation.code"))?,
+            code: OrganisationCode::parse(&r.code).map_err(|_| StoreError::Corrupt("organisation.code"))?,
             created_at: r.created_at,
         })
     }
@@ -101,10 +97,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::NotFound`].
-    pub async fn find_organisation(
-        &self,
-        reference: &OrganisationRef,
-    ) -> Result<Organisation, StoreError> {
+    pub async fn find_organisation(&self, reference: &OrganisationRef) -> Result<Organisation, StoreError> {
         let sql = format!(
             "select {ORGANISATION_COLUMNS} from organisation where country_code = $1 and lower(code) = lower($2)"
         );
@@ -121,11 +114,8 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn list_organisations(&self) -> Result<Vec<Organisation>, StoreError> {
-        let sql = format!(
-            "select {ORGANISATION_COLUMNS} from organisation order by country_code, lower(code)"
-        );
-        let rows: Vec<OrganisationRow> =
-            on_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
+        let sql = format!("select {ORGANISATION_COLUMNS} from organisation order by country_code, lower(code)");
+        let rows: Vec<OrganisationRow> = on_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 }

@@ -115,12 +115,7 @@ impl Store {
         });
         match inserted {
             Ok(_) => Ok(id),
-            Err(e)
-                if e.as_database_error()
-                    .is_some_and(|d| d.is_foreign_key_violation()) =>
-            {
-                Err(StoreError::NotFound)
-            }
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => Err(StoreError::NotFound),
             Err(e) => Err(e.into()),
         }
     }
@@ -129,19 +124,16 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn list_client_secrets(
-        &self,
-        application_id: Uuid,
-    ) -> Result<Vec<ClientSecret>, StoreError> {
+    pub async fn list_client_secrets(&self, application_id: Uuid) -> Result<Vec<ClientSecret>, StoreError> {
         let rows: Vec<SecretRow> = on_pool!(self, |pool| {
             sqlx::query_as(
-            "select id, application_id, name, hint, expires_on, expires_at, created_by, created_at,
+                "select id, application_id, name, hint, expires_on, expires_at, created_by, created_at,
                     first_used_at, last_used_at, deleted_at
-             from client_secret where application_id = $1 order by created_at desc, id"
-        )
-        .bind(application_id)
-        .fetch_all(pool)
-        .await
+             from client_secret where application_id = $1 order by created_at desc, id",
+            )
+            .bind(application_id)
+            .fetch_all(pool)
+            .await
         })?;
         Ok(rows.into_iter().map(Into::into).collect())
     }

@@ -23,11 +23,7 @@ impl DatabaseUrl {
     /// [`UnsupportedDatabaseUrl`], naming the URL with its password redacted.
     pub fn parse(text: &str) -> Result<Self, UnsupportedDatabaseUrl> {
         let url = Self(SecretString::from(text.trim()));
-        if url.is_postgres() || url.is_sqlite() {
-            Ok(url)
-        } else {
-            Err(UnsupportedDatabaseUrl(url.redacted()))
-        }
+        if url.is_postgres() || url.is_sqlite() { Ok(url) } else { Err(UnsupportedDatabaseUrl(url.redacted())) }
     }
 
     /// A SQLite database file at `path`.
@@ -108,19 +104,10 @@ mod tests {
     #[test]
     fn passwords_are_redacted() {
         let cases = [
-            (
-                "postgres://portal:hunter2@db:5432/portal",
-                "postgres://portal:***@db:5432/portal",
-            ),
+            ("postgres://portal:hunter2@db:5432/portal", "postgres://portal:***@db:5432/portal"),
             ("postgres://portal@db/portal", "postgres://portal@db/portal"),
-            (
-                "postgres://db/portal?user=p&password=hunter2",
-                "postgres://db/portal?user=p&password=***",
-            ),
-            (
-                "postgresql://u:p/w?d@db/portal",
-                "postgresql://u:***@db/portal",
-            ),
+            ("postgres://db/portal?user=p&password=hunter2", "postgres://db/portal?user=p&password=***"),
+            ("postgresql://u:p/w?d@db/portal", "postgresql://u:***@db/portal"),
             ("postgres://u:pa@ss@db/x", "postgres://u:***@db/x"),
             ("sqlite://data/portal.db", "sqlite://data/portal.db"),
             ("sqlite:portal.db", "sqlite:portal.db"),

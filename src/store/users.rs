@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Conflict, Store, StoreError, on_pool, unique_violation};
+use super::{Conflict, Store, StoreError, on_pool};
 use crate::domain::EmailAddress;
 
 /// What a user is: WMDA staff (a WMDA admin, no organisation) or a member of one partner
@@ -45,7 +45,7 @@ pub struct NewUser {
 }
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(super) struct UserRow {
     id: Uuid,
     email: String,
     display_name: String,
@@ -54,17 +54,59 @@ struct UserRow {
     created_at: DateTime<Utc>,
 }
 
+pub(super) const USER_COLUMNS: &str = "id, email, display_name, organisation_id, disabled_at, created_at";
+
+/// Inserts a user through an executor (a pool or an open transaction).
+pub(super) async fn insert_user<'c, E>(executor: E, new: &NewUser, now: DateTime<Utc>) -> Result<User, StoreError>
+where
+    E: sqlx::Executor<'c>,
+    for<'q> <E::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, E::Database>,
+    Uuid: for<'q> sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
+    Option<Uuid>: for<'q> sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
+    bool: for<'q> sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
+    DateTime<Utc>: for<'q> sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
+    for<'q> &'q str: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
+{
+    let id = Uuid::new_v4();
+    let organisation_id = match new.role {
+        UserRole::WmdaAdmin => None,
+        UserRole::Member(org) => Some(org),
+    };
+    let inserted = sqlx::query(
+        "insert into portal_user (id, email, display_name, organisation_id, is_wmda_admin, created_at)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(new.email.as_str())
+    .bind(new.display_name.trim())
+    .bind(organisation_id)
+    .bind(organisation_id.is_none())
+    .bind(now)
+    .execute(executor)
+    .await;
+    match inserted {
+        Ok(_) => Ok(User {
+            id,
+            email: new.email.clone(),
+            display_name: new.display_name.trim().to_owned(),
+            role: new.role,
+            disabled_at: None,
+            created_at: now,
+        }),
+        Err(e) if super::unique_violation(&e).is_some() => Err(Conflict::EmailTaken.into()),
+        Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => Err(StoreError::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl TryFrom<UserRow> for User {
     type Error = StoreError;
     fn try_from(r: UserRow) -> Result<Self, StoreError> {
         Ok(User {
             id: r.id,
-            email: EmailAddress::parse(&r.email)
-                .map_err(|_| StoreError::Corrupt("portal_user.email"))?,
+            email: EmailAddress::parse(&r.email).map_err(|_| StoreError::Corrupt("portal_user.email"))?,
             display_name: r.display_name,
-            role: r
-                .organisation_id
-                .map_or(UserRole::WmdaAdmin, UserRole::Member),
+            role: r.organisation_id.map_or(UserRole::WmdaAdmin, UserRole::Member),
             disabled_at: r.disabled_at,
             created_at: r.created_at,
         })
@@ -77,44 +119,7 @@ impl Store {
     /// # Errors
     /// [`Conflict::EmailTaken`]; [`StoreError::NotFound`] for an unknown organisation.
     pub async fn create_user(&self, new: &NewUser, now: DateTime<Utc>) -> Result<User, StoreError> {
-        let id = Uuid::new_v4();
-        let organisation_id = match new.role {
-            UserRole::WmdaAdmin => None,
-            UserRole::Member(org) => Some(org),
-        };
-        let inserted = on_pool!(self, |pool| {
-            sqlx::query(
-            "insert into portal_user (id, email, display_name, organisation_id, is_wmda_admin, created_at)
-             values ($1, $2, $3, $4, $5, $6)"
-        )
-        .bind(id)
-        .bind(new.email.as_str())
-        .bind(new.display_name.trim())
-        .bind(organisation_id)
-        .bind(organisation_id.is_none())
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected())
-        });
-        match inserted {
-            Ok(_) => Ok(User {
-                id,
-                email: new.email.clone(),
-                display_name: new.display_name.trim().to_owned(),
-                role: new.role,
-                disabled_at: None,
-                created_at: now,
-            }),
-            Err(e) if unique_violation(&e).is_some() => Err(Conflict::EmailTaken.into()),
-            Err(e)
-                if e.as_database_error()
-                    .is_some_and(|d| d.is_foreign_key_violation()) =>
-            {
-                Err(StoreError::NotFound)
-            }
-            Err(e) => Err(e.into()),
-        }
+        on_pool!(self, |pool| insert_user(pool, new, now).await)
     }
 
     /// Finds a user by normalised email.
@@ -148,9 +153,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let affected = on_pool!(self, |pool| {
             async {
-            // Insert only when both exist and share the organisation; the composite foreign keys
-            // hold the same rule as a backstop.
-            let done = sqlx::query(
+                // Insert only when both exist and share the organisation; the composite foreign keys
+                // hold the same rule as a backstop.
+                let done = sqlx::query(
                 "insert into credential_manager_grant (user_id, application_id, organisation_id, granted_at, granted_by)
                  select u.id, a.id, a.organisation_id, $3, $4
                  from portal_user u join application a on a.organisation_id = u.organisation_id
@@ -163,22 +168,28 @@ impl Store {
             .bind(granted_by)
             .execute(pool)
             .await?;
-            if done.rows_affected() == 1 {
-                return Ok::<_, sqlx::Error>(1);
-            }
-            // Tell "already granted" from "not allowed" from "no such row".
-            let (users, apps, grants): (i64, i64, i64) = sqlx::query_as(
-                "select (select count(*) from portal_user where id = $1),
+                if done.rows_affected() == 1 {
+                    return Ok::<_, sqlx::Error>(1);
+                }
+                // Tell "already granted" from "not allowed" from "no such row".
+                let (users, apps, grants): (i64, i64, i64) = sqlx::query_as(
+                    "select (select count(*) from portal_user where id = $1),
                         (select count(*) from application where id = $2),
                         (select count(*) from credential_manager_grant where user_id = $1 and application_id = $2)",
-            )
-            .bind(user_id)
-            .bind(application_id)
-            .fetch_one(pool)
-            .await?;
-            Ok(if grants == 1 { 1 } else if users == 1 && apps == 1 { -1 } else { 0 })
-        }
-        .await
+                )
+                .bind(user_id)
+                .bind(application_id)
+                .fetch_one(pool)
+                .await?;
+                Ok(if grants == 1 {
+                    1
+                } else if users == 1 && apps == 1 {
+                    -1
+                } else {
+                    0
+                })
+            }
+            .await
         })?;
         match affected {
             1 => Ok(()),
@@ -191,20 +202,47 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn list_credential_managers(
-        &self,
-        application_id: Uuid,
-    ) -> Result<Vec<User>, StoreError> {
+    pub async fn list_credential_managers(&self, application_id: Uuid) -> Result<Vec<User>, StoreError> {
         let rows: Vec<UserRow> = on_pool!(self, |pool| {
             sqlx::query_as(
-            "select u.id, u.email, u.display_name, u.organisation_id, u.disabled_at, u.created_at
+                "select u.id, u.email, u.display_name, u.organisation_id, u.disabled_at, u.created_at
              from credential_manager_grant g join portal_user u on u.id = g.user_id
-             where g.application_id = $1 order by u.display_name, u.email"
-        )
-        .bind(application_id)
-        .fetch_all(pool)
-        .await
+             where g.application_id = $1 order by u.display_name, u.email",
+            )
+            .bind(application_id)
+            .fetch_all(pool)
+            .await
         })?;
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Disables or enables a user. Disabling ends every session of the user at once.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user.
+    pub async fn set_user_disabled(
+        &self,
+        user_id: Uuid,
+        disabled: bool,
+        event: &super::NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use super::BeginWrite as _;
+        let done = on_pool!(self, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            let sql = if disabled {
+                "update portal_user set disabled_at = $2, sessions_valid_after = $2 where id = $1"
+            } else {
+                "update portal_user set disabled_at = null where id = $1 and $2 = $2"
+            };
+            let n = sqlx::query(sql).bind(user_id).bind(now).execute(&mut *tx).await?.rows_affected();
+            if n == 1 {
+                super::audit::insert_audit_event!(&mut *tx, event)?;
+                tx.commit().await?;
+            }
+            Ok::<_, sqlx::Error>(n)
+        }
+        .await)?;
+        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
     }
 }

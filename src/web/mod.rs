@@ -1,23 +1,47 @@
 //! The only module that knows HTTP: the router, middleware and handlers.
 
+mod assets;
+mod auth;
+pub mod error;
+pub mod extract;
 mod health;
+mod home;
 mod observability;
+mod pages;
+mod security;
+pub mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, StatusCode};
-use axum::routing::get;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::auth::{PasswordHasher, RecoveryCodeKey, Throttle};
 use crate::config::Config;
 use crate::domain::Clock;
+use crate::mail;
 use crate::store::Store;
+
+/// Long-lived services the handlers share.
+#[derive(Debug)]
+pub struct Services {
+    /// argon2id with a bound on concurrent hashes.
+    pub hasher: PasswordHasher,
+    /// Failed-attempt throttling.
+    pub throttle: Throttle,
+    /// Key for recovery-code hashes.
+    pub recovery_key: RecoveryCodeKey,
+    /// The outbox sender, to wake after queueing mail.
+    pub mailer: mail::Sender,
+}
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -30,18 +54,13 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The Prometheus recorder's handle.
     pub metrics: PrometheusHandle,
+    /// Shared services.
+    pub services: Arc<Services>,
 }
 
-impl AppState {
-    /// Bundles the parts.
-    pub fn new(store: Store, clock: Arc<dyn Clock>, config: Arc<Config>) -> Self {
-        Self {
-            store,
-            clock,
-            config,
-            metrics: crate::telemetry::metrics_handle(),
-        }
-    }
+/// How many argon2 hashes may run at once: two per core (each takes about 19 MiB).
+pub fn password_hash_bound() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
 }
 
 /// How long a request may take before it is answered 503.
@@ -50,16 +69,46 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The portal's router. `/metrics` is on it unless it has its own address.
-pub fn router(state: AppState, with_metrics: bool) -> Router {
+///
+/// # Errors
+/// When the base URL cannot be a trusted CSRF origin.
+pub fn router(
+    state: AppState,
+    session_store: session::PortalSessionStore,
+    with_metrics: bool,
+) -> anyhow::Result<Router> {
+    // Sign-in, invitation and password routes: the per-IP failure limit answers 429 here.
+    let sign_in = Router::new()
+        .route("/login", get(auth::login::show).post(auth::login::submit))
+        .route("/login/mfa", get(auth::mfa::show).post(auth::mfa::submit))
+        .route("/mfa/setup", get(auth::enrol::show).post(auth::enrol::submit))
+        .route("/invite/{token}", get(auth::invite::show).post(auth::invite::submit))
+        .route("/password/forgot", get(auth::password::forgot_show).post(auth::password::forgot_submit))
+        .route("/password/reset/{token}", get(auth::password::reset_show).post(auth::password::reset_submit))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), security::per_ip_failure_limit));
+    // Pages: sessions, and the CSRF check on every state-changing request (DESIGN.md section 4).
+    let pages = Router::new()
+        .route("/", get(home::root))
+        .route("/logout", post(auth::login::logout))
+        .route("/manage-api-credentials", get(home::manage))
+        .route("/manage-clients", get(home::manage_clients))
+        .route("/admin", get(home::admin))
+        .merge(sign_in)
+        .layer(session_store.layer())
+        .layer(security::csrf_layer(&state.config.base_url)?);
     let mut app = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route("/readyz", get(health::readyz))
+        .route("/static/{*path}", get(assets::serve));
     if with_metrics {
         app = app.route("/metrics", get(observability::metrics));
     }
-    app.fallback(not_found)
-        .with_state(state)
+    Ok(app
+        .merge(pages)
+        .fallback(not_found)
+        .with_state(state.clone())
         // Layers run bottom-up on the way in: request id first, then tracing and metrics.
+        .layer(axum::middleware::from_fn_with_state(state, security::headers))
         .layer(axum::middleware::from_fn(observability::track_http))
         .layer(
             TraceLayer::new_for_http()
@@ -67,24 +116,16 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
-        .layer(SetRequestIdLayer::new(
-            X_REQUEST_ID.clone(),
-            MakeRequestUuid,
-        ))
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid)))
 }
 
 /// The router of the separate metrics address (`PORTAL_METRICS_BIND`).
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(observability::metrics))
-        .with_state(state)
+    Router::new().route("/metrics", get(observability::metrics)).with_state(state)
 }
 
-async fn not_found() -> (StatusCode, &'static str) {
-    (StatusCode::NOT_FOUND, "Not found\n")
+async fn not_found() -> impl IntoResponse {
+    error::not_found()
 }

@@ -12,9 +12,7 @@ use tracing::Span;
 use super::AppState;
 
 fn route_of(req: &Request) -> String {
-    req.extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
+    req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
 }
 
 /// Counts requests by method, route template and status (`http_requests_total`) and records
@@ -34,11 +32,7 @@ pub async fn track_http(req: Request, next: Next) -> Response {
 
 /// A span per request with method, route template and request id; no query string, no headers.
 pub fn make_span(req: &Request) -> Span {
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
     tracing::info_span!("request", method = %req.method(), route = %route_of(req), request_id = %request_id)
 }
 
@@ -46,10 +40,6 @@ pub fn make_span(req: &Request) -> Span {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (size, idle) = state.store.pool_state();
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
-    metrics::gauge!("db_pool_connections", "state" => "in_use")
-        .set(size.saturating_sub(idle as u32) as f64);
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle as u32) as f64);
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

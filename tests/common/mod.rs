@@ -1,11 +1,14 @@
 //! Test support: a fresh database per test (SQLite by default, Postgres when
-//! `TEST_DATABASE_URL` is set) and the real application on port 0.
+//! `TEST_DATABASE_URL` is set), a real SMTP server, and the real application on port 0.
 #![allow(dead_code)]
+
+pub mod flows;
+pub mod smtp;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use secret_portal::config::{BaseUrl, Config, LogFormat};
+use secret_portal::config::{BaseUrl, Config, LogFormat, MailTransportConfig};
 use secret_portal::domain::{Clock, ManualClock, MasterKey};
 use secret_portal::startup::Application;
 use secret_portal::store::{DatabaseUrl, PoolSettings, Store};
@@ -25,37 +28,19 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> Self {
-        match std::env::var(TEST_DATABASE_URL)
-            .ok()
-            .filter(|u| !u.is_empty())
-        {
+        match std::env::var(TEST_DATABASE_URL).ok().filter(|u| !u.is_empty()) {
             Some(admin_url) => {
                 let name = format!("sp_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin_url)
-                    .await
-                    .expect("connect to TEST_DATABASE_URL");
-                sqlx::query(&format!("create database {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create database");
+                let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+                sqlx::query(&format!("create database {name}")).execute(&mut conn).await.expect("create database");
                 let _ = conn.close().await;
                 let url = replace_database(&admin_url, &name);
-                TestDb {
-                    url: DatabaseUrl::parse(&url).unwrap(),
-                    admin_url: Some(admin_url),
-                    name,
-                    _dir: None,
-                }
+                TestDb { url: DatabaseUrl::parse(&url).unwrap(), admin_url: Some(admin_url), name, _dir: None }
             }
             None => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = DatabaseUrl::sqlite_file(&dir.path().join("portal.db"));
-                TestDb {
-                    url,
-                    admin_url: None,
-                    name: String::new(),
-                    _dir: Some(dir),
-                }
+                TestDb { url, admin_url: None, name: String::new(), _dir: Some(dir) }
             }
         }
     }
@@ -68,14 +53,18 @@ impl TestDb {
     pub async fn drop_now(&self) {
         if let Some(admin) = &self.admin_url {
             let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-            sqlx::query(&format!(
-                "drop database if exists {} with (force)",
-                self.name
-            ))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+            sqlx::query(&format!("drop database if exists {} with (force)", self.name))
+                .execute(&mut conn)
+                .await
+                .unwrap();
         }
+    }
+}
+
+impl TestDb {
+    /// A value to leave behind when the real one moves on (nothing to drop).
+    pub fn placeholder() -> Self {
+        TestDb { url: DatabaseUrl::parse("sqlite::memory:").unwrap(), admin_url: None, name: String::new(), _dir: None }
     }
 }
 
@@ -85,16 +74,12 @@ impl Drop for TestDb {
             let name = self.name.clone();
             // Drop runs outside any runtime guarantee: use a thread with its own runtime.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 rt.block_on(async {
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ =
-                            sqlx::query(&format!("drop database if exists {name} with (force)"))
-                                .execute(&mut conn)
-                                .await;
+                        let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                            .execute(&mut conn)
+                            .await;
                     }
                 });
             })
@@ -118,9 +103,7 @@ pub fn test_now() -> DateTime<Utc> {
 /// A connected, migrated store on a fresh database.
 pub async fn test_store() -> (Store, TestDb) {
     let db = TestDb::new().await;
-    let store = Store::connect(&db.url, PoolSettings::default())
-        .await
-        .expect("connect");
+    let store = Store::connect(&db.url, PoolSettings::default()).await.expect("connect");
     store.migrate().await.expect("migrate");
     (store, db)
 }
@@ -128,16 +111,20 @@ pub async fn test_store() -> (Store, TestDb) {
 pub fn test_config(db: &TestDb) -> Config {
     Config {
         database_url: db.url.clone(),
-        pool: PoolSettings {
-            max_connections: 8,
-            acquire_timeout: std::time::Duration::from_secs(2),
-        },
+        pool: PoolSettings { max_connections: 8, acquire_timeout: std::time::Duration::from_secs(2) },
         bind: "127.0.0.1:0".parse().unwrap(),
         base_url: BaseUrl::parse("http://127.0.0.1:8080").unwrap(),
         master_key: MasterKey::generate(),
         metrics_bind: None,
         log_format: LogFormat::Text,
         data_dir: std::env::temp_dir(),
+        mail_transport: MailTransportConfig::Memory(Default::default()),
+        mail_from: "WMDA secret portal <no-reply@wmda.example>".parse().unwrap(),
+        admin_email: None,
+        support_email: "support@wmda.example".into(),
+        trusted_proxies: vec![],
+        totp_issuer: "WMDA".into(),
+        rate_limits: true,
     }
 }
 
@@ -148,6 +135,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub client: reqwest::Client,
     pub db: TestDb,
+    pub smtp: smtp::SmtpSink,
+    pub state: secret_portal::web::AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -160,32 +149,35 @@ impl TestApp {
 
     pub async fn spawn_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
         secret_portal::telemetry::init_logging(LogFormat::Text);
+        let smtp = smtp::SmtpSink::start();
         let mut config = test_config(&db);
+        config.mail_transport = MailTransportConfig::Smtp(smtp.url().into());
         adjust(&mut config);
         let clock = ManualClock::new(test_now());
-        let app = Application::build(config, Arc::new(clock.clone()) as Arc<dyn Clock>)
-            .await
-            .expect("build");
+        let app = Application::build(config, Arc::new(clock.clone()) as Arc<dyn Clock>).await.expect("build");
         let address = format!("http://{}", app.local_addr().unwrap());
         let store = app.store().clone();
+        let state = app.state().clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_store(true)
-            .build()
-            .unwrap();
-        TestApp {
-            address,
-            store,
-            clock,
-            client,
-            db,
-            shutdown: Some(tx),
-            server: Some(server),
-        }
+        let client = new_client();
+        TestApp { address, store, clock, client, db, smtp, state, shutdown: Some(tx), server: Some(server) }
+    }
+
+    /// Stops this instance and starts another on the same database and SMTP sink: a restart.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await.unwrap();
+        let smtp = self.smtp.clone();
+        let clock = self.clock.clone();
+        let db = std::mem::replace(&mut self.db, TestDb::placeholder());
+        let mut app =
+            TestApp::spawn_with(db, |c| c.mail_transport = MailTransportConfig::Smtp(smtp.url().into())).await;
+        app.smtp = smtp;
+        app.clock.set(clock.now());
+        // The new instance has its own clock: keep moving the same one.
+        app
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -193,11 +185,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request")
+        self.client.get(self.url(path)).send().await.expect("request")
     }
 
     /// Signals shutdown and waits for the server to stop.
@@ -226,4 +214,9 @@ macro_rules! raw_sql {
             }
         }
     };
+}
+
+/// A client that keeps cookies and does not follow redirects.
+pub fn new_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
 }

@@ -1,0 +1,15 @@
+//! Authentication: passwords (argon2id), TOTP (totp-rs), recovery codes, one-time links and the
+//! throttling of failed attempts. No HTTP types here; `web::auth` maps these onto pages.
+
+pub mod invitation;
+pub mod link;
+pub mod password;
+pub mod recovery;
+pub mod throttle;
+pub mod totp;
+
+pub use link::{LinkPurpose, LinkToken};
+pub use password::{NewPassword, PasswordError, PasswordHasher};
+pub use recovery::{RecoveryCode, RecoveryCodeKey};
+pub use throttle::{Throttle, ThrottleVerdict};
+pub use totp::{TotpCode, TotpSeed};

@@ -1,0 +1,265 @@
+//! Throttling of failed sign-in attempts, in memory (per replica).
+//!
+//! Two rules (issue 3, ASVS 5.0 6.3.1):
+//! - per (email, client IP), known email or not: after 5 consecutive failures (password or TOTP),
+//!   further attempts from that IP are refused, not delayed, for 30 s, doubling with each further
+//!   failure up to 15 minutes; a success resets the count. Keyed on the pair, so an attacker
+//!   elsewhere cannot lock a victim out.
+//! - per client IP: 30 failures in 10 minutes make the sign-in, invitation and password routes
+//!   answer 429 with `Retry-After` until the window has room again.
+//!
+//! Time comes from the caller's clock. Memory is bounded: stale entries are pruned, and at most
+//! [`MAX_ENTRIES`] keys are kept.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Duration, Utc};
+
+/// Consecutive failures before a (email, IP) pair is refused.
+pub const FAILURES_BEFORE_BLOCK: u32 = 5;
+/// The first refusal lasts this long, and doubles.
+pub const FIRST_BLOCK: Duration = Duration::seconds(30);
+/// The longest refusal.
+pub const LONGEST_BLOCK: Duration = Duration::minutes(15);
+/// Failures per IP within [`IP_WINDOW`] that trigger 429.
+pub const IP_FAILURES: usize = 30;
+/// The per-IP window.
+pub const IP_WINDOW: Duration = Duration::minutes(10);
+/// Most keys kept per map; beyond it the oldest are dropped.
+pub const MAX_ENTRIES: usize = 100_000;
+
+/// What the throttle says about an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleVerdict {
+    /// Go ahead.
+    Allowed,
+    /// Refused for this long.
+    Blocked {
+        /// Until the next attempt is allowed.
+        retry_after: Duration,
+    },
+}
+
+impl ThrottleVerdict {
+    /// "Too many attempts: try again in N minutes" (rounded up; "1 minute").
+    pub fn message(retry_after: Duration) -> String {
+        let minutes = (retry_after.num_seconds() + 59) / 60;
+        let minutes = minutes.max(1);
+        if minutes == 1 {
+            "Too many attempts: try again in 1 minute.".to_owned()
+        } else {
+            format!("Too many attempts: try again in {minutes} minutes.")
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PairState {
+    consecutive: u32,
+    blocked_until: Option<DateTime<Utc>>,
+    last_block: Option<Duration>,
+    last_failure: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pairs: HashMap<(String, IpAddr), PairState>,
+    ips: HashMap<IpAddr, VecDeque<DateTime<Utc>>>,
+}
+
+/// The throttle; share one per process.
+#[derive(Debug)]
+pub struct Throttle {
+    enabled: bool,
+    state: Mutex<State>,
+}
+
+impl Throttle {
+    /// A throttle; `enabled = false` (`PORTAL_RATE_LIMITS=off`, for benchmarks only) allows
+    /// everything and records nothing.
+    pub fn new(enabled: bool) -> Self {
+        Self { enabled, state: Mutex::new(State::default()) }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether an attempt for `email` (normalised) from `ip` may proceed.
+    pub fn check_pair(&self, email: &str, ip: IpAddr, now: DateTime<Utc>) -> ThrottleVerdict {
+        if !self.enabled {
+            return ThrottleVerdict::Allowed;
+        }
+        match self.state().pairs.get(&(email.to_owned(), ip)).and_then(|p| p.blocked_until) {
+            Some(until) if until > now => ThrottleVerdict::Blocked { retry_after: until - now },
+            _ => ThrottleVerdict::Allowed,
+        }
+    }
+
+    /// Whether `ip` is over its failure budget.
+    pub fn check_ip(&self, ip: IpAddr, now: DateTime<Utc>) -> ThrottleVerdict {
+        if !self.enabled {
+            return ThrottleVerdict::Allowed;
+        }
+        let mut state = self.state();
+        let Some(window) = state.ips.get_mut(&ip) else { return ThrottleVerdict::Allowed };
+        while window.front().is_some_and(|t| *t <= now - IP_WINDOW) {
+            window.pop_front();
+        }
+        match window.front() {
+            Some(oldest) if window.len() >= IP_FAILURES => {
+                ThrottleVerdict::Blocked { retry_after: *oldest + IP_WINDOW - now }
+            }
+            _ => ThrottleVerdict::Allowed,
+        }
+    }
+
+    /// Records a failed attempt. `email` is `None` for failures not tied to an account (a bad
+    /// link token). Returns the refusal that starts now, if one does.
+    pub fn record_failure(&self, email: Option<&str>, ip: IpAddr, now: DateTime<Utc>) -> Option<Duration> {
+        if !self.enabled {
+            return None;
+        }
+        let mut state = self.state();
+        let window = state.ips.entry(ip).or_default();
+        window.push_back(now);
+        while window.len() > IP_FAILURES {
+            window.pop_front();
+        }
+        let block = email.and_then(|email| {
+            let pair = state.pairs.entry((email.to_owned(), ip)).or_insert(PairState {
+                consecutive: 0,
+                blocked_until: None,
+                last_block: None,
+                last_failure: now,
+            });
+            pair.consecutive += 1;
+            pair.last_failure = now;
+            (pair.consecutive >= FAILURES_BEFORE_BLOCK).then(|| {
+                let block = pair.last_block.map_or(FIRST_BLOCK, |b| (b * 2).min(LONGEST_BLOCK));
+                pair.last_block = Some(block);
+                pair.blocked_until = Some(now + block);
+                block
+            })
+        });
+        if state.pairs.len() > MAX_ENTRIES || state.ips.len() > MAX_ENTRIES {
+            prune(&mut state, now);
+        }
+        block
+    }
+
+    /// Records a success: the pair's count starts again.
+    pub fn record_success(&self, email: &str, ip: IpAddr) {
+        if self.enabled {
+            self.state().pairs.remove(&(email.to_owned(), ip));
+        }
+    }
+}
+
+/// Drops entries that no longer matter; if still too many, drops the least recent.
+fn prune(state: &mut State, now: DateTime<Utc>) {
+    state.pairs.retain(|_, p| p.blocked_until.is_some_and(|u| u > now) || p.last_failure > now - LONGEST_BLOCK);
+    state.ips.retain(|_, w| w.back().is_some_and(|t| *t > now - IP_WINDOW));
+    if state.pairs.len() > MAX_ENTRIES {
+        let mut by_age: Vec<_> = state.pairs.iter().map(|(k, p)| (p.last_failure, k.clone())).collect();
+        by_age.sort();
+        for (_, key) in by_age.into_iter().take(state.pairs.len() - MAX_ENTRIES / 2) {
+            state.pairs.remove(&key);
+        }
+    }
+    if state.ips.len() > MAX_ENTRIES {
+        let mut by_age: Vec<_> = state.ips.iter().map(|(k, w)| (w.back().copied(), *k)).collect();
+        by_age.sort();
+        for (_, key) in by_age.into_iter().take(state.ips.len() - MAX_ENTRIES / 2) {
+            state.ips.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap()
+    }
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 7));
+
+    #[test]
+    fn five_failures_block_the_pair_for_30_seconds_then_doubling_up_to_15_minutes() {
+        let th = Throttle::new(true);
+        let mut now = t0();
+        for _ in 0..4 {
+            assert_eq!(th.record_failure(Some("jane@x.org"), A, now), None);
+        }
+        assert_eq!(th.check_pair("jane@x.org", A, now), ThrottleVerdict::Allowed);
+        assert_eq!(th.record_failure(Some("jane@x.org"), A, now), Some(Duration::seconds(30)));
+        assert_eq!(
+            th.check_pair("jane@x.org", A, now),
+            ThrottleVerdict::Blocked { retry_after: Duration::seconds(30) }
+        );
+        // Another IP, or another email from the same IP, is not affected.
+        assert_eq!(th.check_pair("jane@x.org", B, now), ThrottleVerdict::Allowed);
+        assert_eq!(th.check_pair("piet@x.org", A, now), ThrottleVerdict::Allowed);
+        let mut expected = 30;
+        for _ in 0..8 {
+            now += Duration::seconds(expected);
+            assert_eq!(th.check_pair("jane@x.org", A, now), ThrottleVerdict::Allowed);
+            expected = (expected * 2).min(900);
+            assert_eq!(th.record_failure(Some("jane@x.org"), A, now), Some(Duration::seconds(expected)));
+        }
+        assert_eq!(expected, 900);
+        // A success resets the count.
+        now += Duration::seconds(900);
+        th.record_success("jane@x.org", A);
+        assert_eq!(th.record_failure(Some("jane@x.org"), A, now), None);
+    }
+
+    #[test]
+    fn thirty_failures_in_ten_minutes_block_the_ip() {
+        let th = Throttle::new(true);
+        let now = t0();
+        for i in 0..29 {
+            th.record_failure(Some(&format!("user{i}@x.org")), A, now + Duration::seconds(i));
+        }
+        assert_eq!(th.check_ip(A, now + Duration::seconds(30)), ThrottleVerdict::Allowed);
+        th.record_failure(None, A, now + Duration::seconds(29));
+        assert_eq!(
+            th.check_ip(A, now + Duration::seconds(30)),
+            ThrottleVerdict::Blocked { retry_after: Duration::seconds(570) }
+        );
+        assert_eq!(th.check_ip(B, now), ThrottleVerdict::Allowed);
+        assert_eq!(th.check_ip(A, now + Duration::minutes(10)), ThrottleVerdict::Allowed);
+    }
+
+    #[test]
+    fn switched_off_it_allows_everything() {
+        let th = Throttle::new(false);
+        for _ in 0..100 {
+            assert_eq!(th.record_failure(Some("jane@x.org"), A, t0()), None);
+        }
+        assert_eq!(th.check_pair("jane@x.org", A, t0()), ThrottleVerdict::Allowed);
+        assert_eq!(th.check_ip(A, t0()), ThrottleVerdict::Allowed);
+    }
+
+    #[test]
+    fn messages_round_minutes_up() {
+        assert_eq!(ThrottleVerdict::message(Duration::seconds(30)), "Too many attempts: try again in 1 minute.");
+        assert_eq!(ThrottleVerdict::message(Duration::seconds(61)), "Too many attempts: try again in 2 minutes.");
+        assert_eq!(ThrottleVerdict::message(Duration::minutes(15)), "Too many attempts: try again in 15 minutes.");
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_random_emails() {
+        let th = Throttle::new(true);
+        let now = t0();
+        for i in 0..(MAX_ENTRIES + 10) {
+            th.record_failure(Some(&format!("u{i}@x.org")), A, now);
+        }
+        assert!(th.state().pairs.len() <= MAX_ENTRIES);
+    }
+}

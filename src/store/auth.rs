@@ -1,0 +1,542 @@
+//! Sign-in data: password hashes, TOTP seeds and steps, recovery codes, one-time links.
+//! Each method owns its transaction; emails and audit events are written inside it.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::audit::insert_audit_event;
+use super::outbox::insert_email;
+use super::users::{USER_COLUMNS, UserRow};
+use super::{BeginWrite, Conflict, NewAuditEvent, NewEmail, NewUser, Store, StoreError, User, on_pool};
+use crate::auth::LinkPurpose;
+use crate::domain::EmailAddress;
+
+/// Who does something, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The acting user, if signed in.
+    pub user_id: Option<Uuid>,
+    /// An email, `cli` or `system`.
+    pub label: String,
+    /// Client IP, for actions over HTTP.
+    pub ip: Option<String>,
+}
+
+impl Actor {
+    /// The command line.
+    pub fn cli() -> Self {
+        Self { user_id: None, label: "cli".into(), ip: None }
+    }
+
+    /// The portal itself (start-up, background jobs).
+    pub fn system() -> Self {
+        Self { user_id: None, label: "system".into(), ip: None }
+    }
+
+    /// An audit event by this actor.
+    pub fn event(&self, action: &'static str, now: DateTime<Utc>) -> NewAuditEvent {
+        NewAuditEvent {
+            occurred_at: now,
+            actor_user_id: self.user_id,
+            actor_label: self.label.clone(),
+            ip: self.ip.clone(),
+            action,
+            organisation_id: None,
+            target_type: None,
+            target_id: None,
+            details: serde_json::json!({}),
+        }
+    }
+}
+
+impl NewAuditEvent {
+    /// The same event about a user.
+    pub fn on_user(mut self, user: &User) -> Self {
+        self.target_type = Some("user");
+        self.target_id = Some(user.id.to_string());
+        self.organisation_id = match user.role {
+            super::UserRole::Member(org) => Some(org),
+            super::UserRole::WmdaAdmin => None,
+        };
+        self
+    }
+
+    /// The same event with details.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// A user with what signing in needs.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The user.
+    pub user: User,
+    /// argon2id PHC string; `None` until an invitation is accepted.
+    pub password_hash: Option<String>,
+    /// The active TOTP seed, encrypted; `None` until enrolment completes.
+    pub totp_secret_enc: Option<Vec<u8>>,
+    /// A seed offered at enrolment, encrypted.
+    pub totp_pending_enc: Option<Vec<u8>>,
+    /// Sessions authenticated before this are ended.
+    pub sessions_valid_after: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CredentialsRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_hash: Option<String>,
+    totp_secret_enc: Option<Vec<u8>>,
+    totp_pending_enc: Option<Vec<u8>>,
+    sessions_valid_after: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<CredentialsRow> for Credentials {
+    type Error = StoreError;
+    fn try_from(r: CredentialsRow) -> Result<Self, StoreError> {
+        Ok(Credentials {
+            user: r.user.try_into()?,
+            password_hash: r.password_hash,
+            totp_secret_enc: r.totp_secret_enc,
+            totp_pending_enc: r.totp_pending_enc,
+            sessions_valid_after: r.sessions_valid_after,
+        })
+    }
+}
+
+fn credentials_sql(filter: &str) -> String {
+    format!(
+        "select {USER_COLUMNS}, password_hash, totp_secret_enc, totp_pending_enc, sessions_valid_after
+         from portal_user where {filter}"
+    )
+}
+
+/// A one-time link as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRecord {
+    /// Row id.
+    pub id: Uuid,
+    /// The user it is for.
+    pub user_id: Uuid,
+    /// What it is for.
+    pub purpose: LinkPurpose,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was used (or replaced by a newer link).
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+impl LinkRecord {
+    /// Unused and unexpired at `now`.
+    pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
+        self.used_at.is_none() && self.expires_at > now
+    }
+}
+
+/// A new one-time link to store with its email.
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    /// What it is for.
+    pub purpose: LinkPurpose,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+const INSERT_LINK: &str = "insert into one_time_token (id, user_id, purpose, token_hash, created_at, expires_at) values ($1, $2, $3, $4, $5, $6)";
+const RETIRE_LINKS: &str =
+    "update one_time_token set used_at = $3 where user_id = $1 and purpose = $2 and used_at is null";
+const CONSUME_LINK: &str =
+    "update one_time_token set used_at = $2 where id = $1 and used_at is null and expires_at > $2";
+
+impl Store {
+    /// A user with their sign-in data, by normalised email.
+    ///
+    /// # Errors
+    /// [`StoreError`]; `Ok(None)` for an unknown email.
+    pub async fn find_credentials_by_email(&self, email: &EmailAddress) -> Result<Option<Credentials>, StoreError> {
+        let sql = credentials_sql("email = $1");
+        let row: Option<CredentialsRow> =
+            on_pool!(self, |pool| sqlx::query_as(&sql).bind(email.as_str()).fetch_optional(pool).await)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// A user with their sign-in data, by id. One indexed query: the per-request session check.
+    ///
+    /// # Errors
+    /// [`StoreError`]; `Ok(None)` for an unknown id.
+    pub async fn find_credentials(&self, user_id: Uuid) -> Result<Option<Credentials>, StoreError> {
+        let sql = credentials_sql("id = $1");
+        let row: Option<CredentialsRow> =
+            on_pool!(self, |pool| sqlx::query_as(&sql).bind(user_id).fetch_optional(pool).await)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// Invites a user: creates them, or for an existing email whose account is not yet active
+    /// retires the earlier invitation links; then stores the new link, queues its email and
+    /// records the audit event, in one transaction. Returns the user and whether it is new.
+    ///
+    /// # Errors
+    /// [`Conflict::AlreadyActive`] for an account that has a password and an authenticator
+    /// (use password reset or an MFA reset instead); [`Conflict::RoleDiffers`] when the email
+    /// belongs to a user of another organisation or role; [`StoreError::NotFound`] for an
+    /// unknown organisation.
+    pub async fn invite_user(
+        &self,
+        new: &NewUser,
+        link: &NewLink,
+        email: &NewEmail,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(User, bool), StoreError> {
+        let sql_find = credentials_sql("email = $1");
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            let existing: Option<CredentialsRow> =
+                sqlx::query_as(&sql_find).bind(new.email.as_str()).fetch_optional(&mut *tx).await?;
+            let (user, created) = match existing {
+                Some(row) => {
+                    let c: Credentials = row.try_into()?;
+                    if c.user.role != new.role {
+                        return Err(Conflict::RoleDiffers.into());
+                    }
+                    if c.password_hash.is_some() && c.totp_secret_enc.is_some() {
+                        return Err(Conflict::AlreadyActive.into());
+                    }
+                    sqlx::query(RETIRE_LINKS)
+                        .bind(c.user.id)
+                        .bind(LinkPurpose::Invitation.as_str())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    (c.user, false)
+                }
+                None => {
+                    let user = super::users::insert_user(&mut *tx, new, now).await?;
+                    (user, true)
+                }
+            };
+            sqlx::query(INSERT_LINK)
+                .bind(Uuid::new_v4())
+                .bind(user.id)
+                .bind(link.purpose.as_str())
+                .bind(link.token_hash.as_slice())
+                .bind(now)
+                .bind(link.expires_at)
+                .execute(&mut *tx)
+                .await?;
+            insert_email!(&mut *tx, email, now)?;
+            let event = actor
+                .event("invitation.sent", now)
+                .on_user(&user)
+                .with_details(serde_json::json!({ "email": user.email.as_str(), "new_user": created }));
+            insert_audit_event!(&mut *tx, &event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>((user, created))
+        }
+        .await)
+    }
+
+    /// Stores a new link of `link.purpose` for an existing user (password reset, MFA
+    /// re-enrolment), retiring earlier unused links of that purpose, queues its email and records
+    /// `action` in the audit log, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn issue_link(
+        &self,
+        user: &User,
+        link: &NewLink,
+        email: &NewEmail,
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(RETIRE_LINKS).bind(user.id).bind(link.purpose.as_str()).bind(now).execute(&mut *tx).await?;
+            sqlx::query(INSERT_LINK)
+                .bind(Uuid::new_v4())
+                .bind(user.id)
+                .bind(link.purpose.as_str())
+                .bind(link.token_hash.as_slice())
+                .bind(now)
+                .bind(link.expires_at)
+                .execute(&mut *tx)
+                .await?;
+            insert_email!(&mut *tx, email, now)?;
+            insert_audit_event!(&mut *tx, event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        }
+        .await)
+    }
+
+    /// Ends a user's MFA: removes the authenticator and recovery codes, ends every session, and
+    /// issues a re-enrolment link with its email, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn reset_mfa(
+        &self,
+        user: &User,
+        link: &NewLink,
+        email: &NewEmail,
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "update portal_user set totp_secret_enc = null, totp_pending_enc = null, totp_last_step = null,
+                 mfa_enrolled_at = null, sessions_valid_after = $2 where id = $1",
+            )
+            .bind(user.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("delete from recovery_code where user_id = $1").bind(user.id).execute(&mut *tx).await?;
+            sqlx::query(RETIRE_LINKS).bind(user.id).bind(link.purpose.as_str()).bind(now).execute(&mut *tx).await?;
+            sqlx::query(INSERT_LINK)
+                .bind(Uuid::new_v4())
+                .bind(user.id)
+                .bind(link.purpose.as_str())
+                .bind(link.token_hash.as_slice())
+                .bind(now)
+                .bind(link.expires_at)
+                .execute(&mut *tx)
+                .await?;
+            insert_email!(&mut *tx, email, now)?;
+            insert_audit_event!(&mut *tx, event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        }
+        .await)
+    }
+
+    /// A link by the hash of its token, used or not.
+    ///
+    /// # Errors
+    /// [`StoreError`]; `Ok(None)` for an unknown token.
+    pub async fn find_link(&self, token_hash: &[u8]) -> Result<Option<LinkRecord>, StoreError> {
+        let row: Option<(Uuid, Uuid, String, DateTime<Utc>, Option<DateTime<Utc>>)> = on_pool!(self, |pool| {
+            sqlx::query_as("select id, user_id, purpose, expires_at, used_at from one_time_token where token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(|(id, user_id, purpose, expires_at, used_at)| {
+            Ok(LinkRecord {
+                id,
+                user_id,
+                purpose: LinkPurpose::parse(&purpose).ok_or(StoreError::Corrupt("one_time_token.purpose"))?,
+                expires_at,
+                used_at,
+            })
+        })
+        .transpose()
+    }
+
+    /// Uses an invitation link: marks it used (only if still usable) and sets the password, in
+    /// one transaction. `Ok(false)` when the link was used or expired meanwhile.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn accept_invitation(
+        &self,
+        link: &LinkRecord,
+        password_hash: &str,
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.use_link(link, Some(password_hash), event, now).await
+    }
+
+    /// Uses an MFA re-enrolment link (after the caller verified the current password).
+    /// `Ok(false)` when the link was used or expired meanwhile.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn accept_reenrolment(
+        &self,
+        link: &LinkRecord,
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.use_link(link, None, event, now).await
+    }
+
+    /// Uses a password-reset link: sets the new password and ends every session of the user.
+    /// `Ok(false)` when the link was used or expired meanwhile.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn reset_password(
+        &self,
+        link: &LinkRecord,
+        password_hash: &str,
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.use_link(link, Some(password_hash), event, now).await
+    }
+
+    async fn use_link(
+        &self,
+        link: &LinkRecord,
+        password_hash: Option<&str>,
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            let used = sqlx::query(CONSUME_LINK).bind(link.id).bind(now).execute(&mut *tx).await?.rows_affected();
+            if used != 1 {
+                return Ok(false);
+            }
+            if let Some(hash) = password_hash {
+                // A new password ends every session (ASVS 5.0 7.4.3).
+                sqlx::query("update portal_user set password_hash = $2, sessions_valid_after = $3 where id = $1")
+                    .bind(link.user_id)
+                    .bind(hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            insert_audit_event!(&mut *tx, event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(true)
+        }
+        .await)
+    }
+
+    /// Keeps a seed offered at enrolment (encrypted) until a code confirms it.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn set_pending_totp(&self, user_id: Uuid, seed_enc: &[u8]) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query("update portal_user set totp_pending_enc = $2 where id = $1")
+            .bind(user_id)
+            .bind(seed_enc)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Completes enrolment: the pending seed becomes the active one, the confirming code's step
+    /// is stored as used, and the recovery codes are replaced, in one transaction. `Ok(false)`
+    /// when there was no pending seed (enrolment already completed).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn complete_totp_enrolment(
+        &self,
+        user_id: Uuid,
+        step: i64,
+        recovery_code_hashes: &[Vec<u8>],
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query(
+                "update portal_user set totp_secret_enc = totp_pending_enc, totp_pending_enc = null,
+                 totp_last_step = $2, mfa_enrolled_at = $3 where id = $1 and totp_pending_enc is not null",
+            )
+            .bind(user_id)
+            .bind(step)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
+            sqlx::query("delete from recovery_code where user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            for hash in recovery_code_hashes {
+                sqlx::query("insert into recovery_code (user_id, code_hash, created_at) values ($1, $2, $3)")
+                    .bind(user_id)
+                    .bind(hash.as_slice())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            insert_audit_event!(&mut *tx, event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(true)
+        }
+        .await)
+    }
+
+    /// Accepts a TOTP time step if it is later than the last accepted one, atomically: a code is
+    /// accepted once, across restarts and between concurrent requests (RFC 6238 5.2).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn accept_totp_step(&self, user_id: Uuid, step: i64) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| sqlx::query(
+            "update portal_user set totp_last_step = $2
+             where id = $1 and totp_secret_enc is not null and (totp_last_step is null or totp_last_step < $2)"
+        )
+        .bind(user_id)
+        .bind(step)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Uses a recovery code if it is the user's and unused, atomically.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn use_recovery_code(
+        &self,
+        user_id: Uuid,
+        code_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| sqlx::query(
+            "update recovery_code set used_at = $3 where user_id = $1 and code_hash = $2 and used_at is null"
+        )
+        .bind(user_id)
+        .bind(code_hash)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// How many unused recovery codes a user has left.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn unused_recovery_codes(&self, user_id: Uuid) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "select count(*) from recovery_code where user_id = $1 and used_at is null"
+        )
+        .bind(user_id)
+        .fetch_one(pool)
+        .await)?)
+    }
+
+    /// Whether the database has any user at all (the first admin's invitation is due otherwise).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn has_users(&self) -> Result<bool, StoreError> {
+        let n: i64 =
+            on_pool!(self, |pool| sqlx::query_scalar("select count(*) from portal_user").fetch_one(pool).await)?;
+        Ok(n > 0)
+    }
+}

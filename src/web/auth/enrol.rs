@@ -1,0 +1,142 @@
+//! `/mfa/setup`: TOTP enrolment, reachable only in the session that has just used an invitation
+//! or re-enrolment link; then the recovery codes, shown once.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::{advance, stage};
+use crate::auth::recovery::RECOVERY_CODES;
+use crate::auth::{RecoveryCode, ThrottleVerdict, TotpCode, TotpSeed};
+use crate::store::{Actor, Credentials};
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::extract::ClientIp;
+use crate::web::pages::{Nav, home_path};
+use crate::web::session::{IDLE_TIMEOUT, SessionAuth};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/mfa_setup.html")]
+struct SetupPage {
+    nav: Option<Nav>,
+    qr: String,
+    key: String,
+    account: String,
+    error: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/recovery_codes.html")]
+struct RecoveryCodesPage {
+    nav: Option<Nav>,
+    codes: Vec<String>,
+    home: String,
+}
+
+/// The enrolment form.
+#[derive(Deserialize)]
+pub struct SetupForm {
+    #[serde(default)]
+    code: String,
+}
+
+async fn enrolling_user(state: &AppState, session: &Session) -> Result<Option<Credentials>, AppError> {
+    let Some(SessionAuth::Enrolling { user_id, at }) = stage(session).await? else { return Ok(None) };
+    if state.clock.now() - at > IDLE_TIMEOUT {
+        session.flush().await?;
+        return Ok(None);
+    }
+    match state.store.find_credentials(user_id).await? {
+        Some(c) if c.user.disabled_at.is_none() && c.password_hash.is_some() => Ok(Some(c)),
+        _ => {
+            session.flush().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// The seed offered to this user: the pending one (so a reload shows the same QR code), or a new
+/// one stored encrypted as pending.
+async fn offered_seed(state: &AppState, creds: &Credentials) -> Result<TotpSeed, AppError> {
+    if let Some(enc) = &creds.totp_pending_enc {
+        if let Ok(seed) = TotpSeed::decrypt(enc, &state.config.master_key) {
+            return Ok(seed);
+        }
+    }
+    let seed = TotpSeed::generate();
+    state.store.set_pending_totp(creds.user.id, &seed.encrypt(&state.config.master_key)).await?;
+    Ok(seed)
+}
+
+fn setup_page(
+    state: &AppState,
+    creds: &Credentials,
+    seed: &TotpSeed,
+    error: Option<String>,
+) -> Result<Response, AppError> {
+    let account = creds.user.email.to_string();
+    let qr = seed
+        .qr_data_uri(&state.config.totp_issuer, &account)
+        .map_err(|e| anyhow::anyhow!("cannot draw the enrolment QR code: {e}"))?;
+    Ok(SetupPage { nav: None, qr, key: seed.base32_grouped(), account, error }.into_response())
+}
+
+/// `GET /mfa/setup`.
+pub async fn show(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
+    let Some(creds) = enrolling_user(&state, &session).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let seed = offered_seed(&state, &creds).await?;
+    setup_page(&state, &creds, &seed, None)
+}
+
+/// `POST /mfa/setup`: completes enrolment only with a valid code, whose step is stored as used;
+/// then shows the recovery codes once and signs the user in.
+pub async fn submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    session: Session,
+    Form(form): Form<SetupForm>,
+) -> Result<Response, AppError> {
+    let Some(creds) = enrolling_user(&state, &session).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let now = state.clock.now();
+    let user = &creds.user;
+    let key = user.email.as_str();
+    let throttle = &state.services.throttle;
+    let seed = offered_seed(&state, &creds).await?;
+    if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair(key, ip, now) {
+        return setup_page(&state, &creds, &seed, Some(ThrottleVerdict::message(retry_after)));
+    }
+    let step = TotpCode::parse(&form.code).ok().and_then(|code| seed.matching_step(&code, now));
+    let Some(step) = step else {
+        let error = match throttle.record_failure(Some(key), ip, now) {
+            Some(block) => ThrottleVerdict::message(block),
+            None => "The code is wrong. Enter the 6-digit code your app shows now for this account.".to_owned(),
+        };
+        return setup_page(&state, &creds, &seed, Some(error));
+    };
+    let codes: Vec<RecoveryCode> = (0..RECOVERY_CODES).map(|_| RecoveryCode::generate()).collect();
+    let hashes: Vec<Vec<u8>> = codes.iter().map(|c| state.services.recovery_key.hash(c)).collect();
+    let actor = Actor { user_id: Some(user.id), label: key.to_owned(), ip: Some(ip.to_string()) };
+    let event = actor.event("auth.mfa_enrolled", now).on_user(user);
+    let step = i64::try_from(step).unwrap_or(i64::MAX);
+    if !state.store.complete_totp_enrolment(user.id, step, &hashes, &event, now).await? {
+        session.flush().await?;
+        return Ok(Redirect::to("/login").into_response());
+    }
+    throttle.record_success(key, ip);
+    advance(&session, SessionAuth::SignedIn { user_id: user.id, authenticated_at: now, last_seen: now }).await?;
+    let nav = Some(Nav { name: if user.display_name.is_empty() { key.to_owned() } else { user.display_name.clone() } });
+    Ok(RecoveryCodesPage {
+        nav,
+        codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
+        home: home_path(user.role).to_owned(),
+    }
+    .into_response())
+}

@@ -1,0 +1,172 @@
+//! `/login/mfa`: the TOTP step (or a recovery code) after the password step.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::{advance, stage};
+use crate::auth::{RecoveryCode, ThrottleVerdict, TotpCode, TotpSeed};
+use crate::domain::NextPath;
+use crate::store::{Actor, Credentials};
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::extract::ClientIp;
+use crate::web::pages::{Nav, home_path};
+use crate::web::session::{STEP_TIMEOUT, SessionAuth};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/login_mfa.html")]
+struct MfaPage {
+    nav: Option<Nav>,
+    error: Option<String>,
+}
+
+/// Fields of the TOTP form: `code` or `recovery_code`.
+#[derive(Deserialize)]
+pub struct MfaForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    recovery_code: String,
+}
+
+/// The user of a session at the TOTP step, if it is still within its time and the account is
+/// still usable; otherwise the session is cleared.
+async fn pending_user(state: &AppState, session: &Session) -> Result<Option<(Credentials, Option<String>)>, AppError> {
+    let Some(SessionAuth::PasswordVerified { user_id, at, next }) = stage(session).await? else { return Ok(None) };
+    if state.clock.now() - at > STEP_TIMEOUT {
+        session.flush().await?;
+        return Ok(None);
+    }
+    match state.store.find_credentials(user_id).await? {
+        Some(c) if c.user.disabled_at.is_none() && c.totp_secret_enc.is_some() => Ok(Some((c, next))),
+        _ => {
+            session.flush().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// `GET /login/mfa`.
+pub async fn show(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
+    match pending_user(&state, &session).await? {
+        Some(_) => Ok(MfaPage { nav: None, error: None }.into_response()),
+        None => Ok(Redirect::to("/login").into_response()),
+    }
+}
+
+enum Outcome {
+    Accepted(&'static str),
+    Refused(&'static str, String),
+}
+
+/// `POST /login/mfa`: a TOTP code (steps -1, 0, +1; each step accepted once, atomically in the
+/// database) or a single-use recovery code; then the session is signed in under a new id.
+pub async fn submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    session: Session,
+    Form(form): Form<MfaForm>,
+) -> Result<Response, AppError> {
+    let Some((creds, next)) = pending_user(&state, &session).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let now = state.clock.now();
+    let user = &creds.user;
+    let key = user.email.as_str();
+    let throttle = &state.services.throttle;
+    let actor = Actor { user_id: Some(user.id), label: key.to_owned(), ip: Some(ip.to_string()) };
+    if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair(key, ip, now) {
+        state.store.record_audit_event(&actor.event("auth.throttled", now).on_user(user)).await?;
+        let page = MfaPage { nav: None, error: Some(ThrottleVerdict::message(retry_after)) };
+        return Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response());
+    }
+
+    let outcome = if !form.code.trim().is_empty() {
+        match TotpCode::parse(&form.code) {
+            Err(e) => Outcome::Refused("malformed_code", e.to_string()),
+            Ok(code) => {
+                let stored = creds.totp_secret_enc.as_deref().unwrap_or_default();
+                let seed = TotpSeed::decrypt(stored, &state.config.master_key)
+                    .map_err(|e| anyhow::anyhow!("cannot decrypt the TOTP seed of user {}: {e}", user.id))?;
+                match seed.matching_step(&code, now) {
+                    None => Outcome::Refused(
+                        "wrong_code",
+                        "The code is wrong. Check the time on your phone, and enter the code your app shows now."
+                            .into(),
+                    ),
+                    Some(step) => {
+                        let step = i64::try_from(step).unwrap_or(i64::MAX);
+                        if state.store.accept_totp_step(user.id, step).await? {
+                            Outcome::Accepted("totp")
+                        } else {
+                            // RFC 6238 5.2: a code is accepted once.
+                            state
+                                .store
+                                .record_audit_event(&actor.event("auth.totp_replay_refused", now).on_user(user))
+                                .await?;
+                            Outcome::Refused(
+                                "replayed_code",
+                                "This code has already been used. Wait for the next code and enter it.".into(),
+                            )
+                        }
+                    }
+                }
+            }
+        }
+    } else if !form.recovery_code.trim().is_empty() {
+        match RecoveryCode::parse(&form.recovery_code) {
+            Err(e) => Outcome::Refused("malformed_recovery_code", e.to_string()),
+            Ok(code) => {
+                let hash = state.services.recovery_key.hash(&code);
+                if state.store.use_recovery_code(user.id, &hash, now).await? {
+                    let left = state.store.unused_recovery_codes(user.id).await?;
+                    let event = actor
+                        .event("auth.recovery_code_used", now)
+                        .on_user(user)
+                        .with_details(serde_json::json!({ "codes_left": left }));
+                    state.store.record_audit_event(&event).await?;
+                    Outcome::Accepted("recovery_code")
+                } else {
+                    Outcome::Refused("wrong_recovery_code", "This recovery code is wrong or was used before.".into())
+                }
+            }
+        }
+    } else {
+        Outcome::Refused("empty", "Enter the 6-digit code from your authenticator app, or a recovery code.".into())
+    };
+
+    match outcome {
+        Outcome::Accepted(method) => {
+            throttle.record_success(key, ip);
+            advance(&session, SessionAuth::SignedIn { user_id: user.id, authenticated_at: now, last_seen: now })
+                .await?;
+            let event =
+                actor.event("auth.sign_in", now).on_user(user).with_details(serde_json::json!({ "method": method }));
+            state.store.record_audit_event(&event).await?;
+            metrics::counter!("sign_ins_total", "result" => "success", "step" => "mfa").increment(1);
+            // `next` is checked again here, after the TOTP step.
+            let target = NextPath::parse_optional(next.as_deref())
+                .map_or_else(|| home_path(user.role).to_owned(), |n| n.to_string());
+            Ok(Redirect::to(&target).into_response())
+        }
+        Outcome::Refused(reason, text) => {
+            metrics::counter!("sign_ins_total", "result" => "failure", "step" => "mfa").increment(1);
+            let event = actor
+                .event("auth.sign_in_failed", now)
+                .on_user(user)
+                .with_details(serde_json::json!({ "step": "mfa", "reason": reason }));
+            state.store.record_audit_event(&event).await?;
+            let error = match throttle.record_failure(Some(key), ip, now) {
+                Some(block) => ThrottleVerdict::message(block),
+                None => text,
+            };
+            Ok(MfaPage { nav: None, error: Some(error) }.into_response())
+        }
+    }
+}

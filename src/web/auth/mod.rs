@@ -1,0 +1,50 @@
+//! Sign-in pages: password, TOTP, enrolment, invitations, password reset, sign-out.
+
+pub mod enrol;
+pub mod invite;
+pub mod login;
+pub mod mfa;
+pub mod password;
+
+use tower_sessions::Session;
+
+use super::error::AppError;
+use super::session::{AUTH_KEY, SessionAuth};
+
+/// The session's sign-in stage, if any.
+pub(crate) async fn stage(session: &Session) -> Result<Option<SessionAuth>, AppError> {
+    Ok(session.get::<SessionAuth>(AUTH_KEY).await?)
+}
+
+/// Moves the session to `auth` under a new session id (ASVS 5.0 7.2.4: a new id at each
+/// authentication step).
+pub(crate) async fn advance(session: &Session, auth: SessionAuth) -> Result<(), AppError> {
+    session.cycle_id().await?;
+    session.insert(AUTH_KEY, auth).await?;
+    Ok(())
+}
+
+/// The link behind `token` when it is usable for one of `purposes` and its account is enabled;
+/// otherwise `None`, and the attempt counts as a failure against the client's IP (guessing
+/// tokens is throttled like guessing passwords).
+pub(crate) async fn usable_link(
+    state: &super::AppState,
+    token: &str,
+    purposes: &[crate::auth::LinkPurpose],
+    ip: std::net::IpAddr,
+) -> Result<Option<(crate::store::LinkRecord, crate::store::Credentials)>, AppError> {
+    let now = state.clock.now();
+    let found = match crate::auth::LinkToken::from_link(token) {
+        Some(t) => state.store.find_link(&t.hash()).await?,
+        None => None,
+    };
+    if let Some(link) = found.filter(|l| l.is_usable(now) && purposes.contains(&l.purpose)) {
+        if let Some(creds) = state.store.find_credentials(link.user_id).await? {
+            if creds.user.disabled_at.is_none() {
+                return Ok(Some((link, creds)));
+            }
+        }
+    }
+    state.services.throttle.record_failure(None, ip, now);
+    Ok(None)
+}

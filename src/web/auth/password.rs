@@ -1,0 +1,157 @@
+//! `/password/forgot` and `/password/reset/{token}`: password reset by email. The answer never
+//! tells whether the email has an account; the TOTP step is still needed afterwards.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::usable_link;
+use crate::auth::{LinkPurpose, LinkToken, NewPassword};
+use crate::domain::EmailAddress;
+use crate::mail::views::link_email;
+use crate::store::{Actor, NewLink};
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::extract::ClientIp;
+use crate::web::pages::{Nav, link_not_valid, message};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/password_forgot.html")]
+struct ForgotPage {
+    nav: Option<Nav>,
+    sent: bool,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/password_reset.html")]
+struct ResetPage {
+    nav: Option<Nav>,
+    email: String,
+    action: String,
+    error: Option<String>,
+}
+
+/// The forgot-password form.
+#[derive(Deserialize)]
+pub struct ForgotForm {
+    #[serde(default)]
+    email: String,
+}
+
+/// The new-password form.
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+}
+
+/// `GET /password/forgot`.
+pub async fn forgot_show() -> impl IntoResponse {
+    ForgotPage { nav: None, sent: false, email: String::new(), error: None }
+}
+
+/// `POST /password/forgot`: emails a link (valid 1 hour) when the address has an active
+/// account; the same answer either way.
+pub async fn forgot_submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<ForgotForm>,
+) -> Result<Response, AppError> {
+    let email = match EmailAddress::parse(&form.email) {
+        Ok(e) => e,
+        Err(e) => {
+            return Ok(ForgotPage {
+                nav: None,
+                sent: false,
+                email: form.email.trim().to_owned(),
+                error: Some(e.to_string()),
+            }
+            .into_response());
+        }
+    };
+    let now = state.clock.now();
+    if let Some(creds) = state.store.find_credentials_by_email(&email).await? {
+        if creds.user.disabled_at.is_none() && creds.password_hash.is_some() {
+            let token = LinkToken::generate();
+            let purpose = LinkPurpose::PasswordReset;
+            let link = NewLink { token_hash: token.hash(), purpose, expires_at: now + purpose.lifetime() };
+            let url = state.config.base_url.join(&purpose.path(&token));
+            let mail = link_email(purpose, email.as_str(), &creds.user.display_name, &url);
+            let actor = Actor { user_id: None, label: email.to_string(), ip: Some(ip.to_string()) };
+            let event = actor.event("auth.password_reset_requested", now).on_user(&creds.user);
+            state.store.issue_link(&creds.user, &link, &mail, &event, now).await?;
+            state.services.mailer.wake();
+        }
+    }
+    Ok(ForgotPage { nav: None, sent: true, email: String::new(), error: None }.into_response())
+}
+
+/// `GET /password/reset/{token}`.
+pub async fn reset_show(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    Ok(match usable_link(&state, &token, &[LinkPurpose::PasswordReset], ip).await? {
+        Some((_, creds)) => ResetPage {
+            nav: None,
+            email: creds.user.email.to_string(),
+            action: format!("/password/reset/{token}"),
+            error: None,
+        }
+        .into_response(),
+        None => link_not_valid(),
+    })
+}
+
+/// `POST /password/reset/{token}`: sets the new password and ends every session of the user.
+pub async fn reset_submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    session: Session,
+    Path(token): Path<String>,
+    Form(form): Form<ResetForm>,
+) -> Result<Response, AppError> {
+    let Some((link, creds)) = usable_link(&state, &token, &[LinkPurpose::PasswordReset], ip).await? else {
+        return Ok(link_not_valid());
+    };
+    let user = &creds.user;
+    let inputs = [user.email.as_str(), user.display_name.as_str()];
+    let password = match NewPassword::parse(&form.password, &form.password_confirm, &inputs) {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(ResetPage {
+                nav: None,
+                email: user.email.to_string(),
+                action: format!("/password/reset/{token}"),
+                error: Some(e.to_string()),
+            }
+            .into_response());
+        }
+    };
+    let now = state.clock.now();
+    let hash = state.services.hasher.hash(&password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let actor = Actor { user_id: Some(user.id), label: user.email.to_string(), ip: Some(ip.to_string()) };
+    if !state.store.reset_password(&link, &hash, &actor.event("auth.password_reset", now).on_user(user), now).await? {
+        return Ok(link_not_valid());
+    }
+    session.flush().await?;
+    Ok(message(
+        StatusCode::OK,
+        "Password changed",
+        &[
+            "Your password has been changed, and every session of your account has ended.",
+            "Sign in with the new password and a code from your authenticator app.",
+        ],
+        Some(("/login", "Sign in")),
+    ))
+}

@@ -1,0 +1,119 @@
+//! The HTML error type of the pages: every failure becomes a page that never shows internals.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::store::StoreError;
+
+/// What went wrong while answering a page request.
+#[derive(Debug)]
+pub enum AppError {
+    /// Nothing here for this user (also: another organisation's data, the wrong role).
+    NotFound,
+    /// Sign-in needed; the path to come back to.
+    SignInRequired {
+        /// Same-origin path of the request, for `?next=`.
+        next: Option<String>,
+    },
+    /// Too many failed attempts from this address.
+    TooManyRequests {
+        /// Seconds until the next attempt is allowed.
+        retry_after_seconds: i64,
+    },
+    /// The database did not answer.
+    Unavailable,
+    /// A bug or an unexpected failure; logged with an operation id the page shows.
+    Internal(anyhow::Error),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => AppError::NotFound,
+            StoreError::Unavailable(_) => AppError::Unavailable,
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<tower_sessions::session::Error> for AppError {
+    fn from(e: tower_sessions::session::Error) -> Self {
+        AppError::Internal(anyhow::anyhow!("session store: {e}"))
+    }
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(e: anyhow::Error) -> Self {
+        AppError::Internal(e)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+    operation_id: Option<String>,
+}
+
+fn page(status: StatusCode, title: &str, message: &str, operation_id: Option<String>) -> Response {
+    let body = ErrorPage { title, message, operation_id }.render().unwrap_or_else(|_| message.to_owned());
+    let mut response = (status, axum::response::Html(body)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The 404 page.
+pub fn not_found() -> Response {
+    page(StatusCode::NOT_FOUND, "Page not found", "There is nothing here, or you have no access to it.", None)
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::NotFound => not_found(),
+            AppError::SignInRequired { next } => {
+                let target = match next.filter(|n| n != "/") {
+                    Some(n) => format!(
+                        "/login?next={}",
+                        url::form_urlencoded::byte_serialize(n.as_bytes()).collect::<String>()
+                    ),
+                    None => "/login".to_owned(),
+                };
+                Redirect::to(&target).into_response()
+            }
+            AppError::TooManyRequests { retry_after_seconds } => {
+                let mut r = page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many attempts",
+                    &crate::auth::ThrottleVerdict::message(chrono::Duration::seconds(retry_after_seconds)),
+                    None,
+                );
+                if let Ok(v) = HeaderValue::from_str(&retry_after_seconds.max(1).to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                r
+            }
+            AppError::Unavailable => {
+                tracing::warn!("the database did not answer");
+                page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "The portal cannot reach its database. Please try again in a minute.",
+                    None,
+                )
+            }
+            AppError::Internal(e) => {
+                let operation_id = uuid::Uuid::new_v4().to_string();
+                tracing::error!(operation_id = %operation_id, error = format!("{e:#}"), "request failed");
+                page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Something went wrong on our side. If it happens again, tell WMDA support this reference:",
+                    Some(operation_id),
+                )
+            }
+        }
+    }
+}

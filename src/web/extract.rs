@@ -1,0 +1,171 @@
+//! Extractors: the client's IP and the signed-in user, with the per-request session checks.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use tower_sessions::Session;
+
+use super::AppState;
+use super::error::AppError;
+use super::session::{ABSOLUTE_TIMEOUT, AUTH_KEY, IDLE_TIMEOUT, LAST_SEEN_GRANULARITY, SessionAuth};
+use crate::store::{Actor, User, UserRole};
+
+/// The client's IP: the peer address, or, when the peer is a trusted proxy
+/// (`PORTAL_TRUSTED_PROXIES`), the right-most address in `X-Forwarded-For` that is not itself a
+/// trusted proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Works out the client IP from the peer and the forwarded header.
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[ipnet::IpNet]) -> IpAddr {
+    if !trusted.iter().any(|net| net.contains(&peer)) {
+        return peer;
+    }
+    let Some(header) = forwarded_for else { return peer };
+    let mut client = peer;
+    for hop in header.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted.iter().any(|net| net.contains(&ip)) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        Ok(ClientIp(client_ip(peer, forwarded, &state.config.trusted_proxies)))
+    }
+}
+
+/// A signed-in user (password and TOTP), checked on every request: the session is within its
+/// idle (30 min) and absolute (12 h) limits, and the account is enabled, enrolled, and has not
+/// ended its sessions since (disable, MFA reset, password change).
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// The user.
+    pub user: User,
+    /// The client IP.
+    pub ip: IpAddr,
+}
+
+impl CurrentUser {
+    /// The user as the actor of an audit event.
+    pub fn actor(&self) -> Actor {
+        Actor { user_id: Some(self.user.id), label: self.user.email.to_string(), ip: Some(self.ip.to_string()) }
+    }
+
+    /// The name to show: display name, or email when empty.
+    pub fn name(&self) -> &str {
+        if self.user.display_name.is_empty() { self.user.email.as_str() } else { &self.user.display_name }
+    }
+}
+
+fn request_path(parts: &Parts) -> Option<String> {
+    (parts.method == axum::http::Method::GET)
+        .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
+        .flatten()
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let next = request_path(parts);
+        let sign_in = move || AppError::SignInRequired { next: next.clone() };
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, msg)| AppError::Internal(anyhow::anyhow!("session layer missing: {msg}")))?;
+        let Some(SessionAuth::SignedIn { user_id, authenticated_at, last_seen }) =
+            session.get::<SessionAuth>(AUTH_KEY).await?
+        else {
+            return Err(sign_in());
+        };
+        let now = state.clock.now();
+        if now - last_seen > IDLE_TIMEOUT || now - authenticated_at > ABSOLUTE_TIMEOUT {
+            session.flush().await?;
+            return Err(sign_in());
+        }
+        let Some(creds) = state.store.find_credentials(user_id).await? else {
+            session.flush().await?;
+            return Err(sign_in());
+        };
+        let ended = creds.sessions_valid_after.is_some_and(|t| t > authenticated_at);
+        if creds.user.disabled_at.is_some() || ended || creds.totp_secret_enc.is_none() {
+            session.flush().await?;
+            return Err(sign_in());
+        }
+        if now - last_seen >= LAST_SEEN_GRANULARITY {
+            session.insert(AUTH_KEY, SessionAuth::SignedIn { user_id, authenticated_at, last_seen: now }).await?;
+        }
+        let ClientIp(ip) =
+            ClientIp::from_request_parts(parts, state).await.unwrap_or(ClientIp(IpAddr::from([0, 0, 0, 0])));
+        Ok(CurrentUser { user: creds.user, ip })
+    }
+}
+
+/// A signed-in WMDA admin; anyone else gets 404.
+#[derive(Debug, Clone)]
+pub struct WmdaAdmin(pub CurrentUser);
+
+impl FromRequestParts<AppState> for WmdaAdmin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let current = CurrentUser::from_request_parts(parts, state).await?;
+        match current.user.role {
+            UserRole::WmdaAdmin => Ok(WmdaAdmin(current)),
+            UserRole::Member(_) => Err(AppError::NotFound),
+        }
+    }
+}
+
+/// A signed-in user of a partner organisation (a possible credential manager); WMDA admins get 404.
+#[derive(Debug, Clone)]
+pub struct OrganisationMember {
+    /// The user.
+    pub current: CurrentUser,
+    /// Their organisation.
+    pub organisation_id: uuid::Uuid,
+}
+
+impl FromRequestParts<AppState> for OrganisationMember {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let current = CurrentUser::from_request_parts(parts, state).await?;
+        match current.user.role {
+            UserRole::Member(organisation_id) => Ok(OrganisationMember { current, organisation_id }),
+            UserRole::WmdaAdmin => Err(AppError::NotFound),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_counts_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let client: IpAddr = "198.51.100.7".parse().unwrap();
+        // Untrusted peer: the header is ignored.
+        assert_eq!(client_ip(client, Some("203.0.113.9"), &trusted), client);
+        // Trusted peer: the right-most untrusted hop.
+        assert_eq!(client_ip(proxy, Some("203.0.113.9, 198.51.100.7, 10.0.0.3"), &trusted), client);
+        assert_eq!(client_ip(proxy, None, &trusted), proxy);
+        assert_eq!(client_ip(proxy, Some("garbage"), &trusted), proxy);
+        assert_eq!(client_ip(proxy, Some("203.0.113.9"), &[]), proxy);
+    }
+}

@@ -1,0 +1,70 @@
+//! Pieces shared by the pages.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::extract::CurrentUser;
+use crate::store::UserRole;
+
+/// The signed-in part of the page header.
+#[derive(Debug, Clone)]
+pub struct Nav {
+    /// The user's name.
+    pub name: String,
+}
+
+impl Nav {
+    /// The header for a signed-in user.
+    pub fn of(user: &CurrentUser) -> Option<Nav> {
+        Some(Nav { name: user.name().to_owned() })
+    }
+}
+
+/// A page with a title, some paragraphs and an optional link.
+#[derive(Template, WebTemplate)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    /// Header.
+    pub nav: Option<Nav>,
+    /// Title and heading.
+    pub title: String,
+    /// Text.
+    pub paragraphs: Vec<String>,
+    /// (href, label).
+    pub link: Option<(String, String)>,
+}
+
+/// A message page with a status code.
+pub fn message(status: StatusCode, title: &str, paragraphs: &[&str], link: Option<(&str, &str)>) -> Response {
+    let page = MessagePage {
+        nav: None,
+        title: title.to_owned(),
+        paragraphs: paragraphs.iter().map(|p| (*p).to_owned()).collect(),
+        link: link.map(|(h, l)| (h.to_owned(), l.to_owned())),
+    };
+    (status, page).into_response()
+}
+
+/// The page a user lands on after signing in.
+pub fn home_path(role: UserRole) -> &'static str {
+    match role {
+        UserRole::WmdaAdmin => "/admin",
+        UserRole::Member(_) => "/manage-api-credentials",
+    }
+}
+
+/// The answer to a one-time link that is unknown, used, expired, or for a disabled account:
+/// the same page for each, so the link tells nothing about the account.
+pub fn link_not_valid() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "This link is no longer valid",
+        &[
+            "The link has been used already, has expired, or was replaced by a newer one.",
+            "Ask WMDA for a new invitation, or request a new password-reset link.",
+        ],
+        Some(("/login", "Go to sign in")),
+    )
+}
