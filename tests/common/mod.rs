@@ -172,8 +172,12 @@ impl TestApp {
         let smtp = self.smtp.clone();
         let clock = self.clock.clone();
         let db = std::mem::replace(&mut self.db, TestDb::placeholder());
-        let mut app =
-            TestApp::spawn_with(db, |c| c.mail_transport = MailTransportConfig::Smtp(smtp.url().into())).await;
+        let key = self.state.config.master_key.clone();
+        let mut app = TestApp::spawn_with(db, |c| {
+            c.mail_transport = MailTransportConfig::Smtp(smtp.url().into());
+            c.master_key = key;
+        })
+        .await;
         app.smtp = smtp;
         app.clock.set(clock.now());
         // The new instance has its own clock: keep moving the same one.
