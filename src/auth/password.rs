@@ -231,7 +231,7 @@ mod tests {
             t.await.unwrap();
         }
         let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
-        assert!(peak >= 1 && peak <= 2, "peak {peak}");
+        assert!((1..=2).contains(&peak), "peak {peak}");
         assert_eq!(hasher.in_flight(), 0);
     }
 }

@@ -327,7 +327,8 @@ impl Store {
     /// # Errors
     /// [`StoreError`]; `Ok(None)` for an unknown token.
     pub async fn find_link(&self, token_hash: &[u8]) -> Result<Option<LinkRecord>, StoreError> {
-        let row: Option<(Uuid, Uuid, String, DateTime<Utc>, Option<DateTime<Utc>>)> = on_pool!(self, |pool| {
+        type LinkRow = (Uuid, Uuid, String, DateTime<Utc>, Option<DateTime<Utc>>);
+        let row: Option<LinkRow> = on_pool!(self, |pool| {
             sqlx::query_as("select id, user_id, purpose, expires_at, used_at from one_time_token where token_hash = $1")
                 .bind(token_hash)
                 .fetch_optional(pool)

@@ -64,6 +64,12 @@ impl Handler for Sink {
         if self.down.load(Ordering::SeqCst) { response::NO_SERVICE } else { response::OK }
     }
 
+    fn rcpt(&mut self, to: &str) -> Response {
+        // Addresses at reject.example are refused for good (550), as a real server refuses an
+        // unknown mailbox.
+        if to.contains("@reject.example") { response::NO_MAILBOX } else { response::OK }
+    }
+
     fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
         self.to = to.to_vec();
         self.data.clear();
