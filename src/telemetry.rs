@@ -10,13 +10,15 @@ use tracing_subscriber::fmt::format::FmtSpan;
 use crate::config::LogFormat;
 
 /// Installs the global tracing subscriber: `RUST_LOG` filters (default `info`, sqlx at `warn`),
-/// text or JSON lines on standard output. A second call does nothing, so tests may call it freely.
+/// text or JSON lines on standard error. A second call does nothing, so tests may call it freely.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::NONE)
-        .with_ansi(std::io::stdout().is_terminal());
+        .with_ansi(std::io::stderr().is_terminal())
+        // Standard output is for what a command prints (links, demo users); logs go to stderr.
+        .with_writer(std::io::stderr);
     let _already_installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().with_current_span(true).flatten_event(true).try_init(),

@@ -23,15 +23,21 @@ fn portal(dir: &Path) -> Command {
 fn start(mut cmd: Command) -> (Child, String, Vec<String>) {
     let mut child =
         cmd.env("PORTAL_BIND", "127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
+    // Logs come on stderr, printed results (demo users) on stdout: read both.
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let forward = |stream: Box<dyn std::io::Read + Send>, tx: std::sync::mpsc::Sender<String>| {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
+        });
+    };
+    forward(Box::new(stdout), tx.clone());
+    forward(Box::new(stderr), tx);
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -152,7 +158,12 @@ fn serve_is_the_default_and_demo_data_loads_once() {
         c.args(["serve", "--demo"]);
         c
     });
-    assert!(lines.join("\n").contains("demo data loaded"), "{lines:#?}");
+    let log = lines.join("\n");
+    assert!(log.contains("demo data loaded"), "{lines:#?}");
+    let users: Vec<&String> = lines.iter().filter(|l| l.contains("/invite/")).collect();
+    assert_eq!(users.len(), 3, "{lines:#?}");
+    assert!(users[0].starts_with("wmda-admin admin@wmda.example http://127.0.0.1:8080/invite/"), "{}", users[0]);
+    assert!(users[1].starts_with("credential-manager "), "{}", users[1]);
     assert_eq!(terminate(&mut child).code(), Some(0));
     let (mut child, _, lines) = start({
         let mut c = portal(dir.path());
@@ -261,4 +272,104 @@ fn migrate_and_serve_run_on_postgres_when_configured() {
     assert_eq!(healthz(&addr), 200);
     assert_eq!(terminate(&mut child).code(), Some(0));
     assert!(!dir.path().join("data").exists(), "files were written for a Postgres deployment");
+}
+
+#[test]
+fn admin_invite_prints_a_one_time_link_that_is_also_emailed() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = common::smtp::SmtpSink::start();
+    let invite = |email: &str| {
+        let mut cmd = portal(dir.path());
+        cmd.env("PORTAL_SMTP_URL", smtp.url()).args([
+            "admin",
+            "invite",
+            "--email",
+            email,
+            "--name",
+            "Wendy",
+            "--wmda-admin",
+        ]);
+        run_to_end(cmd, Duration::from_secs(30))
+    };
+    let (code, stdout, stderr, _) = invite("Wendy@WMDA.example");
+    assert_eq!(code, Some(0), "{stderr}");
+    let link = stdout.trim().to_owned();
+    assert!(link.starts_with("http://127.0.0.1:8080/invite/"), "{stdout}");
+    let mails = smtp.messages_to("wendy@wmda.example");
+    assert_eq!(mails.len(), 1, "the email was not delivered before the command exited");
+    assert!(link.ends_with(&mails[0].link_path("/invite/")), "{link}");
+    // Again for the same email: a new link (the old one stops working, see tests/sign_in.rs).
+    let (code, again, _, _) = invite("wendy@wmda.example");
+    assert_eq!(code, Some(0));
+    assert_ne!(again.trim(), link);
+
+    let mut unknown = portal(dir.path());
+    unknown.env("PORTAL_SMTP_URL", smtp.url()).args([
+        "admin",
+        "invite",
+        "--email",
+        "x@y.example",
+        "--organisation",
+        "NL-Nowhere",
+    ]);
+    let (code, _, stderr, _) = run_to_end(unknown, Duration::from_secs(30));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("there is no organisation NL-Nowhere"), "{stderr}");
+    let mut neither = portal(dir.path());
+    neither.args(["admin", "invite", "--email", "x@y.example"]);
+    let (code, _, stderr, _) = run_to_end(neither, Duration::from_secs(30));
+    assert_eq!(code, Some(2), "{stderr}");
+}
+
+#[test]
+fn an_empty_database_invites_portal_admin_email_or_says_how_to_create_the_first_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    // The hint is logged before the "listening" line.
+    let (mut child, _, lines) = start(portal(dir.path()));
+    let log = lines.join("\n");
+    assert!(log.contains("secret-portal admin invite --email"), "{log}");
+    assert_eq!(terminate(&mut child).code(), Some(0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = common::smtp::SmtpSink::start();
+    let mut cmd = portal(dir.path());
+    cmd.env("PORTAL_ADMIN_EMAIL", "first@wmda.example").env("PORTAL_SMTP_URL", smtp.url());
+    let (mut child, _, _) = start(cmd);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while smtp.messages_to("first@wmda.example").is_empty() {
+        assert!(Instant::now() < deadline, "no invitation for PORTAL_ADMIN_EMAIL");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(terminate(&mut child).code(), Some(0));
+    // Not on the next start: the database has a user now.
+    let (mut child, _, _) = start({
+        let mut c = portal(dir.path());
+        c.env("PORTAL_ADMIN_EMAIL", "first@wmda.example").env("PORTAL_SMTP_URL", smtp.url());
+        c
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(terminate(&mut child).code(), Some(0));
+    assert_eq!(smtp.messages_to("first@wmda.example").len(), 1);
+}
+
+#[test]
+fn without_an_smtp_server_mail_is_written_to_data_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = portal(dir.path());
+    cmd.env("PORTAL_ADMIN_EMAIL", "first@wmda.example");
+    let (mut child, _, _) = start(cmd);
+    let mail_dir = dir.path().join("data/mail");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let file = loop {
+        if let Some(entry) = std::fs::read_dir(&mail_dir).ok().and_then(|mut d| d.next()) {
+            break entry.unwrap().path();
+        }
+        assert!(Instant::now() < deadline, "no .eml file in data/mail");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(terminate(&mut child).code(), Some(0));
+    assert_eq!(file.extension().unwrap(), "eml");
+    let raw = std::fs::read_to_string(&file).unwrap();
+    assert!(raw.contains("To: first@wmda.example"), "{raw}");
+    assert!(raw.contains("multipart/alternative"), "{raw}");
 }

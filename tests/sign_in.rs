@@ -115,8 +115,12 @@ async fn an_invitation_sets_a_password_enrols_totp_shows_recovery_codes_once_and
     }
     // The seed is stored encrypted, never in clear.
     let stored: Vec<u8> = match app.store.backend() {
-        secret_portal::store::Backend::Postgres(p) => sqlx::query_scalar("select totp_secret_enc from portal_user").fetch_one(p).await.unwrap(),
-        secret_portal::store::Backend::Sqlite(p) => sqlx::query_scalar("select totp_secret_enc from portal_user").fetch_one(p).await.unwrap(),
+        secret_portal::store::Backend::Postgres(p) => {
+            sqlx::query_scalar("select totp_secret_enc from portal_user").fetch_one(p).await.unwrap()
+        }
+        secret_portal::store::Backend::Sqlite(p) => {
+            sqlx::query_scalar("select totp_secret_enc from portal_user").fetch_one(p).await.unwrap()
+        }
     };
     let plain = seed.base32_grouped().replace(' ', "");
     assert!(!String::from_utf8_lossy(&stored).contains(&plain));
