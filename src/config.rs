@@ -136,6 +136,14 @@ pub struct Settings {
     #[arg(long, env = "PORTAL_TOTP_ISSUER", default_value = "WMDA", global = true)]
     pub totp_issuer: String,
 
+    /// Most unexpired secrets per application.
+    #[arg(long, env = "PORTAL_SECRET_LIMIT", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100), global = true)]
+    pub secret_limit: u16,
+
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(long, env = "PORTAL_TOKEN_LIFETIME", default_value_t = 3600, value_parser = clap::value_parser!(u32).range(60..=86400), global = true)]
+    pub token_lifetime: u32,
+
     /// Throttling of failed sign-ins and token requests: on, or off for benchmarks only.
     #[arg(long, env = "PORTAL_RATE_LIMITS", value_enum, default_value_t = Switch::On, global = true)]
     pub rate_limits: Switch,
@@ -204,6 +212,10 @@ pub struct Config {
     pub totp_issuer: String,
     /// Throttling on or off.
     pub rate_limits: bool,
+    /// Most unexpired secrets per application (`PORTAL_SECRET_LIMIT`).
+    pub secret_limit: i64,
+    /// Access token lifetime, seconds (`PORTAL_TOKEN_LIFETIME`).
+    pub token_lifetime_seconds: i64,
 }
 
 /// Something the operator should hear about once logging is up.
@@ -372,6 +384,8 @@ impl Settings {
             trusted_proxies: parse_proxies(&self.trusted_proxies)?,
             totp_issuer: self.totp_issuer.clone(),
             rate_limits: self.rate_limits == Switch::On,
+            secret_limit: i64::from(self.secret_limit),
+            token_lifetime_seconds: i64::from(self.token_lifetime),
         };
         Ok((config, notices))
     }
@@ -436,6 +450,8 @@ mod tests {
             trusted_proxies: vec![],
             totp_issuer: "WMDA".into(),
             rate_limits: Switch::On,
+            secret_limit: 3,
+            token_lifetime: 3600,
         }
     }
 

@@ -15,3 +15,30 @@ document.addEventListener("click", async (event) => {
     button.textContent = "Copy failed: select the text and copy it";
   }
 });
+
+// Dialogs: a link with data-dialog opens the <dialog> of that id instead of navigating (without
+// JavaScript the link leads to a page with the same form). showModal() moves focus into the
+// dialog and Escape closes it.
+document.addEventListener("click", (event) => {
+  const opener = event.target.closest("[data-dialog]");
+  if (opener) {
+    const dialog = document.getElementById(opener.dataset.dialog);
+    if (dialog && typeof dialog.showModal === "function") {
+      event.preventDefault();
+      dialog.showModal();
+      const first = dialog.querySelector("input:not([type=hidden]), button");
+      if (first) first.focus();
+    }
+    return;
+  }
+  const closer = event.target.closest("[data-close]");
+  if (closer) {
+    const dialog = closer.closest("dialog");
+    if (dialog) dialog.close();
+  }
+});
+
+// Reopen a dialog whose form came back with errors (the page marks it with data-open).
+document.addEventListener("DOMContentLoaded", () => {
+  for (const dialog of document.querySelectorAll("dialog[data-open]")) dialog.showModal();
+});

@@ -56,8 +56,8 @@ pub struct Resource {
 }
 
 #[derive(sqlx::FromRow)]
-struct ApplicationRow {
-    id: Uuid,
+pub(super) struct ApplicationRow {
+    pub(super) id: Uuid,
     organisation_id: Uuid,
     kind: String,
     api: String,
@@ -74,7 +74,7 @@ struct HeldResourceRow {
 
 const APPLICATION_COLUMNS: &str = "id, organisation_id, kind, api, name, client_id, created_at";
 
-fn application(r: ApplicationRow, resources: Vec<ResourceId>) -> Result<Application, StoreError> {
+pub(super) fn application(r: ApplicationRow, resources: Vec<ResourceId>) -> Result<Application, StoreError> {
     Ok(Application {
         id: r.id,
         organisation_id: r.organisation_id,

@@ -9,6 +9,7 @@
 mod applications;
 pub(crate) mod audit;
 mod auth;
+mod manage;
 mod organisations;
 pub(crate) mod outbox;
 mod secrets;
@@ -24,6 +25,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use applications::{Application, NewApplication, Resource};
 pub use audit::{AuditEvent, NewAuditEvent};
 pub use auth::{Actor, Credentials, LinkRecord, NewLink};
+pub use manage::{Deletion, ManagedApplication, NewSecret, SecretView};
 pub use organisations::Organisation;
 pub use outbox::{EmailKind, NewEmail, OutboxDepth, QueuedEmail};
 pub use secrets::{ClientSecret, SeedSecret};
@@ -106,6 +108,12 @@ pub enum Conflict {
     /// An invitation for an email that belongs to a user of another organisation or role.
     #[error("This email address belongs to a user of another organisation or role.")]
     RoleDiffers,
+    /// The application has as many unexpired secrets as allowed.
+    #[error("This application already has the most unexpired secrets allowed. Delete one it no longer needs first.")]
+    SecretLimitReached,
+    /// The create form was submitted before; the secret it created is not shown again.
+    #[error("This form was already submitted. The secret it created cannot be shown again.")]
+    FormAlreadySubmitted,
     /// The user is not of the application's organisation.
     #[error("The credential manager role can only go to users of the application's organisation.")]
     GrantOutsideOrganisation,

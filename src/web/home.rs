@@ -5,15 +5,8 @@ use askama_web::WebTemplate;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::error::AppError;
-use super::extract::{CurrentUser, OrganisationMember, WmdaAdmin};
+use super::extract::{CurrentUser, WmdaAdmin};
 use super::pages::{Nav, home_path};
-
-#[derive(Template, WebTemplate)]
-#[template(path = "manage.html")]
-struct ManagePage {
-    nav: Option<Nav>,
-    name: String,
-}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "admin.html")]
@@ -29,11 +22,6 @@ pub async fn root(user: Result<CurrentUser, AppError>) -> Response {
         Err(AppError::SignInRequired { .. }) => Redirect::to("/login").into_response(),
         Err(e) => e.into_response(),
     }
-}
-
-/// `GET /manage-api-credentials`: the credential manager's page.
-pub async fn manage(member: OrganisationMember) -> impl IntoResponse {
-    ManagePage { nav: Nav::of(&member.current), name: member.current.name().to_owned() }
 }
 
 /// `GET /manage-clients`: the guide's older address.

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod home;
+mod manage;
 mod observability;
 mod pages;
 mod security;
@@ -90,9 +91,9 @@ pub fn router(
     let pages = Router::new()
         .route("/", get(home::root))
         .route("/logout", post(auth::login::logout))
-        .route("/manage-api-credentials", get(home::manage))
         .route("/manage-clients", get(home::manage_clients))
         .route("/admin", get(home::admin))
+        .merge(manage::routes())
         .merge(sign_in)
         .layer(session_store.layer())
         .layer(security::csrf_layer(&state.config.base_url)?);

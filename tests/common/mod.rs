@@ -125,6 +125,8 @@ pub fn test_config(db: &TestDb) -> Config {
         trusted_proxies: vec![],
         totp_issuer: "WMDA".into(),
         rate_limits: true,
+        secret_limit: 3,
+        token_lifetime_seconds: 3600,
     }
 }
 

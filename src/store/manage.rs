@@ -1,0 +1,402 @@
+//! What a credential manager sees and does: their applications, and creating and deleting
+//! secrets. Every method takes the acting user and reads only through their grants, so a
+//! forgotten check yields "not found", not a leak (authorisation where data is read).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::applications::{ApplicationRow, application};
+use super::audit::insert_audit_event;
+use super::{
+    Application, Backend, BeginWrite, ClientSecret, Conflict, NewAuditEvent, Resource, Store, StoreError, on_pool,
+};
+use crate::domain::secret::expiry_instant;
+use crate::domain::{ClientId, ExpiryDate, ResourceId, SecretHash, SecretName};
+
+/// An application as one of its credential managers sees it.
+#[derive(Debug, Clone)]
+pub struct ManagedApplication {
+    /// The application.
+    pub application: Application,
+    /// Its resources with their audiences, in [`ResourceId::ALL`] order.
+    pub resources: Vec<Resource>,
+    /// Names of its enabled credential managers (display name, or email when empty).
+    pub managers: Vec<String>,
+    /// Its secrets that are not deleted, newest first.
+    pub secrets: Vec<SecretView>,
+}
+
+/// A secret with the name of whoever created it.
+#[derive(Debug, Clone)]
+pub struct SecretView {
+    /// The secret.
+    pub secret: ClientSecret,
+    /// The creator's name; `None` for seeded secrets (shown as "WMDA").
+    pub created_by_name: Option<String>,
+}
+
+/// A new secret to store, its value already hashed.
+#[derive(Debug, Clone)]
+pub struct NewSecret {
+    /// Checked name.
+    pub name: SecretName,
+    /// Checked expiration date.
+    pub expires: ExpiryDate,
+    /// SHA-256 of the value.
+    pub hash: SecretHash,
+    /// First three characters of the value.
+    pub hint: String,
+    /// The create form's one-time id.
+    pub form_id: Uuid,
+}
+
+/// What a deletion found.
+#[derive(Debug, Clone)]
+pub enum Deletion {
+    /// Deleted now.
+    Deleted(ClientSecret),
+    /// It was deleted before (by someone else, or a repeated click).
+    AlreadyDeleted(ClientSecret),
+}
+
+#[derive(sqlx::FromRow)]
+struct SecretViewRow {
+    id: Uuid,
+    application_id: Uuid,
+    name: String,
+    hint: String,
+    expires_on: NaiveDate,
+    expires_at: DateTime<Utc>,
+    created_by: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    first_used_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+    deleted_at: Option<DateTime<Utc>>,
+    creator_name: Option<String>,
+    creator_email: Option<String>,
+}
+
+impl From<SecretViewRow> for SecretView {
+    fn from(r: SecretViewRow) -> Self {
+        let created_by_name = match (r.creator_name, r.creator_email) {
+            (Some(n), _) if !n.is_empty() => Some(n),
+            (_, Some(e)) => Some(e),
+            _ => None,
+        };
+        SecretView {
+            secret: ClientSecret {
+                id: r.id,
+                application_id: r.application_id,
+                name: r.name,
+                hint: r.hint,
+                expires_on: r.expires_on,
+                expires_at: r.expires_at,
+                created_by: r.created_by,
+                created_at: r.created_at,
+                first_used_at: r.first_used_at,
+                last_used_at: r.last_used_at,
+                deleted_at: r.deleted_at,
+            },
+            created_by_name,
+        }
+    }
+}
+
+const SECRET_VIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.expires_on, s.expires_at, s.created_by,
+    s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, c.display_name as creator_name, c.email as creator_email";
+
+/// The applications `user_id` manages (enabled users only), optionally just the one with
+/// `client_id`. `$1` is the user, `$2` the client ID or null.
+const GRANTED: &str = "application a
+    join credential_manager_grant g on g.application_id = a.id
+    join portal_user me on me.id = g.user_id and me.disabled_at is null
+    where g.user_id = $1 and ($2 is null or a.client_id = $2)";
+
+impl Store {
+    /// The applications a user holds the credential-manager role for, by name, with resources,
+    /// managers and undeleted secrets. Four indexed queries, whatever the number of applications.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn managed_applications(&self, user_id: Uuid) -> Result<Vec<ManagedApplication>, StoreError> {
+        self.managed(user_id, None).await
+    }
+
+    /// One application the user manages, by client ID.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] unless the user holds the role for it.
+    pub async fn managed_application(
+        &self,
+        user_id: Uuid,
+        client_id: ClientId,
+    ) -> Result<ManagedApplication, StoreError> {
+        self.managed(user_id, Some(client_id.as_uuid())).await?.pop().ok_or(StoreError::NotFound)
+    }
+
+    async fn managed(&self, user_id: Uuid, client_id: Option<Uuid>) -> Result<Vec<ManagedApplication>, StoreError> {
+        let apps_sql = format!(
+            "select a.id, a.organisation_id, a.kind, a.api, a.name, a.client_id, a.created_at from {GRANTED} order by a.name"
+        );
+        let resources_sql = format!(
+            "select a.id, r.id, r.audience from {GRANTED_RESOURCES}",
+            GRANTED_RESOURCES = GRANTED.replacen(
+                "application a",
+                "application a join application_resource ar on ar.application_id = a.id join resource r on r.id = ar.resource_id",
+                1
+            )
+        );
+        let managers_sql = format!(
+            "select a.id, u.display_name, u.email from {}",
+            GRANTED.replacen(
+                "application a",
+                "application a join credential_manager_grant g2 on g2.application_id = a.id
+                 join portal_user u on u.id = g2.user_id and u.disabled_at is null",
+                1
+            )
+        );
+        let secrets_sql = format!(
+            "select {SECRET_VIEW_COLUMNS} from {} and s.deleted_at is null order by s.created_at desc, s.id",
+            GRANTED.replacen(
+                "application a",
+                "application a join client_secret s on s.application_id = a.id left join portal_user c on c.id = s.created_by",
+                1
+            )
+        );
+        type Rows = (Vec<ApplicationRow>, Vec<(Uuid, String, String)>, Vec<(Uuid, String, String)>, Vec<SecretViewRow>);
+        let (apps, resources, managers, secrets): Rows = on_pool!(self, |pool| async {
+            let apps = sqlx::query_as(&apps_sql).bind(user_id).bind(client_id).fetch_all(pool).await?;
+            let resources = sqlx::query_as(&resources_sql).bind(user_id).bind(client_id).fetch_all(pool).await?;
+            let managers = sqlx::query_as(&managers_sql).bind(user_id).bind(client_id).fetch_all(pool).await?;
+            let secrets = sqlx::query_as(&secrets_sql).bind(user_id).bind(client_id).fetch_all(pool).await?;
+            Ok::<_, sqlx::Error>((apps, resources, managers, secrets))
+        }
+        .await)?;
+
+        let mut resources_by_app: HashMap<Uuid, Vec<Resource>> = HashMap::new();
+        for (app, id, audience) in resources {
+            let id = ResourceId::parse(&id).map_err(|_| StoreError::Corrupt("resource.id"))?;
+            resources_by_app.entry(app).or_default().push(Resource { id, audience });
+        }
+        let mut managers_by_app: HashMap<Uuid, Vec<String>> = HashMap::new();
+        for (app, name, email) in managers {
+            managers_by_app.entry(app).or_default().push(if name.is_empty() { email } else { name });
+        }
+        let mut secrets_by_app: HashMap<Uuid, Vec<SecretView>> = HashMap::new();
+        for row in secrets {
+            secrets_by_app.entry(row.application_id).or_default().push(row.into());
+        }
+        apps.into_iter()
+            .map(|row| {
+                let id = row.id;
+                let mut resources = resources_by_app.remove(&id).unwrap_or_default();
+                resources.sort_by_key(|r| r.id);
+                let mut managers = managers_by_app.remove(&id).unwrap_or_default();
+                managers.sort();
+                let held = resources.iter().map(|r| r.id).collect();
+                Ok(ManagedApplication {
+                    application: application(row, held)?,
+                    resources,
+                    managers,
+                    secrets: secrets_by_app.remove(&id).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// One secret of an application the user manages, deleted or not (the confirmation page
+    /// says "already deleted").
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the secret is not of that application, or the user does
+    /// not manage it.
+    pub async fn managed_secret(
+        &self,
+        user_id: Uuid,
+        client_id: ClientId,
+        secret_id: Uuid,
+    ) -> Result<SecretView, StoreError> {
+        let sql = format!(
+            "select {SECRET_VIEW_COLUMNS} from {} and s.id = $3",
+            GRANTED.replacen(
+                "application a",
+                "application a join client_secret s on s.application_id = a.id left join portal_user c on c.id = s.created_by",
+                1
+            )
+        );
+        let row: Option<SecretViewRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(Some(client_id.as_uuid()))
+            .bind(secret_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.ok_or(StoreError::NotFound)?.into())
+    }
+
+    /// Creates a secret for an application the user manages: checks the one-time form id and the
+    /// limit of unexpired, undeleted secrets, inserts, and records the audit event, in one
+    /// transaction that holds the application's lock (`FOR UPDATE` on Postgres, the write lock
+    /// on SQLite), so concurrent creates never pass the limit.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] unless the user manages the application;
+    /// [`Conflict::FormAlreadySubmitted`]; [`Conflict::SecretLimitReached`].
+    pub async fn create_client_secret(
+        &self,
+        user_id: Uuid,
+        client_id: ClientId,
+        new: &NewSecret,
+        limit: i64,
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<ClientSecret, StoreError> {
+        let lock = match self.backend() {
+            Backend::Postgres(_) => " for update of a",
+            Backend::Sqlite(_) => "",
+        };
+        let find_sql = format!("select a.id, a.organisation_id from {GRANTED}{lock}");
+        let id = Uuid::new_v4();
+        let secret = ClientSecret {
+            id,
+            application_id: Uuid::nil(),
+            name: new.name.as_str().to_owned(),
+            hint: new.hint.clone(),
+            expires_on: new.expires.date(),
+            expires_at: expiry_instant(new.expires.date()),
+            created_by: Some(user_id),
+            created_at: now,
+            first_used_at: None,
+            last_used_at: None,
+            deleted_at: None,
+        };
+        let application_id = on_pool!(self, |pool| {
+            async {
+            let mut tx = pool.begin_write().await?;
+            let found: Option<(Uuid, Uuid)> =
+                sqlx::query_as(&find_sql).bind(user_id).bind(Some(client_id.as_uuid())).fetch_optional(&mut *tx).await?;
+            let (application_id, organisation_id) = found.ok_or(StoreError::NotFound)?;
+            let replay: Option<Uuid> = sqlx::query_scalar("select secret_id from secret_form where form_id = $1")
+                .bind(new.form_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if replay.is_some() {
+                return Err(Conflict::FormAlreadySubmitted.into());
+            }
+            let live: i64 = sqlx::query_scalar(
+                "select count(*) from client_secret where application_id = $1 and deleted_at is null and expires_at > $2",
+            )
+            .bind(application_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            if live >= limit {
+                return Err(Conflict::SecretLimitReached.into());
+            }
+            sqlx::query(
+                "insert into client_secret (id, application_id, name, hint, secret_hash, expires_on, expires_at, created_by, created_at)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(id)
+            .bind(application_id)
+            .bind(&secret.name)
+            .bind(&secret.hint)
+            .bind(new.hash.as_bytes().as_slice())
+            .bind(secret.expires_on)
+            .bind(secret.expires_at)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "insert into secret_form (form_id, user_id, application_id, secret_id, submitted_at) values ($1, $2, $3, $4, $5)",
+            )
+            .bind(new.form_id)
+            .bind(user_id)
+            .bind(application_id)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let mut event = event.clone();
+            event.organisation_id = Some(organisation_id);
+            event.target_type = Some("client_secret");
+            event.target_id = Some(id.to_string());
+            insert_audit_event!(&mut *tx, &event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(application_id)
+        }
+        .await
+        })?;
+        Ok(ClientSecret { application_id, ..secret })
+    }
+
+    /// Deletes (tombstones) a secret of an application the user manages: wipes its hash so the
+    /// token endpoint refuses it from the next request on, and records the audit event.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the secret is not of that application or the user does not
+    /// manage it.
+    pub async fn delete_client_secret(
+        &self,
+        user_id: Uuid,
+        client_id: ClientId,
+        secret_id: Uuid,
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Deletion, StoreError> {
+        let find_sql = format!(
+            "select {SECRET_VIEW_COLUMNS}, a.organisation_id from {} and s.id = $3",
+            GRANTED.replacen(
+                "application a",
+                "application a join client_secret s on s.application_id = a.id left join portal_user c on c.id = s.created_by",
+                1
+            )
+        );
+        on_pool!(self, |pool| {
+            async {
+            let mut tx = pool.begin_write().await?;
+            let row: Option<SecretViewRowWithOrg> = sqlx::query_as(&find_sql)
+                .bind(user_id)
+                .bind(Some(client_id.as_uuid()))
+                .bind(secret_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let row = row.ok_or(StoreError::NotFound)?;
+            let organisation_id = row.organisation_id;
+            let view: SecretView = row.view.into();
+            if view.secret.deleted_at.is_some() {
+                return Ok(Deletion::AlreadyDeleted(view.secret));
+            }
+            let n = sqlx::query(
+                "update client_secret set deleted_at = $2, deleted_by = $3, secret_hash = null where id = $1 and deleted_at is null",
+            )
+            .bind(secret_id)
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                return Ok(Deletion::AlreadyDeleted(view.secret));
+            }
+            let mut event = event.clone();
+            event.organisation_id = Some(organisation_id);
+            event.target_type = Some("client_secret");
+            event.target_id = Some(secret_id.to_string());
+            insert_audit_event!(&mut *tx, &event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(Deletion::Deleted(ClientSecret { deleted_at: Some(now), ..view.secret }))
+        }
+        .await
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SecretViewRowWithOrg {
+    #[sqlx(flatten)]
+    view: SecretViewRow,
+    organisation_id: Uuid,
+}

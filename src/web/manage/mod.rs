@@ -1,0 +1,22 @@
+//! The Manage API Credentials page (seed guide, section 4): a credential manager's applications,
+//! client IDs and secrets; creating a secret shown once; deleting a secret.
+
+mod create;
+mod delete;
+mod view;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use super::AppState;
+
+/// The routes under `/manage-api-credentials`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/manage-api-credentials", get(view::page))
+        .route("/manage-api-credentials/{client_id}/secrets/new", get(create::new_page))
+        .route("/manage-api-credentials/{client_id}/secrets", post(create::create))
+        .route("/manage-api-credentials/{client_id}/secrets/{secret_id}", get(delete::confirm_page))
+        // POST only: a GET here answers 405.
+        .route("/manage-api-credentials/{client_id}/secrets/{secret_id}/delete", post(delete::delete))
+}

@@ -1,0 +1,229 @@
+//! The page and the view models its templates read.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::domain::{ClientId, DaysLeft, ExpiryDate};
+use crate::store::{ManagedApplication, SecretView};
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::extract::OrganisationMember;
+use crate::web::pages::Nav;
+
+/// A resource line of the API authentication panel.
+pub struct ResourceView {
+    /// e.g. `data-manager-production`.
+    pub id: String,
+    /// e.g. "Data Manager production".
+    pub title: String,
+    /// "production" or "sandbox".
+    pub environment: String,
+    /// The token audience.
+    pub audience: String,
+}
+
+/// A secret's row.
+pub struct SecretRow {
+    /// Secret id (for its page).
+    pub id: Uuid,
+    /// Name as given (escaped by the template).
+    pub name: String,
+    /// `abc…`
+    pub hint: String,
+    /// Creation date, UTC.
+    pub created_on: String,
+    /// Creator's name or "WMDA".
+    pub created_by: String,
+    /// Expiration date, UTC, `YYYY-MM-DD`.
+    pub expires_on: String,
+    /// "12 days left", "expires today", "expired".
+    pub days_left: String,
+    /// Fewer than 30 days left.
+    pub soon: bool,
+    /// Past its expiration date.
+    pub expired: bool,
+    /// "2026-11-29 10:15 UTC" or "Never used".
+    pub last_used: String,
+}
+
+/// The create form's state: values as typed and messages next to the fields.
+pub struct CreateForm {
+    /// One-time id of this form.
+    pub form_id: String,
+    /// Name as typed.
+    pub name: String,
+    /// Date as typed.
+    pub expires_on: String,
+    /// Earliest date (today, UTC).
+    pub min: String,
+    /// Latest date (a year from today, UTC).
+    pub max: String,
+    /// Message for the name.
+    pub name_error: Option<String>,
+    /// Message for the date.
+    pub date_error: Option<String>,
+    /// Message for the whole form (limit reached).
+    pub form_error: Option<String>,
+}
+
+impl CreateForm {
+    /// An empty form: a new form id, the date defaulting to the maximum (the guide recommends it).
+    pub fn fresh(today: NaiveDate) -> Self {
+        let max = ExpiryDate::max_for(today).to_string();
+        CreateForm {
+            form_id: Uuid::new_v4().to_string(),
+            name: String::new(),
+            expires_on: max.clone(),
+            min: today.to_string(),
+            max,
+            name_error: None,
+            date_error: None,
+            form_error: None,
+        }
+    }
+}
+
+/// An application's section.
+pub struct AppView {
+    /// Derived name.
+    pub name: String,
+    /// Client ID.
+    pub client_id: String,
+    /// "Data Manager" or "Search, Match & Connect".
+    pub api: String,
+    /// Resources with audiences.
+    pub resources: Vec<ResourceView>,
+    /// Credential managers' names.
+    pub managers: Vec<String>,
+    /// Fewer than two managers (the guide recommends two).
+    pub few_managers: bool,
+    /// Undeleted secrets.
+    pub secrets: Vec<SecretRow>,
+    /// As many unexpired secrets as allowed.
+    pub at_limit: bool,
+    /// The dialog's create form.
+    pub form: CreateForm,
+    /// A ready-to-paste token request.
+    pub curl: String,
+}
+
+/// Formats an instant as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_minute(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A secret's row as shown on `today` (UTC).
+pub fn secret_row(s: &SecretView, today: NaiveDate) -> SecretRow {
+    let left = DaysLeft::between(today, s.secret.expires_on);
+    SecretRow {
+        id: s.secret.id,
+        name: s.secret.name.clone(),
+        hint: format!("{}…", s.secret.hint),
+        created_on: s.secret.created_at.format("%Y-%m-%d").to_string(),
+        created_by: s.created_by_name.clone().unwrap_or_else(|| "WMDA".to_owned()),
+        expires_on: s.secret.expires_on.to_string(),
+        days_left: left.to_string(),
+        soon: left.expires_soon(),
+        expired: left.is_expired(),
+        last_used: s.secret.last_used_at.map_or_else(|| "Never used".to_owned(), utc_minute),
+    }
+}
+
+/// The partner-style token request (form fields and `resource=`, the Azure AD v1 shape that
+/// partner systems send today), with a placeholder where the secret goes.
+pub fn curl_example(token_endpoint: &str, client_id: &ClientId, resource: Option<&str>) -> String {
+    format!(
+        "curl -X POST '{token_endpoint}' \\\n  -d 'grant_type=client_credentials' \\\n  -d 'client_id={client_id}' \\\n  --data-urlencode 'client_secret=<your client secret>' \\\n  -d 'resource={}'",
+        resource.unwrap_or("<resource id>")
+    )
+}
+
+/// An application's section as shown on `today`.
+pub fn app_view(state: &AppState, m: &ManagedApplication, today: NaiveDate) -> AppView {
+    let now = state.clock.now();
+    let live = m.secrets.iter().filter(|s| s.secret.expires_at > now).count();
+    let token_endpoint = state.config.base_url.join("/oauth2/token");
+    AppView {
+        name: m.application.name.clone(),
+        client_id: m.application.client_id.to_string(),
+        api: m.application.api.title().to_owned(),
+        resources: m
+            .resources
+            .iter()
+            .map(|r| ResourceView {
+                id: r.id.to_string(),
+                title: r.id.title().to_owned(),
+                environment: r.id.environment().to_string(),
+                audience: r.audience.clone(),
+            })
+            .collect(),
+        managers: m.managers.clone(),
+        few_managers: m.managers.len() < 2,
+        secrets: m.secrets.iter().map(|s| secret_row(s, today)).collect(),
+        at_limit: i64::try_from(live).unwrap_or(i64::MAX) >= state.config.secret_limit,
+        form: CreateForm::fresh(today),
+        curl: curl_example(&token_endpoint, &m.application.client_id, m.resources.first().map(|r| r.id.as_str())),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "manage/page.html")]
+struct ManagePage {
+    nav: Option<Nav>,
+    apps: Vec<AppView>,
+    support_email: String,
+    token_endpoint: String,
+    token_lifetime_minutes: i64,
+    limit: i64,
+    notice: Option<String>,
+}
+
+/// `?deleted=<secret id>` after a deletion.
+#[derive(Deserialize)]
+pub struct PageQuery {
+    deleted: Option<String>,
+}
+
+/// `GET /manage-api-credentials`: exactly the applications the user holds the credential-manager
+/// role for; a user with no grant is told who grants it.
+pub async fn page(
+    State(state): State<AppState>,
+    member: OrganisationMember,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, AppError> {
+    let user = &member.current.user;
+    let today = state.clock.today();
+    let managed = state.store.managed_applications(user.id).await?;
+    let notice = match q.deleted.as_deref().and_then(|s| Uuid::parse_str(s).ok()) {
+        Some(secret_id) => {
+            let mut found = None;
+            for m in &managed {
+                if let Ok(s) = state.store.managed_secret(user.id, m.application.client_id, secret_id).await {
+                    if s.secret.deleted_at.is_some() {
+                        found = Some(format!(
+                            "Deleted the client secret \"{}\" ({}…) of {}.",
+                            s.secret.name, s.secret.hint, m.application.name
+                        ));
+                    }
+                }
+            }
+            found
+        }
+        None => None,
+    };
+    Ok(ManagePage {
+        nav: Nav::of(&member.current),
+        apps: managed.iter().map(|m| app_view(&state, m, today)).collect(),
+        support_email: state.config.support_email.clone(),
+        token_endpoint: state.config.base_url.join("/oauth2/token"),
+        token_lifetime_minutes: state.config.token_lifetime_seconds / 60,
+        limit: state.config.secret_limit,
+        notice,
+    }
+    .into_response())
+}
