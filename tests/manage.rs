@@ -443,3 +443,43 @@ async fn names_with_markup_and_any_script_show_as_plain_text_everywhere() {
     assert!(stored.contains(&"مفتاح الخادم".to_owned()));
     assert!(stored.contains(&"🔑👩\u{200D}💻 é".to_owned()));
 }
+
+/// DESIGN.md section 6: a client secret's value appears in its one response and nowhere else:
+/// not in logs, the database (session records included), URLs or emails.
+#[tokio::test]
+async fn a_secret_value_appears_nowhere_but_its_one_response() {
+    let w = world().await;
+    let form_id = form_id(&w, &w.dm).await;
+    let res = w
+        .app
+        .post_form(&w.jane, &secrets_path(&w.dm), &[("name", "Needle"), ("expires_on", "2027-06-01"), ("form_id", &form_id)])
+        .await;
+    let mut urls = vec![res.url().to_string()];
+    urls.extend(res.headers().get("location").map(|l| l.to_str().unwrap().to_owned()));
+    let value = shown_value(&res.text().await.unwrap());
+    // Use the portal around it: the page, the confirmation, the deletion, an email.
+    let id = w.app.store.list_client_secrets(w.dm.id).await.unwrap()[0].id;
+    for path in ["/manage-api-credentials".to_owned(), format!("{}/{id}", secrets_path(&w.dm))] {
+        let res = w.jane.get(w.app.url(&path)).send().await.unwrap();
+        urls.push(res.url().to_string());
+        assert!(!res.text().await.unwrap().contains(&value), "{path}");
+    }
+    let res = w.app.post_form(&w.jane, &format!("{}/{id}/delete", secrets_path(&w.dm)), &[]).await;
+    urls.extend(res.headers().get("location").map(|l| l.to_str().unwrap().to_owned()));
+    w.app.post_form(&new_client(), "/password/forgot", &[("email", "jane@demo.example")]).await;
+    w.app.smtp.wait_for("jane@demo.example", 2).await;
+
+    assert!(urls.iter().all(|u| !u.contains(&value)), "{urls:?}");
+    let logs = common::logs();
+    // The searches can find things: the logs carry the requests, the dump carries the name.
+    assert!(logs.contains("/manage-api-credentials/{client_id}/secrets"), "the logs were not captured");
+    assert!(!logs.contains(&value), "the value is in the logs");
+    let dump = w.app.db.dump();
+    let hex_value = hex::encode(value.as_bytes());
+    let dump_text = String::from_utf8_lossy(&dump);
+    assert!(dump_text.contains("Needle"), "the dump holds nothing");
+    assert!(!dump_text.contains(&value) && !dump_text.contains(&hex_value), "the value is in the database");
+    for mail in w.app.smtp.messages() {
+        assert!(!mail.raw.contains(&value), "the value is in an email");
+    }
+}

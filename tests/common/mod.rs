@@ -45,6 +45,29 @@ impl TestDb {
         }
     }
 
+    /// The SQLite database file, when on SQLite.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|d| d.path().join("portal.db"))
+    }
+
+    /// Every byte the database holds: the SQLite files (with the write-ahead log), or a pg_dump.
+    pub fn dump(&self) -> Vec<u8> {
+        match self.sqlite_path() {
+            Some(path) => {
+                let mut bytes = std::fs::read(&path).unwrap_or_default();
+                for suffix in ["-wal", "-shm"] {
+                    bytes.extend(std::fs::read(format!("{}{suffix}", path.display())).unwrap_or_default());
+                }
+                bytes
+            }
+            None => {
+                let out = std::process::Command::new("pg_dump").arg(self.url.expose()).output().expect("pg_dump");
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                out.stdout
+            }
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.admin_url.is_some()
     }
@@ -150,7 +173,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
-        secret_portal::telemetry::init_logging(LogFormat::Text);
+        capture_logs();
         let smtp = smtp::SmtpSink::start();
         let mut config = test_config(&db);
         config.mail_transport = MailTransportConfig::Smtp(smtp.url().into());
@@ -225,4 +248,37 @@ macro_rules! raw_sql {
 /// A client that keeps cookies and does not follow redirects.
 pub fn new_client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
+}
+
+/// Every log line of this test process, kept in memory (tests search it for secrets).
+static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+
+#[derive(Clone)]
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the process's tracing subscriber: everything at debug level (trace for the portal)
+/// into memory, so no test's output is lost and tests can search it.
+pub fn capture_logs() {
+    let buffer = LOGS.get_or_init(|| Arc::new(std::sync::Mutex::new(Vec::new()))).clone();
+    let writer = LogWriter(buffer);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug,secret_portal=trace"))
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .try_init();
+}
+
+/// What was logged so far.
+pub fn logs() -> String {
+    LOGS.get().map(|b| String::from_utf8_lossy(&b.lock().unwrap()).into_owned()).unwrap_or_default()
 }
