@@ -1,0 +1,121 @@
+// The credential manager's journey in a real browser: accept the invitation, enrol TOTP, sign in,
+// create a secret in the dialog, copy it, reload and see only the hint, delete it. axe-core runs
+// on every page seen.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startPortal, launchBrowser, freshCode, seriousViolations } from "./support.mjs";
+
+let portal;
+let browser;
+
+before(async () => {
+  portal = await startPortal();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  const code = await portal?.stop();
+  assert.equal(code, 0, "the portal did not stop cleanly");
+});
+
+async function accessible(page, label) {
+  const violations = await seriousViolations(page);
+  assert.deepEqual(violations, [], `${label}: serious or critical axe-core violations`);
+}
+
+test("a credential manager creates, copies and deletes a secret", async () => {
+  const jane = portal.users.find((u) => u.role === "credential-manager");
+  assert.ok(jane, `no credential manager among ${JSON.stringify(portal.users)}`);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: portal.url });
+  const page = await context.newPage();
+  const errors = [];
+  // Script errors and CSP refusals ("Refused to ..."); HTTP statuses of resources are expected
+  // (the 409 of a reloaded create form, the browser's favicon request).
+  page.on("console", (m) => m.type() === "error" && !m.text().startsWith("Failed to load resource") && errors.push(m.text()));
+  page.on("pageerror", (e) => errors.push(e.message));
+
+  // The invitation: choose a password.
+  await page.goto(jane.link);
+  await accessible(page, "invitation");
+  const password = "correct horse battery staple 42";
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByLabel("Confirm password").fill(password);
+  await page.getByRole("button", { name: "Continue" }).click();
+
+  // Enrol TOTP from the key shown as text.
+  await page.waitForURL("**/mfa/setup");
+  await accessible(page, "enrolment");
+  const qr = await page.locator("img.qr").getAttribute("src");
+  assert.match(qr, /^data:image\/png;base64,/, "the QR code is an inline image");
+  const key = (await page.locator("#totp-key").innerText()).trim();
+  const used = new Set();
+  await page.getByLabel("Authentication code").fill(await freshCode(key, used));
+  await page.getByRole("button", { name: "Verify" }).click();
+  await page.getByRole("heading", { name: "Your recovery codes" }).waitFor();
+  await accessible(page, "recovery codes");
+  assert.equal(await page.locator("#recovery-codes li").count(), 10);
+  await page.getByRole("link", { name: "Continue" }).click();
+
+  // The page.
+  await page.waitForURL("**/manage-api-credentials");
+  await page.getByRole("heading", { name: "Manage API Credentials", level: 1 }).waitFor();
+  await accessible(page, "manage page");
+  const section = page.locator("section.app", { has: page.getByRole("heading", { name: "Partner-NL-DemoRegistry-DM" }) });
+
+  // The dialog: focus moves in, Escape closes it.
+  await section.getByRole("link", { name: "Create new secret" }).click();
+  const dialog = section.locator("dialog[open]");
+  await dialog.waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.closest("dialog") !== null), true, "focus is not in the dialog");
+  await accessible(page, "create dialog");
+  await page.keyboard.press("Escape");
+  await dialog.waitFor({ state: "detached" }).catch(() => {});
+  assert.equal(await section.locator("dialog[open]").count(), 0, "Escape did not close the dialog");
+
+  // Create a secret in the dialog.
+  await section.getByRole("link", { name: "Create new secret" }).click();
+  await dialog.getByLabel("Client secret name").fill("Browser test (Jane Doe)");
+  const expires = await dialog.getByLabel("Expiration date").inputValue();
+  assert.match(expires, /^\d{4}-\d{2}-\d{2}$/);
+  await dialog.getByRole("button", { name: "Create" }).click();
+  await page.getByRole("heading", { name: "Client secret created" }).waitFor();
+  await accessible(page, "created");
+  const value = (await page.locator("#secret-value").innerText()).trim();
+  assert.match(value, /^[A-Za-z0-9]{40}$/);
+  await page.getByRole("button", { name: "Copy secret" }).click();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), value, "Copy secret copied something else");
+
+  // Reload, go back to the page: only the hint remains.
+  await page.reload();
+  assert.equal((await page.content()).includes(value), false, "a reload showed the value again");
+  await page.goto(`${portal.url}/manage-api-credentials`);
+  const html = await page.content();
+  assert.equal(html.includes(value), false);
+  assert.ok(html.includes(`${value.slice(0, 3)}…`), "the hint is missing");
+
+  // Copy client ID.
+  const clientId = (await section.locator("dd code").first().innerText()).trim();
+  await section.getByRole("button", { name: /Copy client ID/ }).click();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), clientId);
+
+  // Delete it through its dialog.
+  await section.getByRole("link", { name: "Delete Browser test (Jane Doe)" }).click();
+  const confirm = section.locator("dialog[open]");
+  await confirm.waitFor();
+  await accessible(page, "delete dialog");
+  assert.match(await confirm.innerText(), /can no longer obtain new tokens/);
+  await confirm.getByRole("button", { name: "Delete", exact: true }).click();
+  await page.getByText("Deleted the client secret").waitFor();
+  assert.equal(await section.getByText("Browser test (Jane Doe)").count(), 0);
+
+  // Phone width: no sideways scrolling.
+  await page.setViewportSize({ width: 360, height: 800 });
+  await page.reload();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px at 360px`);
+
+  assert.deepEqual(errors, [], "console errors (a CSP violation shows here)");
+  await context.close();
+});
