@@ -452,7 +452,11 @@ async fn a_secret_value_appears_nowhere_but_its_one_response() {
     let form_id = form_id(&w, &w.dm).await;
     let res = w
         .app
-        .post_form(&w.jane, &secrets_path(&w.dm), &[("name", "Needle"), ("expires_on", "2027-06-01"), ("form_id", &form_id)])
+        .post_form(
+            &w.jane,
+            &secrets_path(&w.dm),
+            &[("name", "Needle"), ("expires_on", "2027-06-01"), ("form_id", &form_id)],
+        )
         .await;
     let mut urls = vec![res.url().to_string()];
     urls.extend(res.headers().get("location").map(|l| l.to_str().unwrap().to_owned()));
