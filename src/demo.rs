@@ -63,7 +63,7 @@ pub async fn load(store: &Store, base_url: &BaseUrl, now: DateTime<Utc>) -> Resu
         return Err(DemoError::NotEmpty);
     }
     let name = OrganisationDisplayName::parse("Demo Registry").map_err(|_| StoreError::Corrupt("demo name"))?;
-    let org = store.create_organisation(&name, &reference.country, &reference.code, now).await?;
+    let org = store.create_organisation(&name, &reference.country, &reference.code, &Actor::cli(), now).await?;
     use ResourceId::*;
     let plan: [(ApplicationKind, Api, Vec<ResourceId>, Vec<DemoSecret>); 3] = [
         (ApplicationKind::Partner, Api::Dm, vec![DataManagerProduction, DataManagerSandbox], vec![]),
@@ -89,7 +89,7 @@ pub async fn load(store: &Store, base_url: &BaseUrl, now: DateTime<Utc>) -> Resu
     let mut application_ids = Vec::new();
     for (kind, api, resources, secrets) in plan {
         let new = NewApplication { organisation_id: org.id, kind, api, client_id: ClientId::generate(), resources };
-        let app: Application = store.create_application(&new, now).await?;
+        let app: Application = store.create_application(&new, &Actor::cli(), now).await?;
         for s in secrets {
             let value = PlainSecret::generate();
             let name = SecretName::parse(s.name).map_err(|_| StoreError::Corrupt("demo secret name"))?;
@@ -121,7 +121,7 @@ pub async fn load(store: &Store, base_url: &BaseUrl, now: DateTime<Utc>) -> Resu
         let invited = invite_user(store, base_url, &new, &Actor::cli(), now).await?;
         if let UserRole::Member(_) = role {
             for app in &application_ids {
-                store.grant_credential_manager(invited.user.id, *app, None, now).await?;
+                store.grant_credential_manager(invited.user.id, *app, &Actor::cli(), now).await?;
             }
         }
         users.push(format!("{label} {} {}", invited.user.email, invited.link));

@@ -12,7 +12,7 @@ use secret_portal::store::{Application, NewApplication, Organisation, SeedSecret
 async fn app_of(app: &TestApp, org: &Organisation, kind: ApplicationKind, api: Api) -> Application {
     let resources = ResourceId::allowed(kind, api);
     let new = NewApplication { organisation_id: org.id, kind, api, client_id: ClientId::generate(), resources };
-    app.store.create_application(&new, app.clock.now()).await.unwrap()
+    app.store.create_application(&new, &secret_portal::store::Actor::cli(), app.clock.now()).await.unwrap()
 }
 
 async fn seed(app: &TestApp, application: &Application, name: &str, expires_on: NaiveDate) -> uuid::Uuid {
@@ -51,7 +51,10 @@ async fn world() -> World {
     let smc = app_of(&app, &org, ApplicationKind::Partner, Api::Smc).await;
     let other_org_app = app_of(&app, &other, ApplicationKind::Partner, Api::Dm).await;
     let (jane, client) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
-    app.store.grant_credential_manager(jane.user_id, dm.id, None, app.clock.now()).await.unwrap();
+    app.store
+        .grant_credential_manager(jane.user_id, dm.id, &secret_portal::store::Actor::cli(), app.clock.now())
+        .await
+        .unwrap();
     World { app, org, dm, smc, other_org_app, jane: client, jane_id: jane.user_id }
 }
 
@@ -123,7 +126,11 @@ async fn the_page_lists_exactly_the_granted_applications_with_their_facts() {
 
     // A second manager removes the note.
     let (piet, _) = w.app.account("piet@demo.example", UserRole::Member(w.org.id)).await;
-    w.app.store.grant_credential_manager(piet.user_id, w.dm.id, None, w.app.clock.now()).await.unwrap();
+    w.app
+        .store
+        .grant_credential_manager(piet.user_id, w.dm.id, &secret_portal::store::Actor::cli(), w.app.clock.now())
+        .await
+        .unwrap();
     let html = page(&w).await;
     assert!(html.contains("Name of piet@demo.example") && !html.contains("Fewer than two credential managers"));
 }
@@ -233,7 +240,11 @@ async fn one_year_from_29_february_ends_on_28_february() {
         .find_user_by_email(&secret_portal::domain::EmailAddress::parse("leap@demo.example").unwrap())
         .await
         .unwrap();
-    w.app.store.grant_credential_manager(user.id, w.dm.id, None, w.app.clock.now()).await.unwrap();
+    w.app
+        .store
+        .grant_credential_manager(user.id, w.dm.id, &secret_portal::store::Actor::cli(), w.app.clock.now())
+        .await
+        .unwrap();
     let page =
         client.get(w.app.url(&format!("{}/new", secrets_path(&w.dm)))).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("max=\"2029-02-28\""), "{page}");

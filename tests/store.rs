@@ -21,6 +21,7 @@ async fn org(store: &Store, cc: &str, code: &str) -> Organisation {
             &OrganisationDisplayName::parse(&format!("{code} registry")).unwrap(),
             &CountryCode::parse(cc).unwrap(),
             &OrganisationCode::parse(code).unwrap(),
+            &secret_portal::store::Actor::cli(),
             test_now(),
         )
         .await
@@ -78,6 +79,7 @@ async fn organisation_codes_are_unique_per_country_ignoring_case() {
             &OrganisationDisplayName::parse("Other").unwrap(),
             &CountryCode::parse("NL").unwrap(),
             &OrganisationCode::parse("demoregistry").unwrap(),
+            &secret_portal::store::Actor::cli(),
             test_now(),
         )
         .await;
@@ -113,6 +115,7 @@ async fn applications_get_derived_names_and_checked_resources() {
     let dm = store
         .create_application(
             &new_app(&o, ApplicationKind::Partner, Api::Dm, vec![DataManagerSandbox, DataManagerProduction]),
+            &secret_portal::store::Actor::cli(),
             test_now(),
         )
         .await
@@ -122,6 +125,7 @@ async fn applications_get_derived_names_and_checked_resources() {
     let alt = store
         .create_application(
             &new_app(&o, ApplicationKind::PartnerAlternative, Api::Smc, vec![MatchConnectSandbox]),
+            &secret_portal::store::Actor::cli(),
             test_now(),
         )
         .await
@@ -130,26 +134,37 @@ async fn applications_get_derived_names_and_checked_resources() {
 
     // At most one per organisation, kind and API.
     let dup = store
-        .create_application(&new_app(&o, ApplicationKind::Partner, Api::Dm, vec![DataManagerSandbox]), test_now())
+        .create_application(
+            &new_app(&o, ApplicationKind::Partner, Api::Dm, vec![DataManagerSandbox]),
+            &secret_portal::store::Actor::cli(),
+            test_now(),
+        )
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(Conflict::ApplicationExists))));
     // A client ID belongs to one application.
     let mut same_id = new_app(&o, ApplicationKind::Partner, Api::Smc, vec![SearchMatchSandbox]);
     same_id.client_id = dm.client_id;
     assert!(matches!(
-        store.create_application(&same_id, test_now()).await,
+        store.create_application(&same_id, &secret_portal::store::Actor::cli(), test_now()).await,
         Err(StoreError::Conflict(Conflict::ClientIdTaken))
     ));
     // Resources must fit kind and API.
     let wrong = store
-        .create_application(&new_app(&o, ApplicationKind::Partner, Api::Smc, vec![DataManagerSandbox]), test_now())
+        .create_application(
+            &new_app(&o, ApplicationKind::Partner, Api::Smc, vec![DataManagerSandbox]),
+            &secret_portal::store::Actor::cli(),
+            test_now(),
+        )
         .await;
     assert!(matches!(wrong, Err(StoreError::Rule(_))));
     let unknown_org = NewApplication {
         organisation_id: uuid::Uuid::new_v4(),
         ..new_app(&o, ApplicationKind::Partner, Api::Smc, vec![SearchMatchSandbox])
     };
-    assert!(matches!(store.create_application(&unknown_org, test_now()).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.create_application(&unknown_org, &secret_portal::store::Actor::cli(), test_now()).await,
+        Err(StoreError::NotFound)
+    ));
 
     let listed = store.list_applications_of_organisation(o.id).await.unwrap();
     assert_eq!(listed, vec![dm.clone(), alt]);
@@ -162,6 +177,7 @@ async fn the_schema_holds_the_resource_rules() {
     let dm = store
         .create_application(
             &new_app(&o, ApplicationKind::Partner, Api::Dm, vec![ResourceId::DataManagerSandbox]),
+            &secret_portal::store::Actor::cli(),
             test_now(),
         )
         .await
@@ -169,6 +185,7 @@ async fn the_schema_holds_the_resource_rules() {
     let alt = store
         .create_application(
             &new_app(&o, ApplicationKind::PartnerAlternative, Api::Smc, vec![ResourceId::MatchConnectSandbox]),
+            &secret_portal::store::Actor::cli(),
             test_now(),
         )
         .await
@@ -249,6 +266,7 @@ async fn credential_manager_grants_stay_inside_the_organisation() {
     let app = store
         .create_application(
             &new_app(&nl, ApplicationKind::Partner, Api::Dm, vec![ResourceId::DataManagerSandbox]),
+            &secret_portal::store::Actor::cli(),
             test_now(),
         )
         .await
@@ -257,16 +275,18 @@ async fn credential_manager_grants_stay_inside_the_organisation() {
     let hans = user(&store, "hans@other.de", UserRole::Member(de.id)).await;
     let admin = user(&store, "admin@wmda.info", UserRole::WmdaAdmin).await;
 
-    store.grant_credential_manager(jane.id, app.id, Some(admin.id), test_now()).await.unwrap();
-    store.grant_credential_manager(jane.id, app.id, Some(admin.id), test_now()).await.unwrap();
+    store.grant_credential_manager(jane.id, app.id, &secret_portal::store::Actor::cli(), test_now()).await.unwrap();
+    store.grant_credential_manager(jane.id, app.id, &secret_portal::store::Actor::cli(), test_now()).await.unwrap();
     for outsider in [hans.id, admin.id] {
         assert!(matches!(
-            store.grant_credential_manager(outsider, app.id, None, test_now()).await,
+            store.grant_credential_manager(outsider, app.id, &secret_portal::store::Actor::cli(), test_now()).await,
             Err(StoreError::Conflict(Conflict::GrantOutsideOrganisation))
         ));
     }
     assert!(matches!(
-        store.grant_credential_manager(uuid::Uuid::new_v4(), app.id, None, test_now()).await,
+        store
+            .grant_credential_manager(uuid::Uuid::new_v4(), app.id, &secret_portal::store::Actor::cli(), test_now())
+            .await,
         Err(StoreError::NotFound)
     ));
     let managers = store.list_credential_managers(app.id).await.unwrap();
@@ -290,6 +310,7 @@ async fn seeded_secrets_accept_past_dates_and_keep_their_invariants() {
     let app = store
         .create_application(
             &new_app(&o, ApplicationKind::Partner, Api::Dm, vec![ResourceId::DataManagerSandbox]),
+            &secret_portal::store::Actor::cli(),
             test_now(),
         )
         .await

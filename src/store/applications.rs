@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::audit::insert_audit_event;
 use super::organisations::{ORGANISATION_COLUMNS, OrganisationRow};
-use super::{BeginWrite, Conflict, Store, StoreError, on_pool, unique_violation};
+use super::{Actor, BeginWrite, Conflict, Store, StoreError, on_pool, unique_violation};
 use crate::domain::organisation::OrganisationRef;
 use crate::domain::{Api, ApplicationKind, ApplicationName, ClientId, ResourceId};
 
@@ -98,6 +99,7 @@ impl Store {
     pub async fn create_application(
         &self,
         new: &NewApplication,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Application, StoreError> {
         ResourceId::check_all(new.kind, new.api, &new.resources)?;
@@ -144,6 +146,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            let mut event = actor.event("application.created", now).with_details(serde_json::json!({
+                "name": name.as_str(),
+                "client_id": new.client_id.to_string(),
+                "resources": resources.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            }));
+            event.organisation_id = Some(new.organisation_id);
+            event.target_type = Some("application");
+            event.target_id = Some(id.to_string());
+            insert_audit_event!(&mut *tx, &event)?;
             tx.commit().await?;
             Ok::<_, StoreError>(name)
         })?;

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Conflict, Store, StoreError, on_pool, unique_violation};
+use super::audit::insert_audit_event;
+use super::{Actor, BeginWrite, Conflict, Store, StoreError, on_pool, unique_violation};
 use crate::domain::organisation::OrganisationDisplayName;
 use crate::domain::{CountryCode, OrganisationCode, OrganisationRef};
 
@@ -64,6 +65,7 @@ impl Store {
         display_name: &OrganisationDisplayName,
         country: &CountryCode,
         code: &OrganisationCode,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Organisation, StoreError> {
         let org = Organisation {
@@ -73,24 +75,84 @@ impl Store {
             code: code.clone(),
             created_at: now,
         };
-        let inserted = on_pool!(self, |pool| {
-            sqlx::query(
-            "insert into organisation (id, display_name, country_code, code, created_at) values ($1, $2, $3, $4, $5)"
-        )
-        .bind(org.id)
-        .bind(&org.display_name)
-        .bind(org.country.as_str())
-        .bind(org.code.as_str())
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected())
-        });
-        match inserted {
-            Ok(_) => Ok(org),
-            Err(e) if unique_violation(&e).is_some() => Err(Conflict::OrganisationExists.into()),
-            Err(e) => Err(e.into()),
+        let mut event = actor.event("organisation.created", now).with_details(serde_json::json!({
+            "organisation": org.reference().to_string(),
+            "display_name": org.display_name,
+        }));
+        event.organisation_id = Some(org.id);
+        event.target_type = Some("organisation");
+        event.target_id = Some(org.id.to_string());
+        on_pool!(self, |pool| {
+            async {
+            let mut tx = pool.begin_write().await?;
+            let inserted = sqlx::query(
+                "insert into organisation (id, display_name, country_code, code, created_at) values ($1, $2, $3, $4, $5)",
+            )
+            .bind(org.id)
+            .bind(&org.display_name)
+            .bind(org.country.as_str())
+            .bind(org.code.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if unique_violation(&e).is_some() => return Err(Conflict::OrganisationExists.into()),
+                Err(e) => return Err(e.into()),
+            }
+            insert_audit_event!(&mut *tx, &event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
         }
+        .await
+        })?;
+        Ok(org)
+    }
+
+    /// Renames an organisation (its code, and so its applications' names, never change).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn rename_organisation(
+        &self,
+        id: Uuid,
+        display_name: &OrganisationDisplayName,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut event = actor
+            .event("organisation.renamed", now)
+            .with_details(serde_json::json!({ "display_name": display_name.as_str() }));
+        event.organisation_id = Some(id);
+        event.target_type = Some("organisation");
+        event.target_id = Some(id.to_string());
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            let n = sqlx::query("update organisation set display_name = $2 where id = $1")
+                .bind(id)
+                .bind(display_name.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n != 1 {
+                return Err(StoreError::NotFound);
+            }
+            insert_audit_event!(&mut *tx, &event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        }
+        .await)
+    }
+
+    /// An organisation by id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn find_organisation_by_id(&self, id: Uuid) -> Result<Organisation, StoreError> {
+        let sql = format!("select {ORGANISATION_COLUMNS} from organisation where id = $1");
+        let row: Option<OrganisationRow> =
+            on_pool!(self, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
     }
 
     /// Finds an organisation by `<CC>-<code>`, the code compared ignoring case.

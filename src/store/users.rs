@@ -148,14 +148,18 @@ impl Store {
         &self,
         user_id: Uuid,
         application_id: Uuid,
-        granted_by: Option<Uuid>,
+        actor: &super::Actor,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let affected = on_pool!(self, |pool| {
-            async {
-                // Insert only when both exist and share the organisation; the composite foreign keys
-                // hold the same rule as a backstop.
-                let done = sqlx::query(
+        use super::BeginWrite as _;
+        let mut event = actor.event("grant.added", now);
+        event.target_type = Some("user");
+        event.target_id = Some(user_id.to_string());
+        let affected = on_pool!(self, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            // Insert only when both exist and share the organisation; the composite foreign keys
+            // hold the same rule as a backstop.
+            let done = sqlx::query(
                 "insert into credential_manager_grant (user_id, application_id, organisation_id, granted_at, granted_by)
                  select u.id, a.id, a.organisation_id, $3, $4
                  from portal_user u join application a on a.organisation_id = u.organisation_id
@@ -165,37 +169,89 @@ impl Store {
             .bind(user_id)
             .bind(application_id)
             .bind(now)
-            .bind(granted_by)
-            .execute(pool)
+            .bind(actor.user_id)
+            .execute(&mut *tx)
             .await?;
-                if done.rows_affected() == 1 {
-                    return Ok::<_, sqlx::Error>(1);
-                }
-                // Tell "already granted" from "not allowed" from "no such row".
-                let (users, apps, grants): (i64, i64, i64) = sqlx::query_as(
-                    "select (select count(*) from portal_user where id = $1),
+            if done.rows_affected() == 1 {
+                let (organisation_id, name): (Uuid, String) =
+                    sqlx::query_as("select organisation_id, name from application where id = $1")
+                        .bind(application_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                event.organisation_id = Some(organisation_id);
+                event.details = serde_json::json!({ "application": name });
+                super::audit::insert_audit_event!(&mut *tx, &event)?;
+                tx.commit().await?;
+                return Ok::<_, sqlx::Error>(1);
+            }
+            // Tell "already granted" from "not allowed" from "no such row".
+            let (users, apps, grants): (i64, i64, i64) = sqlx::query_as(
+                "select (select count(*) from portal_user where id = $1),
                         (select count(*) from application where id = $2),
                         (select count(*) from credential_manager_grant where user_id = $1 and application_id = $2)",
-                )
-                .bind(user_id)
-                .bind(application_id)
-                .fetch_one(pool)
-                .await?;
-                Ok(if grants == 1 {
-                    1
-                } else if users == 1 && apps == 1 {
-                    -1
-                } else {
-                    0
-                })
-            }
-            .await
-        })?;
+            )
+            .bind(user_id)
+            .bind(application_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            Ok(if grants == 1 {
+                1
+            } else if users == 1 && apps == 1 {
+                -1
+            } else {
+                0
+            })
+        }
+        .await)?;
         match affected {
             1 => Ok(()),
             -1 => Err(Conflict::GrantOutsideOrganisation.into()),
             _ => Err(StoreError::NotFound),
         }
+    }
+
+    /// Revokes the credential-manager role; takes effect on the user's next request (every read
+    /// goes through the grant).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the user holds no such grant.
+    pub async fn revoke_credential_manager(
+        &self,
+        user_id: Uuid,
+        application_id: Uuid,
+        actor: &super::Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use super::BeginWrite as _;
+        let mut event = actor.event("grant.revoked", now);
+        event.target_type = Some("user");
+        event.target_id = Some(user_id.to_string());
+        let n = on_pool!(self, |pool| {
+            async {
+            let mut tx = pool.begin_write().await?;
+            let found: Option<(Uuid, String)> = sqlx::query_as(
+                "select a.organisation_id, a.name from credential_manager_grant g join application a on a.id = g.application_id
+                 where g.user_id = $1 and g.application_id = $2",
+            )
+            .bind(user_id)
+            .bind(application_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((organisation_id, name)) = found else { return Ok::<_, sqlx::Error>(0) };
+            sqlx::query("delete from credential_manager_grant where user_id = $1 and application_id = $2")
+                .bind(user_id)
+                .bind(application_id)
+                .execute(&mut *tx)
+                .await?;
+            event.organisation_id = Some(organisation_id);
+            event.details = serde_json::json!({ "application": name });
+            super::audit::insert_audit_event!(&mut *tx, &event)?;
+            tx.commit().await?;
+            Ok(1)
+        }
+        .await
+        })?;
+        if n == 1 { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
     /// Names of the credential managers of an application, by name.

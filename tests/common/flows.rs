@@ -43,6 +43,7 @@ impl TestApp {
                 &OrganisationDisplayName::parse(&format!("{code} registry")).unwrap(),
                 &CountryCode::parse(cc).unwrap(),
                 &OrganisationCode::parse(code).unwrap(),
+                &Actor::cli(),
                 self.clock.now(),
             )
             .await
