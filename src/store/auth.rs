@@ -221,7 +221,8 @@ impl Store {
                     (c.user, false)
                 }
                 None => {
-                    let user = super::users::insert_user(&mut *tx, new, now).await?;
+                    let user = super::users::new_user(new, now);
+                    super::users::insert_user!(&mut *tx, &user)?;
                     (user, true)
                 }
             };

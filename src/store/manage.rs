@@ -114,6 +114,19 @@ const GRANTED: &str = "application a
     join portal_user me on me.id = g.user_id and me.disabled_at is null
     where g.user_id = $1 and ($2 is null or a.client_id = $2)";
 
+/// Every application, or the one `$1`, or those of organisation `$2`.
+const ALL_APPLICATIONS: &str =
+    "application a where ($1 is null or a.id = $1) and ($2 is null or a.organisation_id = $2)";
+
+/// The join from an application to its secrets and their creators.
+const SECRET_JOIN: &str =
+    "join client_secret s on s.application_id = a.id left join portal_user c on c.id = s.created_by";
+
+/// `scope` with `join` added right after `application a`.
+fn joined(scope: &str, join: &str) -> String {
+    scope.replacen("application a", &format!("application a {join}"), 1)
+}
+
 impl Store {
     /// The applications a user holds the credential-manager role for, by name, with resources,
     /// managers and undeleted secrets. Four indexed queries, whatever the number of applications.
@@ -136,41 +149,59 @@ impl Store {
         self.managed(user_id, Some(client_id.as_uuid())).await?.pop().ok_or(StoreError::NotFound)
     }
 
+    /// Every application (WMDA admins), or one, or those of one organisation, each with its
+    /// resources, managers and undeleted secrets.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn all_applications(
+        &self,
+        application_id: Option<Uuid>,
+        organisation_id: Option<Uuid>,
+    ) -> Result<Vec<ManagedApplication>, StoreError> {
+        self.applications_in(ALL_APPLICATIONS, application_id, organisation_id).await
+    }
+
     async fn managed(&self, user_id: Uuid, client_id: Option<Uuid>) -> Result<Vec<ManagedApplication>, StoreError> {
+        self.applications_in(GRANTED, Some(user_id), client_id).await
+    }
+
+    /// The applications `scope` selects (a `from` clause over `application a` ending in a `where`
+    /// with `$1` and `$2`), with everything the pages show, in four queries.
+    async fn applications_in(
+        &self,
+        scope: &str,
+        p1: Option<Uuid>,
+        p2: Option<Uuid>,
+    ) -> Result<Vec<ManagedApplication>, StoreError> {
         let apps_sql = format!(
-            "select a.id, a.organisation_id, a.kind, a.api, a.name, a.client_id, a.created_at from {GRANTED} order by a.name"
+            "select a.id, a.organisation_id, a.kind, a.api, a.name, a.client_id, a.created_at from {scope} order by a.name"
         );
         let resources_sql = format!(
-            "select a.id, r.id, r.audience from {GRANTED_RESOURCES}",
-            GRANTED_RESOURCES = GRANTED.replacen(
-                "application a",
-                "application a join application_resource ar on ar.application_id = a.id join resource r on r.id = ar.resource_id",
-                1
+            "select a.id, r.id, r.audience from {}",
+            joined(
+                scope,
+                "join application_resource ar on ar.application_id = a.id join resource r on r.id = ar.resource_id"
             )
         );
         let managers_sql = format!(
             "select a.id, u.display_name, u.email from {}",
-            GRANTED.replacen(
-                "application a",
-                "application a join credential_manager_grant g2 on g2.application_id = a.id
-                 join portal_user u on u.id = g2.user_id and u.disabled_at is null",
-                1
+            joined(
+                scope,
+                "join credential_manager_grant g2 on g2.application_id = a.id
+                 join portal_user u on u.id = g2.user_id and u.disabled_at is null"
             )
         );
         let secrets_sql = format!(
             "select {SECRET_VIEW_COLUMNS} from {} and s.deleted_at is null order by s.created_at desc, s.id",
-            GRANTED.replacen(
-                "application a",
-                "application a join client_secret s on s.application_id = a.id left join portal_user c on c.id = s.created_by",
-                1
-            )
+            joined(scope, SECRET_JOIN)
         );
         type Rows = (Vec<ApplicationRow>, Vec<(Uuid, String, String)>, Vec<(Uuid, String, String)>, Vec<SecretViewRow>);
         let (apps, resources, managers, secrets): Rows = on_pool!(self, |pool| async {
-            let apps = sqlx::query_as(&apps_sql).bind(user_id).bind(client_id).fetch_all(pool).await?;
-            let resources = sqlx::query_as(&resources_sql).bind(user_id).bind(client_id).fetch_all(pool).await?;
-            let managers = sqlx::query_as(&managers_sql).bind(user_id).bind(client_id).fetch_all(pool).await?;
-            let secrets = sqlx::query_as(&secrets_sql).bind(user_id).bind(client_id).fetch_all(pool).await?;
+            let apps = sqlx::query_as(&apps_sql).bind(p1).bind(p2).fetch_all(pool).await?;
+            let resources = sqlx::query_as(&resources_sql).bind(p1).bind(p2).fetch_all(pool).await?;
+            let managers = sqlx::query_as(&managers_sql).bind(p1).bind(p2).fetch_all(pool).await?;
+            let secrets = sqlx::query_as(&secrets_sql).bind(p1).bind(p2).fetch_all(pool).await?;
             Ok::<_, sqlx::Error>((apps, resources, managers, secrets))
         }
         .await)?;
@@ -218,14 +249,7 @@ impl Store {
         client_id: ClientId,
         secret_id: Uuid,
     ) -> Result<SecretView, StoreError> {
-        let sql = format!(
-            "select {SECRET_VIEW_COLUMNS} from {} and s.id = $3",
-            GRANTED.replacen(
-                "application a",
-                "application a join client_secret s on s.application_id = a.id left join portal_user c on c.id = s.created_by",
-                1
-            )
-        );
+        let sql = format!("select {SECRET_VIEW_COLUMNS} from {} and s.id = $3", joined(GRANTED, SECRET_JOIN));
         let row: Option<SecretViewRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(user_id)
             .bind(Some(client_id.as_uuid()))
@@ -348,11 +372,7 @@ impl Store {
     ) -> Result<Deletion, StoreError> {
         let find_sql = format!(
             "select {SECRET_VIEW_COLUMNS}, a.organisation_id from {} and s.id = $3",
-            GRANTED.replacen(
-                "application a",
-                "application a join client_secret s on s.application_id = a.id left join portal_user c on c.id = s.created_by",
-                1
-            )
+            joined(GRANTED, SECRET_JOIN)
         );
         on_pool!(self, |pool| {
             async {

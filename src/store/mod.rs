@@ -6,6 +6,7 @@
 //! driver cannot carry chrono or uuid values, so the store keeps the native pools and runs the same
 //! text on whichever it holds through [`on_pool!`]. Dialect-specific code stays in this module.
 
+mod admin;
 mod applications;
 pub(crate) mod audit;
 mod auth;
@@ -14,7 +15,7 @@ mod organisations;
 pub(crate) mod outbox;
 mod secrets;
 pub mod url;
-mod users;
+pub(crate) mod users;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use admin::{ApplicationAttention, AuditFilter, ExpiringSecret, UserFilter, UserStatus, UserSummary};
 pub use applications::{Application, NewApplication, Resource};
 pub use audit::{AuditEvent, NewAuditEvent};
 pub use auth::{Actor, Credentials, LinkRecord, NewLink};
@@ -108,6 +110,12 @@ pub enum Conflict {
     /// An invitation for an email that belongs to a user of another organisation or role.
     #[error("This email address belongs to a user of another organisation or role.")]
     RoleDiffers,
+    /// An audience that is empty, too long, or a resource id.
+    #[error("An audience is 1 to 200 characters and never a resource id.")]
+    AudienceInvalid,
+    /// An audience another resource has.
+    #[error("Another resource already has this audience.")]
+    AudienceTaken,
     /// The application has as many unexpired secrets as allowed.
     #[error("This application already has the most unexpired secrets allowed. Delete one it no longer needs first.")]
     SecretLimitReached,

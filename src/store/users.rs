@@ -56,48 +56,58 @@ pub(super) struct UserRow {
 
 pub(super) const USER_COLUMNS: &str = "id, email, display_name, organisation_id, disabled_at, created_at";
 
-/// Inserts a user through an executor (a pool or an open transaction).
-pub(super) async fn insert_user<'c, E>(executor: E, new: &NewUser, now: DateTime<Utc>) -> Result<User, StoreError>
-where
-    E: sqlx::Executor<'c>,
-    for<'q> <E::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, E::Database>,
-    Uuid: for<'q> sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    Option<Uuid>: for<'q> sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    bool: for<'q> sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    DateTime<Utc>: for<'q> sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    for<'q> &'q str: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-{
-    let id = Uuid::new_v4();
-    let organisation_id = match new.role {
-        UserRole::WmdaAdmin => None,
-        UserRole::Member(org) => Some(org),
-    };
-    let inserted = sqlx::query(
-        "insert into portal_user (id, email, display_name, organisation_id, is_wmda_admin, created_at)
-         values ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(new.email.as_str())
-    .bind(new.display_name.trim())
-    .bind(organisation_id)
-    .bind(organisation_id.is_none())
-    .bind(now)
-    .execute(executor)
-    .await;
-    match inserted {
-        Ok(_) => Ok(User {
-            id,
-            email: new.email.clone(),
-            display_name: new.display_name.trim().to_owned(),
-            role: new.role,
-            disabled_at: None,
-            created_at: now,
-        }),
-        Err(e) if super::unique_violation(&e).is_some() => Err(Conflict::EmailTaken.into()),
-        Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => Err(StoreError::NotFound),
-        Err(e) => Err(e.into()),
+/// The insert statement of a user.
+pub(super) const INSERT_USER: &str =
+    "insert into portal_user (id, email, display_name, organisation_id, is_wmda_admin, created_at)
+     values ($1, $2, $3, $4, $5, $6)";
+
+/// The user a [`NewUser`] becomes, with a fresh id.
+pub(super) fn new_user(new: &NewUser, now: DateTime<Utc>) -> User {
+    User {
+        id: Uuid::new_v4(),
+        email: new.email.clone(),
+        display_name: new.display_name.trim().to_owned(),
+        role: new.role,
+        disabled_at: None,
+        created_at: now,
     }
 }
+
+/// The store's answer to a failed user insert.
+pub(super) fn insert_user_error(e: sqlx::Error) -> StoreError {
+    if super::unique_violation(&e).is_some() {
+        Conflict::EmailTaken.into()
+    } else if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) {
+        StoreError::NotFound
+    } else {
+        e.into()
+    }
+}
+
+/// Inserts a [`User`] through an executor (a pool or an open transaction). A macro rather than a
+/// generic function: the same text must compile against both backends' executors, and a generic
+/// one's future cannot be shown to be `Send` to axum.
+macro_rules! insert_user {
+    ($executor:expr, $user:expr) => {{
+        let user: &$crate::store::User = $user;
+        let organisation_id = match user.role {
+            $crate::store::UserRole::WmdaAdmin => None,
+            $crate::store::UserRole::Member(org) => Some(org),
+        };
+        sqlx::query($crate::store::users::INSERT_USER)
+            .bind(user.id)
+            .bind(user.email.as_str())
+            .bind(user.display_name.as_str())
+            .bind(organisation_id)
+            .bind(organisation_id.is_none())
+            .bind(user.created_at)
+            .execute($executor)
+            .await
+            .map(|_| ())
+            .map_err($crate::store::users::insert_user_error)
+    }};
+}
+pub(super) use insert_user;
 
 impl TryFrom<UserRow> for User {
     type Error = StoreError;
@@ -119,7 +129,9 @@ impl Store {
     /// # Errors
     /// [`Conflict::EmailTaken`]; [`StoreError::NotFound`] for an unknown organisation.
     pub async fn create_user(&self, new: &NewUser, now: DateTime<Utc>) -> Result<User, StoreError> {
-        on_pool!(self, |pool| insert_user(pool, new, now).await)
+        let user = new_user(new, now);
+        on_pool!(self, |pool| insert_user!(pool, &user))?;
+        Ok(user)
     }
 
     /// Finds a user by normalised email.

@@ -1,12 +1,13 @@
 //! The only module that knows HTTP: the router, middleware and handlers.
 
+mod admin;
 mod assets;
 mod auth;
 pub mod error;
 pub mod extract;
 mod health;
 mod home;
-mod manage;
+pub(crate) mod manage;
 mod observability;
 mod pages;
 mod security;
@@ -92,8 +93,8 @@ pub fn router(
         .route("/", get(home::root))
         .route("/logout", post(auth::login::logout))
         .route("/manage-clients", get(home::manage_clients))
-        .route("/admin", get(home::admin))
         .merge(manage::routes())
+        .merge(admin::routes())
         .merge(sign_in)
         .layer(session_store.layer())
         .layer(security::csrf_layer(&state.config.base_url)?);

@@ -3,7 +3,7 @@
 
 mod create;
 mod delete;
-mod view;
+pub(crate) mod view;
 
 use axum::Router;
 use axum::routing::{get, post};

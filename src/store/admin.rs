@@ -1,0 +1,411 @@
+//! What WMDA admins read and change beyond organisations, applications and grants: resource
+//! audiences, the user list, the overview, deleting a compromised secret, and the audit log.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::audit::insert_audit_event;
+use super::users::{USER_COLUMNS, UserRow};
+use super::{
+    Actor, AuditEvent, BeginWrite, ClientSecret, Conflict, Store, StoreError, User, on_pool, unique_violation,
+};
+use crate::domain::ResourceId;
+
+/// Where a user stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    /// Invited; no password and authenticator yet (or after an MFA reset).
+    Invited,
+    /// Signs in with password and TOTP.
+    Active,
+    /// Disabled by an admin.
+    Disabled,
+}
+
+impl UserStatus {
+    /// `invited`, `active` or `disabled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Invited => "invited",
+            UserStatus::Active => "active",
+            UserStatus::Disabled => "disabled",
+        }
+    }
+
+    /// Parses [`UserStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invited" => Some(UserStatus::Invited),
+            "active" => Some(UserStatus::Active),
+            "disabled" => Some(UserStatus::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// A user as the admin list shows them.
+#[derive(Debug, Clone)]
+pub struct UserSummary {
+    /// The user.
+    pub user: User,
+    /// Their status.
+    pub status: UserStatus,
+    /// `<CC>-<code>` of their organisation; `None` for WMDA admins.
+    pub organisation: Option<String>,
+    /// How many applications they manage.
+    pub grants: i64,
+}
+
+/// Filters of the user list; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Only this organisation.
+    pub organisation_id: Option<Uuid>,
+    /// `Some(true)`: WMDA admins only; `Some(false)`: organisation members only.
+    pub wmda_admin: Option<bool>,
+    /// Only this status.
+    pub status: Option<UserStatus>,
+}
+
+/// A secret on the admin overview.
+#[derive(Debug, Clone)]
+pub struct ExpiringSecret {
+    /// The secret.
+    pub secret: ClientSecret,
+    /// Its application's name.
+    pub application: String,
+    /// Its application's id.
+    pub application_id: Uuid,
+}
+
+/// An application on the admin overview.
+#[derive(Debug, Clone)]
+pub struct ApplicationAttention {
+    /// Application id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Unexpired, undeleted secrets.
+    pub live_secrets: i64,
+    /// Enabled credential managers.
+    pub managers: i64,
+}
+
+/// Filters of the audit log; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Actor label contains this (case-insensitive, ASCII).
+    pub actor: Option<String>,
+    /// Only this organisation.
+    pub organisation_id: Option<Uuid>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// From this UTC date on.
+    pub from: Option<NaiveDate>,
+    /// Up to and including this UTC date.
+    pub to: Option<NaiveDate>,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserSummaryRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    has_password: bool,
+    enrolled: bool,
+    country_code: Option<String>,
+    code: Option<String>,
+    grants: i64,
+}
+
+impl Store {
+    /// Changes a resource's audience: one value per resource, shared by every application that
+    /// holds it; unique; never a resource id. Audited in the same transaction.
+    ///
+    /// # Errors
+    /// [`Conflict::AudienceInvalid`] for an empty value or a resource id; [`Conflict::AudienceTaken`].
+    pub async fn set_resource_audience(
+        &self,
+        resource: ResourceId,
+        audience: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let audience = audience.trim();
+        if audience.is_empty()
+            || audience.chars().count() > 200
+            || audience.chars().any(char::is_control)
+            || ResourceId::parse(audience).is_ok()
+        {
+            return Err(Conflict::AudienceInvalid.into());
+        }
+        let mut event = actor
+            .event("resource.audience_changed", now)
+            .with_details(serde_json::json!({ "resource": resource.as_str(), "audience": audience }));
+        event.target_type = Some("resource");
+        event.target_id = Some(resource.as_str().to_owned());
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            let old: Option<String> = sqlx::query_scalar("select audience from resource where id = $1")
+                .bind(resource.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(old) = old else { return Err(StoreError::NotFound) };
+            if old == audience {
+                return Ok(());
+            }
+            let updated = sqlx::query("update resource set audience = $2 where id = $1")
+                .bind(resource.as_str())
+                .bind(audience)
+                .execute(&mut *tx)
+                .await;
+            match updated {
+                Ok(_) => {}
+                Err(e) if unique_violation(&e).is_some() => return Err(Conflict::AudienceTaken.into()),
+                Err(e) => return Err(e.into()),
+            }
+            event.details["previous"] = serde_json::Value::String(old);
+            insert_audit_event!(&mut *tx, &event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        }
+        .await)
+    }
+
+    /// Users, by email, with status, organisation and number of grants.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn list_users(&self, filter: &UserFilter) -> Result<Vec<UserSummary>, StoreError> {
+        let columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "select {columns}, u.password_hash is not null as has_password, u.totp_secret_enc is not null as enrolled,
+                    o.country_code, o.code,
+                    (select count(*) from credential_manager_grant g where g.user_id = u.id) as grants
+             from portal_user u left join organisation o on o.id = u.organisation_id
+             where ($1 is null or u.organisation_id = $1) and ($2 is null or u.is_wmda_admin = $2)
+             order by u.email"
+        );
+        let rows: Vec<UserSummaryRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(filter.organisation_id)
+            .bind(filter.wmda_admin)
+            .fetch_all(pool)
+            .await)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let user: User = r.user.try_into()?;
+            let status = if user.disabled_at.is_some() {
+                UserStatus::Disabled
+            } else if r.has_password && r.enrolled {
+                UserStatus::Active
+            } else {
+                UserStatus::Invited
+            };
+            if filter.status.is_some_and(|s| s != status) {
+                continue;
+            }
+            let organisation = r.country_code.zip(r.code).map(|(cc, code)| format!("{cc}-{code}"));
+            out.push(UserSummary { user, status, organisation, grants: r.grants });
+        }
+        Ok(out)
+    }
+
+    /// A user by id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn find_user(&self, id: Uuid) -> Result<User, StoreError> {
+        let sql = format!("select {USER_COLUMNS} from portal_user where id = $1");
+        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// Undeleted secrets with fewer than 30 days left (not yet expired) across all
+    /// organisations, soonest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn secrets_expiring_soon(&self, today: NaiveDate) -> Result<Vec<ExpiringSecret>, StoreError> {
+        type Row = (
+            Uuid,
+            Uuid,
+            String,
+            String,
+            NaiveDate,
+            DateTime<Utc>,
+            Option<Uuid>,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+            String,
+        );
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(
+            "select s.id, s.application_id, s.name, s.hint, s.expires_on, s.expires_at, s.created_by, s.created_at,
+                    s.first_used_at, s.last_used_at, a.name
+             from client_secret s join application a on a.id = s.application_id
+             where s.deleted_at is null and s.expires_on >= $1 and s.expires_on < $2
+             order by s.expires_on, a.name"
+        )
+        .bind(today)
+        .bind(today + chrono::Duration::days(crate::domain::secret::EXPIRES_SOON_DAYS))
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    application_id,
+                    name,
+                    hint,
+                    expires_on,
+                    expires_at,
+                    created_by,
+                    created_at,
+                    first_used_at,
+                    last_used_at,
+                    application,
+                )| {
+                    ExpiringSecret {
+                        secret: ClientSecret {
+                            id,
+                            application_id,
+                            name,
+                            hint,
+                            expires_on,
+                            expires_at,
+                            created_by,
+                            created_at,
+                            first_used_at,
+                            last_used_at,
+                            deleted_at: None,
+                        },
+                        application,
+                        application_id,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// Every application with its number of unexpired secrets and of enabled credential managers,
+    /// by name (the overview picks those with no secret or fewer than two managers).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn application_attention(&self, now: DateTime<Utc>) -> Result<Vec<ApplicationAttention>, StoreError> {
+        let rows: Vec<(Uuid, String, i64, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+            "select a.id, a.name,
+                    (select count(*) from client_secret s where s.application_id = a.id and s.deleted_at is null and s.expires_at > $1),
+                    (select count(*) from credential_manager_grant g join portal_user u on u.id = g.user_id
+                      where g.application_id = a.id and u.disabled_at is null)
+             from application a order by a.name"
+        )
+        .bind(now)
+        .fetch_all(pool)
+        .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, live_secrets, managers)| ApplicationAttention { id, name, live_secrets, managers })
+            .collect())
+    }
+
+    /// Deletes a secret of any application (a compromised one), with the admin's reason in the
+    /// audit event.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the secret is not of that application or already deleted.
+    pub async fn admin_delete_secret(
+        &self,
+        application_id: Uuid,
+        secret_id: Uuid,
+        reason: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut event = actor.event("secret.deleted", now);
+        event.target_type = Some("client_secret");
+        event.target_id = Some(secret_id.to_string());
+        on_pool!(self, |pool| {
+            async {
+            let mut tx = pool.begin_write().await?;
+            let found: Option<(String, String, Uuid, String)> = sqlx::query_as(
+                "select s.name, s.hint, a.organisation_id, a.name from client_secret s join application a on a.id = s.application_id
+                 where s.id = $1 and s.application_id = $2 and s.deleted_at is null",
+            )
+            .bind(secret_id)
+            .bind(application_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((name, hint, organisation_id, application)) = found else { return Err(StoreError::NotFound) };
+            sqlx::query("update client_secret set deleted_at = $2, deleted_by = $3, secret_hash = null where id = $1")
+                .bind(secret_id)
+                .bind(now)
+                .bind(actor.user_id)
+                .execute(&mut *tx)
+                .await?;
+            event.organisation_id = Some(organisation_id);
+            event.details = serde_json::json!({ "application": application, "name": name, "hint": hint, "reason": reason, "by": "wmda-admin" });
+            insert_audit_event!(&mut *tx, &event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        }
+        .await
+        })
+    }
+
+    /// One page of the audit log, newest first, and the number of events the filter matches.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn audit_log(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<AuditEvent>, i64), StoreError> {
+        let from = filter.from.map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+        let to = filter.to.and_then(|d| d.succ_opt()).map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+        let actor = filter.actor.as_ref().map(|a| format!("%{}%", a.trim().to_lowercase().replace(['%', '_'], "")));
+        let condition = "($1 is null or lower(actor_label) like $1) and ($2 is null or organisation_id = $2)
+             and ($3 is null or action = $3) and ($4 is null or occurred_at >= $4) and ($5 is null or occurred_at < $5)";
+        let page_sql = format!(
+            "select id, occurred_at, actor_user_id, actor_label, ip, action, organisation_id, target_type, target_id, details
+             from audit_event where {condition} order by id desc limit $6 offset $7"
+        );
+        let count_sql = format!("select count(*) from audit_event where {condition}");
+        Ok(on_pool!(self, |pool| async {
+            let rows = sqlx::query_as(&page_sql)
+                .bind(&actor)
+                .bind(filter.organisation_id)
+                .bind(&filter.action)
+                .bind(from)
+                .bind(to)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let count: i64 = sqlx::query_scalar(&count_sql)
+                .bind(&actor)
+                .bind(filter.organisation_id)
+                .bind(&filter.action)
+                .bind(from)
+                .bind(to)
+                .fetch_one(pool)
+                .await?;
+            Ok::<_, sqlx::Error>((rows, count))
+        }
+        .await)?)
+    }
+
+    /// The distinct actions in the audit log, for the filter's choices.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn audit_actions(&self) -> Result<Vec<String>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar("select distinct action from audit_event order by action")
+            .fetch_all(pool)
+            .await)?)
+    }
+}

@@ -1,0 +1,330 @@
+//! Applications: register one for an organisation, see any application with its secrets
+//! (metadata only), grant and revoke the credential-manager role, delete a compromised secret.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::Form;
+use serde::Deserialize;
+
+use super::id;
+use crate::domain::{Api, ApplicationKind, ApplicationName, ClientId, ResourceId};
+use crate::store::{Conflict, NewApplication, StoreError, UserFilter, UserRole, UserStatus};
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::extract::{CurrentUser, WmdaAdmin};
+use crate::web::manage::view::{SecretRow, secret_row};
+use crate::web::pages::Nav;
+
+/// `?kind=&api=` of the registration form.
+#[derive(Deserialize)]
+pub struct KindQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    api: String,
+}
+
+/// A resource checkbox.
+pub struct ResourceChoice {
+    id: String,
+    title: String,
+    checked: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/application_new.html")]
+struct NewPage {
+    nav: Option<Nav>,
+    org_id: String,
+    org_reference: String,
+    kind: String,
+    api: String,
+    name: String,
+    client_id: String,
+    resources: Vec<ResourceChoice>,
+    errors: Vec<String>,
+}
+
+/// The registration form: `kind`, `api`, `client_id` (blank: generated), `resource` (repeated).
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    api: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    resource: Vec<String>,
+}
+
+async fn new_page_for(
+    state: &AppState,
+    admin: &CurrentUser,
+    org_id: uuid::Uuid,
+    form: &CreateForm,
+    errors: Vec<String>,
+) -> Result<Response, AppError> {
+    let org = state.store.find_organisation_by_id(org_id).await?;
+    let kind = ApplicationKind::parse(&form.kind).map_err(|_| AppError::NotFound)?;
+    let api = Api::parse(&form.api).map_err(|_| AppError::NotFound)?;
+    let name = ApplicationName::derive(kind, &org.country, &org.code, api).map_err(|_| AppError::NotFound)?;
+    let fresh = form.resource.is_empty() && errors.is_empty();
+    let page = NewPage {
+        nav: Nav::of(admin),
+        org_id: org.id.to_string(),
+        org_reference: org.reference().to_string(),
+        kind: kind.to_string(),
+        api: api.to_string(),
+        name: name.to_string(),
+        client_id: form.client_id.clone(),
+        // Only the resources this kind and API allow are offered.
+        resources: ResourceId::allowed(kind, api)
+            .into_iter()
+            .map(|r| ResourceChoice {
+                id: r.to_string(),
+                title: r.title().to_owned(),
+                checked: fresh || form.resource.iter().any(|x| x == r.as_str()),
+            })
+            .collect(),
+        errors: errors.clone(),
+    };
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok((status, page).into_response())
+}
+
+/// `GET /admin/organisations/{id}/applications/new?kind=&api=`: the derived name, the client ID
+/// (entered or generated) and the allowed resources, before saving.
+pub async fn new_page(
+    State(state): State<AppState>,
+    WmdaAdmin(admin): WmdaAdmin,
+    Path(org): Path<String>,
+    Query(q): Query<KindQuery>,
+) -> Result<Response, AppError> {
+    let form = CreateForm { kind: q.kind, api: q.api, client_id: String::new(), resource: vec![] };
+    new_page_for(&state, &admin, id(&org)?, &form, vec![]).await
+}
+
+/// `POST /admin/organisations/{id}/applications`.
+pub async fn create(
+    State(state): State<AppState>,
+    WmdaAdmin(admin): WmdaAdmin,
+    Path(org): Path<String>,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, AppError> {
+    let org_id = id(&org)?;
+    let kind = ApplicationKind::parse(&form.kind).map_err(|_| AppError::NotFound)?;
+    let api = Api::parse(&form.api).map_err(|_| AppError::NotFound)?;
+    let mut errors = Vec::new();
+    let client_id = if form.client_id.trim().is_empty() {
+        ClientId::generate()
+    } else {
+        match ClientId::parse(&form.client_id) {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(e.to_string());
+                ClientId::generate()
+            }
+        }
+    };
+    let mut resources = Vec::new();
+    for r in &form.resource {
+        match ResourceId::parse(r) {
+            Ok(r) => resources.push(r),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if let Err(e) = ResourceId::check_all(kind, api, &resources) {
+        errors.push(e.to_string());
+    }
+    if !errors.is_empty() {
+        return new_page_for(&state, &admin, org_id, &form, errors).await;
+    }
+    let new = NewApplication { organisation_id: org_id, kind, api, client_id, resources };
+    match state.store.create_application(&new, &admin.actor(), state.clock.now()).await {
+        Ok(app) => Ok(Redirect::to(&format!("/admin/applications/{}", app.id)).into_response()),
+        Err(StoreError::Conflict(c @ (Conflict::ApplicationExists | Conflict::ClientIdTaken))) => {
+            new_page_for(&state, &admin, org_id, &form, vec![c.to_string()]).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An application's line in the list.
+pub struct AppLine {
+    id: String,
+    name: String,
+    client_id: String,
+    managers: usize,
+    secrets: usize,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/applications.html")]
+struct ListPage {
+    nav: Option<Nav>,
+    applications: Vec<AppLine>,
+}
+
+/// `GET /admin/applications`: every application with its number of credential managers.
+pub async fn list(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) -> Result<Response, AppError> {
+    let applications = state
+        .store
+        .all_applications(None, None)
+        .await?
+        .into_iter()
+        .map(|m| AppLine {
+            id: m.application.id.to_string(),
+            name: m.application.name,
+            client_id: m.application.client_id.to_string(),
+            managers: m.managers.len(),
+            secrets: m.secrets.len(),
+        })
+        .collect();
+    Ok(ListPage { nav: Nav::of(&admin), applications }.into_response())
+}
+
+/// A credential manager of the application.
+pub struct ManagerRow {
+    user_id: String,
+    name: String,
+    email: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/application.html")]
+struct ShowPage {
+    nav: Option<Nav>,
+    id: String,
+    name: String,
+    client_id: String,
+    org_id: String,
+    resources: Vec<(String, String)>,
+    managers: Vec<ManagerRow>,
+    candidates: Vec<(String, String)>,
+    secrets: Vec<SecretRow>,
+    error: Option<String>,
+}
+
+async fn show_page(
+    state: &AppState,
+    admin: &CurrentUser,
+    app_id: uuid::Uuid,
+    error: Option<String>,
+) -> Result<Response, AppError> {
+    let m = state.store.all_applications(Some(app_id), None).await?.pop().ok_or(AppError::NotFound)?;
+    let org_id = m.application.organisation_id;
+    let members = state.store.list_users(&UserFilter { organisation_id: Some(org_id), ..Default::default() }).await?;
+    let granted: Vec<uuid::Uuid> = state.store.list_credential_managers(app_id).await?.iter().map(|u| u.id).collect();
+    let managers = members
+        .iter()
+        .filter(|u| granted.contains(&u.user.id))
+        .map(|u| ManagerRow {
+            user_id: u.user.id.to_string(),
+            name: u.user.display_name.clone(),
+            email: u.user.email.to_string(),
+        })
+        .collect();
+    let candidates = members
+        .iter()
+        .filter(|u| {
+            !granted.contains(&u.user.id)
+                && u.status != UserStatus::Disabled
+                && matches!(u.user.role, UserRole::Member(_))
+        })
+        .map(|u| (u.user.id.to_string(), format!("{} <{}>", u.user.display_name, u.user.email)))
+        .collect();
+    let today = state.clock.today();
+    let page = ShowPage {
+        nav: Nav::of(admin),
+        id: app_id.to_string(),
+        name: m.application.name.clone(),
+        client_id: m.application.client_id.to_string(),
+        org_id: org_id.to_string(),
+        resources: m.resources.iter().map(|r| (r.id.to_string(), r.audience.clone())).collect(),
+        managers,
+        candidates,
+        secrets: m.secrets.iter().map(|s| secret_row(s, today)).collect(),
+        error: error.clone(),
+    };
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    Ok((status, page).into_response())
+}
+
+/// `GET /admin/applications/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    WmdaAdmin(admin): WmdaAdmin,
+    Path(app): Path<String>,
+) -> Result<Response, AppError> {
+    show_page(&state, &admin, id(&app)?, None).await
+}
+
+/// The grant form.
+#[derive(Deserialize)]
+pub struct GrantForm {
+    #[serde(default)]
+    user_id: String,
+}
+
+/// `POST /admin/applications/{id}/grants`: only to users of the application's organisation.
+pub async fn grant(
+    State(state): State<AppState>,
+    WmdaAdmin(admin): WmdaAdmin,
+    Path(app): Path<String>,
+    Form(form): Form<GrantForm>,
+) -> Result<Response, AppError> {
+    let app_id = id(&app)?;
+    let Ok(user_id) = uuid::Uuid::parse_str(form.user_id.trim()) else {
+        return show_page(&state, &admin, app_id, Some("Choose a user.".into())).await;
+    };
+    match state.store.grant_credential_manager(user_id, app_id, &admin.actor(), state.clock.now()).await {
+        Ok(()) => Ok(Redirect::to(&format!("/admin/applications/{app_id}")).into_response()),
+        Err(StoreError::Conflict(c)) => show_page(&state, &admin, app_id, Some(c.to_string())).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /admin/applications/{id}/grants/{user_id}/revoke`: effective on the user's next request.
+pub async fn revoke(
+    State(state): State<AppState>,
+    WmdaAdmin(admin): WmdaAdmin,
+    Path((app, user)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let (app_id, user_id) = (id(&app)?, id(&user)?);
+    state.store.revoke_credential_manager(user_id, app_id, &admin.actor(), state.clock.now()).await?;
+    Ok(Redirect::to(&format!("/admin/applications/{app_id}")).into_response())
+}
+
+/// The admin's deletion form: a reason is required.
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /admin/applications/{id}/secrets/{secret_id}/delete`: deletes a compromised secret,
+/// the reason going into the audit event.
+pub async fn delete_secret(
+    State(state): State<AppState>,
+    WmdaAdmin(admin): WmdaAdmin,
+    Path((app, secret)): Path<(String, String)>,
+    Form(form): Form<DeleteForm>,
+) -> Result<Response, AppError> {
+    let (app_id, secret_id) = (id(&app)?, id(&secret)?);
+    let reason = form.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+        return show_page(
+            &state,
+            &admin,
+            app_id,
+            Some("Give a reason for deleting the secret (up to 500 characters, one line).".into()),
+        )
+        .await;
+    }
+    state.store.admin_delete_secret(app_id, secret_id, reason, &admin.actor(), state.clock.now()).await?;
+    Ok(Redirect::to(&format!("/admin/applications/{app_id}")).into_response())
+}
