@@ -9,6 +9,7 @@ pub mod clock;
 pub mod email;
 pub mod next_path;
 pub mod organisation;
+pub mod reminder;
 pub mod secret;
 
 pub use application::{Api, ApplicationKind, ApplicationName, ClientId, Environment, ResourceId};
