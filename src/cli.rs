@@ -6,7 +6,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::auth::invitation::invite_user;
-use crate::config::{AdminCommand, Cli, Command, Config, InviteArgs, ServeArgs, StartupNotice};
+use crate::config::{
+    AdminCommand, Cli, Command, Config, InviteArgs, RemindersCommand, RunOnceArgs, ServeArgs, StartupNotice,
+};
 use crate::demo::{self, DemoOutcome};
 use crate::domain::{Clock, EmailAddress, OrganisationRef, SystemClock};
 use crate::startup::{self, Application};
@@ -39,6 +41,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(AdminCommand::Invite(args)) => admin_invite(config, clock, args).await,
+        Command::Reminders(RemindersCommand::RunOnce(args)) => reminders_run_once(config, clock, args).await,
     }
 }
 
@@ -94,6 +97,37 @@ async fn invite_first_admin(
             "no users yet: create the first WMDA admin with `secret-portal admin invite --email you@example.org --wmda-admin` (or set PORTAL_ADMIN_EMAIL)"
         ),
     }
+    Ok(())
+}
+
+/// `secret-portal reminders run-once [--dry-run]`: one pass now; prints one line per due notice.
+/// The real run queues them and delivers what is due before it exits (what the mail server refuses
+/// now stays queued for the portal's sender).
+async fn reminders_run_once(config: Config, clock: Arc<dyn Clock>, args: RunOnceArgs) -> anyhow::Result<()> {
+    let store = startup::connect_and_migrate(&config).await?;
+    let report = crate::jobs::reminders::run_once(&store, &config.base_url, clock.now(), args.dry_run).await?;
+    for due in &report.due {
+        let what = match due.outcome {
+            crate::jobs::reminders::Outcome::Due => "due".to_owned(),
+            crate::jobs::reminders::Outcome::Queued(n) => format!("queued({n} emails)"),
+            crate::jobs::reminders::Outcome::AlreadyRecorded => "already-queued".to_owned(),
+        };
+        println!("{what} {} {} {}", due.notice, due.application, due.secret);
+    }
+    if !args.dry_run {
+        let services = startup::services(&config, &store, clock)?;
+        let delivered = services.mailer.deliver_due().await?;
+        tracing::info!(
+            notices = report.recorded,
+            emails = report.emails,
+            already_recorded = report.already_recorded,
+            sent = delivered.sent,
+            retrying = delivered.retrying,
+            failed = delivered.failed,
+            "reminder pass done"
+        );
+    }
+    store.close().await;
     Ok(())
 }
 

@@ -32,6 +32,9 @@ pub enum Command {
     /// Administration tasks.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Expiry reminders.
+    #[command(subcommand)]
+    Reminders(RemindersCommand),
 }
 
 /// `secret-portal admin …`
@@ -39,6 +42,21 @@ pub enum Command {
 pub enum AdminCommand {
     /// Invite a user: prints a one-time link (valid 72 hours) that is also emailed.
     Invite(InviteArgs),
+}
+
+/// `secret-portal reminders …`
+#[derive(Subcommand)]
+pub enum RemindersCommand {
+    /// Queue the reminder notices due now and deliver them before exiting.
+    RunOnce(RunOnceArgs),
+}
+
+/// Flags of `reminders run-once`.
+#[derive(Args, Clone, Copy, Default)]
+pub struct RunOnceArgs {
+    /// Print what would be sent; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Flags of `admin invite`.
@@ -144,6 +162,10 @@ pub struct Settings {
     #[arg(long, env = "PORTAL_TOKEN_LIFETIME", default_value_t = 3600, value_parser = clap::value_parser!(u32).range(60..=86400), global = true)]
     pub token_lifetime: u32,
 
+    /// Seconds between two reminder passes.
+    #[arg(long, env = "PORTAL_REMINDER_INTERVAL", default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..=86400), global = true)]
+    pub reminder_interval: u32,
+
     /// Throttling of failed sign-ins and token requests: on, or off for benchmarks only.
     #[arg(long, env = "PORTAL_RATE_LIMITS", value_enum, default_value_t = Switch::On, global = true)]
     pub rate_limits: Switch,
@@ -216,6 +238,8 @@ pub struct Config {
     pub secret_limit: i64,
     /// Access token lifetime, seconds (`PORTAL_TOKEN_LIFETIME`).
     pub token_lifetime_seconds: i64,
+    /// Between reminder passes (`PORTAL_REMINDER_INTERVAL`).
+    pub reminder_interval: std::time::Duration,
 }
 
 /// Something the operator should hear about once logging is up.
@@ -386,6 +410,7 @@ impl Settings {
             rate_limits: self.rate_limits == Switch::On,
             secret_limit: i64::from(self.secret_limit),
             token_lifetime_seconds: i64::from(self.token_lifetime),
+            reminder_interval: std::time::Duration::from_secs(u64::from(self.reminder_interval)),
         };
         Ok((config, notices))
     }
@@ -452,6 +477,7 @@ mod tests {
             rate_limits: Switch::On,
             secret_limit: 3,
             token_lifetime: 3600,
+            reminder_interval: 900,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod jobs;
 pub mod mail;
 pub mod startup;
 pub mod store;

@@ -117,6 +117,14 @@ impl Application {
         let stop = CancellationToken::new();
         let store = state.store.clone();
         let mail_task = tokio::spawn(state.services.mailer.clone().run(stop.clone()));
+        let reminder_task = tokio::spawn(crate::jobs::reminders::run_loop(
+            state.store.clone(),
+            state.config.base_url.clone(),
+            state.clock.clone(),
+            state.config.reminder_interval,
+            state.services.mailer.clone(),
+            stop.clone(),
+        ));
         let cleanup_task = {
             let stop = stop.clone();
             let sessions = sessions.clone();
@@ -152,6 +160,7 @@ impl Application {
             let _ = task.await;
         }
         let _ = mail_task.await;
+        let _ = reminder_task.await;
         let _ = cleanup_task.await;
         store.close().await;
         served.context("the HTTP server failed")

@@ -373,3 +373,68 @@ fn without_an_smtp_server_mail_is_written_to_data_mail() {
     assert!(raw.contains("To: first@wmda.example"), "{raw}");
     assert!(raw.contains("multipart/alternative"), "{raw}");
 }
+
+#[test]
+fn reminders_run_once_dry_run_changes_nothing_and_the_real_run_queues_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The demo data has a secret 20 days from expiry: the 3-week notice is due.
+    let (mut child, _, _) = start({
+        let mut c = portal(dir.path());
+        c.args(["serve", "--demo"]).env("PORTAL_REMINDER_INTERVAL", "86400");
+        c
+    });
+    assert_eq!(terminate(&mut child).code(), Some(0));
+    let run = |dry: bool| {
+        let mut cmd = portal(dir.path());
+        cmd.args(["reminders", "run-once"]);
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        run_to_end(cmd, Duration::from_secs(30))
+    };
+    let (code, out, err, _) = run(true);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("due 3w Partner-NL-DemoRegistry-SMC Integration tests (Piet Jansen)"), "{out}");
+    let (_, again, _, _) = run(true);
+    assert_eq!(out, again, "the dry run changed something");
+    let (code, out, err, _) = run(false);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("queued(0 emails) 3w Partner-NL-DemoRegistry-SMC"), "{out}");
+    let (_, after, _, _) = run(false);
+    assert!(!after.contains("3w"), "{after}");
+}
+
+#[test]
+fn two_reminder_processes_at_once_on_one_postgres_queue_each_notice_once() {
+    let Ok(_) = std::env::var(common::TEST_DATABASE_URL) else { return };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = rt.block_on(common::TestDb::new());
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    let env = |c: &mut Command| {
+        c.env("DATABASE_URL", db.url.expose()).env("PORTAL_MASTER_KEY", key.to_base64().as_str());
+    };
+    let (mut child, _, _) = start({
+        let mut c = portal(dir.path());
+        env(&mut c);
+        c.args(["serve", "--demo"]);
+        c
+    });
+    assert_eq!(terminate(&mut child).code(), Some(0));
+    let spawn = || {
+        let mut c = portal(dir.path());
+        env(&mut c);
+        c.args(["reminders", "run-once"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    let outputs: Vec<String> = [a, b].iter().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).collect();
+    let queued = outputs.iter().map(|o| o.matches("queued(").count()).sum::<usize>();
+    assert_eq!(queued, 1, "{outputs:?}");
+    let rows: i64 = rt.block_on(async {
+        let pool = sqlx::PgPool::connect(db.url.expose()).await.unwrap();
+        sqlx::query_scalar("select count(*) from reminder_sent").fetch_one(&pool).await.unwrap()
+    });
+    assert_eq!(rows, 1);
+}

@@ -1,7 +1,7 @@
 //! The expiry-reminder schedule (seed guide, section 5; DESIGN.md section 3, Reminders): a pure
 //! function from the secrets, their usage, what was sent and today's date to the notices due.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -160,14 +160,27 @@ pub fn due_notice(secret: &SecretUsage, replaced: bool, sent: &HashSet<Notice>, 
     (eligible && !sent.contains(&notice)).then_some(notice)
 }
 
-/// Every notice due today across `secrets` (the undeleted secrets of the applications concerned),
-/// given what was sent: pairs of (secret id, notice), in the order of `secrets`.
+/// Every notice due today across `secrets` (all undeleted secrets of the applications
+/// concerned, so the replaced rule sees every sibling), given what was sent: pairs of (secret id,
+/// notice), in the order of `secrets`. Linear in the number of secrets (siblings are looked up per
+/// application).
 pub fn due_notices(secrets: &[SecretUsage], sent: &HashSet<(Uuid, Notice)>, today: NaiveDate) -> Vec<(Uuid, Notice)> {
+    let mut by_application: HashMap<Uuid, Vec<SecretUsage>> = HashMap::new();
+    for s in secrets {
+        by_application.entry(s.application_id).or_default().push(s.clone());
+    }
+    let mut sent_by_secret: HashMap<Uuid, HashSet<Notice>> = HashMap::new();
+    for (id, n) in sent {
+        sent_by_secret.entry(*id).or_default().insert(*n);
+    }
+    let none = HashSet::new();
     secrets
         .iter()
+        .filter(|s| current_countdown_notice(s.expires_on, today).is_some())
         .filter_map(|s| {
-            let mine: HashSet<Notice> = sent.iter().filter(|(id, _)| *id == s.id).map(|(_, n)| *n).collect();
-            due_notice(s, is_replaced(s, secrets), &mine, today).map(|n| (s.id, n))
+            let siblings = by_application.get(&s.application_id).map_or(&[][..], Vec::as_slice);
+            let mine = sent_by_secret.get(&s.id).unwrap_or(&none);
+            due_notice(s, is_replaced(s, siblings), mine, today).map(|n| (s.id, n))
         })
         .collect()
 }

@@ -254,6 +254,7 @@ mod tests {
             text_body: "text".into(),
             html_body: "<p>html</p>".into(),
             attempts: 1,
+            created_at: Utc::now(),
         };
         let raw = String::from_utf8(build_message(&from, &email).unwrap().formatted()).unwrap();
         assert!(!raw.contains("\r\nBcc:"), "{raw}");
@@ -273,6 +274,7 @@ mod tests {
             text_body: "t".into(),
             html_body: "h".into(),
             attempts: 1,
+            created_at: Utc::now(),
         };
         assert!(matches!(build_message(&from, &email), Err(SendError::Permanent(_))));
     }

@@ -62,9 +62,109 @@ pub fn link_email(purpose: LinkPurpose, recipient: &str, name: &str, link: &str)
     NewEmail { kind, recipient: recipient.to_owned(), subject: subject.to_owned(), text_body: text, html_body: html }
 }
 
+/// What a reminder email says about its secret.
+#[derive(Debug, Clone)]
+pub struct ReminderFacts {
+    /// The notice.
+    pub notice: crate::domain::reminder::Notice,
+    /// The secret's name (user-chosen: escaped in HTML; control characters never reach headers).
+    pub secret_name: String,
+    /// Its hint (three characters).
+    pub hint: String,
+    /// Its application's name.
+    pub application: String,
+    /// Its application's client ID.
+    pub client_id: String,
+    /// The expiration date, UTC.
+    pub expires_on: chrono::NaiveDate,
+    /// Days left on the day of sending.
+    pub days_left: crate::domain::DaysLeft,
+    /// Latest use at the token endpoint.
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The Manage API Credentials page, from `PORTAL_BASE_URL`.
+    pub manage_url: String,
+    /// Sent to the WMDA admins because the application has no eligible credential manager.
+    pub to_admins: bool,
+}
+
+#[derive(Template)]
+#[template(path = "email/reminder.txt")]
+struct ReminderText<'a> {
+    f: &'a ReminderFacts,
+    name: &'a str,
+    headline: String,
+    last_used: String,
+    replaced: bool,
+    expired: bool,
+}
+
+#[derive(Template)]
+#[template(path = "email/reminder.html")]
+struct ReminderHtml<'a> {
+    f: &'a ReminderFacts,
+    name: &'a str,
+    headline: String,
+    last_used: String,
+    replaced: bool,
+    expired: bool,
+}
+
+/// A reminder email for one recipient. Subject as in DESIGN.md's table, e.g.
+/// `Client secret "Build server" of Partner-NL-DemoRegistry-DM expires in 7 days`. Never carries
+/// a secret value (the portal does not have it).
+pub fn reminder_email(f: &ReminderFacts, recipient: &str, name: &str) -> NewEmail {
+    use crate::domain::reminder::Notice;
+    let subject = format!("Client secret \"{}\" of {} {}", f.secret_name, f.application, f.notice.subject_tail());
+    let headline = subject.clone();
+    let last_used = f.last_used_at.map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+    let name = if name.trim().is_empty() { recipient } else { name };
+    let replaced = f.notice == Notice::RotationComplete;
+    let expired = f.notice == Notice::Expired;
+    let text = ReminderText { f, name, headline: headline.clone(), last_used: last_used.clone(), replaced, expired }
+        .render()
+        .unwrap_or_default();
+    let html = ReminderHtml { f, name, headline, last_used, replaced, expired }.render().unwrap_or_default();
+    NewEmail { kind: EmailKind::Reminder, recipient: recipient.to_owned(), subject, text_body: text, html_body: html }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reminders_escape_names_in_html_and_never_carry_a_value() {
+        use crate::domain::reminder::Notice;
+        let facts = ReminderFacts {
+            notice: Notice::OneWeek,
+            secret_name: "<b>Build</b> \"server\"".into(),
+            hint: "abc".into(),
+            application: "Partner-NL-DemoRegistry-DM".into(),
+            client_id: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+            expires_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+            days_left: crate::domain::DaysLeft::between(
+                chrono::NaiveDate::from_ymd_opt(2026, 12, 24).unwrap(),
+                chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+            ),
+            last_used_at: None,
+            manage_url: "https://portal.example/manage-api-credentials".into(),
+            to_admins: true,
+        };
+        let e = reminder_email(&facts, "jane@example.org", "Jane");
+        assert_eq!(
+            e.subject,
+            "Client secret \"<b>Build</b> \"server\"\" of Partner-NL-DemoRegistry-DM expires in 7 days"
+        );
+        assert!(!e.html_body.contains("<b>Build</b>"));
+        assert!(
+            e.text_body.contains("abc…") && e.text_body.contains("2026-12-31") && e.text_body.contains("7 days left")
+        );
+        assert!(e.text_body.contains("Last used: never"));
+        assert!(e.text_body.contains("https://portal.example/manage-api-credentials"));
+        assert!(e.text_body.contains("no credential manager"));
+        for step in ["Create a new secret", "Update your system", "Confirm", "Delete the old secret"] {
+            assert!(e.text_body.contains(step), "{step}");
+        }
+    }
 
     #[test]
     fn names_are_escaped_in_html_and_links_appear_in_both_parts() {

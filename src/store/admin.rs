@@ -345,6 +345,7 @@ impl Store {
                 .bind(actor.user_id)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(super::reminders::CANCEL_SECRET_EMAILS).bind(secret_id).bind(now).execute(&mut *tx).await?;
             event.organisation_id = Some(organisation_id);
             event.details = serde_json::json!({ "application": application, "name": name, "hint": hint, "reason": reason, "by": "wmda-admin" });
             insert_audit_event!(&mut *tx, &event)?;

@@ -401,6 +401,8 @@ impl Store {
             if n != 1 {
                 return Ok(Deletion::AlreadyDeleted(view.secret));
             }
+            // Deleting a secret stops its notices at once, queued ones included.
+            sqlx::query(super::reminders::CANCEL_SECRET_EMAILS).bind(secret_id).bind(now).execute(&mut *tx).await?;
             let mut event = event.clone();
             event.organisation_id = Some(organisation_id);
             event.target_type = Some("client_secret");

@@ -73,6 +73,8 @@ pub struct QueuedEmail {
     pub html_body: String,
     /// Delivery attempts so far, this one included.
     pub attempts: i32,
+    /// When it was queued; a batch is delivered in this order.
+    pub created_at: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for QueuedEmail {
@@ -116,7 +118,7 @@ macro_rules! insert_email {
 }
 pub(crate) use insert_email;
 
-const CLAIM_COLUMNS: &str = "id, recipient, subject, text_body, html_body, attempts";
+const CLAIM_COLUMNS: &str = "id, recipient, subject, text_body, html_body, attempts, created_at";
 
 impl Store {
     /// Queues one email on its own.
@@ -141,7 +143,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<QueuedEmail>, StoreError> {
         let due = "sent_at is null and failed_at is null and next_attempt_at <= $1 and (claimed_until is null or claimed_until < $1)";
-        let rows = match self.backend() {
+        let mut rows: Vec<QueuedEmail> = match self.backend() {
             Backend::Postgres(pool) => {
                 let sql = format!(
                     "update outbox set claimed_until = $2, attempts = attempts + 1
@@ -162,6 +164,8 @@ impl Store {
                 rows
             }
         };
+        // RETURNING gives no order; deliver in the order the mail was queued.
+        rows.sort_by_key(|r| (r.created_at, r.id));
         Ok(rows)
     }
 
@@ -172,7 +176,7 @@ impl Store {
     pub async fn mark_email_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
             sqlx::query(
-            "update outbox set sent_at = $2, claimed_until = null, text_body = '', html_body = '', last_error = null where id = $1"
+            "update outbox set sent_at = $2, failed_at = null, claimed_until = null, text_body = '', html_body = '', last_error = null where id = $1"
         )
         .bind(id)
         .bind(now)

@@ -137,4 +137,24 @@ impl Store {
         })?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
+
+    /// Records a successful use of a secret at `at`: sets `first_used_at` once and moves
+    /// `last_used_at` forward (never back, so late or reordered writes do no harm).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn record_secret_use(&self, secret_id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "update client_secret set
+                first_used_at = case when first_used_at is null or first_used_at > $2 then $2 else first_used_at end,
+                last_used_at = case when last_used_at is null or last_used_at < $2 then $2 else last_used_at end
+             where id = $1"
+        )
+        .bind(secret_id)
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
 }

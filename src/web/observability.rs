@@ -41,5 +41,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (size, idle) = state.store.pool_state();
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle as u32) as f64);
+    if let Ok(depth) = state.store.outbox_depth().await {
+        metrics::gauge!("outbox_emails", "state" => "queued").set(depth.queued as f64);
+        metrics::gauge!("outbox_emails", "state" => "retrying").set(depth.retrying as f64);
+        metrics::gauge!("outbox_emails", "state" => "failed").set(depth.failed as f64);
+    }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

@@ -7,6 +7,7 @@ mod applications;
 mod audit;
 mod organisations;
 mod overview;
+mod reminders;
 mod resources;
 mod users;
 
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/{id}/enable", post(users::enable))
         .route("/admin/users/{id}/reset-mfa", post(users::reset_mfa))
         .route("/admin/audit", get(audit::page))
+        .route("/admin/reminders", get(reminders::page))
 }
 
 /// A path id that must be a UUID; anything else is 404.

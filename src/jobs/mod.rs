@@ -1,0 +1,5 @@
+//! Background jobs: `run_once(store, now) -> Report` plus a thin loop that stops on shutdown.
+//! Running a pass twice, or on two replicas at once, changes nothing; mail leaves through the
+//! outbox, never from a job.
+
+pub mod reminders;

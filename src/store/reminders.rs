@@ -1,0 +1,280 @@
+//! Expiry reminders: the secrets to consider, what was sent, and queueing a notice with its
+//! emails in one transaction (exactly once per secret and notice, whatever runs concurrently).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::{BeginWrite, NewEmail, Store, StoreError, on_pool};
+use crate::domain::ClientId;
+use crate::domain::reminder::{EXPIRED_NOTICE_UNTIL, Notice, SecretUsage};
+
+/// A secret the reminder pass considers, with what its emails name.
+#[derive(Debug, Clone)]
+pub struct ReminderSecret {
+    /// Usage facts for the schedule.
+    pub usage: SecretUsage,
+    /// The secret's name.
+    pub name: String,
+    /// Its hint.
+    pub hint: String,
+    /// Its application's name.
+    pub application: String,
+    /// Its application's client ID.
+    pub client_id: ClientId,
+}
+
+/// Who receives a notice: the application's enabled, enrolled credential managers, or, when it
+/// has none, the WMDA admins.
+#[derive(Debug, Clone)]
+pub struct Recipients {
+    /// (email, display name).
+    pub people: Vec<(String, String)>,
+    /// The application has no eligible credential manager; these are the WMDA admins.
+    pub to_admins: bool,
+}
+
+/// A notice that was recorded, for the admin page.
+#[derive(Debug, Clone)]
+pub struct SentReminder {
+    /// When it was queued.
+    pub queued_at: DateTime<Utc>,
+    /// The application.
+    pub application: String,
+    /// The secret's name.
+    pub secret: String,
+    /// The notice.
+    pub notice: Notice,
+    /// How many emails.
+    pub recipients: i32,
+    /// Sent to the WMDA admins.
+    pub to_admins: bool,
+}
+
+/// An outbox row for the admin page (bodies never leave the store here).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    /// Kind.
+    pub kind: String,
+    /// Recipient.
+    pub recipient: String,
+    /// Subject.
+    pub subject: String,
+    /// Queued.
+    pub created_at: DateTime<Utc>,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// Next attempt.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Delivered.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Failed for good, or cancelled.
+    pub failed_at: Option<DateTime<Utc>>,
+    /// The latest error.
+    pub last_error: Option<String>,
+}
+
+type CandidateRow =
+    (Uuid, Uuid, String, String, DateTime<Utc>, NaiveDate, Option<DateTime<Utc>>, Option<DateTime<Utc>>, String, Uuid);
+
+impl Store {
+    /// The undeleted secrets of every application that has one within the reminder horizon
+    /// (expiring in the next 42 days or in the last 7), and the notices already sent for them.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn reminder_candidates(
+        &self,
+        today: NaiveDate,
+    ) -> Result<(Vec<ReminderSecret>, HashSet<(Uuid, Notice)>), StoreError> {
+        let from = today - Duration::days(EXPIRED_NOTICE_UNTIL);
+        let to = today + Duration::days(42);
+        let (rows, sent): (Vec<CandidateRow>, Vec<(Uuid, String)>) = on_pool!(self, |pool| {
+            async {
+            let rows = sqlx::query_as(
+                "select s.id, s.application_id, s.name, s.hint, s.created_at, s.expires_on, s.first_used_at, s.last_used_at,
+                        a.name, a.client_id
+                 from client_secret s join application a on a.id = s.application_id
+                 where s.deleted_at is null and s.application_id in (
+                     select application_id from client_secret where deleted_at is null and expires_on >= $1 and expires_on <= $2)",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?;
+            let sent = sqlx::query_as(
+                "select r.secret_id, r.notice from reminder_sent r join client_secret s on s.id = r.secret_id
+                 where s.deleted_at is null and s.expires_on >= $1 and s.expires_on <= $2",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?;
+            Ok::<_, sqlx::Error>((rows, sent))
+        }
+        .await
+        })?;
+        let secrets = rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    application_id,
+                    name,
+                    hint,
+                    created_at,
+                    expires_on,
+                    first_used_at,
+                    last_used_at,
+                    application,
+                    client_id,
+                )| {
+                    ReminderSecret {
+                        usage: SecretUsage { id, application_id, created_at, expires_on, first_used_at, last_used_at },
+                        name,
+                        hint,
+                        application,
+                        client_id: ClientId::from_uuid(client_id),
+                    }
+                },
+            )
+            .collect();
+        let sent = sent.into_iter().filter_map(|(id, key)| Notice::parse(&key).map(|n| (id, n))).collect();
+        Ok((secrets, sent))
+    }
+
+    /// Records `notice` for a secret and queues its emails, in one transaction: the recipients are
+    /// read inside it (as they are when queued), `render` makes one email per recipient, and the
+    /// record's primary key makes a second attempt (another process, a rerun) queue nothing.
+    /// Returns the number of emails queued, or `None` when the notice was already recorded.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn queue_reminder(
+        &self,
+        secret_id: Uuid,
+        application_id: Uuid,
+        notice: Notice,
+        now: DateTime<Utc>,
+        render: &(dyn Fn(&Recipients) -> Vec<NewEmail> + Sync),
+    ) -> Result<Option<usize>, StoreError> {
+        on_pool!(self, |pool| {
+            async {
+            let mut tx = pool.begin_write().await?;
+            let live: Option<Uuid> =
+                sqlx::query_scalar("select id from client_secret where id = $1 and deleted_at is null")
+                    .bind(secret_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if live.is_none() {
+                return Ok(None);
+            }
+            let managers: Vec<(String, String)> = sqlx::query_as(
+                "select u.email, u.display_name from credential_manager_grant g join portal_user u on u.id = g.user_id
+                 where g.application_id = $1 and u.disabled_at is null and u.totp_secret_enc is not null order by u.email",
+            )
+            .bind(application_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let recipients = if managers.is_empty() {
+                let admins: Vec<(String, String)> = sqlx::query_as(
+                    "select email, display_name from portal_user
+                     where is_wmda_admin and disabled_at is null and totp_secret_enc is not null order by email",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                Recipients { people: admins, to_admins: true }
+            } else {
+                Recipients { people: managers, to_admins: false }
+            };
+            let emails = render(&recipients);
+            let recorded = sqlx::query(
+                "insert into reminder_sent (secret_id, notice, queued_at, recipients, to_admins) values ($1, $2, $3, $4, $5)
+                 on conflict (secret_id, notice) do nothing",
+            )
+            .bind(secret_id)
+            .bind(notice.key())
+            .bind(now)
+            .bind(i32::try_from(emails.len()).unwrap_or(i32::MAX))
+            .bind(recipients.to_admins)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if recorded != 1 {
+                return Ok(None);
+            }
+            for email in &emails {
+                sqlx::query(INSERT_EMAIL_WITH_SECRET)
+                    .bind(Uuid::new_v4())
+                    .bind(email.kind.as_str())
+                    .bind(email.recipient.as_str())
+                    .bind(email.subject.as_str())
+                    .bind(email.text_body.as_str())
+                    .bind(email.html_body.as_str())
+                    .bind(now)
+                    .bind(secret_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(Some(emails.len()))
+        }
+        .await
+        })
+    }
+
+    /// The latest `limit` recorded notices, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn recent_reminders(&self, limit: i64) -> Result<Vec<SentReminder>, StoreError> {
+        let rows: Vec<(DateTime<Utc>, String, String, String, i32, bool)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+            "select r.queued_at, a.name, s.name, r.notice, r.recipients, r.to_admins
+             from reminder_sent r join client_secret s on s.id = r.secret_id join application a on a.id = s.application_id
+             order by r.queued_at desc limit $1"
+        )
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(queued_at, application, secret, notice, recipients, to_admins)| {
+                Notice::parse(&notice).map(|notice| SentReminder {
+                    queued_at,
+                    application,
+                    secret,
+                    notice,
+                    recipients,
+                    to_admins,
+                })
+            })
+            .collect())
+    }
+
+    /// The latest `limit` outbox rows, newest first, without their bodies.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn recent_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "select kind, recipient, subject, created_at, attempts, next_attempt_at, sent_at, failed_at, last_error
+             from outbox order by created_at desc, id limit $1"
+        )
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
+    }
+}
+
+/// An outbox row tied to a secret (so deleting the secret cancels it).
+const INSERT_EMAIL_WITH_SECRET: &str =
+    "insert into outbox (id, kind, recipient, subject, text_body, html_body, created_at, next_attempt_at, secret_id)
+     values ($1, $2, $3, $4, $5, $6, $7, $7, $8)";
+
+/// Cancels the queued reminder emails of a deleted secret (inside the deletion's transaction).
+pub(crate) const CANCEL_SECRET_EMAILS: &str =
+    "update outbox set failed_at = $2, last_error = 'cancelled: the secret was deleted'
+     where secret_id = $1 and sent_at is null and failed_at is null";

@@ -1,0 +1,113 @@
+//! `GET /admin/reminders`: reminders sent, those due in the next 14 days, and the outbox.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use chrono::Duration;
+
+use crate::domain::reminder::due_notices;
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::extract::WmdaAdmin;
+use crate::web::pages::Nav;
+
+/// A line of the sent or upcoming lists.
+pub struct ReminderRow {
+    date: String,
+    application: String,
+    secret: String,
+    notice: String,
+    recipients: String,
+}
+
+/// An outbox line.
+pub struct OutboxLine {
+    created: String,
+    kind: String,
+    recipient: String,
+    subject: String,
+    state: String,
+    attempts: i32,
+    error: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/reminders.html")]
+struct RemindersPage {
+    nav: Option<Nav>,
+    sent: Vec<ReminderRow>,
+    upcoming: Vec<ReminderRow>,
+    outbox: Vec<OutboxLine>,
+    queued: i64,
+    retrying: i64,
+    failed: i64,
+}
+
+/// `GET /admin/reminders`.
+pub async fn page(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) -> Result<Response, AppError> {
+    let now = state.clock.now();
+    let sent = state
+        .store
+        .recent_reminders(100)
+        .await?
+        .into_iter()
+        .map(|r| ReminderRow {
+            date: r.queued_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            application: r.application,
+            secret: r.secret,
+            notice: r.notice.subject_tail(),
+            recipients: format!("{}{}", r.recipients, if r.to_admins { " (WMDA admins)" } else { "" }),
+        })
+        .collect();
+    // The next 14 days, as the schedule would run them on today's data (usage may still change).
+    let (secrets, mut already) = state.store.reminder_candidates(now.date_naive()).await?;
+    let usages: Vec<_> = secrets.iter().map(|s| s.usage.clone()).collect();
+    let mut upcoming = Vec::new();
+    for day in 0..14 {
+        let date = now.date_naive() + Duration::days(day);
+        for (id, notice) in due_notices(&usages, &already, date) {
+            already.insert((id, notice));
+            if let Some(s) = secrets.iter().find(|s| s.usage.id == id) {
+                upcoming.push(ReminderRow {
+                    date: date.to_string(),
+                    application: s.application.clone(),
+                    secret: s.name.clone(),
+                    notice: notice.subject_tail(),
+                    recipients: String::new(),
+                });
+            }
+        }
+    }
+    let outbox = state
+        .store
+        .recent_outbox(100)
+        .await?
+        .into_iter()
+        .map(|o| OutboxLine {
+            created: o.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            kind: o.kind,
+            recipient: o.recipient,
+            subject: o.subject,
+            state: match (o.sent_at, o.failed_at, &o.last_error) {
+                (Some(_), _, _) => "sent".into(),
+                (None, Some(_), _) => "failed".into(),
+                (None, None, Some(_)) => format!("retrying at {}", o.next_attempt_at.format("%H:%M:%S UTC")),
+                (None, None, None) => "queued".into(),
+            },
+            attempts: o.attempts,
+            error: o.last_error.unwrap_or_default(),
+        })
+        .collect();
+    let depth = state.store.outbox_depth().await?;
+    Ok(RemindersPage {
+        nav: Nav::of(&admin),
+        sent,
+        upcoming,
+        outbox,
+        queued: depth.queued,
+        retrying: depth.retrying,
+        failed: depth.failed,
+    }
+    .into_response())
+}
