@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query(&format!("create database {name}")).execute(&mut conn).await?;
     let mut url = url::Url::parse(&admin)?;
     url.set_path(&format!("/{name}"));
-    let result = bench(&url.to_string()).await;
+    let result = bench(url.as_ref()).await;
     sqlx::query(&format!("drop database {name} with (force)")).execute(&mut conn).await?;
     result
 }

@@ -438,3 +438,104 @@ fn two_reminder_processes_at_once_on_one_postgres_queue_each_notice_once() {
     });
     assert_eq!(rows, 1);
 }
+
+/// A `kill -9` between queueing a reminder and sending it: after the restart the email goes out
+/// once, and a rerun of the pass queues nothing.
+#[test]
+fn a_kill_9_between_queueing_and_sending_gives_each_email_once() {
+    use secret_portal::auth::TotpSeed;
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = common::smtp::SmtpSink::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // 1. Demo data; Jane (a credential manager of the application whose secret is 20 days from
+    //    expiry) accepts her invitation and enrols, so the notice has a recipient.
+    let (mut child, addr, lines) = start({
+        let mut c = portal(dir.path());
+        c.args(["serve", "--demo"]).env("PORTAL_REMINDER_INTERVAL", "86400").env("PORTAL_SMTP_URL", smtp.url());
+        c
+    });
+    let link = lines
+        .iter()
+        .find(|l| l.starts_with("credential-manager jane.doe@"))
+        .expect("Jane's link")
+        .split(' ')
+        .nth(2)
+        .unwrap()
+        .to_owned();
+    let path = link.trim_start_matches("http://127.0.0.1:8080");
+    rt.block_on(async {
+        let client = common::new_client();
+        let base = format!("http://{addr}");
+        let pw = common::flows::PASSWORD;
+        let res = client
+            .post(format!("{base}{path}"))
+            .form(&[("password", pw), ("password_confirm", pw)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        let page = client.get(format!("{base}/mfa/setup")).send().await.unwrap().text().await.unwrap();
+        let key = common::flows::between(&page, "id=\"totp-key\">", "</code>").unwrap();
+        let code = TotpSeed::from_base32(key).unwrap().code_at(chrono::Utc::now());
+        let res = client.post(format!("{base}/mfa/setup")).form(&[("code", code)]).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+    });
+    assert_eq!(terminate(&mut child).code(), Some(0));
+
+    // 2. The mail server refuses; a pass queues the notice and the first delivery fails.
+    smtp.set_down(true);
+    let (mut child, _, _) = start({
+        let mut c = portal(dir.path());
+        c.env("PORTAL_REMINDER_INTERVAL", "1").env("PORTAL_SMTP_URL", smtp.url());
+        c
+    });
+    let db = format!("sqlite://{}", dir.path().join("data/portal.db").display());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let failed: i64 = rt.block_on(async {
+            let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+            let n =
+                sqlx::query_scalar("select count(*) from outbox where kind = 'reminder' and last_error is not null")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            pool.close().await;
+            n
+        });
+        if failed > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed reminder delivery");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // 3. kill -9.
+    assert!(Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap().success());
+    let _ = child.wait();
+
+    // 4. The server is back, so is the portal: the email goes out once.
+    smtp.set_down(false);
+    let (mut child, _, _) = start({
+        let mut c = portal(dir.path());
+        c.env("PORTAL_REMINDER_INTERVAL", "86400").env("PORTAL_SMTP_URL", smtp.url());
+        c
+    });
+    let reminders = || {
+        smtp.messages_to("jane.doe@demoregistry.example")
+            .iter()
+            .filter(|m| m.subject().starts_with("Client secret"))
+            .count()
+    };
+    // A row held by the killed sender waits out its lease (2 minutes) at worst.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while reminders() == 0 {
+        assert!(Instant::now() < deadline, "the queued reminder was not delivered after the restart");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(terminate(&mut child).code(), Some(0));
+    let mut rerun = portal(dir.path());
+    rerun.env("PORTAL_SMTP_URL", smtp.url()).args(["reminders", "run-once"]);
+    let (code, out, _, _) = run_to_end(rerun, Duration::from_secs(30));
+    assert_eq!(code, Some(0));
+    assert!(!out.contains("queued("), "{out}");
+    assert_eq!(reminders(), 1);
+}
