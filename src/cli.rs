@@ -7,7 +7,8 @@ use anyhow::Context as _;
 
 use crate::auth::invitation::invite_user;
 use crate::config::{
-    AdminCommand, Cli, Command, Config, InviteArgs, RemindersCommand, RunOnceArgs, ServeArgs, StartupNotice,
+    AdminCommand, Cli, Command, Config, InviteArgs, KeysCommand, RemindersCommand, RunOnceArgs, ServeArgs,
+    StartupNotice,
 };
 use crate::demo::{self, DemoOutcome};
 use crate::domain::{Clock, EmailAddress, OrganisationRef, SystemClock};
@@ -42,6 +43,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(AdminCommand::Invite(args)) => admin_invite(config, clock, args).await,
         Command::Reminders(RemindersCommand::RunOnce(args)) => reminders_run_once(config, clock, args).await,
+        Command::Keys(KeysCommand::Rotate) => {
+            let store = startup::connect_and_migrate(&config).await?;
+            // Make sure there is a key to retire, then rotate.
+            crate::oauth::SigningKeys::load_or_create(store.clone(), config.master_key.clone(), clock.now()).await?;
+            let kid = crate::oauth::keys::rotate(&store, &config.master_key, clock.now()).await?;
+            println!("{kid}");
+            tracing::info!(kid = %kid, "signing key rotated; replicas switch within 30 s");
+            store.close().await;
+            Ok(())
+        }
     }
 }
 
@@ -115,8 +126,7 @@ async fn reminders_run_once(config: Config, clock: Arc<dyn Clock>, args: RunOnce
         println!("{what} {} {} {}", due.notice, due.application, due.secret);
     }
     if !args.dry_run {
-        let services = startup::services(&config, &store, clock)?;
-        let delivered = services.mailer.deliver_due().await?;
+        let delivered = startup::mail_sender(&config, &store, clock)?.deliver_due().await?;
         tracing::info!(
             notices = report.recorded,
             emails = report.emails,
@@ -154,8 +164,8 @@ async fn admin_invite(config: Config, clock: Arc<dyn Clock>, args: InviteArgs) -
             other => anyhow::Error::from(other),
         })?;
     println!("{}", invited.link);
-    let services = startup::services(&config, &store, clock)?;
-    match services.mailer.deliver_due().await {
+    let mailer = startup::mail_sender(&config, &store, clock)?;
+    match mailer.deliver_due().await {
         Ok(report) if report.retrying > 0 || report.failed > 0 => {
             tracing::warn!("the invitation email could not be delivered now; the portal will retry it")
         }

@@ -35,6 +35,9 @@ pub enum Command {
     /// Expiry reminders.
     #[command(subcommand)]
     Reminders(RemindersCommand),
+    /// Token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 /// `secret-portal admin …`
@@ -42,6 +45,14 @@ pub enum Command {
 pub enum AdminCommand {
     /// Invite a user: prints a one-time link (valid 72 hours) that is also emailed.
     Invite(InviteArgs),
+}
+
+/// `secret-portal keys …`
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Retire the active signing key and make a new one; the retired public key stays published
+    /// until its last token has expired.
+    Rotate,
 }
 
 /// `secret-portal reminders …`

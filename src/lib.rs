@@ -12,6 +12,7 @@ pub mod demo;
 pub mod domain;
 pub mod jobs;
 pub mod mail;
+pub mod oauth;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

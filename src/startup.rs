@@ -24,6 +24,9 @@ pub struct Application {
     sessions: PortalSessionStore,
 }
 
+/// How often each replica looks for a rotated signing key.
+const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How often expired session records are deleted.
 const SESSION_CLEANUP: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -39,17 +42,41 @@ pub fn mail_transport(config: &Config) -> anyhow::Result<Transport> {
     })
 }
 
-/// The services the handlers share, built once.
+/// The outbox sender the configuration asks for.
 ///
 /// # Errors
 /// When the mail transport cannot be built.
-pub fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
-    let transport = mail_transport(config)?;
+pub fn mail_sender(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> anyhow::Result<mail::Sender> {
+    Ok(mail::Sender::new(store.clone(), mail_transport(config)?, config.mail_from.clone(), clock))
+}
+
+/// Token endpoint failures per (client ID, IP) within a minute that answer 429 (issue 7).
+pub const TOKEN_FAILURES_PER_MINUTE: usize = 10;
+
+/// The services the handlers share, built once: loads (or creates) the signing key.
+///
+/// # Errors
+/// When the mail transport cannot be built or the signing keys cannot be read.
+pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+    let keys = crate::oauth::SigningKeys::load_or_create(store.clone(), config.master_key.clone(), clock.now())
+        .await
+        .context("cannot load the token signing key")?;
     Ok(Services {
         hasher: PasswordHasher::new(web::password_hash_bound()),
         throttle: Throttle::new(config.rate_limits),
         recovery_key: RecoveryCodeKey::derive(&config.master_key),
-        mailer: mail::Sender::new(store.clone(), transport, config.mail_from.clone(), clock),
+        mailer: mail_sender(config, store, clock)?,
+        tokens: crate::oauth::TokenIssuer {
+            issuer: config.base_url.as_str().to_owned(),
+            lifetime: chrono::Duration::seconds(config.token_lifetime_seconds),
+            keys,
+        },
+        usage: crate::oauth::usage::UsageRecorder::default(),
+        token_failures: crate::auth::FailureWindow::new(
+            config.rate_limits,
+            TOKEN_FAILURES_PER_MINUTE,
+            chrono::Duration::minutes(1),
+        ),
     })
 }
 
@@ -78,7 +105,7 @@ impl Application {
             .migrate()
             .await
             .with_context(|| format!("cannot create the session table in {}", config.database_url))?;
-        let services = Arc::new(services(&config, &store, clock.clone())?);
+        let services = Arc::new(services(&config, &store, clock.clone()).await?);
         let state =
             AppState { store, clock, config: Arc::new(config), metrics: crate::telemetry::metrics_handle(), services };
         Ok(Self { listener, metrics_listener, state, sessions })
@@ -117,6 +144,24 @@ impl Application {
         let stop = CancellationToken::new();
         let store = state.store.clone();
         let mail_task = tokio::spawn(state.services.mailer.clone().run(stop.clone()));
+        let usage_task = tokio::spawn(state.services.usage.clone().run(state.store.clone(), stop.clone()));
+        let key_task = {
+            let keys = state.services.tokens.keys.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                // Replicas pick up a rotated key within this interval.
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(KEY_RELOAD) => {
+                            if let Err(e) = keys.reload().await {
+                                tracing::warn!(error = %e, "cannot reload the signing key");
+                            }
+                        }
+                    }
+                }
+            })
+        };
         let reminder_task = tokio::spawn(crate::jobs::reminders::run_loop(
             state.store.clone(),
             state.config.base_url.clone(),
@@ -161,6 +206,8 @@ impl Application {
         }
         let _ = mail_task.await;
         let _ = reminder_task.await;
+        let _ = usage_task.await;
+        let _ = key_task.await;
         let _ = cleanup_task.await;
         store.close().await;
         served.context("the HTTP server failed")

@@ -11,5 +11,5 @@ pub mod totp;
 pub use link::{LinkPurpose, LinkToken};
 pub use password::{NewPassword, PasswordError, PasswordHasher};
 pub use recovery::{RecoveryCode, RecoveryCodeKey};
-pub use throttle::{Throttle, ThrottleVerdict};
+pub use throttle::{FailureWindow, Throttle, ThrottleVerdict};
 pub use totp::{TotpCode, TotpSeed};

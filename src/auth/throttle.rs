@@ -66,7 +66,67 @@ struct PairState {
 #[derive(Debug, Default)]
 struct State {
     pairs: HashMap<(String, IpAddr), PairState>,
-    ips: HashMap<IpAddr, VecDeque<DateTime<Utc>>>,
+}
+
+/// A sliding window of failures per key: `limit` failures within `period` block the key until
+/// the oldest of them leaves the window. Used per client IP for sign-in and per (client ID, IP)
+/// at the token endpoint. Memory is bounded at [`MAX_ENTRIES`] keys.
+#[derive(Debug)]
+pub struct FailureWindow<K> {
+    enabled: bool,
+    limit: usize,
+    period: Duration,
+    map: Mutex<HashMap<K, VecDeque<DateTime<Utc>>>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> FailureWindow<K> {
+    /// A window; `enabled = false` allows everything and records nothing.
+    pub fn new(enabled: bool, limit: usize, period: Duration) -> Self {
+        Self { enabled, limit: limit.max(1), period, map: Mutex::new(HashMap::new()) }
+    }
+
+    /// Whether `key` may try now.
+    pub fn check(&self, key: &K, now: DateTime<Utc>) -> ThrottleVerdict {
+        if !self.enabled {
+            return ThrottleVerdict::Allowed;
+        }
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(window) = map.get_mut(key) else { return ThrottleVerdict::Allowed };
+        while window.front().is_some_and(|t| *t <= now - self.period) {
+            window.pop_front();
+        }
+        match window.front() {
+            Some(oldest) if window.len() >= self.limit => {
+                ThrottleVerdict::Blocked { retry_after: *oldest + self.period - now }
+            }
+            _ => ThrottleVerdict::Allowed,
+        }
+    }
+
+    /// Records a failure of `key` at `now`.
+    pub fn record(&self, key: K, now: DateTime<Utc>) {
+        if !self.enabled {
+            return;
+        }
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let window = map.entry(key).or_default();
+        window.push_back(now);
+        while window.len() > self.limit {
+            window.pop_front();
+        }
+        if map.len() > MAX_ENTRIES {
+            let period = self.period;
+            map.retain(|_, w| w.back().is_some_and(|t| *t > now - period));
+            if map.len() > MAX_ENTRIES {
+                let mut by_age: Vec<_> = map.iter().map(|(k, w)| (w.back().copied(), k.clone())).collect();
+                by_age.sort_by_key(|(t, _)| *t);
+                let excess = map.len() - MAX_ENTRIES / 2;
+                for (_, k) in by_age.into_iter().take(excess) {
+                    map.remove(&k);
+                }
+            }
+        }
+    }
 }
 
 /// The throttle; share one per process.
@@ -74,13 +134,14 @@ struct State {
 pub struct Throttle {
     enabled: bool,
     state: Mutex<State>,
+    ips: FailureWindow<IpAddr>,
 }
 
 impl Throttle {
     /// A throttle; `enabled = false` (`PORTAL_RATE_LIMITS=off`, for benchmarks only) allows
     /// everything and records nothing.
     pub fn new(enabled: bool) -> Self {
-        Self { enabled, state: Mutex::new(State::default()) }
+        Self { enabled, state: Mutex::new(State::default()), ips: FailureWindow::new(enabled, IP_FAILURES, IP_WINDOW) }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -100,20 +161,7 @@ impl Throttle {
 
     /// Whether `ip` is over its failure budget.
     pub fn check_ip(&self, ip: IpAddr, now: DateTime<Utc>) -> ThrottleVerdict {
-        if !self.enabled {
-            return ThrottleVerdict::Allowed;
-        }
-        let mut state = self.state();
-        let Some(window) = state.ips.get_mut(&ip) else { return ThrottleVerdict::Allowed };
-        while window.front().is_some_and(|t| *t <= now - IP_WINDOW) {
-            window.pop_front();
-        }
-        match window.front() {
-            Some(oldest) if window.len() >= IP_FAILURES => {
-                ThrottleVerdict::Blocked { retry_after: *oldest + IP_WINDOW - now }
-            }
-            _ => ThrottleVerdict::Allowed,
-        }
+        self.ips.check(&ip, now)
     }
 
     /// Records a failed attempt. `email` is `None` for failures not tied to an account (a bad
@@ -122,12 +170,8 @@ impl Throttle {
         if !self.enabled {
             return None;
         }
+        self.ips.record(ip, now);
         let mut state = self.state();
-        let window = state.ips.entry(ip).or_default();
-        window.push_back(now);
-        while window.len() > IP_FAILURES {
-            window.pop_front();
-        }
         let block = email.and_then(|email| {
             let pair = state.pairs.entry((email.to_owned(), ip)).or_insert(PairState {
                 consecutive: 0,
@@ -144,7 +188,7 @@ impl Throttle {
                 block
             })
         });
-        if state.pairs.len() > MAX_ENTRIES || state.ips.len() > MAX_ENTRIES {
+        if state.pairs.len() > MAX_ENTRIES {
             prune(&mut state, now);
         }
         block
@@ -158,22 +202,14 @@ impl Throttle {
     }
 }
 
-/// Drops entries that no longer matter; if still too many, drops the least recent.
+/// Drops pairs that no longer matter; if still too many, drops the least recent.
 fn prune(state: &mut State, now: DateTime<Utc>) {
     state.pairs.retain(|_, p| p.blocked_until.is_some_and(|u| u > now) || p.last_failure > now - LONGEST_BLOCK);
-    state.ips.retain(|_, w| w.back().is_some_and(|t| *t > now - IP_WINDOW));
     if state.pairs.len() > MAX_ENTRIES {
         let mut by_age: Vec<_> = state.pairs.iter().map(|(k, p)| (p.last_failure, k.clone())).collect();
         by_age.sort();
         for (_, key) in by_age.into_iter().take(state.pairs.len() - MAX_ENTRIES / 2) {
             state.pairs.remove(&key);
-        }
-    }
-    if state.ips.len() > MAX_ENTRIES {
-        let mut by_age: Vec<_> = state.ips.iter().map(|(k, w)| (w.back().copied(), *k)).collect();
-        by_age.sort();
-        for (_, key) in by_age.into_iter().take(state.ips.len() - MAX_ENTRIES / 2) {
-            state.ips.remove(&key);
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod extract;
 mod health;
 mod home;
 pub(crate) mod manage;
+mod oauth;
 mod observability;
 mod pages;
 mod security;
@@ -43,6 +44,12 @@ pub struct Services {
     pub recovery_key: RecoveryCodeKey,
     /// The outbox sender, to wake after queueing mail.
     pub mailer: mail::Sender,
+    /// Token issuance with the signing keys.
+    pub tokens: crate::oauth::TokenIssuer,
+    /// Secret usage, recorded off the request path.
+    pub usage: crate::oauth::usage::UsageRecorder,
+    /// Token endpoint failures per (client ID, IP): 10 a minute answer 429.
+    pub token_failures: crate::auth::FailureWindow<(String, std::net::IpAddr)>,
 }
 
 /// What every handler can reach.
@@ -98,7 +105,14 @@ pub fn router(
         .merge(sign_in)
         .layer(session_store.layer())
         .layer(security::csrf_layer(&state.config.base_url)?);
+    // Machines' routes: no session, no cookie, no CSRF check.
+    let machines = Router::new()
+        .route("/oauth2/token", post(oauth::token))
+        .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
+        .route("/.well-known/openid-configuration", get(oauth::metadata))
+        .route("/.well-known/jwks.json", get(oauth::jwks));
     let mut app = Router::new()
+        .merge(machines)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/static/{*path}", get(assets::serve));

@@ -1,0 +1,184 @@
+//! Parsing a token request: RFC 6749 4.4.2 (client credentials grant) with client
+//! authentication by HTTP Basic (2.3.1) or by form fields, and the target resource as Azure AD v1
+//! (`resource=`) or OAuth 2.0 (`scope=<…>/.default`, `scope=<…>`) clients send it.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::OAuthError;
+
+/// How the client authenticated.
+#[derive(Clone)]
+pub struct ClientAuth {
+    /// The client ID as presented (not yet checked).
+    pub client_id: String,
+    /// The secret as presented; never logged.
+    pub client_secret: SecretString,
+    /// HTTP Basic was used.
+    pub basic: bool,
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("client_id", &self.client_id)
+            .field("basic", &self.basic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A well-formed token request.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    /// The client's credentials.
+    pub auth: ClientAuth,
+    /// `resource=` as sent.
+    pub resource: Option<String>,
+    /// `scope=` as sent.
+    pub scope: Option<String>,
+}
+
+/// Decodes a form-urlencoded component (`+` is a space, then percent-decoding), as RFC 6749
+/// 2.3.1 asks for the id and secret inside HTTP Basic.
+fn form_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().ok().map(|c| c.into_owned())
+}
+
+/// Reads the client credentials out of an `Authorization: Basic …` header value.
+fn basic(header: &str) -> Result<(String, String), OAuthError> {
+    let invalid = OAuthError::InvalidClient { basic: true };
+    let encoded = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic ")).ok_or(
+        OAuthError::InvalidRequest("Only HTTP Basic client authentication is supported in the Authorization header."),
+    )?;
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| invalid.clone())?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid.clone())?;
+    let (id, secret) = text.split_once(':').ok_or(invalid.clone())?;
+    // RFC 6749 2.3.1: the id and secret are form-urlencoded before Base64.
+    Ok((form_decode(id).ok_or(invalid.clone())?, form_decode(secret).ok_or(invalid)?))
+}
+
+impl TokenRequest {
+    /// Parses a request from its `Content-Type`, `Authorization` header and body.
+    ///
+    /// # Errors
+    /// `invalid_request` for a body that is not `application/x-www-form-urlencoded`, a repeated
+    /// parameter, a missing `grant_type`, or two client authentication methods;
+    /// `unsupported_grant_type`; `invalid_client` for missing or undecodable credentials.
+    pub fn parse(content_type: Option<&str>, authorization: Option<&str>, body: &[u8]) -> Result<Self, OAuthError> {
+        let form = content_type
+            .map(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+            .unwrap_or(false);
+        if !form {
+            return Err(OAuthError::InvalidRequest("The body must be application/x-www-form-urlencoded."));
+        }
+        let mut params: Vec<(String, String)> = Vec::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            if params.iter().any(|(seen, _)| *seen == k) {
+                // RFC 6749 3.2: parameters must not be included more than once.
+                return Err(OAuthError::InvalidRequest("A parameter is repeated."));
+            }
+            params.push((k.into_owned(), v.into_owned()));
+        }
+        let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        match get("grant_type").as_deref() {
+            None | Some("") => return Err(OAuthError::InvalidRequest("grant_type is missing.")),
+            Some("client_credentials") => {}
+            Some(_) => return Err(OAuthError::UnsupportedGrantType),
+        }
+        let form_id = get("client_id");
+        let form_secret = get("client_secret");
+        let auth = match authorization {
+            Some(header) => {
+                if form_id.is_some() || form_secret.is_some() {
+                    return Err(OAuthError::InvalidRequest("Use one client authentication method, not both."));
+                }
+                let (client_id, secret) = basic(header)?;
+                ClientAuth { client_id, client_secret: SecretString::from(secret), basic: true }
+            }
+            None => match (form_id, form_secret) {
+                (Some(id), Some(secret)) => {
+                    ClientAuth { client_id: id, client_secret: SecretString::from(secret), basic: false }
+                }
+                _ => return Err(OAuthError::InvalidClient { basic: false }),
+            },
+        };
+        Ok(TokenRequest {
+            auth,
+            resource: get("resource").filter(|r| !r.is_empty()),
+            scope: get("scope").filter(|s| !s.is_empty()),
+        })
+    }
+
+    /// The presented secret.
+    pub fn secret(&self) -> &str {
+        self.auth.client_secret.expose_secret()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+    #[test]
+    fn form_fields_and_basic_both_work_but_not_together() {
+        let r = TokenRequest::parse(
+            FORM,
+            None,
+            b"grant_type=client_credentials&client_id=abc&client_secret=s3cr%2Bt&resource=x",
+        )
+        .unwrap();
+        assert_eq!((r.auth.client_id.as_str(), r.secret(), r.auth.basic), ("abc", "s3cr+t", false));
+        assert_eq!(r.resource.as_deref(), Some("x"));
+        // RFC 6749 2.3.1: "a%3Ab" and "p+w%26" are form-urlencoded before Base64.
+        let header = format!("Basic {}", STANDARD.encode("a%3Ab:p+w%26"));
+        let r = TokenRequest::parse(FORM, Some(&header), b"grant_type=client_credentials&scope=x%2F.default").unwrap();
+        assert_eq!((r.auth.client_id.as_str(), r.secret(), r.auth.basic), ("a:b", "p w&", true));
+        assert_eq!(r.scope.as_deref(), Some("x/.default"));
+        let both =
+            TokenRequest::parse(FORM, Some(&header), b"grant_type=client_credentials&client_secret=x").unwrap_err();
+        assert_eq!(both.code(), "invalid_request");
+    }
+
+    #[test]
+    fn malformed_requests_are_refused_with_the_right_code() {
+        let cases: [(Option<&str>, &[u8], &str); 6] = [
+            (Some("application/json"), b"{}", "invalid_request"),
+            (None, b"grant_type=client_credentials", "invalid_request"),
+            (
+                FORM,
+                b"grant_type=client_credentials&grant_type=client_credentials&client_id=a&client_secret=b",
+                "invalid_request",
+            ),
+            (FORM, b"client_id=a&client_secret=b", "invalid_request"),
+            (FORM, b"grant_type=password&client_id=a&client_secret=b", "unsupported_grant_type"),
+            (FORM, b"grant_type=client_credentials&client_id=a", "invalid_client"),
+        ];
+        for (ct, body, code) in cases {
+            assert_eq!(
+                TokenRequest::parse(ct, None, body).unwrap_err().code(),
+                code,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            TokenRequest::parse(FORM, Some("Bearer x"), b"grant_type=client_credentials").unwrap_err().code(),
+            "invalid_request"
+        );
+        assert_eq!(
+            TokenRequest::parse(FORM, Some("Basic !!!"), b"grant_type=client_credentials").unwrap_err().code(),
+            "invalid_client"
+        );
+        assert!(
+            !format!(
+                "{:?}",
+                TokenRequest::parse(FORM, None, b"grant_type=client_credentials&client_id=a&client_secret=topsecret")
+                    .unwrap()
+            )
+            .contains("topsecret")
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! The token endpoint's one query, and the signing keys.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{BeginWrite, Store, StoreError, on_pool, unique_violation};
+use crate::domain::{ClientId, ResourceId, SecretHash};
+
+/// What the token endpoint needs of a secret found by its hash.
+#[derive(Debug, Clone)]
+pub struct TokenClient {
+    /// The secret.
+    pub secret_id: Uuid,
+    /// Its application's client ID.
+    pub client_id: ClientId,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// The application's resources with their audiences.
+    pub resources: Vec<(ResourceId, String)>,
+}
+
+/// A signing key to store.
+#[derive(Debug, Clone)]
+pub struct NewSigningKey {
+    /// Key id.
+    pub kid: String,
+    /// PKCS#8, encrypted with the master key.
+    pub private_key_enc: Vec<u8>,
+    /// The public JWK as JSON.
+    pub public_jwk: String,
+    /// Creation.
+    pub created_at: DateTime<Utc>,
+}
+
+const INSERT_KEY: &str =
+    "insert into signing_key (kid, private_key_enc, public_jwk, created_at) values ($1, $2, $3, $4)";
+
+impl Store {
+    /// The undeleted secret with this SHA-256, its client ID, expiry instant and the
+    /// application's resources: one indexed query (one row per resource).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn token_client(&self, hash: &SecretHash) -> Result<Option<TokenClient>, StoreError> {
+        let rows: Vec<(Uuid, Uuid, DateTime<Utc>, String, String)> = on_pool!(self, |pool| sqlx::query_as(
+            "select s.id, a.client_id, s.expires_at, r.id, r.audience
+             from client_secret s
+             join application a on a.id = s.application_id
+             join application_resource ar on ar.application_id = a.id
+             join resource r on r.id = ar.resource_id
+             where s.secret_hash = $1 and s.deleted_at is null"
+        )
+        .bind(hash.as_bytes().as_slice())
+        .fetch_all(pool)
+        .await)?;
+        let Some((secret_id, client_id, expires_at, _, _)) = rows.first().cloned() else { return Ok(None) };
+        let mut resources: Vec<(ResourceId, String)> = rows
+            .into_iter()
+            .filter_map(|(_, _, _, id, audience)| ResourceId::parse(&id).ok().map(|r| (r, audience)))
+            .collect();
+        resources.sort();
+        Ok(Some(TokenClient { secret_id, client_id: ClientId::from_uuid(client_id), expires_at, resources }))
+    }
+
+    /// The active signing key: (kid, encrypted PKCS#8).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn active_signing_key(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "select kid, private_key_enc from signing_key where retired_at is null"
+        )
+        .fetch_optional(pool)
+        .await)?)
+    }
+
+    /// Stores the first signing key unless another process stored one first (the unique index
+    /// on the active key decides).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn insert_first_signing_key(&self, key: &NewSigningKey) -> Result<(), StoreError> {
+        let inserted = on_pool!(self, |pool| sqlx::query(INSERT_KEY)
+            .bind(&key.kid)
+            .bind(key.private_key_enc.as_slice())
+            .bind(&key.public_jwk)
+            .bind(key.created_at)
+            .execute(pool)
+            .await
+            .map(|_| ()));
+        match inserted {
+            Ok(()) => Ok(()),
+            Err(e) if unique_violation(&e).is_some() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Retires the active key and stores `key` as the new active one, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn rotate_signing_key(&self, key: &NewSigningKey, now: DateTime<Utc>) -> Result<(), StoreError> {
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("update signing_key set retired_at = $1 where retired_at is null")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INSERT_KEY)
+                .bind(&key.kid)
+                .bind(key.private_key_enc.as_slice())
+                .bind(&key.public_jwk)
+                .bind(key.created_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        }
+        .await)
+    }
+
+    /// The public JWKs to publish: the active key and those retired after `retired_since`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn published_signing_keys(&self, retired_since: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "select public_jwk from signing_key where retired_at is null or retired_at > $1 order by created_at desc"
+        )
+        .bind(retired_since)
+        .fetch_all(pool)
+        .await)?)
+    }
+}

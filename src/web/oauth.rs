@@ -1,0 +1,119 @@
+//! The token endpoint's HTTP mapping and the discovery documents. These routes serve machines:
+//! no session, no cookie, no CSRF check (DESIGN.md section 3, Tokens).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::extract::ClientIp;
+use crate::auth::ThrottleVerdict;
+use crate::oauth::{OAuthError, TokenRequest};
+
+fn no_store(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    // RFC 6749 5.1: the answer must not be cached.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn error_response(e: &OAuthError) -> Response {
+    let status = match e {
+        OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+        OAuthError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+        OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut response =
+        (status, Json(json!({ "error": e.code(), "error_description": e.description() }))).into_response();
+    match e {
+        // RFC 6749 5.2: 401 with WWW-Authenticate when the client used the Authorization header.
+        OAuthError::InvalidClient { basic: true } => {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"secret-portal\""));
+        }
+        OAuthError::TooManyRequests { retry_after } => {
+            if let Ok(v) = HeaderValue::from_str(&(*retry_after).max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        _ => {}
+    }
+    no_store(response)
+}
+
+/// `POST /oauth2/token`: `grant_type=client_credentials`, client authentication by Basic or by
+/// form fields, the resource by `resource=` or `scope=`. Answers the RFC 6749 5.1 JSON (plus the
+/// Azure AD v1 fields) or a 5.2 error; refusals are counted and logged with client ID and IP,
+/// never the secret; successes are counted, not logged.
+pub async fn token(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let request = match TokenRequest::parse(content_type, authorization, &body) {
+        Ok(r) => r,
+        Err(e) => return refuse(None, ip, &e),
+    };
+    let key = (request.auth.client_id.chars().take(64).collect::<String>(), ip);
+    if let ThrottleVerdict::Blocked { retry_after } = state.services.token_failures.check(&key, now) {
+        return refuse(Some(&key.0), ip, &OAuthError::TooManyRequests { retry_after: retry_after.num_seconds() });
+    }
+    match state.services.tokens.issue(&state.store, &request, now).await {
+        Ok(issued) => {
+            state.services.usage.record(issued.secret_id, now);
+            metrics::counter!("tokens_issued_total").increment(1);
+            no_store(Json(issued.response).into_response())
+        }
+        Err(e) => {
+            if matches!(e, OAuthError::InvalidClient { .. }) {
+                state.services.token_failures.record(key.clone(), now);
+            }
+            refuse(Some(&key.0), ip, &e)
+        }
+    }
+}
+
+fn refuse(client_id: Option<&str>, ip: std::net::IpAddr, e: &OAuthError) -> Response {
+    metrics::counter!("tokens_refused_total", "error" => e.code()).increment(1);
+    tracing::info!(client_id = client_id.unwrap_or(""), %ip, error = e.code(), "token request refused");
+    error_response(e)
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414), also served at
+/// `/.well-known/openid-configuration` for resource-server libraries that look there.
+pub async fn metadata(State(state): State<AppState>) -> Response {
+    let issuer = state.config.base_url.as_str();
+    Json(json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/oauth2/token"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "response_types_supported": ["token"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
+        "subject_types_supported": ["public"],
+    }))
+    .into_response()
+}
+
+/// `GET /.well-known/jwks.json`: the public keys tokens may still be signed with.
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let lifetime = chrono::Duration::seconds(state.config.token_lifetime_seconds);
+    match state.services.tokens.keys.jwks(state.clock.now(), lifetime).await {
+        Ok(keys) => {
+            let mut response = Json(json!({ "keys": keys })).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+            response
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the signing keys");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}

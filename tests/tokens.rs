@@ -1,0 +1,505 @@
+//! The token endpoint over HTTP: both request shapes, the JWT verified by an independent library
+//! against the JWKS, expiry and deletion, errors, brute-force limits, usage records, key rotation.
+//! SQLite, and Postgres with TEST_DATABASE_URL.
+
+mod common;
+
+use std::collections::HashSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chrono::Duration;
+use common::{TestApp, TestDb, new_client};
+use jwt_simple::prelude::*;
+use secret_portal::domain::{Api, ApplicationKind, ClientId, Clock as _, PlainSecret, ResourceId};
+use secret_portal::store::{Actor, Application, NewApplication, SeedSecret, UserRole};
+
+struct World {
+    app: TestApp,
+    smc: Application,
+    alt: Application,
+    secret: String,
+    secret_id: uuid::Uuid,
+}
+
+async fn register(app: &TestApp, org: uuid::Uuid, kind: ApplicationKind, api: Api) -> Application {
+    let new = NewApplication {
+        organisation_id: org,
+        kind,
+        api,
+        client_id: ClientId::generate(),
+        resources: ResourceId::allowed(kind, api),
+    };
+    app.store.create_application(&new, &Actor::cli(), app.clock.now()).await.unwrap()
+}
+
+async fn seed(app: &TestApp, a: &Application, expires_in_days: i64) -> (String, uuid::Uuid) {
+    let value = PlainSecret::generate();
+    let id = app
+        .store
+        .seed_client_secret(&SeedSecret {
+            application_id: a.id,
+            name: "Token test".into(),
+            hint: value.hint(),
+            hash: value.hash(),
+            expires_on: app.clock.today() + Duration::days(expires_in_days),
+            created_by: None,
+            created_at: app.clock.now() - Duration::days(1),
+        })
+        .await
+        .unwrap();
+    (value.expose().to_owned(), id)
+}
+
+async fn world_with(app: TestApp) -> World {
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let smc = register(&app, org.id, ApplicationKind::Partner, Api::Smc).await;
+    let alt = register(&app, org.id, ApplicationKind::PartnerAlternative, Api::Smc).await;
+    let (secret, secret_id) = seed(&app, &smc, 30).await;
+    World { app, smc, alt, secret, secret_id }
+}
+
+async fn world() -> World {
+    world_with(TestApp::spawn().await).await
+}
+
+async fn post(w: &World, form: &[(&str, &str)]) -> reqwest::Response {
+    new_client().post(w.app.url("/oauth2/token")).form(form).send().await.unwrap()
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    // RFC 6749 2.3.1: form-urlencode, then Base64.
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
+}
+
+async fn json(res: reqwest::Response) -> serde_json::Value {
+    res.json().await.unwrap()
+}
+
+#[derive(Serialize, Deserialize)]
+struct Custom {
+    client_id: String,
+    scope: String,
+}
+
+/// Verifies a token with jwt-simple (an independent implementation) against the JWKS.
+async fn verify(w: &World, token: &str, audience: &str) -> JWTClaims<Custom> {
+    let jwks = json(new_client().get(w.app.url("/.well-known/jwks.json")).send().await.unwrap()).await;
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "ES256");
+    let kid = header["kid"].as_str().unwrap();
+    let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).expect("the kid is published");
+    let mut point = vec![4u8];
+    point.extend(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap());
+    point.extend(URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap());
+    let key = ES256PublicKey::from_bytes(&point).unwrap();
+    let options = VerificationOptions {
+        allowed_issuers: Some(HashSet::from(["http://127.0.0.1:8080".to_owned()])),
+        allowed_audiences: Some(HashSet::from([audience.to_owned()])),
+        required_key_id: Some(kid.to_owned()),
+        artificial_time: Some(UnixTimeStamp::from_secs(w.app.clock.now().timestamp() as u64)),
+        ..Default::default()
+    };
+    key.verify_token::<Custom>(token, Some(options)).expect("the token verifies")
+}
+
+#[tokio::test]
+async fn the_partner_style_request_gets_a_verifiable_token() {
+    let w = world().await;
+    let client_id = w.smc.client_id.to_string();
+    let res = post(
+        &w,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("client_secret", &w.secret),
+            ("resource", "match-connect-production"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(res.headers()["pragma"], "no-cache");
+    assert!(res.headers().get("set-cookie").is_none());
+    let body = json(res).await;
+    let now = w.app.clock.now().timestamp();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["expires_on"], now + 3600);
+    assert_eq!(body["not_before"], now);
+    assert_eq!(body["resource"], "match-connect-production");
+    assert_eq!(body["scope"], "api://wmda/match-connect-production/.default");
+    assert!(body.get("refresh_token").is_none());
+    assert!(body["expires_in"].is_number() && body["expires_on"].is_number());
+    let claims = verify(&w, body["access_token"].as_str().unwrap(), "api://wmda/match-connect-production").await;
+    assert_eq!(claims.subject.as_deref(), Some(client_id.as_str()));
+    assert_eq!(claims.custom.client_id, client_id);
+    assert_eq!(claims.custom.scope, "api://wmda/match-connect-production/.default");
+    assert!(claims.jwt_id.is_some());
+    assert_eq!(claims.expires_at.unwrap().as_secs() as i64, now + 3600);
+}
+
+#[tokio::test]
+async fn an_oauth_client_librarys_basic_and_scope_request_works_too() {
+    let w = world().await;
+    let client_id = w.smc.client_id.to_string();
+    let res = new_client()
+        .post(w.app.url("/oauth2/token"))
+        .header("authorization", basic(&client_id, &w.secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "api://wmda/search-match-sandbox/.default")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = json(res).await;
+    assert_eq!(body["scope"], "api://wmda/search-match-sandbox/.default");
+    verify(&w, body["access_token"].as_str().unwrap(), "api://wmda/search-match-sandbox").await;
+    // A hand-built header whose id is percent-encoded (RFC 6749 2.3.1) decodes to the same client.
+    let encoded_id = client_id.replace('-', "%2D");
+    let header = format!("Basic {}", STANDARD.encode(format!("{encoded_id}:{}", w.secret)));
+    let res = new_client()
+        .post(w.app.url("/oauth2/token"))
+        .header("authorization", header)
+        .form(&[("grant_type", "client_credentials"), ("scope", "search-match-production")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // A single-resource application needs no resource at all.
+    let (alt_secret, _) = seed(&w.app, &w.alt, 10).await;
+    let alt_id = w.alt.client_id.to_string();
+    let body = json(
+        post(&w, &[("grant_type", "client_credentials"), ("client_id", &alt_id), ("client_secret", &alt_secret)]).await,
+    )
+    .await;
+    assert_eq!(body["resource"], "match-connect-sandbox");
+}
+
+#[tokio::test]
+async fn expiry_caps_the_token_and_ends_the_secret_at_midnight_utc_after_its_date() {
+    let w = world().await;
+    let (secret, _) = seed(&w.app, &w.smc, 0).await;
+    let id = w.smc.client_id.to_string();
+    let form = |s: &str| {
+        vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", id.clone()),
+            ("client_secret", s.to_owned()),
+            ("resource", "match-connect-sandbox".to_owned()),
+        ]
+    };
+    let midnight = (w.app.clock.today() + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap().and_utc();
+    w.app.clock.set(midnight - Duration::seconds(100));
+    let body = json(new_client().post(w.app.url("/oauth2/token")).form(&form(&secret)).send().await.unwrap()).await;
+    assert_eq!(body["expires_in"], 100, "exp never passes the secret's expiry instant");
+    assert_eq!(body["expires_on"], midnight.timestamp());
+    w.app.clock.set(midnight);
+    let res = new_client().post(w.app.url("/oauth2/token")).form(&form(&secret)).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(json(res).await["error"], "invalid_client");
+}
+
+#[tokio::test]
+async fn a_deleted_secret_is_refused_on_the_very_next_request() {
+    let w = world().await;
+    let id = w.smc.client_id.to_string();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", id.as_str()),
+        ("client_secret", w.secret.as_str()),
+        ("resource", "match-connect-sandbox"),
+    ];
+    assert_eq!(post(&w, &form).await.status(), 200);
+    let (jane, _) = w.app.account("jane@demo.example", UserRole::Member(w.smc.organisation_id)).await;
+    w.app.store.grant_credential_manager(jane.user_id, w.smc.id, &Actor::cli(), w.app.clock.now()).await.unwrap();
+    let now = w.app.clock.now();
+    w.app
+        .store
+        .delete_client_secret(
+            jane.user_id,
+            w.smc.client_id,
+            w.secret_id,
+            &Actor::cli().event("secret.deleted", now),
+            now,
+        )
+        .await
+        .unwrap();
+    let res = post(&w, &form).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(json(res).await["error"], "invalid_client");
+}
+
+#[tokio::test]
+async fn unknown_client_ids_and_wrong_secrets_get_the_same_answer() {
+    let w = world().await;
+    let id = w.smc.client_id.to_string();
+    let unknown = ClientId::generate().to_string();
+    let a = post(
+        &w,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &unknown),
+            ("client_secret", &w.secret),
+            ("resource", "match-connect-sandbox"),
+        ],
+    )
+    .await;
+    let b = post(
+        &w,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", "wrong"),
+            ("resource", "match-connect-sandbox"),
+        ],
+    )
+    .await;
+    let c = post(
+        &w,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "not-a-uuid"),
+            ("client_secret", "wrong"),
+            ("resource", "match-connect-sandbox"),
+        ],
+    )
+    .await;
+    let (sa, sb, sc) = (a.status(), b.status(), c.status());
+    assert!(a.headers().get("www-authenticate").is_none(), "no Basic, no WWW-Authenticate");
+    let (ja, jb, jc) = (json(a).await, json(b).await, json(c).await);
+    assert_eq!(
+        (sa, sb, sc),
+        (reqwest::StatusCode::UNAUTHORIZED, reqwest::StatusCode::UNAUTHORIZED, reqwest::StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(ja, jb);
+    assert_eq!(jb, jc);
+    // With Basic, a 401 says so.
+    let res = new_client()
+        .post(w.app.url("/oauth2/token"))
+        .header("authorization", basic(&id, "wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+}
+
+#[tokio::test]
+async fn malformed_requests_get_rfc_6749_errors() {
+    let w = world().await;
+    let id = w.smc.client_id.to_string();
+    let s = w.secret.as_str();
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec![("grant_type", "password"), ("client_id", &id), ("client_secret", s)], 400, "unsupported_grant_type"),
+        (vec![("client_id", &id), ("client_secret", s)], 400, "invalid_request"),
+        (vec![("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", s)], 400, "invalid_request"),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", s),
+                ("resource", "data-manager-production"),
+            ],
+            400,
+            "invalid_scope",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", s),
+                ("scope", "a/.default b/.default"),
+            ],
+            400,
+            "invalid_scope",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", s),
+                ("resource", "match-connect-sandbox"),
+                ("scope", "search-match-sandbox/.default"),
+            ],
+            400,
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", s),
+                ("resource", "x"),
+                ("resource", "y"),
+            ],
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (form, status, error) in cases {
+        let res = post(&w, &form).await;
+        assert_eq!(res.status().as_u16(), status, "{form:?}");
+        assert_eq!(json(res).await["error"], error, "{form:?}");
+    }
+    // Both authentication methods at once.
+    let res = new_client()
+        .post(w.app.url("/oauth2/token"))
+        .header("authorization", basic(&id, s))
+        .form(&[("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", s)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(res).await["error"], "invalid_request");
+    // A JSON body.
+    let res = new_client()
+        .post(w.app.url("/oauth2/token"))
+        .json(&serde_json::json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(json(res).await["error"], "invalid_request");
+    // GET: 405.
+    assert_eq!(new_client().get(w.app.url("/oauth2/token")).send().await.unwrap().status(), 405);
+    // No CSRF check here: a request with a foreign Origin is a machine's, and it works.
+    let res = new_client()
+        .post(w.app.url("/oauth2/token"))
+        .header("origin", "https://elsewhere.example")
+        .header("sec-fetch-site", "cross-site")
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id.as_str()),
+            ("client_secret", s),
+            ("resource", "match-connect-sandbox"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let metrics = w.app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("tokens_issued_total") && metrics.contains("tokens_refused_total{error=\"invalid_scope\"}")
+    );
+    assert!(!common::logs().contains(s), "the secret reached the logs");
+}
+
+#[tokio::test]
+async fn ten_failures_a_minute_block_the_pair_but_not_the_client_elsewhere() {
+    let app =
+        TestApp::spawn_with(TestDb::new().await, |c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let w = world_with(app).await;
+    let id = w.smc.client_id.to_string();
+    let from = |ip: &'static str, secret: String| {
+        let url = w.app.url("/oauth2/token");
+        let id = id.clone();
+        async move {
+            new_client()
+                .post(url)
+                .header("x-forwarded-for", ip)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", id.as_str()),
+                    ("client_secret", secret.as_str()),
+                    ("resource", "match-connect-sandbox"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..10 {
+        assert_eq!(from("203.0.113.9", "guess".into()).await.status(), 401);
+    }
+    let blocked = from("203.0.113.9", w.secret.clone()).await;
+    assert_eq!(blocked.status(), 429);
+    assert!(blocked.headers()["retry-after"].to_str().unwrap().parse::<i64>().unwrap() > 0);
+    assert_eq!(
+        from("198.51.100.20", w.secret.clone()).await.status(),
+        200,
+        "the legitimate client elsewhere is blocked"
+    );
+    w.app.clock.advance(Duration::seconds(61));
+    assert_eq!(from("203.0.113.9", w.secret.clone()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn uses_are_recorded_off_the_request_path_about_once_a_minute() {
+    let w = world().await;
+    let id = w.smc.client_id.to_string();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", id.as_str()),
+        ("client_secret", w.secret.as_str()),
+        ("resource", "match-connect-sandbox"),
+    ];
+    let first = w.app.clock.now();
+    assert_eq!(post(&w, &form).await.status(), 200);
+    let secret = || async {
+        w.app.store.list_client_secrets(w.smc.id).await.unwrap().into_iter().find(|s| s.id == w.secret_id).unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while secret().await.last_used_at.is_none() {
+        assert!(std::time::Instant::now() < deadline, "the use was not recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(secret().await.first_used_at, Some(first));
+    // Within the minute: coalesced, nothing written.
+    w.app.clock.advance(Duration::seconds(30));
+    post(&w, &form).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(secret().await.last_used_at, Some(first));
+    // A minute later: written.
+    w.app.clock.advance(Duration::seconds(31));
+    let later = w.app.clock.now();
+    post(&w, &form).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while secret().await.last_used_at != Some(later) {
+        assert!(std::time::Instant::now() < deadline, "the later use was not recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(secret().await.first_used_at, Some(first));
+}
+
+#[tokio::test]
+async fn rotated_keys_sign_new_tokens_while_retired_ones_stay_published() {
+    let w = world().await;
+    let id = w.smc.client_id.to_string();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", id.as_str()),
+        ("client_secret", w.secret.as_str()),
+        ("resource", "match-connect-sandbox"),
+    ];
+    let old = json(post(&w, &form).await).await["access_token"].as_str().unwrap().to_owned();
+    let kid = secret_portal::oauth::keys::rotate(&w.app.store, &w.app.state.config.master_key, w.app.clock.now())
+        .await
+        .unwrap();
+    w.app.state.services.tokens.keys.reload().await.unwrap();
+    let new = json(post(&w, &form).await).await["access_token"].as_str().unwrap().to_owned();
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(new.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["kid"], kid);
+    verify(&w, &old, "api://wmda/match-connect-sandbox").await;
+    verify(&w, &new, "api://wmda/match-connect-sandbox").await;
+    // Once the retired key's last token has expired, it is no longer published.
+    w.app.clock.advance(Duration::seconds(3601));
+    let jwks = json(new_client().get(w.app.url("/.well-known/jwks.json")).send().await.unwrap()).await;
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    // The metadata documents.
+    for path in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
+        let m = json(new_client().get(w.app.url(path)).send().await.unwrap()).await;
+        assert_eq!(m["issuer"], "http://127.0.0.1:8080");
+        assert_eq!(m["token_endpoint"], "http://127.0.0.1:8080/oauth2/token");
+        assert_eq!(m["jwks_uri"], "http://127.0.0.1:8080/.well-known/jwks.json");
+        assert_eq!(m["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(
+            m["token_endpoint_auth_methods_supported"],
+            serde_json::json!(["client_secret_basic", "client_secret_post"])
+        );
+    }
+}
