@@ -539,3 +539,19 @@ fn a_kill_9_between_queueing_and_sending_gives_each_email_once() {
     assert!(!out.contains("queued("), "{out}");
     assert_eq!(reminders(), 1);
 }
+
+#[test]
+fn keys_rotate_prints_a_new_key_id_each_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let rotate = || {
+        let mut c = portal(dir.path());
+        c.args(["keys", "rotate"]);
+        run_to_end(c, Duration::from_secs(30))
+    };
+    let (code, first, err, _) = rotate();
+    assert_eq!(code, Some(0), "{err}");
+    let (code, second, _, _) = rotate();
+    assert_eq!(code, Some(0));
+    assert_eq!(first.trim().len(), 43, "an RFC 7638 thumbprint: {first}");
+    assert_ne!(first.trim(), second.trim());
+}

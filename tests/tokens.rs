@@ -503,3 +503,24 @@ async fn rotated_keys_sign_new_tokens_while_retired_ones_stay_published() {
         );
     }
 }
+
+/// An OAuth 2.0 client library (the `oauth2` crate) as partner systems' newer integrations use
+/// it: HTTP Basic client authentication and a `.default` scope.
+#[tokio::test]
+async fn the_oauth2_crate_gets_a_token() {
+    use oauth2::basic::BasicClient;
+    use oauth2::{ClientId as OClientId, ClientSecret, Scope, TokenResponse as _, TokenUrl};
+    let w = world().await;
+    let client = BasicClient::new(OClientId::new(w.smc.client_id.to_string()))
+        .set_client_secret(ClientSecret::new(w.secret.clone()))
+        .set_token_uri(TokenUrl::new(w.app.url("/oauth2/token")).unwrap());
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let token = client
+        .exchange_client_credentials()
+        .add_scope(Scope::new("api://wmda/search-match-production/.default".into()))
+        .request_async(&http)
+        .await
+        .expect("the library accepts the answer");
+    assert_eq!(token.expires_in(), Some(std::time::Duration::from_secs(3600)));
+    verify(&w, token.access_token().secret(), "api://wmda/search-match-production").await;
+}
