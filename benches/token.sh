@@ -19,7 +19,7 @@ run() { # backend label, then env for the portal
   local label=$1; shift
   local work; work=$(mktemp -d)
   local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  (cd "$work" && env "$@" PORTAL_BIND=127.0.0.1:$port PORTAL_BASE_URL=http://127.0.0.1:$port PORTAL_RATE_LIMITS=off \
+  (cd "$work" && exec env "$@" PORTAL_BIND=127.0.0.1:$port PORTAL_BASE_URL=http://127.0.0.1:$port PORTAL_RATE_LIMITS=off \
       PORTAL_REMINDER_INTERVAL=86400 RUST_LOG=warn "$bin" serve --demo >/dev/null 2>"$work/log") &
   local pid=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done

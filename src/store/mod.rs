@@ -220,7 +220,11 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(3) }
+        // Three connections per core: measured on 2 cores, 6 gave the token endpoint 11 % more
+        // throughput on Postgres than 16 (fewer backends competing for the same cores).
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let max_connections = u32::try_from(cores * 3).unwrap_or(32).clamp(4, 32);
+        Self { max_connections, acquire_timeout: Duration::from_secs(3) }
     }
 }
 
