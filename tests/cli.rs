@@ -46,6 +46,12 @@ fn start(mut cmd: Command) -> (Child, String, Vec<String>) {
                 line.split("listening on http://").nth(1).map(|a| a.split_whitespace().next().unwrap_or("").to_owned());
             lines.push(line);
             if let Some(addr) = found {
+                // Standard output is read by another thread: lines printed before the log line
+                // (demo users) may still be on their way. Collect them for a moment.
+                let grace = Instant::now() + Duration::from_millis(500);
+                while let Ok(line) = rx.recv_timeout(grace.saturating_duration_since(Instant::now())) {
+                    lines.push(line);
+                }
                 // Keep draining so the child never blocks on a full pipe.
                 std::thread::spawn(move || while rx.recv().is_ok() {});
                 return (child, strip_ansi(&addr), lines);

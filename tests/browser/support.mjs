@@ -62,6 +62,9 @@ export async function startPortal(extraEnv = {}) {
   read(child.stdout);
   read(child.stderr);
   await Promise.race([ready, new Promise((_, fail) => setTimeout(() => fail(new Error("portal did not start")), 20000))]);
+  // Demo users are printed on stdout before the log line on stderr; the two streams arrive
+  // independently, so give stdout a moment to catch up.
+  for (let i = 0; i < 40 && users.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
   return {
     url,
     dir,
