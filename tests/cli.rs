@@ -133,6 +133,8 @@ fn help_is_there_for_every_command() {
     let help = portal(dir.path()).env("PORTAL_MASTER_KEY", "c2VjcmV0IGtleSB2YWx1ZQ==").arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("DATABASE_URL") && text.contains("PORTAL_MASTER_KEY") && text.contains("PORTAL_BIND"));
+    // The embedded default listens on 127.0.0.1:8080 with the base URL to match.
+    assert!(text.contains("[default: 127.0.0.1:8080]") && text.contains("[default: http://127.0.0.1:8080]"), "{text}");
     assert!(!text.contains("c2VjcmV0IGtleSB2YWx1ZQ=="), "--help shows the master key");
     assert!(!dir.path().join("data").exists(), "--help created files");
 }
