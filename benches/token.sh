@@ -59,7 +59,7 @@ LUA
   rm -rf "$work"
 }
 
-run sqlite
+[ "${ONLY:-}" = postgres ] || run sqlite
 db="sp_bench_token_$$"
 psql "$pg_admin" -qc "create database $db"
 pg_url="${pg_admin%/*}/$db"
