@@ -124,10 +124,8 @@ impl TokenIssuer {
     pub async fn issue(&self, store: &Store, request: &TokenRequest, now: DateTime<Utc>) -> Result<Issued, OAuthError> {
         let invalid_client = OAuthError::InvalidClient { basic: request.auth.basic };
         let hash = PlainSecret::presented(request.secret()).hash();
-        let found = store.token_client(&hash).await.map_err(|e| match e {
-            StoreError::Unavailable(_) => OAuthError::TemporarilyUnavailable,
-            _ => OAuthError::TemporarilyUnavailable,
-        })?;
+        // Any database failure is the portal's, not the client's: 503, retry later.
+        let found = store.token_client(&hash).await.map_err(|_: StoreError| OAuthError::TemporarilyUnavailable)?;
         let presented = ClientId::parse(&request.auth.client_id).ok();
         let client: TokenClient = match found {
             Some(c) if Some(c.client_id) == presented && c.expires_at > now => c,

@@ -108,7 +108,9 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     match state.services.tokens.keys.jwks(state.clock.now(), lifetime).await {
         Ok(keys) => {
             let mut response = Json(json!({ "keys": keys })).into_response();
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+            // Short, because a rotated key signs within 30 s; verifiers should also refetch on an
+            // unknown kid, as most libraries do.
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
             response
         }
         Err(e) => {
