@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
-use rand::TryRngCore as _;
+use rand::{RngCore as _, TryRngCore as _};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -66,7 +66,8 @@ impl LinkToken {
     /// 32 random bytes from the OS CSPRNG, base64url without padding (43 characters).
     pub fn generate() -> Self {
         let mut bytes = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.unwrap_err().try_fill_bytes(bytes.as_mut_slice()).unwrap_or_default();
+        // `unwrap_err` panics if the OS has no entropy: no token rather than a predictable one.
+        rand::rngs::OsRng.unwrap_err().fill_bytes(bytes.as_mut_slice());
         Self(Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_slice())))
     }
 

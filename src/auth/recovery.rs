@@ -1,7 +1,7 @@
 //! Recovery codes: ten single-use codes shown once after TOTP enrolment.
 
 use hmac::{Hmac, Mac};
-use rand::TryRngCore as _;
+use rand::{RngCore as _, TryRngCore as _};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -23,6 +23,7 @@ pub struct NotARecoveryCode;
 impl RecoveryCode {
     /// A new random code.
     pub fn generate() -> Self {
+        // `unwrap_err` panics if the OS has no entropy: no code rather than a predictable one.
         let mut rng = rand::rngs::OsRng.unwrap_err();
         let mut text = String::with_capacity(11);
         for i in 0..10 {
@@ -31,7 +32,7 @@ impl RecoveryCode {
             }
             // Rejection sampling keeps the 36 symbols equally likely.
             loop {
-                let byte = (rng.try_next_u32().unwrap_or(0) & 0xff) as u8;
+                let byte = (rng.next_u32() & 0xff) as u8;
                 if usize::from(byte) < 252 {
                     text.push(char::from(ALPHABET[usize::from(byte) % ALPHABET.len()]));
                     break;

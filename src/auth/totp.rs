@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use rand::TryRngCore as _;
+use rand::{RngCore as _, TryRngCore as _};
 use totp_rs::{Algorithm, Builder, Totp};
 use zeroize::Zeroizing;
 
@@ -61,8 +61,8 @@ impl TotpSeed {
     /// 20 random bytes from the OS CSPRNG.
     pub fn generate() -> Self {
         let mut bytes = Zeroizing::new(vec![0u8; SEED_LEN]);
-        // The OS RNG fails only without any entropy source; no seed can be made then.
-        rand::rngs::OsRng.unwrap_err().try_fill_bytes(&mut bytes).unwrap_or_default();
+        // `unwrap_err` panics if the OS has no entropy: no seed rather than a predictable one.
+        rand::rngs::OsRng.unwrap_err().fill_bytes(&mut bytes);
         Self(bytes)
     }
 
