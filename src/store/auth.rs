@@ -155,6 +155,22 @@ pub struct NewLink {
 const INSERT_LINK: &str = "insert into one_time_token (id, user_id, purpose, token_hash, created_at, expires_at) values ($1, $2, $3, $4, $5, $6)";
 const RETIRE_LINKS: &str =
     "update one_time_token set used_at = $3 where user_id = $1 and purpose = $2 and used_at is null";
+/// Inserts a [`NewLink`] for a user through an open transaction.
+macro_rules! insert_link {
+    ($tx:expr, $user_id:expr, $link:expr, $now:expr) => {{
+        let link: &NewLink = $link;
+        sqlx::query(INSERT_LINK)
+            .bind(Uuid::new_v4())
+            .bind($user_id)
+            .bind(link.purpose.as_str())
+            .bind(link.token_hash.as_slice())
+            .bind($now)
+            .bind(link.expires_at)
+            .execute($tx)
+            .await
+    }};
+}
+
 const CONSUME_LINK: &str =
     "update one_time_token set used_at = $2 where id = $1 and used_at is null and expires_at > $2";
 
@@ -226,15 +242,7 @@ impl Store {
                     (user, true)
                 }
             };
-            sqlx::query(INSERT_LINK)
-                .bind(Uuid::new_v4())
-                .bind(user.id)
-                .bind(link.purpose.as_str())
-                .bind(link.token_hash.as_slice())
-                .bind(now)
-                .bind(link.expires_at)
-                .execute(&mut *tx)
-                .await?;
+            insert_link!(&mut *tx, user.id, link, now)?;
             insert_email!(&mut *tx, email, now)?;
             let event = actor
                 .event("invitation.sent", now)
@@ -261,24 +269,7 @@ impl Store {
         event: &NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| async {
-            let mut tx = pool.begin_write().await?;
-            sqlx::query(RETIRE_LINKS).bind(user.id).bind(link.purpose.as_str()).bind(now).execute(&mut *tx).await?;
-            sqlx::query(INSERT_LINK)
-                .bind(Uuid::new_v4())
-                .bind(user.id)
-                .bind(link.purpose.as_str())
-                .bind(link.token_hash.as_slice())
-                .bind(now)
-                .bind(link.expires_at)
-                .execute(&mut *tx)
-                .await?;
-            insert_email!(&mut *tx, email, now)?;
-            insert_audit_event!(&mut *tx, event)?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(())
-        }
-        .await)
+        self.store_link(user, link, email, event, now, false).await
     }
 
     /// Ends a user's MFA: removes the authenticator and recovery codes, ends every session, and
@@ -294,27 +285,36 @@ impl Store {
         event: &NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.store_link(user, link, email, event, now, true).await
+    }
+
+    /// Retires the user's unused links of `link.purpose`, stores `link`, queues `email` and
+    /// records `event`, in one transaction; with `reset_mfa`, first removes the authenticator
+    /// and recovery codes and ends every session.
+    async fn store_link(
+        &self,
+        user: &User,
+        link: &NewLink,
+        email: &NewEmail,
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+        reset_mfa: bool,
+    ) -> Result<(), StoreError> {
         on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(
-                "update portal_user set totp_secret_enc = null, totp_pending_enc = null, totp_last_step = null,
-                 mfa_enrolled_at = null, sessions_valid_after = $2 where id = $1",
-            )
-            .bind(user.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("delete from recovery_code where user_id = $1").bind(user.id).execute(&mut *tx).await?;
-            sqlx::query(RETIRE_LINKS).bind(user.id).bind(link.purpose.as_str()).bind(now).execute(&mut *tx).await?;
-            sqlx::query(INSERT_LINK)
-                .bind(Uuid::new_v4())
+            if reset_mfa {
+                sqlx::query(
+                    "update portal_user set totp_secret_enc = null, totp_pending_enc = null, totp_last_step = null,
+                     mfa_enrolled_at = null, sessions_valid_after = $2 where id = $1",
+                )
                 .bind(user.id)
-                .bind(link.purpose.as_str())
-                .bind(link.token_hash.as_slice())
                 .bind(now)
-                .bind(link.expires_at)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query("delete from recovery_code where user_id = $1").bind(user.id).execute(&mut *tx).await?;
+            }
+            sqlx::query(RETIRE_LINKS).bind(user.id).bind(link.purpose.as_str()).bind(now).execute(&mut *tx).await?;
+            insert_link!(&mut *tx, user.id, link, now)?;
             insert_email!(&mut *tx, email, now)?;
             insert_audit_event!(&mut *tx, event)?;
             tx.commit().await?;
