@@ -4,11 +4,12 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::applications::{ApplicationRow, application};
 use super::audit::insert_audit_event;
+use super::secrets::SecretRow;
 use super::{
     Application, Backend, BeginWrite, ClientSecret, Conflict, NewAuditEvent, Resource, Store, StoreError, on_pool,
 };
@@ -63,17 +64,8 @@ pub enum Deletion {
 
 #[derive(sqlx::FromRow)]
 struct SecretViewRow {
-    id: Uuid,
-    application_id: Uuid,
-    name: String,
-    hint: String,
-    expires_on: NaiveDate,
-    expires_at: DateTime<Utc>,
-    created_by: Option<Uuid>,
-    created_at: DateTime<Utc>,
-    first_used_at: Option<DateTime<Utc>>,
-    last_used_at: Option<DateTime<Utc>>,
-    deleted_at: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    secret: SecretRow,
     creator_name: Option<String>,
     creator_email: Option<String>,
 }
@@ -85,22 +77,7 @@ impl From<SecretViewRow> for SecretView {
             (_, Some(e)) => Some(e),
             _ => None,
         };
-        SecretView {
-            secret: ClientSecret {
-                id: r.id,
-                application_id: r.application_id,
-                name: r.name,
-                hint: r.hint,
-                expires_on: r.expires_on,
-                expires_at: r.expires_at,
-                created_by: r.created_by,
-                created_at: r.created_at,
-                first_used_at: r.first_used_at,
-                last_used_at: r.last_used_at,
-                deleted_at: r.deleted_at,
-            },
-            created_by_name,
-        }
+        SecretView { secret: r.secret.into(), created_by_name }
     }
 }
 
@@ -217,7 +194,8 @@ impl Store {
         }
         let mut secrets_by_app: HashMap<Uuid, Vec<SecretView>> = HashMap::new();
         for row in secrets {
-            secrets_by_app.entry(row.application_id).or_default().push(row.into());
+            let view: SecretView = row.into();
+            secrets_by_app.entry(view.secret.application_id).or_default().push(view);
         }
         apps.into_iter()
             .map(|row| {

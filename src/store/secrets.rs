@@ -55,7 +55,7 @@ pub struct SeedSecret {
 }
 
 #[derive(sqlx::FromRow)]
-struct SecretRow {
+pub(super) struct SecretRow {
     id: Uuid,
     application_id: Uuid,
     name: String,

@@ -203,6 +203,7 @@ pub async fn page(
         Some(secret_id) => {
             let mut found = None;
             for m in &managed {
+                // One query per application until the secret is found (a user manages a few).
                 if let Ok(s) = state.store.managed_secret(user.id, m.application.client_id, secret_id).await {
                     if s.secret.deleted_at.is_some() {
                         found = Some(format!(
@@ -210,6 +211,7 @@ pub async fn page(
                             s.secret.name, s.secret.hint, m.application.name
                         ));
                     }
+                    break;
                 }
             }
             found
