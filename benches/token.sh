@@ -15,6 +15,11 @@ bin="$PWD/target/release/secret-portal"
 secret=$(python3 -c 'import secrets,string; a=string.ascii_letters+string.digits; print("".join(secrets.choice(a) for _ in range(40)))')
 hash=$(printf '%s' "$secret" | sha256sum | cut -d' ' -f1)
 
+pids=()
+# Whatever stops the script (a missing wrk, a failed insert, Ctrl-C) stops the portals too.
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
 run() { # backend label, then env for the portal
   local label=$1; shift
   local work; work=$(mktemp -d)
@@ -22,6 +27,7 @@ run() { # backend label, then env for the portal
   (cd "$work" && exec env "$@" PORTAL_BIND=127.0.0.1:$port PORTAL_BASE_URL=http://127.0.0.1:$port PORTAL_RATE_LIMITS=off \
       PORTAL_REMINDER_INTERVAL=86400 RUST_LOG=warn "$bin" serve --demo >/dev/null 2>"$work/log") &
   local pid=$!
+  pids+=("$pid")
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
   local client_id
   if [ "$label" = sqlite ]; then

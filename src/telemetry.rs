@@ -4,7 +4,9 @@ use std::io::IsTerminal as _;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::LogFormat;
@@ -13,16 +15,31 @@ use crate::config::LogFormat;
 /// text or JSON lines on standard error. A second call does nothing, so tests may call it freely.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_span_events(FmtSpan::NONE)
-        .with_ansi(std::io::stderr().is_terminal())
-        // Standard output is for what a command prints (links, demo users); logs go to stderr.
-        .with_writer(std::io::stderr);
-    let _already_installed = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().with_current_span(true).flatten_event(true).try_init(),
-    };
+    // Standard output is for what a command prints (links, demo users); logs go to stderr.
+    let subscriber = log_subscriber(format, filter, std::io::stderr, std::io::stderr().is_terminal());
+    let _already_installed = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// The portal's log format on any writer (tests capture it in memory): one line per event; JSON
+/// lines carry the event's fields at the top level, the current span as `span` and every
+/// enclosing span as `spans`, so an event inside a request carries the request's `request_id`
+/// (issue 8). Nothing here logs request headers or bodies.
+pub fn log_subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_span_events(FmtSpan::NONE).with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.with_ansi(ansi).finish()),
+        LogFormat::Json => {
+            Box::new(builder.json().with_current_span(true).with_span_list(true).flatten_event(true).finish())
+        }
+    }
 }
 
 /// Upper bounds (seconds) of the request latency histogram.
@@ -43,7 +60,56 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only when another recorder is installed; this handle then renders what it saw.
             let _ = metrics::set_global_recorder(recorder);
+            describe_metrics();
             handle
         })
         .clone()
+}
+
+/// Gives every metric its `# HELP` text (the README's operations section explains them too) and
+/// starts the counters an alert would watch at zero, so a series exists before its first event.
+fn describe_metrics() {
+    use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("http_requests_total", "HTTP requests answered, by method, route template and status.");
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "Time from request to response head, by method and route template."
+    );
+    describe_counter!("tokens_issued_total", "Access tokens issued by POST /oauth2/token.");
+    describe_counter!(
+        "tokens_refused_total",
+        "Token requests refused, by RFC 6749 error (invalid_client, invalid_request, invalid_scope, \
+         unsupported_grant_type, too_many_requests, temporarily_unavailable)."
+    );
+    describe_counter!("sign_ins_total", "Sign-in steps, by result (success, failure) and step (password, mfa).");
+    describe_counter!("sign_in_throttled_total", "Sign-in requests answered 429, by scope (account, ip).");
+    describe_counter!(
+        "reminders_queued_total",
+        "Expiry reminder notices recorded with their emails queued, by notice (6w, 3w, 1w, d6..d0, expired, rotation)."
+    );
+    describe_counter!(
+        "emails_sent_total",
+        "Emails handed to the SMTP server (or written to files), by email (invitation, password_reset, \
+         mfa_reenrolment, reminder)."
+    );
+    describe_counter!(
+        "emails_failed_total",
+        "Failed deliveries, by email and failure (transient: retried with backoff; permanent: not retried)."
+    );
+    describe_gauge!("outbox_emails", "Outbox rows by state (queued, retrying, failed), read when /metrics is scraped.");
+    describe_gauge!(
+        "db_pool_connections",
+        "Database pool connections by state (idle, in_use), read when /metrics is scraped."
+    );
+    counter!("tokens_issued_total").increment(0);
+    counter!("tokens_refused_total", "error" => "invalid_client").increment(0);
+    counter!("sign_ins_total", "result" => "success", "step" => "mfa").increment(0);
+    for step in ["password", "mfa"] {
+        counter!("sign_ins_total", "result" => "failure", "step" => step).increment(0);
+    }
+    counter!("emails_sent_total", "email" => "reminder").increment(0);
+    for failure in ["transient", "permanent"] {
+        counter!("emails_failed_total", "email" => "reminder", "failure" => failure).increment(0);
+    }
 }

@@ -563,3 +563,129 @@ fn keys_rotate_prints_a_new_key_id_each_time() {
     assert_eq!(first.trim().len(), 43, "an RFC 7638 thumbprint: {first}");
     assert_ne!(first.trim(), second.trim());
 }
+
+/// Issue 8: two replicas (two `serve` processes on different ports, one Postgres, one master
+/// key) act as one. A session started on one is valid on the other; a secret deleted through one
+/// is refused by the other's token endpoint on the next request; each reminder goes out once
+/// although both run the reminder loop every second.
+#[test]
+fn two_replicas_on_one_postgres_act_as_one() {
+    let Ok(_) = std::env::var(common::TEST_DATABASE_URL) else { return };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = rt.block_on(common::TestDb::new());
+    let smtp = common::smtp::SmtpSink::start();
+    let key = MasterKey::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let replica = |demo: bool| {
+        let mut c = portal(dir.path());
+        c.env("DATABASE_URL", db.url.expose())
+            .env("PORTAL_MASTER_KEY", key.to_base64().as_str())
+            .env("PORTAL_SMTP_URL", smtp.url())
+            // Behind one load balancer: one public address for both.
+            .env("PORTAL_BASE_URL", "http://127.0.0.1:8080")
+            .env("PORTAL_REMINDER_INTERVAL", "1");
+        c.args(if demo { &["serve", "--demo"][..] } else { &["serve"][..] });
+        start(c)
+    };
+    let (mut a, addr_a, lines) = replica(true);
+    let (mut b, addr_b, _) = replica(false);
+    let jane_link = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("credential-manager jane.doe@demoregistry.example "))
+        .expect("the demo prints Jane's invitation link")
+        .to_owned();
+    let path = jane_link.replace("http://127.0.0.1:8080", "");
+    let url = |addr: &str, path: &str| format!("http://{addr}{path}");
+
+    rt.block_on(async {
+        use common::flows::{PASSWORD, between};
+        // Jane accepts her invitation and enrols TOTP on replica A: her session starts there.
+        let jane = common::new_client();
+        let form = [("password", PASSWORD), ("password_confirm", PASSWORD)];
+        assert_eq!(jane.post(url(&addr_a, &path)).form(&form).send().await.unwrap().status(), 303);
+        let setup = jane.get(url(&addr_a, "/mfa/setup")).send().await.unwrap().text().await.unwrap();
+        let seed = secret_portal::auth::TotpSeed::from_base32(between(&setup, "id=\"totp-key\">", "</code>").unwrap())
+            .unwrap();
+        let code = seed.code_at(chrono::Utc::now());
+        let res = jane.post(url(&addr_a, "/mfa/setup")).form(&[("code", code.as_str())]).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+
+        // The session is valid on replica B (and B without it asks for a sign-in).
+        let page = jane.get(url(&addr_b, "/manage-api-credentials")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let page = page.text().await.unwrap();
+        assert!(page.contains("Partner-NL-DemoRegistry-DM"), "{page}");
+        let stranger = common::new_client().get(url(&addr_b, "/manage-api-credentials")).send().await.unwrap();
+        assert_eq!(stranger.status(), 303);
+
+        // A secret created on B works on A; deleted on A, it is refused by B on the next request.
+        let store = secret_portal::store::Store::connect(&db.url, Default::default()).await.unwrap();
+        let org = store.list_organisations().await.unwrap().into_iter().next().unwrap();
+        let apps = store.list_applications_of_organisation(org.id).await.unwrap();
+        let dm = apps.into_iter().find(|x| x.name.ends_with("-DM")).unwrap();
+        let secrets = format!("/manage-api-credentials/{}/secrets", dm.client_id);
+        let new = jane.get(url(&addr_b, &format!("{secrets}/new"))).send().await.unwrap().text().await.unwrap();
+        let form_id = between(&new, "name=\"form_id\" value=\"", "\"").unwrap();
+        let expires_on = (chrono::Utc::now().date_naive() + chrono::Duration::days(200)).to_string();
+        let created = jane
+            .post(url(&addr_b, &secrets))
+            .form(&[("name", "Replica test"), ("expires_on", expires_on.as_str()), ("form_id", form_id)])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = between(&created, "id=\"secret-value\">", "</code>").expect("the value is shown").to_owned();
+        let token = |addr: String| {
+            let form = [
+                ("grant_type", "client_credentials".to_owned()),
+                ("client_id", dm.client_id.to_string()),
+                ("client_secret", value.clone()),
+                ("resource", "data-manager-production".to_owned()),
+            ];
+            async move { reqwest::Client::new().post(url(&addr, "/oauth2/token")).form(&form).send().await.unwrap() }
+        };
+        assert_eq!(token(addr_a.clone()).await.status(), 200);
+        assert_eq!(token(addr_b.clone()).await.status(), 200);
+        let id =
+            store.list_client_secrets(dm.id).await.unwrap().into_iter().find(|s| s.name == "Replica test").unwrap().id;
+        let res = jane.post(url(&addr_a, &format!("{secrets}/{id}/delete"))).send().await.unwrap();
+        assert_eq!(res.status(), 303);
+        let refused = token(addr_b.clone()).await;
+        assert_eq!(refused.status(), 401);
+        assert_eq!(refused.json::<serde_json::Value>().await.unwrap()["error"], "invalid_client");
+
+        // A secret 7 days from its expiration date: both loops run every second, one email.
+        let plain = secret_portal::domain::PlainSecret::generate();
+        let today = chrono::Utc::now().date_naive();
+        store
+            .seed_client_secret(&secret_portal::store::SeedSecret {
+                application_id: dm.id,
+                name: "Replica reminder".into(),
+                hint: plain.hint(),
+                hash: plain.hash(),
+                expires_on: today + chrono::Duration::days(7),
+                created_by: None,
+                created_at: chrono::Utc::now() - chrono::Duration::days(100),
+            })
+            .await
+            .unwrap();
+        let reminders = || {
+            smtp.messages_to("jane.doe@demoregistry.example")
+                .into_iter()
+                .filter(|m| m.part("text/plain").contains("Replica reminder"))
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reminders() == 0 {
+            assert!(Instant::now() < deadline, "no reminder arrived");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Several more passes on both replicas.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(reminders(), 1);
+    });
+    assert_eq!(terminate(&mut a).code(), Some(0));
+    assert_eq!(terminate(&mut b).code(), Some(0));
+}

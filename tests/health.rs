@@ -90,3 +90,122 @@ async fn shutdown_lets_requests_in_flight_finish() {
     let res = in_flight.await.unwrap().expect("the request in flight was answered");
     assert_eq!(res.status(), 200);
 }
+
+/// Issue 8: `/metrics` carries every family an operator watches, each with its `# HELP`: HTTP by
+/// route template and status with a latency histogram, tokens issued and refused, sign-ins and
+/// failures, reminders queued and their emails sent, outbox depth, pool use.
+#[tokio::test]
+async fn metrics_cover_http_tokens_sign_ins_reminders_outbox_and_the_pool() {
+    use chrono::Duration;
+    use secret_portal::domain::{Api, ApplicationKind, ClientId, Clock as _, PlainSecret, ResourceId};
+    use secret_portal::store::{Actor, NewApplication, SeedSecret, UserRole};
+
+    let mut app = TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let kind = (ApplicationKind::Partner, Api::Dm);
+    let new = NewApplication {
+        organisation_id: org.id,
+        kind: kind.0,
+        api: kind.1,
+        client_id: ClientId::generate(),
+        resources: ResourceId::allowed(kind.0, kind.1),
+    };
+    let dm = app.store.create_application(&new, &Actor::cli(), app.clock.now()).await.unwrap();
+    let (jane, client) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    app.store.grant_credential_manager(jane.user_id, dm.id, &Actor::cli(), app.clock.now()).await.unwrap();
+    // Sign-ins: one failed password, one success.
+    app.password_step(&common::new_client(), &jane.email, "wrong password entirely", "").await;
+    app.sign_in(&client, &jane).await;
+    // Tokens: one issued, one refused; the secret is a week from its expiration date.
+    let value = PlainSecret::generate();
+    app.store
+        .seed_client_secret(&SeedSecret {
+            application_id: dm.id,
+            name: "Metrics".into(),
+            hint: value.hint(),
+            hash: value.hash(),
+            expires_on: app.clock.today() + Duration::days(7),
+            created_by: None,
+            created_at: app.clock.now() - Duration::days(300),
+        })
+        .await
+        .unwrap();
+    for secret in [value.expose(), "wrong"] {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", &dm.client_id.to_string()),
+            ("client_secret", secret),
+            ("resource", "data-manager-production"),
+        ];
+        app.client.post(app.url("/oauth2/token")).form(&form).send().await.unwrap();
+    }
+    // A reminder queued and sent.
+    secret_portal::jobs::reminders::run_once(&app.store, &app.state.config.base_url, app.clock.now(), false)
+        .await
+        .unwrap();
+    app.state.services.mailer.wake();
+    let before = app.smtp.messages_to("jane@demo.example").len();
+    app.smtp.wait_for("jane@demo.example", before.max(2)).await;
+
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for expected in [
+        r#"http_requests_total{method="POST",route="/oauth2/token",status="200"}"#,
+        r#"http_requests_total{method="POST",route="/oauth2/token",status="401"}"#,
+        r#"http_request_duration_seconds_bucket{method="POST",route="/oauth2/token",le="0.005"}"#,
+        "tokens_issued_total",
+        r#"tokens_refused_total{error="invalid_client"}"#,
+        r#"sign_ins_total{result="success",step="mfa"}"#,
+        r#"sign_ins_total{result="failure",step="password"}"#,
+        r#"reminders_queued_total{notice="1w"}"#,
+        r#"emails_sent_total{email="reminder"}"#,
+        r#"emails_failed_total{email="reminder",failure="transient"}"#,
+        r#"outbox_emails{state="queued"}"#,
+        r#"db_pool_connections{state="in_use"}"#,
+    ] {
+        assert!(text.contains(expected), "{expected} is missing from\n{text}");
+    }
+    for family in ["tokens_refused_total", "emails_sent_total", "http_request_duration_seconds", "outbox_emails"] {
+        assert!(text.contains(&format!("# HELP {family} ")), "no help for {family}");
+    }
+    let sent = text.lines().find(|l| l.starts_with(r#"emails_sent_total{email="reminder"}"#)).unwrap();
+    assert!(!sent.ends_with(" 0"), "{sent}");
+    app.stop().await.unwrap();
+}
+
+/// Issue 8: log lines are JSON (the portal's own `PORTAL_LOG_FORMAT=json` format, which the test
+/// process captures); every line the web layer writes carries the request id of its request,
+/// which is also the response's `x-request-id`.
+#[tokio::test]
+async fn every_web_log_line_carries_the_request_id_of_its_response() {
+    let mut app = TestApp::spawn().await;
+    let form = [("grant_type", "client_credentials"), ("client_id", "nobody"), ("client_secret", "wrong")];
+    let res = app.client.post(app.url("/oauth2/token")).form(&form).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(request_id.len(), 36, "a UUID: {request_id}");
+    // A request id the caller sends is kept (a load balancer's id follows the request).
+    let res = app.client.get(app.url("/healthz")).header("x-request-id", "lb-1234").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "lb-1234");
+    app.stop().await.unwrap();
+
+    let logs = common::logs();
+    let lines: Vec<serde_json::Value> =
+        logs.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let request_id_of = |line: &serde_json::Value| {
+        line["spans"].as_array().and_then(|spans| {
+            spans.iter().find_map(|s| s["request_id"].as_str().filter(|id| !id.is_empty()).map(str::to_owned))
+        })
+    };
+    let refusal = lines
+        .iter()
+        .find(|l| l["message"] == "token request refused" && request_id_of(l).as_deref() == Some(request_id.as_str()))
+        .unwrap_or_else(|| panic!("no refusal line with request id {request_id}"));
+    assert_eq!(refusal["client_id"], "nobody");
+    assert!(!refusal.to_string().contains("wrong"), "the presented secret reached the log: {refusal}");
+    let web: Vec<_> =
+        lines.iter().filter(|l| l["target"].as_str().is_some_and(|t| t.starts_with("secret_portal::web"))).collect();
+    assert!(!web.is_empty());
+    for line in web {
+        assert!(request_id_of(line).is_some(), "a web log line without a request id: {line}");
+    }
+}

@@ -3,6 +3,8 @@
 
 mod common;
 
+use base64::Engine as _;
+
 use chrono::{Duration, NaiveDate};
 use common::flows::{between, location};
 use common::{TestApp, new_client};
@@ -479,8 +481,24 @@ async fn a_secret_value_appears_nowhere_but_its_one_response() {
         urls.push(res.url().to_string());
         assert!(!res.text().await.unwrap().contains(&value), "{path}");
     }
+    // Used at the token endpoint, by form fields and by HTTP Basic (issue 8: create, use, delete).
+    let client_id = w.dm.client_id.to_string();
+    let token = |basic: bool| {
+        let mut req = reqwest::Client::new().post(w.app.url("/oauth2/token"));
+        let mut form = vec![("grant_type", "client_credentials"), ("resource", "data-manager-production")];
+        if basic {
+            req = req.basic_auth(&client_id, Some(&value));
+        } else {
+            form.extend([("client_id", client_id.as_str()), ("client_secret", value.as_str())]);
+        }
+        req.form(&form).send()
+    };
+    assert_eq!(token(false).await.unwrap().status(), 200);
+    assert_eq!(token(true).await.unwrap().status(), 200);
     let res = w.app.post_form(&w.jane, &format!("{}/{id}/delete", secrets_path(&w.dm)), &[]).await;
     urls.extend(res.headers().get("location").map(|l| l.to_str().unwrap().to_owned()));
+    assert_eq!(token(false).await.unwrap().status(), 401);
+    assert_eq!(token(true).await.unwrap().status(), 401);
     w.app.post_form(&new_client(), "/password/forgot", &[("email", "jane@demo.example")]).await;
     w.app.smtp.wait_for("jane@demo.example", 2).await;
 
@@ -488,7 +506,11 @@ async fn a_secret_value_appears_nowhere_but_its_one_response() {
     let logs = common::logs();
     // The searches can find things: the logs carry the requests, the dump carries the name.
     assert!(logs.contains("/manage-api-credentials/{client_id}/secrets"), "the logs were not captured");
-    assert!(!logs.contains(&value), "the value is in the logs");
+    assert!(logs.contains("token request refused"), "the refusals were not logged");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{value}"));
+    for line in logs.lines() {
+        assert!(!line.contains(&value) && !line.contains(&basic), "the value is in the logs: {line}");
+    }
     let dump = w.app.db.dump();
     let hex_value = hex::encode(value.as_bytes());
     let dump_text = String::from_utf8_lossy(&dump);

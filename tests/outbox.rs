@@ -36,7 +36,7 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down_and_goes_out_when_it_is_bac
     }
     assert!(app.smtp.messages().is_empty());
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("emails_failed_total{kind=\"transient\"}"), "{metrics}");
+    assert!(metrics.contains("emails_failed_total{email=\"invitation\",failure=\"transient\"}"), "{metrics}");
     // The portal keeps serving meanwhile.
     assert_eq!(app.get("/healthz").await.status(), 200);
     // Back up: delivered once the backoff has passed.

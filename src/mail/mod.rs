@@ -187,20 +187,20 @@ impl Sender {
                 match self.transport.send(&self.from, &email).await {
                     Ok(()) => {
                         self.store.mark_email_sent(email.id, self.clock.now()).await?;
-                        metrics::counter!("emails_sent_total").increment(1);
+                        metrics::counter!("emails_sent_total", "email" => email.kind.clone()).increment(1);
                         report.sent += 1;
                     }
                     Err(SendError::Transient(reason)) => {
                         let next = self.clock.now() + backoff(email.attempts);
                         tracing::warn!(outbox_id = %email.id, attempts = email.attempts, %reason, "email delivery failed; will retry");
                         self.store.mark_email_retry(email.id, next, &reason).await?;
-                        metrics::counter!("emails_failed_total", "kind" => "transient").increment(1);
+                        metrics::counter!("emails_failed_total", "email" => email.kind.clone(), "failure" => "transient").increment(1);
                         report.retrying += 1;
                     }
                     Err(SendError::Permanent(reason)) => {
                         tracing::error!(outbox_id = %email.id, %reason, "email refused for good; not retried");
                         self.store.mark_email_failed(email.id, self.clock.now(), &reason).await?;
-                        metrics::counter!("emails_failed_total", "kind" => "permanent").increment(1);
+                        metrics::counter!("emails_failed_total", "email" => email.kind.clone(), "failure" => "permanent").increment(1);
                         report.failed += 1;
                     }
                 }
@@ -249,6 +249,7 @@ mod tests {
         let from = parse_from("WMDA <no-reply@wmda.info>").unwrap();
         let email = QueuedEmail {
             id: uuid::Uuid::new_v4(),
+            kind: "invitation".into(),
             recipient: "jane@example.org".into(),
             subject: "Hello\r\nBcc: evil@example.org".into(),
             text_body: "text".into(),
@@ -269,6 +270,7 @@ mod tests {
         let from = parse_from("no-reply@wmda.info").unwrap();
         let email = QueuedEmail {
             id: uuid::Uuid::new_v4(),
+            kind: "invitation".into(),
             recipient: "not an address".into(),
             subject: "s".into(),
             text_body: "t".into(),

@@ -63,6 +63,9 @@ impl std::fmt::Debug for NewEmail {
 pub struct QueuedEmail {
     /// Row id.
     pub id: Uuid,
+    /// The kind's database value (`invitation`, `password_reset`, `mfa_reenrolment`, `reminder`),
+    /// the `email` label of the mail metrics.
+    pub kind: String,
     /// Recipient.
     pub recipient: String,
     /// Subject.
@@ -79,7 +82,11 @@ pub struct QueuedEmail {
 
 impl std::fmt::Debug for QueuedEmail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueuedEmail").field("id", &self.id).field("attempts", &self.attempts).finish_non_exhaustive()
+        f.debug_struct("QueuedEmail")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,7 +125,7 @@ macro_rules! insert_email {
 }
 pub(crate) use insert_email;
 
-const CLAIM_COLUMNS: &str = "id, recipient, subject, text_body, html_body, attempts, created_at";
+const CLAIM_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body, attempts, created_at";
 
 impl Store {
     /// Queues one email on its own.

@@ -268,16 +268,19 @@ impl std::io::Write for LogWriter {
     }
 }
 
-/// Installs the process's tracing subscriber: everything at debug level (trace for the portal)
-/// into memory, so no test's output is lost and tests can search it.
+/// Installs the process's tracing subscriber: the portal's own JSON lines (as with
+/// `PORTAL_LOG_FORMAT=json`), everything at debug level (trace for the portal), into memory, so
+/// no test's output is lost and tests can search it.
 pub fn capture_logs() {
     let buffer = LOGS.get_or_init(|| Arc::new(std::sync::Mutex::new(Vec::new()))).clone();
     let writer = LogWriter(buffer);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug,secret_portal=trace"))
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .try_init();
+    let subscriber = secret_portal::telemetry::log_subscriber(
+        LogFormat::Json,
+        tracing_subscriber::EnvFilter::new("debug,secret_portal=trace"),
+        move || writer.clone(),
+        false,
+    );
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 /// What was logged so far.
