@@ -1,7 +1,7 @@
 // Shared pieces of the browser tests: the portal as a child process, Chromium, TOTP codes, axe.
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -32,9 +32,10 @@ export async function startPortal(extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), "portal-browser-"));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  const env = { PATH: process.env.PATH, PORTAL_BIND: `127.0.0.1:${port}`, PORTAL_BASE_URL: url, RUST_LOG: "info", ...extraEnv };
   const child = spawn(portalBin, ["serve", "--demo"], {
     cwd: dir,
-    env: { PATH: process.env.PATH, PORTAL_BIND: `127.0.0.1:${port}`, PORTAL_BASE_URL: url, RUST_LOG: "info", ...extraEnv },
+    env,
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines = [];
@@ -68,6 +69,7 @@ export async function startPortal(extraEnv = {}) {
   return {
     url,
     dir,
+    env,
     users,
     lines,
     stop: () =>
@@ -137,4 +139,146 @@ export async function seriousViolations(page) {
   return result.violations
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+}
+
+/**
+ * Runs another command of the portal binary (`reminders run-once`, `admin invite`, ...) against the
+ * running portal's data: the same working directory (so the same ./data/portal.db, master key and
+ * mail folder) and the same environment. Resolves to { code, stdout, stderr }.
+ */
+export function runPortalCommand(portal, args, timeoutMs = 30000) {
+  return new Promise((ok, fail) => {
+    const child = spawn(portalBin, args, { cwd: portal.dir, env: portal.env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => (stdout += c));
+    child.stderr.on("data", (c) => (stderr += c));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      fail(new Error(`secret-portal ${args.join(" ")} did not finish in ${timeoutMs} ms:\n${stderr}`));
+    }, timeoutMs);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      fail(e);
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      ok({ code, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * A TOTP code for a step this key has not used yet, without waiting when possible: the portal
+ * accepts the steps from one before to one after the current one and refuses any step not later
+ * than the last one it accepted, so after using the current step the next step's code works at
+ * once. `steps` maps each key to the last step handed out (share one Map per test file).
+ */
+export async function nextCode(key, steps) {
+  for (;;) {
+    const now = Math.floor(Date.now() / 1000 / 30);
+    const step = Math.max(now, (steps.get(key) ?? -Infinity) + 1);
+    if (step <= now + 1) {
+      steps.set(key, step);
+      return totp(key, step * 30 * 1000);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function decodeTransfer(body, encoding) {
+  switch ((encoding ?? "7bit").toLowerCase()) {
+    case "base64":
+      return Buffer.from(body.replace(/\s+/g, ""), "base64").toString("utf8");
+    case "quoted-printable": {
+      const soft = body.replace(/=\r?\n/g, "");
+      const bytes = [];
+      for (let i = 0; i < soft.length; i++) {
+        if (soft[i] === "=" && /^[0-9A-Fa-f]{2}$/.test(soft.slice(i + 1, i + 3))) {
+          bytes.push(parseInt(soft.slice(i + 1, i + 3), 16));
+          i += 2;
+        } else bytes.push(...Buffer.from(soft[i], "utf8"));
+      }
+      return Buffer.from(bytes).toString("utf8");
+    }
+    default:
+      return body;
+  }
+}
+
+/** RFC 2047 encoded words (`=?utf-8?b?...?=`, `=?utf-8?q?...?=`) decoded; blanks between them dropped. */
+function decodeWords(value) {
+  return value
+    .replace(/(\?=)\s+(=\?)/g, "$1$2")
+    .replace(/=\?([^?]+)\?([bBqQ])\?([^?]*)\?=/g, (_, _charset, kind, text) =>
+      kind.toLowerCase() === "b"
+        ? Buffer.from(text, "base64").toString("utf8")
+        : decodeTransfer(text.replace(/_/g, " "), "quoted-printable"),
+    );
+}
+
+function splitMessage(raw) {
+  const blank = raw.match(/\r?\n\r?\n/);
+  const head = blank ? raw.slice(0, blank.index) : raw;
+  const body = blank ? raw.slice(blank.index + blank[0].length) : "";
+  const headers = {};
+  for (const line of head.replace(/\r?\n[ \t]+/g, " ").split(/\r?\n/)) {
+    const m = line.match(/^([A-Za-z-]+):\s*(.*)$/);
+    if (m) headers[m[1].toLowerCase()] = m[2];
+  }
+  return { headers, body };
+}
+
+/**
+ * The `.eml` files the portal wrote into `<dir>/data/mail` (mail goes there when no
+ * PORTAL_SMTP_URL is set), oldest first, each as { file, raw, to, subject, text, html }: the
+ * subject with its RFC 2047 words decoded, the plain-text and HTML parts with their transfer
+ * encoding (quoted-printable or base64) undone.
+ */
+export function readEmails(dir) {
+  const folder = join(dir, "data", "mail");
+  let files;
+  try {
+    files = readdirSync(folder).filter((f) => f.endsWith(".eml")).sort();
+  } catch {
+    return [];
+  }
+  return files.map((file) => {
+    const raw = readFileSync(join(folder, file), "utf8");
+    const { headers, body } = splitMessage(raw);
+    const email = { file, raw, to: decodeWords(headers.to ?? ""), subject: decodeWords(headers.subject ?? ""), text: "", html: "" };
+    const boundary = (headers["content-type"] ?? "").match(/boundary="?([^";]+)"?/)?.[1];
+    const parts = boundary ? body.split(`--${boundary}`).slice(1, -1).map((p) => splitMessage(p.replace(/^\r?\n/, ""))) : [{ headers, body }];
+    for (const p of parts) {
+      const type = (p.headers["content-type"] ?? "text/plain").toLowerCase();
+      const decoded = decodeTransfer(p.body, p.headers["content-transfer-encoding"]);
+      if (type.startsWith("text/plain")) email.text += decoded;
+      else if (type.startsWith("text/html")) email.html += decoded;
+    }
+    return email;
+  });
+}
+
+/** Polls `fn` every 200 ms until it returns something truthy; fails after `ms`. */
+export async function waitFor(fn, ms = 10000, what = "a condition") {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Where screenshots go: docs/screenshots/ of this checkout when UPDATE_SCREENSHOTS=1 (to refresh
+ * the committed pictures), otherwise a fresh temporary folder, so ordinary runs leave git clean.
+ */
+export function screenshotDir() {
+  const dir =
+    process.env.UPDATE_SCREENSHOTS === "1"
+      ? resolve(here, "../../docs/screenshots")
+      : mkdtempSync(join(tmpdir(), "portal-screenshots-"));
+  mkdirSync(dir, { recursive: true });
+  return dir;
 }
