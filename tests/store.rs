@@ -409,3 +409,25 @@ async fn demo_data_loads_once_and_only_into_an_empty_database() {
     org(&other, "DE", "Other").await;
     assert!(matches!(load(&other, &base, test_now()).await, Err(DemoError::NotEmpty)));
 }
+
+/// Postgres ending a session (`pg_ctl stop -m fast`, `pg_terminate_backend`, a failover) is the
+/// database being unavailable (503, retried), not an internal error (500); found by
+/// `tests/faults/run.sh`.
+#[tokio::test]
+async fn a_session_ended_by_the_server_is_unavailable_not_an_internal_error() {
+    let (store, db) = test_store().await;
+    let secret_portal::store::Backend::Postgres(pool) = store.backend() else { return };
+    let mut held = pool.acquire().await.unwrap();
+    let admin = sqlx::PgPool::connect(db.url.expose()).await.unwrap();
+    sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let e = sqlx::query("select 1").execute(&mut *held).await.unwrap_err();
+    let e = StoreError::from(e);
+    assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+    drop(held);
+    admin.close().await;
+    // The pool replaces the dead connections by itself.
+    store.ping().await.unwrap();
+}

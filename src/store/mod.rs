@@ -156,10 +156,22 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => StoreError::Unavailable(e),
-            other => StoreError::Database(other),
+        if server_went_away(&e) { StoreError::Unavailable(e) } else { StoreError::Database(e) }
+    }
+}
+
+/// Whether an error says the database is not there (answered 503, retried later) rather than
+/// that a statement was wrong: the pool timed out or closed, the socket failed, the connection
+/// task died, or Postgres ended the session: SQLSTATE class 08 (connection exception), 57P01
+/// `admin_shutdown` (`pg_ctl stop -m fast`, `pg_terminate_backend`), 57P02 `crash_shutdown`,
+/// 57P03 `cannot_connect_now` (starting up, recovering) — PostgreSQL manual, appendix A.
+fn server_went_away(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|code| code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03"))
         }
+        _ => false,
     }
 }
 
