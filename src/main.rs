@@ -5,9 +5,11 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 /// glibc raises its mmap threshold after the first large free (up to 32 MiB), after which
-/// argon2id's 19 MiB working areas come from per-thread arenas that keep the memory resident:
+/// argon2id's 12 MiB working areas come from per-thread arenas that keep the memory resident:
 /// measured here, 50 concurrent sign-ins then reached 1 GiB. With a fixed threshold they are
-/// mapped and unmapped each time, and memory stays at (hashes in flight) x 19 MiB (BENCHMARKS.md).
+/// mapped and unmapped each time, and memory stays at (hashes in flight) x 12 MiB (BENCHMARKS.md).
+/// glibc also gives each new thread its own arena (up to 8 per core), and every SQLite connection
+/// has a thread: one arena per core keeps the idle process small (issue 8: under 20 MB idle).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn return_large_allocations_to_the_system() {
     // SAFETY: mallopt only changes allocator tuning; it is called before any other thread exists.

@@ -21,8 +21,8 @@ pub(crate) mod users;
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
 pub use admin::{ApplicationAttention, AuditFilter, ExpiringSecret, UserFilter, UserStatus, UserSummary};
@@ -240,6 +240,30 @@ impl Default for PoolSettings {
     }
 }
 
+/// A pooled connection idle at least this long is pinged before use.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+
+/// The pool options both backends share. sqlx pings every connection when it is released (in
+/// the background), and by default again on every acquire, which puts a second round trip on
+/// every request's path (BENCHMARKS.md: the token endpoint on Postgres). Here only a connection
+/// that sat idle for [`PING_IF_IDLE_FOR`] is pinged first (the server or a firewall may have
+/// dropped it); a connection that broke since its release fails its query, is discarded, and
+/// that one request answers 503 ([`StoreError::Unavailable`]).
+fn pool_options<DB: sqlx::Database>(settings: PoolSettings) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl Store {
     /// Connects to the database: Postgres for `postgres://` and `postgresql://` URLs, SQLite for
     /// `sqlite:` URLs (created when missing, WAL, busy timeout 5 s, foreign keys on). The first
@@ -255,12 +279,7 @@ impl Store {
             let options: PgConnectOptions = url.expose().parse()?;
             let options = options.application_name("secret-portal");
             first_connection::<sqlx::PgConnection>(&options, settings).await?;
-            Backend::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(settings.max_connections)
-                    .acquire_timeout(settings.acquire_timeout)
-                    .connect_lazy_with(options),
-            )
+            Backend::Postgres(pool_options::<sqlx::Postgres>(settings).connect_lazy_with(options))
         } else {
             let options: SqliteConnectOptions = url.expose().parse()?;
             let options = options
@@ -271,9 +290,8 @@ impl Store {
                 .foreign_keys(true);
             first_connection::<sqlx::SqliteConnection>(&options, settings).await?;
             Backend::Sqlite(
-                SqlitePoolOptions::new()
+                pool_options::<sqlx::Sqlite>(settings)
                     .max_connections(settings.max_connections.min(8))
-                    .acquire_timeout(settings.acquire_timeout)
                     .connect_lazy_with(options),
             )
         };

@@ -68,9 +68,11 @@ pub struct AppState {
     pub services: Arc<Services>,
 }
 
-/// How many argon2 hashes may run at once: two per core (each takes about 19 MiB).
+/// How many argon2 hashes may run at once: one per core. A hash keeps a core busy for its whole
+/// run, so more at once only adds 12 MiB each without more throughput (BENCHMARKS.md: under
+/// 64 MB resident under sign-in load, issue 8).
 pub fn password_hash_bound() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
 }
 
 /// How long a request may take before it is answered 503.
