@@ -7,6 +7,7 @@
 # resident memory idle and at its peak (VmHWM).
 #
 #   benches/load.sh [seconds]          (default 15; needs wrk, python3)
+#   ONLY=page|sign-in|token benches/load.sh   runs one of the three loads
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-15}
@@ -33,6 +34,9 @@ invite=$(awk '$1 == "credential-manager" && $2 ~ /^jane/ {print $3}' "$work/demo
 # Start to ready on an existing database: spawn to the first 200 on /readyz.
 read -r ready_ms pid < <(python3 "$helper" ready "$bin" "$work" "$port")
 echo "ready after ${ready_ms} ms"
+sleep 1
+read -r fresh _ anon file < <(python3 "$helper" rss "$pid")
+echo "idle RSS after start: ${fresh} MiB (anonymous ${anon} MiB, file-backed ${file} MiB: the binary's code)"
 
 # 3 secrets on each application, as the issue describes; one known value for the token endpoint.
 secret=$(python3 -c 'import secrets,string; a=string.ascii_letters+string.digits; print("".join(secrets.choice(a) for _ in range(40)))')
@@ -69,7 +73,7 @@ cookie=$(python3 "$helper" enrol "$url" "$invite")
 curl -fs -H "Cookie: $cookie" "$url/manage-api-credentials" | grep -c 'class="app"' | sed 's/^/applications on the page: /' || true
 sleep 2
 read -r idle _ anon file < <(python3 "$helper" rss "$pid")
-echo "idle RSS: ${idle} MiB (anonymous ${anon} MiB, file-backed ${file} MiB: the binary's code)"
+echo "idle RSS after a sign-in and a page: ${idle} MiB (anonymous ${anon} MiB, file-backed ${file} MiB: the binary's code)"
 
 cat > "$work/token.lua" <<LUA
 wrk.method = "POST"
@@ -81,15 +85,16 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.body = "email=jane.doe%40demoregistry.example&password=correct+horse+battery+staple+42&next="
 LUA
-load() { # label, then wrk arguments
-  local label=$1; shift
+load() { # key, label, then wrk arguments
+  local key=$1 label=$2; shift 2
+  [ -z "${ONLY:-}" ] || [ "$ONLY" = "$key" ] || return 0
   echo "== $label: wrk -t2 -c32 -d${seconds}s (after 3 s of warm-up)"
   wrk -t2 -c32 -d3s "$@" >/dev/null
   wrk -t2 -c32 -d"${seconds}s" --latency "$@" | grep -E "Requests/sec|Non-2xx|Socket errors|50%|99%|requests in"
   python3 "$helper" rss "$pid" | awk '{print "RSS now " $1 " MiB, peak so far " $2 " MiB"}'
 }
-load "Manage API Credentials page" -H "Cookie: $cookie" "$url/manage-api-credentials"
-load "sign-in password step (argon2id)" -s "$work/sign_in.lua" "$url/login"
-load "token endpoint" -s "$work/token.lua" "$url/oauth2/token"
+load page "Manage API Credentials page" -H "Cookie: $cookie" "$url/manage-api-credentials"
+load sign-in "sign-in password step (argon2id)" -s "$work/sign_in.lua" "$url/login"
+load token "token endpoint" -s "$work/token.lua" "$url/oauth2/token"
 read -r after peak anon file < <(python3 "$helper" rss "$pid")
 echo "peak RSS (VmHWM): ${peak} MiB; after the load: ${after} MiB (anonymous ${anon} MiB, file-backed ${file} MiB)"

@@ -177,6 +177,12 @@ pub struct Settings {
     #[arg(long, env = "PORTAL_REMINDER_INTERVAL", default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..=86400), global = true)]
     pub reminder_interval: u32,
 
+    /// Most database connections this process holds (default: three per core, 4 to 32; at most
+    /// 8 on SQLite). With several replicas on one Postgres, replicas x this must stay under the
+    /// server's max_connections.
+    #[arg(long, env = "PORTAL_DB_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=256), global = true)]
+    pub db_max_connections: Option<u32>,
+
     /// Throttling of failed sign-ins and token requests: on, or off for benchmarks only.
     #[arg(long, env = "PORTAL_RATE_LIMITS", value_enum, default_value_t = Switch::On, global = true)]
     pub rate_limits: Switch,
@@ -405,7 +411,10 @@ impl Settings {
         };
         let config = Config {
             database_url,
-            pool: PoolSettings::default(),
+            pool: match self.db_max_connections {
+                Some(max_connections) => PoolSettings { max_connections, ..PoolSettings::default() },
+                None => PoolSettings::default(),
+            },
             bind: self.bind,
             base_url,
             master_key,
@@ -489,6 +498,7 @@ mod tests {
             secret_limit: 3,
             token_lifetime: 3600,
             reminder_interval: 900,
+            db_max_connections: None,
         }
     }
 

@@ -174,11 +174,14 @@ impl Store {
             joined(scope, SECRET_JOIN)
         );
         type Rows = (Vec<ApplicationRow>, Vec<(Uuid, String, String)>, Vec<(Uuid, String, String)>, Vec<SecretViewRow>);
+        // One connection for the four: one acquire and one release instead of four (BENCHMARKS.md,
+        // the Manage API Credentials page).
         let (apps, resources, managers, secrets): Rows = on_pool!(self, |pool| async {
-            let apps = sqlx::query_as(&apps_sql).bind(p1).bind(p2).fetch_all(pool).await?;
-            let resources = sqlx::query_as(&resources_sql).bind(p1).bind(p2).fetch_all(pool).await?;
-            let managers = sqlx::query_as(&managers_sql).bind(p1).bind(p2).fetch_all(pool).await?;
-            let secrets = sqlx::query_as(&secrets_sql).bind(p1).bind(p2).fetch_all(pool).await?;
+            let mut conn = pool.acquire().await?;
+            let apps = sqlx::query_as(&apps_sql).bind(p1).bind(p2).fetch_all(&mut *conn).await?;
+            let resources = sqlx::query_as(&resources_sql).bind(p1).bind(p2).fetch_all(&mut *conn).await?;
+            let managers = sqlx::query_as(&managers_sql).bind(p1).bind(p2).fetch_all(&mut *conn).await?;
+            let secrets = sqlx::query_as(&secrets_sql).bind(p1).bind(p2).fetch_all(&mut *conn).await?;
             Ok::<_, sqlx::Error>((apps, resources, managers, secrets))
         }
         .await)?;
