@@ -81,6 +81,19 @@ impl From<SecretViewRow> for SecretView {
     }
 }
 
+/// An application row with one of its resources and one of its credential managers (either may
+/// be missing).
+#[derive(sqlx::FromRow)]
+struct AppDetailRow {
+    #[sqlx(flatten)]
+    app: ApplicationRow,
+    resource_id: Option<String>,
+    audience: Option<String>,
+    manager_id: Option<Uuid>,
+    manager_name: Option<String>,
+    manager_email: Option<String>,
+}
+
 const SECRET_VIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.expires_on, s.expires_at, s.created_by,
     s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, c.display_name as creator_name, c.email as creator_email";
 
@@ -106,7 +119,7 @@ fn joined(scope: &str, join: &str) -> String {
 
 impl Store {
     /// The applications a user holds the credential-manager role for, by name, with resources,
-    /// managers and undeleted secrets. Four indexed queries, whatever the number of applications.
+    /// managers and undeleted secrets. Two indexed queries, whatever the number of applications.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -144,56 +157,63 @@ impl Store {
     }
 
     /// The applications `scope` selects (a `from` clause over `application a` ending in a `where`
-    /// with `$1` and `$2`), with everything the pages show, in four queries.
+    /// with `$1` and `$2`), with everything the pages show, in two queries.
     async fn applications_in(
         &self,
         scope: &str,
         p1: Option<Uuid>,
         p2: Option<Uuid>,
     ) -> Result<Vec<ManagedApplication>, StoreError> {
+        // Each application with its resources and enabled credential managers, one row per
+        // (application, resource, manager): two queries per page instead of four (BENCHMARKS.md,
+        // the Manage API Credentials page on Postgres).
         let apps_sql = format!(
-            "select a.id, a.organisation_id, a.kind, a.api, a.name, a.client_id, a.created_at from {scope} order by a.name"
-        );
-        let resources_sql = format!(
-            "select a.id, r.id, r.audience from {}",
+            "select a.id, a.organisation_id, a.kind, a.api, a.name, a.client_id, a.created_at,
+                    r.id as resource_id, r.audience, u.id as manager_id, u.display_name as manager_name,
+                    u.email as manager_email
+             from {} order by a.name, a.id",
             joined(
                 scope,
-                "join application_resource ar on ar.application_id = a.id join resource r on r.id = ar.resource_id"
-            )
-        );
-        let managers_sql = format!(
-            "select a.id, u.display_name, u.email from {}",
-            joined(
-                scope,
-                "join credential_manager_grant g2 on g2.application_id = a.id
-                 join portal_user u on u.id = g2.user_id and u.disabled_at is null"
+                "left join application_resource ar on ar.application_id = a.id
+                 left join resource r on r.id = ar.resource_id
+                 left join credential_manager_grant g2 on g2.application_id = a.id
+                 left join portal_user u on u.id = g2.user_id and u.disabled_at is null"
             )
         );
         let secrets_sql = format!(
             "select {SECRET_VIEW_COLUMNS} from {} and s.deleted_at is null order by s.created_at desc, s.id",
             joined(scope, SECRET_JOIN)
         );
-        type Rows = (Vec<ApplicationRow>, Vec<(Uuid, String, String)>, Vec<(Uuid, String, String)>, Vec<SecretViewRow>);
-        // One connection for the four: one acquire and one release instead of four (BENCHMARKS.md,
-        // the Manage API Credentials page).
-        let (apps, resources, managers, secrets): Rows = on_pool!(self, |pool| async {
+        // One connection for both: one acquire and one release.
+        let (rows, secrets): (Vec<AppDetailRow>, Vec<SecretViewRow>) = on_pool!(self, |pool| async {
             let mut conn = pool.acquire().await?;
-            let apps = sqlx::query_as(&apps_sql).bind(p1).bind(p2).fetch_all(&mut *conn).await?;
-            let resources = sqlx::query_as(&resources_sql).bind(p1).bind(p2).fetch_all(&mut *conn).await?;
-            let managers = sqlx::query_as(&managers_sql).bind(p1).bind(p2).fetch_all(&mut *conn).await?;
+            let rows = sqlx::query_as(&apps_sql).bind(p1).bind(p2).fetch_all(&mut *conn).await?;
             let secrets = sqlx::query_as(&secrets_sql).bind(p1).bind(p2).fetch_all(&mut *conn).await?;
-            Ok::<_, sqlx::Error>((apps, resources, managers, secrets))
+            Ok::<_, sqlx::Error>((rows, secrets))
         }
         .await)?;
 
+        let mut apps: Vec<ApplicationRow> = Vec::new();
         let mut resources_by_app: HashMap<Uuid, Vec<Resource>> = HashMap::new();
-        for (app, id, audience) in resources {
-            let id = ResourceId::parse(&id).map_err(|_| StoreError::Corrupt("resource.id"))?;
-            resources_by_app.entry(app).or_default().push(Resource { id, audience });
-        }
-        let mut managers_by_app: HashMap<Uuid, Vec<String>> = HashMap::new();
-        for (app, name, email) in managers {
-            managers_by_app.entry(app).or_default().push(if name.is_empty() { email } else { name });
+        let mut managers_by_app: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
+        for row in rows {
+            let app = row.app.id;
+            if let (Some(id), Some(audience)) = (row.resource_id, row.audience) {
+                let id = ResourceId::parse(&id).map_err(|_| StoreError::Corrupt("resource.id"))?;
+                let held = resources_by_app.entry(app).or_default();
+                if !held.iter().any(|r| r.id == id) {
+                    held.push(Resource { id, audience });
+                }
+            }
+            if let (Some(user), Some(name), Some(email)) = (row.manager_id, row.manager_name, row.manager_email) {
+                let managers = managers_by_app.entry(app).or_default();
+                if !managers.iter().any(|(u, _)| *u == user) {
+                    managers.push((user, if name.is_empty() { email } else { name }));
+                }
+            }
+            if apps.last().is_none_or(|last| last.id != app) {
+                apps.push(row.app);
+            }
         }
         let mut secrets_by_app: HashMap<Uuid, Vec<SecretView>> = HashMap::new();
         for row in secrets {
@@ -205,7 +225,8 @@ impl Store {
                 let id = row.id;
                 let mut resources = resources_by_app.remove(&id).unwrap_or_default();
                 resources.sort_by_key(|r| r.id);
-                let mut managers = managers_by_app.remove(&id).unwrap_or_default();
+                let mut managers: Vec<String> =
+                    managers_by_app.remove(&id).unwrap_or_default().into_iter().map(|(_, name)| name).collect();
                 managers.sort();
                 let held = resources.iter().map(|r| r.id).collect();
                 Ok(ManagedApplication {
