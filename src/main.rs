@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 /// glibc raises its mmap threshold after the first large free (up to 32 MiB), after which
-/// argon2id's 12 MiB working areas come from per-thread arenas that keep the memory resident:
-/// measured here, 50 concurrent sign-ins then reached 1 GiB. With a fixed threshold they are
-/// mapped and unmapped each time, and memory stays at (hashes in flight) x 12 MiB (BENCHMARKS.md).
-/// glibc also gives each new thread its own arena (up to 8 per core), and every SQLite connection
-/// has a thread: one arena per core keeps the idle process small (issue 8: under 20 MB idle).
+/// argon2id's working areas (12 MiB each, 19 MiB when this was measured) come from per-thread
+/// arenas that keep the memory resident: 50 concurrent sign-ins then reached 1 GiB. With a fixed
+/// threshold they are mapped and unmapped each time, and memory stays at (hashes in flight) x
+/// 12 MiB (BENCHMARKS.md). Limiting the number of arenas as well was tried and dropped: it
+/// halved the page throughput.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn return_large_allocations_to_the_system() {
     // SAFETY: mallopt only changes allocator tuning; it is called before any other thread exists.
