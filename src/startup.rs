@@ -188,17 +188,16 @@ impl Application {
         let metrics_task = metrics_listener.map(|l| {
             let app = web::metrics_router(state.clone());
             let stop = stop.clone();
-            tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stop.cancelled_owned()).await })
+            tokio::spawn(async move { serve(l, app, stop.cancelled_owned()).await })
         });
         let app = web::router(state.clone(), sessions, metrics_task.is_none())?;
         let served = {
             let stop = stop.clone();
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    shutdown.await;
-                    stop.cancel();
-                })
-                .await
+            serve(listener, app, async move {
+                shutdown.await;
+                stop.cancel();
+            })
+            .await
         };
         stop.cancel();
         if let Some(task) = metrics_task {
@@ -212,6 +211,92 @@ impl Application {
         store.close().await;
         served.context("the HTTP server failed")
     }
+}
+
+/// Most connections served at once; further ones wait in the listen backlog until one ends
+/// (issue 12: bounded memory for anyone, signed in or not).
+pub const MAX_CONNECTIONS: usize = 1024;
+/// How long a client may take to send a request's headers, and how long a kept-alive connection
+/// may wait for its next request (hyper 1 applies the one timer to both).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The most a connection buffers while reading a request's headers: 64 KiB (a longer request
+/// line or header block is refused with 431).
+pub const MAX_BUF_SIZE: usize = 64 * 1024;
+
+/// Serves `app` on `listener` until `shutdown` completes: an accept loop of its own (axum's
+/// `serve` has neither a header-read timeout nor a connection cap) with hyper-util's
+/// `auto::Builder` over HTTP/1.1 ([`HEADER_READ_TIMEOUT`], [`MAX_BUF_SIZE`]), at most
+/// [`MAX_CONNECTIONS`] at once, the peer address as axum's `ConnectInfo<SocketAddr>`, and
+/// hyper-util's graceful shutdown: on `shutdown` the listener closes, idle connections close,
+/// and requests in flight finish (each is bounded by the request timeout) before this returns.
+///
+/// HTTP/2 is not offered: in hyper 1 it has no header-read timeout, so an idle HTTP/2
+/// connection could be held open for ever; a TLS proxy in front may speak HTTP/2 to clients.
+///
+/// # Errors
+/// None today; accept errors are logged and retried (a full file-descriptor table waits a
+/// second, as hyper 0.14 did).
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_BUF_SIZE);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused
+                            | std::io::ErrorKind::ConnectionAborted
+                            | std::io::ErrorKind::ConnectionReset
+                    ) {
+                        tracing::error!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = app.clone().map_request(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            request
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Connects to the configured database, applies migrations and checks the master key.

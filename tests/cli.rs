@@ -689,3 +689,70 @@ fn two_replicas_on_one_postgres_act_as_one() {
     assert_eq!(terminate(&mut a).code(), Some(0));
     assert_eq!(terminate(&mut b).code(), Some(0));
 }
+
+/// The portal's resident memory in KiB, from `/proc/<pid>/status`.
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn memory_stays_flat_over_five_thousand_failed_sign_ins_with_maximal_inputs() {
+    // Issue 12: nothing a client types is kept at its typed size, and every map is bounded.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let db = rt.block_on(common::TestDb::new());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = portal(dir.path());
+    if db.is_postgres() {
+        cmd.env("DATABASE_URL", db.url.expose()).env("PORTAL_MASTER_KEY", MasterKey::generate().to_base64().as_str());
+    }
+    let (mut child, addr, _) = start(cmd);
+    let pid = child.id();
+    // 50 loopback addresses, each its own client (the throttles count per address).
+    let clients: Vec<reqwest::Client> = (0..50u8)
+        .map(|i| {
+            reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from([127, 0, 0, 10 + i]))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let url = format!("http://{addr}/login");
+    // Maximal inputs: a different email each time, as long as the body limit allows.
+    let round = |from: usize, count: usize| {
+        let clients = clients.clone();
+        let url = url.clone();
+        async move {
+            let mut tasks = Vec::new();
+            for (c, client) in clients.into_iter().enumerate() {
+                let url = url.clone();
+                tasks.push(tokio::spawn(async move {
+                    for n in 0..count / 50 {
+                        let unique = format!("{c}-{}-", from + n);
+                        let email = format!("{unique}{}@example.org", "e".repeat(5_000 - unique.len()));
+                        let password = "p".repeat(1_500);
+                        let res = client
+                            .post(&url)
+                            .form(&[("email", email.as_str()), ("password", password.as_str()), ("next", "/")])
+                            .send()
+                            .await
+                            .unwrap();
+                        assert!(matches!(res.status().as_u16(), 200 | 429), "{}", res.status());
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    };
+    rt.block_on(round(0, 500));
+    let before = vm_rss_kib(pid);
+    rt.block_on(round(500, 5_000));
+    let after = vm_rss_kib(pid);
+    assert_eq!(terminate(&mut child).code(), Some(0));
+    eprintln!("VmRSS after the warm-up {before} KiB, after 5,000 more failed sign-ins {after} KiB");
+    assert!(after < before + 4 * 1024, "VmRSS grew from {before} KiB to {after} KiB");
+}

@@ -5,11 +5,13 @@ pub mod invitation;
 pub mod link;
 pub mod password;
 pub mod recovery;
+pub mod stage;
 pub mod throttle;
 pub mod totp;
 
 pub use link::{LinkPurpose, LinkToken};
 pub use password::{NewPassword, PasswordError, PasswordHasher};
 pub use recovery::{RecoveryCode, RecoveryCodeKey};
-pub use throttle::{FailureWindow, Throttle, ThrottleVerdict};
+pub use stage::{link_applies, may_enrol, stage_holds};
+pub use throttle::{FailureWindow, Throttle, ThrottleKey, ThrottleVerdict};
 pub use totp::{TotpCode, TotpSeed};

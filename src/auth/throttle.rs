@@ -8,14 +8,35 @@
 //! - per client IP: 30 failures in 10 minutes make the sign-in, invitation and password routes
 //!   answer 429 with `Retry-After` until the window has room again.
 //!
-//! Time comes from the caller's clock. Memory is bounded: stale entries are pruned, and at most
-//! [`MAX_ENTRIES`] keys are kept.
+//! Time comes from the caller's clock. Memory is bounded whatever clients send (issue 12): a key
+//! is the SHA-256 of the normalised value ([`ThrottleKey`], 32 bytes however long the email or
+//! client ID typed), entries that no longer matter are pruned once per period, and at most
+//! [`MAX_ENTRIES`] keys are kept per map (the least recent go first).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest as _, Sha256};
+
+/// A throttle key: the SHA-256 of a normalised value (an email as `trim().to_lowercase()`, a
+/// client ID), so what a client types is never kept at its typed size.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ThrottleKey([u8; 32]);
+
+impl ThrottleKey {
+    /// The key of `normalised`.
+    pub fn of(normalised: &str) -> Self {
+        Self(Sha256::digest(normalised.as_bytes()).into())
+    }
+}
+
+impl std::fmt::Debug for ThrottleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ThrottleKey({})", hex::encode(&self.0[..4]))
+    }
+}
 
 /// Consecutive failures before a (email, IP) pair is refused.
 pub const FAILURES_BEFORE_BLOCK: u32 = 5;
@@ -63,26 +84,56 @@ struct PairState {
     last_failure: DateTime<Utc>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    pairs: HashMap<(String, IpAddr), PairState>,
+    pairs: HashMap<(ThrottleKey, IpAddr), PairState>,
+    last_prune: Option<DateTime<Utc>>,
 }
 
 /// A sliding window of failures per key: `limit` failures within `period` block the key until
 /// the oldest of them leaves the window. Used per client IP for sign-in and per (client ID, IP)
-/// at the token endpoint. Memory is bounded at [`MAX_ENTRIES`] keys.
+/// at the token endpoint. Memory is bounded: keys without a failure in the window are pruned
+/// once per period, and at most [`MAX_ENTRIES`] keys are kept (the least recent go first).
 #[derive(Debug)]
 pub struct FailureWindow<K> {
     enabled: bool,
     limit: usize,
     period: Duration,
-    map: Mutex<HashMap<K, VecDeque<DateTime<Utc>>>>,
+    max_entries: usize,
+    state: Mutex<WindowState<K>>,
+}
+
+#[derive(Debug)]
+struct WindowState<K> {
+    map: HashMap<K, VecDeque<DateTime<Utc>>>,
+    last_prune: Option<DateTime<Utc>>,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> FailureWindow<K> {
     /// A window; `enabled = false` allows everything and records nothing.
     pub fn new(enabled: bool, limit: usize, period: Duration) -> Self {
-        Self { enabled, limit: limit.max(1), period, map: Mutex::new(HashMap::new()) }
+        Self::with_capacity(enabled, limit, period, MAX_ENTRIES)
+    }
+
+    /// A window keeping at most `max_entries` keys (tests use small caps).
+    pub fn with_capacity(enabled: bool, limit: usize, period: Duration, max_entries: usize) -> Self {
+        Self {
+            enabled,
+            limit: limit.max(1),
+            period,
+            max_entries: max_entries.max(2),
+            state: Mutex::new(WindowState { map: HashMap::new(), last_prune: None }),
+        }
+    }
+
+    /// How many keys are kept now.
+    pub fn len(&self) -> usize {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).map.len()
+    }
+
+    /// Whether no key is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Whether `key` may try now.
@@ -90,8 +141,8 @@ impl<K: std::hash::Hash + Eq + Clone> FailureWindow<K> {
         if !self.enabled {
             return ThrottleVerdict::Allowed;
         }
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(window) = map.get_mut(key) else { return ThrottleVerdict::Allowed };
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(window) = state.map.get_mut(key) else { return ThrottleVerdict::Allowed };
         while window.front().is_some_and(|t| *t <= now - self.period) {
             window.pop_front();
         }
@@ -108,21 +159,26 @@ impl<K: std::hash::Hash + Eq + Clone> FailureWindow<K> {
         if !self.enabled {
             return;
         }
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let window = map.entry(key).or_default();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let window = state.map.entry(key).or_default();
         window.push_back(now);
         while window.len() > self.limit {
             window.pop_front();
         }
-        if map.len() > MAX_ENTRIES {
-            let period = self.period;
-            map.retain(|_, w| w.back().is_some_and(|t| *t > now - period));
-            if map.len() > MAX_ENTRIES {
-                let mut by_age: Vec<_> = map.iter().map(|(k, w)| (w.back().copied(), k.clone())).collect();
+        let period = self.period;
+        let stale = |w: &VecDeque<DateTime<Utc>>| w.back().is_none_or(|t| *t <= now - period);
+        if state.last_prune.is_none_or(|t| now - t >= period) {
+            state.map.retain(|_, w| !stale(w));
+            state.last_prune = Some(now);
+        }
+        if state.map.len() > self.max_entries {
+            state.map.retain(|_, w| !stale(w));
+            if state.map.len() > self.max_entries {
+                let mut by_age: Vec<_> = state.map.iter().map(|(k, w)| (w.back().copied(), k.clone())).collect();
                 by_age.sort_by_key(|(t, _)| *t);
-                let excess = map.len() - MAX_ENTRIES / 2;
+                let excess = state.map.len() - self.max_entries / 2;
                 for (_, k) in by_age.into_iter().take(excess) {
-                    map.remove(&k);
+                    state.map.remove(&k);
                 }
             }
         }
@@ -141,7 +197,11 @@ impl Throttle {
     /// A throttle; `enabled = false` (`PORTAL_RATE_LIMITS=off`, for benchmarks only) allows
     /// everything and records nothing.
     pub fn new(enabled: bool) -> Self {
-        Self { enabled, state: Mutex::new(State::default()), ips: FailureWindow::new(enabled, IP_FAILURES, IP_WINDOW) }
+        Self {
+            enabled,
+            state: Mutex::new(State { pairs: HashMap::new(), last_prune: None }),
+            ips: FailureWindow::new(enabled, IP_FAILURES, IP_WINDOW),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -153,7 +213,7 @@ impl Throttle {
         if !self.enabled {
             return ThrottleVerdict::Allowed;
         }
-        match self.state().pairs.get(&(email.to_owned(), ip)).and_then(|p| p.blocked_until) {
+        match self.state().pairs.get(&(ThrottleKey::of(email), ip)).and_then(|p| p.blocked_until) {
             Some(until) if until > now => ThrottleVerdict::Blocked { retry_after: until - now },
             _ => ThrottleVerdict::Allowed,
         }
@@ -173,7 +233,7 @@ impl Throttle {
         self.ips.record(ip, now);
         let mut state = self.state();
         let block = email.and_then(|email| {
-            let pair = state.pairs.entry((email.to_owned(), ip)).or_insert(PairState {
+            let pair = state.pairs.entry((ThrottleKey::of(email), ip)).or_insert(PairState {
                 consecutive: 0,
                 blocked_until: None,
                 last_block: None,
@@ -188,7 +248,7 @@ impl Throttle {
                 block
             })
         });
-        if state.pairs.len() > MAX_ENTRIES {
+        if state.pairs.len() > MAX_ENTRIES || state.last_prune.is_none_or(|t| now - t >= LONGEST_BLOCK) {
             prune(&mut state, now);
         }
         block
@@ -197,16 +257,17 @@ impl Throttle {
     /// Records a success: the pair's count starts again.
     pub fn record_success(&self, email: &str, ip: IpAddr) {
         if self.enabled {
-            self.state().pairs.remove(&(email.to_owned(), ip));
+            self.state().pairs.remove(&(ThrottleKey::of(email), ip));
         }
     }
 }
 
 /// Drops pairs that no longer matter; if still too many, drops the least recent.
 fn prune(state: &mut State, now: DateTime<Utc>) {
+    state.last_prune = Some(now);
     state.pairs.retain(|_, p| p.blocked_until.is_some_and(|u| u > now) || p.last_failure > now - LONGEST_BLOCK);
     if state.pairs.len() > MAX_ENTRIES {
-        let mut by_age: Vec<_> = state.pairs.iter().map(|(k, p)| (p.last_failure, k.clone())).collect();
+        let mut by_age: Vec<_> = state.pairs.iter().map(|(k, p)| (p.last_failure, *k)).collect();
         by_age.sort();
         for (_, key) in by_age.into_iter().take(state.pairs.len() - MAX_ENTRIES / 2) {
             state.pairs.remove(&key);
@@ -287,6 +348,51 @@ mod tests {
         assert_eq!(ThrottleVerdict::message(Duration::seconds(30)), "Too many attempts: try again in 1 minute.");
         assert_eq!(ThrottleVerdict::message(Duration::seconds(61)), "Too many attempts: try again in 2 minutes.");
         assert_eq!(ThrottleVerdict::message(Duration::minutes(15)), "Too many attempts: try again in 15 minutes.");
+    }
+
+    #[test]
+    fn a_key_is_32_bytes_however_long_the_value() {
+        assert_eq!(std::mem::size_of::<ThrottleKey>(), 32);
+        assert_eq!(ThrottleKey::of(&"x".repeat(100_000)), ThrottleKey::of(&"x".repeat(100_000)));
+        assert_ne!(ThrottleKey::of("a@x.org"), ThrottleKey::of("b@x.org"));
+    }
+
+    #[test]
+    fn a_failure_window_keeps_at_most_its_cap_of_keys() {
+        let w = FailureWindow::with_capacity(true, 10, Duration::minutes(1), 100);
+        let now = t0();
+        for i in 0..1_000u32 {
+            w.record(i, now + Duration::milliseconds(i64::from(i)));
+            assert!(w.len() <= 100, "{} keys after {i}", w.len());
+        }
+        // The most recent keys are the ones kept.
+        assert_eq!(w.check(&999, now + Duration::seconds(1)), ThrottleVerdict::Allowed);
+        assert!(w.state.lock().unwrap().map.contains_key(&999));
+        assert_eq!(FailureWindow::<u32>::new(true, 1, Duration::minutes(1)).max_entries, MAX_ENTRIES);
+    }
+
+    #[test]
+    fn a_failure_window_forgets_keys_once_their_period_passed() {
+        let w = FailureWindow::new(true, 10, Duration::minutes(1));
+        let now = t0();
+        for i in 0..500u32 {
+            w.record(i, now);
+        }
+        assert_eq!(w.len(), 500);
+        w.record(9999, now + Duration::minutes(2));
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn pairs_are_forgotten_once_they_no_longer_matter() {
+        let th = Throttle::new(true);
+        let now = t0();
+        for i in 0..500 {
+            th.record_failure(Some(&format!("u{i}@x.org")), A, now);
+        }
+        assert_eq!(th.state().pairs.len(), 500);
+        th.record_failure(Some("late@x.org"), B, now + LONGEST_BLOCK + Duration::seconds(1));
+        assert_eq!(th.state().pairs.len(), 1);
     }
 
     #[test]

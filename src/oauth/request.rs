@@ -39,6 +39,10 @@ pub struct TokenRequest {
     pub scope: Option<String>,
 }
 
+/// Most parameters a token request may carry: `grant_type`, `client_id`, `client_secret`,
+/// `resource`, `scope` and room for a library's extras.
+pub const MAX_PARAMETERS: usize = 16;
+
 /// Decodes a form-urlencoded component (`+` is a space, then percent-decoding), as RFC 6749
 /// 2.3.1 asks for the id and secret inside HTTP Basic.
 fn form_decode(s: &str) -> Option<String> {
@@ -63,7 +67,7 @@ impl TokenRequest {
     ///
     /// # Errors
     /// `invalid_request` for a body that is not `application/x-www-form-urlencoded`, a repeated
-    /// parameter, a missing `grant_type`, or two client authentication methods;
+    /// parameter, more than [`MAX_PARAMETERS`], a missing `grant_type`, or two client authentication methods;
     /// `unsupported_grant_type`; `invalid_client` for missing or undecodable credentials.
     pub fn parse(content_type: Option<&str>, authorization: Option<&str>, body: &[u8]) -> Result<Self, OAuthError> {
         let form = content_type
@@ -72,15 +76,19 @@ impl TokenRequest {
         if !form {
             return Err(OAuthError::InvalidRequest("The body must be application/x-www-form-urlencoded."));
         }
-        let mut params: Vec<(String, String)> = Vec::new();
+        // Linear in the body whatever it holds: at most MAX_PARAMETERS pairs are read, and
+        // repeats are found with a map (issue 12).
+        let mut params: std::collections::HashMap<String, String> = std::collections::HashMap::new();
         for (k, v) in url::form_urlencoded::parse(body) {
-            if params.iter().any(|(seen, _)| *seen == k) {
+            if params.len() == MAX_PARAMETERS {
+                return Err(OAuthError::InvalidRequest("The request has more parameters than a token request uses."));
+            }
+            if params.insert(k.into_owned(), v.into_owned()).is_some() {
                 // RFC 6749 3.2: parameters must not be included more than once.
                 return Err(OAuthError::InvalidRequest("A parameter is repeated."));
             }
-            params.push((k.into_owned(), v.into_owned()));
         }
-        let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let get = |name: &str| params.get(name).cloned();
         match get("grant_type").as_deref() {
             None | Some("") => return Err(OAuthError::InvalidRequest("grant_type is missing.")),
             Some("client_credentials") => {}
@@ -164,6 +172,13 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+        let many: String = (0..17).map(|i| format!("p{i}=x&")).collect();
+        assert_eq!(
+            TokenRequest::parse(FORM, None, format!("{many}grant_type=client_credentials").as_bytes())
+                .unwrap_err()
+                .code(),
+            "invalid_request"
+        );
         assert_eq!(
             TokenRequest::parse(FORM, Some("Bearer x"), b"grant_type=client_credentials").unwrap_err().code(),
             "invalid_request"

@@ -54,6 +54,8 @@ pub struct UserSummary {
     pub organisation: Option<String>,
     /// How many applications they manage.
     pub grants: i64,
+    /// They have chosen a password (an invitation can then not be resent).
+    pub has_password: bool,
 }
 
 /// Filters of the user list; `None` means any.
@@ -204,7 +206,7 @@ impl Store {
                 continue;
             }
             let organisation = r.country_code.zip(r.code).map(|(cc, code)| format!("{cc}-{code}"));
-            out.push(UserSummary { user, status, organisation, grants: r.grants });
+            out.push(UserSummary { user, status, organisation, grants: r.grants, has_password: r.has_password });
         }
         Ok(out)
     }

@@ -203,7 +203,8 @@ impl Store {
     ///
     /// # Errors
     /// [`Conflict::AlreadyActive`] for an account that has a password and an authenticator
-    /// (use password reset or an MFA reset instead); [`Conflict::RoleDiffers`] when the email
+    /// (use password reset or an MFA reset instead); [`Conflict::HasPassword`] for one that has a
+    /// password but no authenticator (its MFA re-enrolment link, or a new MFA reset, go on); [`Conflict::RoleDiffers`] when the email
     /// belongs to a user of another organisation or role; [`StoreError::NotFound`] for an
     /// unknown organisation.
     pub async fn invite_user(
@@ -227,6 +228,12 @@ impl Store {
                     }
                     if c.password_hash.is_some() && c.totp_secret_enc.is_some() {
                         return Err(Conflict::AlreadyActive.into());
+                    }
+                    if c.password_hash.is_some() {
+                        // An invitation sets a password: once one is chosen, only the password
+                        // reset (which needs the authenticator) or an MFA reset (which asks for
+                        // it) go on from there (issue 12, point 2).
+                        return Err(Conflict::HasPassword.into());
                     }
                     sqlx::query(RETIRE_LINKS)
                         .bind(c.user.id)
@@ -312,6 +319,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("delete from recovery_code where user_id = $1").bind(user.id).execute(&mut *tx).await?;
+                // A password-reset link from before stays dead after re-enrolment too.
+                sqlx::query(RETIRE_LINKS)
+                    .bind(user.id)
+                    .bind(LinkPurpose::PasswordReset.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query(RETIRE_LINKS).bind(user.id).bind(link.purpose.as_str()).bind(now).execute(&mut *tx).await?;
             insert_link!(&mut *tx, user.id, link, now)?;
@@ -425,18 +439,22 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn set_pending_totp(&self, user_id: Uuid, seed_enc: &[u8]) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query("update portal_user set totp_pending_enc = $2 where id = $1")
-            .bind(user_id)
-            .bind(seed_enc)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        on_pool!(self, |pool| sqlx::query(
+            "update portal_user set totp_pending_enc = $2 where id = $1 and totp_secret_enc is null"
+        )
+        .bind(user_id)
+        .bind(seed_enc)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
     /// Completes enrolment: the pending seed becomes the active one, the confirming code's step
-    /// is stored as used, and the recovery codes are replaced, in one transaction. `Ok(false)`
-    /// when there was no pending seed (enrolment already completed).
+    /// is stored as used, the recovery codes are replaced and every other session of the account
+    /// ends (`sessions_valid_after = now`; the caller's new session begins at `now`), in one
+    /// transaction. `Ok(false)` when there was no pending seed or an authenticator is already
+    /// active (enrolment never replaces one, issue 12 point 2).
     ///
     /// # Errors
     /// [`StoreError`].
@@ -452,7 +470,8 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
                 "update portal_user set totp_secret_enc = totp_pending_enc, totp_pending_enc = null,
-                 totp_last_step = $2, mfa_enrolled_at = $3 where id = $1 and totp_pending_enc is not null",
+                 totp_last_step = $2, mfa_enrolled_at = $3, sessions_valid_after = $3
+                 where id = $1 and totp_pending_enc is not null and totp_secret_enc is null",
             )
             .bind(user_id)
             .bind(step)

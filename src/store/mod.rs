@@ -111,6 +111,12 @@ pub enum Conflict {
         "This user has already accepted an invitation and set up an authenticator: use password reset or an MFA reset instead."
     )]
     AlreadyActive,
+    /// An invitation for an account that has chosen a password but has no authenticator (after
+    /// an MFA reset, or before enrolment finished).
+    #[error(
+        "This user has already chosen a password, so an invitation cannot be resent: reset their MFA to send a re-enrolment link instead."
+    )]
+    HasPassword,
     /// An invitation for an email that belongs to a user of another organisation or role.
     #[error("This email address belongs to a user of another organisation or role.")]
     RoleDiffers,

@@ -21,6 +21,11 @@ pub enum AppError {
         /// Seconds until the next attempt is allowed.
         retry_after_seconds: i64,
     },
+    /// A request the page cannot read (too many fields, not a form, an unreadable value); the
+    /// text says what, never echoing the input.
+    BadRequest(&'static str),
+    /// The body is larger than the route accepts (its `DefaultBodyLimit`).
+    PayloadTooLarge,
     /// The database did not answer.
     Unavailable,
     /// A bug or an unexpected failure; logged with an operation id the page shows.
@@ -64,6 +69,18 @@ fn page(status: StatusCode, title: &str, message: &str, operation_id: Option<Str
     response
 }
 
+/// The error page for an unexpected failure: logged with an operation id that the page shows.
+pub fn internal(detail: &str) -> Response {
+    let operation_id = uuid::Uuid::new_v4().to_string();
+    tracing::error!(operation_id = %operation_id, error = detail, "request failed");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "Something went wrong on our side. If it happens again, tell WMDA support this reference:",
+        Some(operation_id),
+    )
+}
+
 /// The 404 page.
 pub fn not_found() -> Response {
     page(StatusCode::NOT_FOUND, "Page not found", "There is nothing here, or you have no access to it.", None)
@@ -95,6 +112,13 @@ impl IntoResponse for AppError {
                 }
                 r
             }
+            AppError::BadRequest(text) => page(StatusCode::BAD_REQUEST, "The request could not be read", text, None),
+            AppError::PayloadTooLarge => page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request is too large",
+                "The request is larger than this page accepts.",
+                None,
+            ),
             AppError::Unavailable => {
                 tracing::warn!("the database did not answer");
                 page(
@@ -104,16 +128,7 @@ impl IntoResponse for AppError {
                     None,
                 )
             }
-            AppError::Internal(e) => {
-                let operation_id = uuid::Uuid::new_v4().to_string();
-                tracing::error!(operation_id = %operation_id, error = format!("{e:#}"), "request failed");
-                page(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    "Something went wrong on our side. If it happens again, tell WMDA support this reference:",
-                    Some(operation_id),
-                )
-            }
+            AppError::Internal(e) => internal(&format!("{e:#}")),
         }
     }
 }

@@ -1,15 +1,90 @@
-//! Extractors: the client's IP and the signed-in user, with the per-request session checks.
+//! Extractors: forms and query strings with bounded parameter counts, the client's IP, and the
+//! signed-in user with the per-request session checks.
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
 use tower_sessions::Session;
 
 use super::AppState;
 use super::error::AppError;
 use super::session::{ABSOLUTE_TIMEOUT, AUTH_KEY, IDLE_TIMEOUT, LAST_SEEN_GRANULARITY, SessionAuth};
 use crate::store::{Actor, User, UserRole};
+
+/// Most parameters a form or query string may carry unless its route says otherwise: the
+/// portal's forms have at most five fields.
+pub const DEFAULT_MAX_FIELDS: usize = 16;
+
+/// Counts the `name=value` pairs of an `application/x-www-form-urlencoded` text (empty pieces
+/// between `&`s do not count), stopping at `max + 1`: linear in the input, whatever it holds.
+pub fn field_count(text: &[u8], max: usize) -> usize {
+    text.split(|b| *b == b'&').filter(|piece| !piece.is_empty()).take(max.saturating_add(1)).count()
+}
+
+/// Parses form-urlencoded `text` into `T` after checking it has at most `max` parameters.
+/// serde_html_form reads the pairs once (linear in the input) and takes repeated names as lists
+/// (`resource=a&resource=b`).
+///
+/// # Errors
+/// [`AppError::BadRequest`] for too many parameters or a value `T` refuses (never echoed).
+pub fn parse_fields<T: DeserializeOwned>(text: &[u8], max: usize) -> Result<T, AppError> {
+    if field_count(text, max) > max {
+        return Err(AppError::BadRequest("The request has more fields than this page uses."));
+    }
+    serde_html_form::from_bytes(text).map_err(|_| AppError::BadRequest("The request's fields could not be read."))
+}
+
+/// A page form, `application/x-www-form-urlencoded`, of at most `MAX_FIELDS` parameters
+/// (issue 12: a form of many distinct parameters costs what reading it costs). The body size is
+/// bounded by the route's `DefaultBodyLimit` (413 past it). Refusals are pages, not internals.
+#[derive(Debug, Clone)]
+pub struct Form<T, const MAX_FIELDS: usize = DEFAULT_MAX_FIELDS>(pub T);
+
+impl<T, S, const MAX_FIELDS: usize> FromRequest<S> for Form<T, MAX_FIELDS>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        let form = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+            v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+        if !form {
+            return Err(AppError::BadRequest("The request must be a form (application/x-www-form-urlencoded)."));
+        }
+        let body = Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::PayloadTooLarge
+            } else {
+                AppError::BadRequest("The request's body could not be read.")
+            }
+        })?;
+        parse_fields(&body, MAX_FIELDS).map(Form)
+    }
+}
+
+/// A query string of at most `MAX_FIELDS` parameters (its length is bounded by the connection's
+/// 64 KiB header buffer); a missing query is an empty one.
+#[derive(Debug, Clone)]
+pub struct Query<T, const MAX_FIELDS: usize = DEFAULT_MAX_FIELDS>(pub T);
+
+impl<T, S, const MAX_FIELDS: usize> FromRequestParts<S> for Query<T, MAX_FIELDS>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
+        parse_fields(parts.uri.query().unwrap_or_default().as_bytes(), MAX_FIELDS).map(Query)
+    }
+}
 
 /// The client's IP: the peer address, or, when the peer is a trusted proxy
 /// (`PORTAL_TRUSTED_PROXIES`), the right-most address in `X-Forwarded-For` that is not itself a
@@ -100,8 +175,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             session.flush().await?;
             return Err(sign_in());
         };
-        let ended = creds.sessions_valid_after.is_some_and(|t| t > authenticated_at);
-        if creds.user.disabled_at.is_some() || ended || creds.totp_secret_enc.is_none() {
+        if !crate::auth::stage_holds(&creds, authenticated_at) || creds.totp_secret_enc.is_none() {
             session.flush().await?;
             return Err(sign_in());
         }

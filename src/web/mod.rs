@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -49,8 +50,9 @@ pub struct Services {
     pub tokens: crate::oauth::TokenIssuer,
     /// Secret usage, recorded off the request path.
     pub usage: crate::oauth::usage::UsageRecorder,
-    /// Token endpoint failures per (client ID, IP): 10 a minute answer 429.
-    pub token_failures: crate::auth::FailureWindow<(String, std::net::IpAddr)>,
+    /// Token endpoint failures per (client ID, IP): 10 a minute answer 429. The client ID is
+    /// kept as its SHA-256.
+    pub token_failures: crate::auth::FailureWindow<(crate::auth::ThrottleKey, std::net::IpAddr)>,
 }
 
 /// What every handler can reach.
@@ -73,6 +75,29 @@ pub struct AppState {
 /// 64 MB resident under sign-in load, issue 8).
 pub fn password_hash_bound() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
+/// The largest body of the token endpoint, the sign-in, invitation and password forms and the
+/// credential manager's forms: a few KiB (a 128-character password and its confirmation,
+/// percent-encoded, are under 1.6 KiB each).
+pub const SMALL_BODY_LIMIT: usize = 8 * 1024;
+/// The largest body of an admin form: the application form with one `resource` per allowed
+/// resource.
+pub const ADMIN_BODY_LIMIT: usize = 64 * 1024;
+
+/// Renders the error page (500, with an operation id) for a handler that panicked, instead of
+/// a reset connection (tower-http `CatchPanicLayer`). The panic's text is logged, never shown.
+pub fn catch_panic_layer()
+-> tower_http::catch_panic::CatchPanicLayer<fn(Box<dyn std::any::Any + Send>) -> axum::response::Response> {
+    fn render(panic: Box<dyn std::any::Any + Send>) -> axum::response::Response {
+        let text = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        error::internal(&format!("a handler panicked: {text}"))
+    }
+    tower_http::catch_panic::CatchPanicLayer::custom(render as fn(_) -> _)
 }
 
 /// How long a request may take before it is answered 503.
@@ -104,7 +129,7 @@ pub fn router(
         .route("/logout", post(auth::login::logout))
         .route("/manage-clients", get(home::manage_clients))
         .merge(manage::routes())
-        .merge(admin::routes())
+        .merge(admin::routes().layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT)))
         .merge(sign_in)
         .layer(session_store.layer())
         .layer(security::csrf_layer(&state.config.base_url)?);
@@ -126,6 +151,10 @@ pub fn router(
         .merge(pages)
         .fallback(not_found)
         .with_state(state.clone())
+        // A handler's panic becomes the error page, with the security headers below.
+        .layer(catch_panic_layer())
+        // Every route reads at most a few KiB unless it says more (the admin forms).
+        .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
         // Layers run bottom-up on the way in: request id first, then tracing and metrics.
         .layer(axum::middleware::from_fn_with_state(state, security::headers))
         .layer(axum::middleware::from_fn(observability::track_http))

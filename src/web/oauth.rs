@@ -51,7 +51,19 @@ fn error_response(e: &OAuthError) -> Response {
 /// form fields, the resource by `resource=` or `scope=`. Answers the RFC 6749 5.1 JSON (plus the
 /// Azure AD v1 fields) or a 5.2 error; refusals are counted and logged with client ID and IP,
 /// never the secret; successes are counted, not logged.
-pub async fn token(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let Ok(body) = body else {
+        // Past the route's body limit (a few KiB), or a body that broke off.
+        let e = OAuthError::InvalidRequest("The request body is larger than a token request.");
+        let mut response = refuse(None, ip, &e);
+        *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+        return response;
+    };
     let now = state.clock.now();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -59,9 +71,11 @@ pub async fn token(State(state): State<AppState>, ClientIp(ip): ClientIp, header
         Ok(r) => r,
         Err(e) => return refuse(None, ip, &e),
     };
-    let key = (request.auth.client_id.chars().take(64).collect::<String>(), ip);
+    let key = (crate::auth::ThrottleKey::of(&request.auth.client_id), ip);
+    // Logged as sent, cut to the longest client ID (64), so a log line stays small.
+    let client_id: String = request.auth.client_id.chars().take(64).collect();
     if let ThrottleVerdict::Blocked { retry_after } = state.services.token_failures.check(&key, now) {
-        return refuse(Some(&key.0), ip, &OAuthError::TooManyRequests { retry_after: retry_after.num_seconds() });
+        return refuse(Some(&client_id), ip, &OAuthError::TooManyRequests { retry_after: retry_after.num_seconds() });
     }
     match state.services.tokens.issue(&state.store, &request, now).await {
         Ok(issued) => {
@@ -71,9 +85,9 @@ pub async fn token(State(state): State<AppState>, ClientIp(ip): ClientIp, header
         }
         Err(e) => {
             if matches!(e, OAuthError::InvalidClient { .. }) {
-                state.services.token_failures.record(key.clone(), now);
+                state.services.token_failures.record(key, now);
             }
-            refuse(Some(&key.0), ip, &e)
+            refuse(Some(&client_id), ip, &e)
         }
     }
 }

@@ -3,18 +3,22 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum_extra::extract::Form;
 use serde::Deserialize;
 
 use super::id;
+
+/// Parameters the application form may carry: kind, API, client ID and one `resource` per
+/// allowed resource (an API has a handful; 256 is far above any real list).
+const MAX_APPLICATION_FIELDS: usize = 256;
 use crate::domain::{Api, ApplicationKind, ApplicationName, ClientId, ResourceId};
 use crate::store::{Conflict, NewApplication, StoreError, UserFilter, UserRole, UserStatus};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{CurrentUser, WmdaAdmin};
+use crate::web::extract::{Form, Query};
 use crate::web::manage::view::{SecretRow, secret_row};
 use crate::web::pages::Nav;
 
@@ -113,7 +117,7 @@ pub async fn create(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
     Path(org): Path<String>,
-    Form(form): Form<CreateForm>,
+    Form(form): Form<CreateForm, MAX_APPLICATION_FIELDS>,
 ) -> Result<Response, AppError> {
     let org_id = id(&org)?;
     let kind = ApplicationKind::parse(&form.kind).map_err(|_| AppError::NotFound)?;

@@ -3,7 +3,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::store::{AuditEvent, AuditFilter};
 use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::web::extract::Query;
 use crate::web::extract::WmdaAdmin;
 use crate::web::pages::Nav;
 

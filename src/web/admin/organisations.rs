@@ -2,7 +2,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,6 +13,7 @@ use crate::domain::{Api, ApplicationKind, ApplicationName, CountryCode, Organisa
 use crate::store::{Conflict, Organisation, StoreError, UserFilter};
 use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::web::extract::Form;
 use crate::web::extract::WmdaAdmin;
 use crate::web::pages::Nav;
 

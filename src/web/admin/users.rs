@@ -2,8 +2,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -17,6 +16,7 @@ use crate::store::{NewLink, NewUser, StoreError, UserFilter, UserRole, UserStatu
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{CurrentUser, WmdaAdmin};
+use crate::web::extract::{Form, Query};
 use crate::web::pages::Nav;
 
 /// The list's filters, as query parameters; empty means any.
@@ -41,7 +41,9 @@ pub struct UserRow {
     grants: i64,
     invited: bool,
     disabled: bool,
-    active: bool,
+    /// Has a password and is not disabled: an MFA reset sends a re-enrolment link (also for an
+    /// account whose enrolment never finished).
+    mfa_resettable: bool,
     is_me: bool,
 }
 
@@ -106,9 +108,10 @@ async fn page_for(
             },
             status: u.status.as_str().to_owned(),
             grants: u.grants,
-            invited: u.status == UserStatus::Invited,
+            // Only an account without a password can be sent an invitation again.
+            invited: u.status == UserStatus::Invited && !u.has_password,
             disabled: u.status == UserStatus::Disabled,
-            active: u.status == UserStatus::Active,
+            mfa_resettable: u.has_password && u.status != UserStatus::Disabled,
             is_me: u.user.id == admin.user.id,
         })
         .collect();

@@ -3,7 +3,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -16,6 +15,7 @@ use crate::store::{Actor, Credentials};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
+use crate::web::extract::Form;
 use crate::web::pages::{Nav, home_path};
 use crate::web::session::{IDLE_TIMEOUT, SessionAuth};
 
@@ -51,7 +51,9 @@ async fn enrolling_user(state: &AppState, session: &Session) -> Result<Option<Cr
         return Ok(None);
     }
     match state.store.find_credentials(user_id).await? {
-        Some(c) if c.user.disabled_at.is_none() && c.password_hash.is_some() => Ok(Some(c)),
+        // Bound to the credentials of the link that started it; never over an active
+        // authenticator (issue 12, point 2).
+        Some(c) if crate::auth::may_enrol(&c, at) => Ok(Some(c)),
         _ => {
             session.flush().await?;
             Ok(None)

@@ -3,7 +3,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -15,6 +14,7 @@ use crate::store::{Actor, Credentials, LinkRecord};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
+use crate::web::extract::Form;
 use crate::web::pages::{Nav, link_not_valid};
 use crate::web::session::SessionAuth;
 

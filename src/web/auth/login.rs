@@ -2,8 +2,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -16,6 +15,7 @@ use crate::store::Actor;
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
+use crate::web::extract::{Form, Query};
 use crate::web::pages::{Nav, message};
 use crate::web::session::SessionAuth;
 

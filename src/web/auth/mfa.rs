@@ -2,7 +2,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,6 +15,7 @@ use crate::store::{Actor, Credentials};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
+use crate::web::extract::Form;
 use crate::web::pages::{Nav, home_path};
 use crate::web::session::{STEP_TIMEOUT, SessionAuth};
 
@@ -44,7 +44,8 @@ async fn pending_user(state: &AppState, session: &Session) -> Result<Option<(Cre
         return Ok(None);
     }
     match state.store.find_credentials(user_id).await? {
-        Some(c) if c.user.disabled_at.is_none() && c.totp_secret_enc.is_some() => Ok(Some((c, next))),
+        // Bound to the credentials that passed the password step (issue 12, point 2).
+        Some(c) if crate::auth::stage_holds(&c, at) && c.totp_secret_enc.is_some() => Ok(Some((c, next))),
         _ => {
             session.flush().await?;
             Ok(None)

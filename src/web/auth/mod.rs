@@ -24,7 +24,8 @@ pub(crate) async fn advance(session: &Session, auth: SessionAuth) -> Result<(), 
     Ok(())
 }
 
-/// The link behind `token` when it is usable for one of `purposes` and its account is enabled;
+/// The link behind `token` when it is usable for one of `purposes`, its account is enabled, and
+/// the account still stands where the link's purpose needs it ([`crate::auth::link_applies`]);
 /// otherwise `None`, and the attempt counts as a failure against the client's IP (guessing
 /// tokens is throttled like guessing passwords).
 pub(crate) async fn usable_link(
@@ -40,7 +41,7 @@ pub(crate) async fn usable_link(
     };
     if let Some(link) = found.filter(|l| l.is_usable(now) && purposes.contains(&l.purpose)) {
         if let Some(creds) = state.store.find_credentials(link.user_id).await? {
-            if creds.user.disabled_at.is_none() {
+            if creds.user.disabled_at.is_none() && crate::auth::link_applies(link.purpose, &creds) {
                 return Ok(Some((link, creds)));
             }
         }

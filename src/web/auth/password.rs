@@ -3,7 +3,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +17,7 @@ use crate::store::{Actor, NewLink};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
+use crate::web::extract::Form;
 use crate::web::pages::{Nav, link_not_valid, message};
 
 #[derive(Template, WebTemplate)]
@@ -80,7 +80,9 @@ pub async fn forgot_submit(
     };
     let now = state.clock.now();
     if let Some(creds) = state.store.find_credentials_by_email(&email).await? {
-        if creds.user.disabled_at.is_none() && creds.password_hash.is_some() {
+        // No link while the account has no authenticator (an MFA re-enrolment is pending): the
+        // mailbox alone must not choose the password that re-enrolment asks for.
+        if creds.user.disabled_at.is_none() && crate::auth::link_applies(LinkPurpose::PasswordReset, &creds) {
             let token = LinkToken::generate();
             let purpose = LinkPurpose::PasswordReset;
             let link = NewLink { token_hash: token.hash(), purpose, expires_at: now + purpose.lifetime() };

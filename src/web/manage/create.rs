@@ -2,7 +2,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +13,7 @@ use crate::domain::{ClientId, ExpiryDate, PlainSecret, SecretName};
 use crate::store::{Conflict, NewSecret, StoreError};
 use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::web::extract::Form;
 use crate::web::extract::OrganisationMember;
 use crate::web::pages::{Nav, message};
 

@@ -2,7 +2,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use crate::store::{ManagedApplication, SecretView};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::OrganisationMember;
+use crate::web::extract::Query;
 use crate::web::pages::Nav;
 
 /// A resource line of the API authentication panel.

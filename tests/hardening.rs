@@ -1,0 +1,350 @@
+//! Issue 12, points 1 and 2: bounded work for every request (body limits, parameter counts, the
+//! accept loop's timeouts, panics), and every sign-in stage bound to the credentials that started
+//! it. Over HTTP against the real application; SQLite, and Postgres with TEST_DATABASE_URL.
+
+mod common;
+
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::Duration;
+use common::flows::{Account, PASSWORD, location};
+use common::{TestApp, new_client};
+use secret_portal::auth::{LinkPurpose, LinkToken};
+use secret_portal::domain::{Clock as _, EmailAddress};
+use secret_portal::store::{Actor, Conflict, NewLink, NewUser, StoreError, UserRole};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+async fn admin_and_jane() -> (TestApp, reqwest::Client, Account, reqwest::Client) {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.account("admin@wmda.example", UserRole::WmdaAdmin).await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let (jane, jane_client) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    (app, admin, jane, jane_client)
+}
+
+// ---- Point 1: bounded work and memory ----
+
+#[tokio::test]
+async fn bodies_past_a_routes_limit_are_refused_with_413_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let big_email = "a".repeat(9 * 1024);
+    let res = app.post_form(&new_client(), "/login", &[("email", &big_email), ("password", "x")]).await;
+    assert_eq!(res.status(), 413);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("The request is too large"), "{page}");
+    assert!(app.store.recent_audit_events(10).await.unwrap().is_empty(), "nothing was recorded");
+    // The token endpoint answers in its own format (RFC 6749 5.2 JSON).
+    let res = new_client()
+        .post(app.url("/oauth2/token"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", "x"), ("client_secret", &big_email)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    // A form within the limit is read as before.
+    let res = app.post_form(&new_client(), "/login", &[("email", "a@b.example"), ("password", "x")]).await;
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn forms_and_queries_with_more_parameters_than_the_route_knows_are_refused_at_once() {
+    let app = TestApp::spawn().await;
+    // Many distinct parameters within the body limit: refused before any field is used, on
+    // every form route and the token endpoint, as fast as reading them.
+    let many: String = (0..1_000).map(|i| format!("p{i}=&")).collect();
+    let routes = ["/login", "/login/mfa", "/mfa/setup", "/password/forgot", "/invite/abc", "/password/reset/abc"];
+    for path in routes {
+        let started = Instant::now();
+        let res = new_client()
+            .post(app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("{many}email=a%40b.example&password=x"))
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(res.status().as_u16(), 400 | 303), "{path}: {}", res.status());
+        assert!(started.elapsed() < StdDuration::from_secs(2), "{path}");
+    }
+    let res = new_client()
+        .post(app.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("{many}email=a%40b.example&password=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("more fields than this page uses"));
+    let res = new_client()
+        .post(app.url("/oauth2/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("{many}grant_type=client_credentials&client_id=a&client_secret=b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
+    // Query strings too.
+    let query: String = (0..100).map(|i| format!("q{i}=1")).collect::<Vec<_>>().join("&");
+    let res = new_client().get(app.url(&format!("/login?{query}"))).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    // Nothing was recorded as a sign-in failure.
+    assert!(app.store.recent_audit_events(10).await.unwrap().is_empty());
+    // A page form that is not a form is a 400 page, not internals.
+    let res = new_client().post(app.url("/login")).header("content-type", "text/plain").body("email=a").send().await;
+    let res = res.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(!res.text().await.unwrap().contains("Failed to deserialize"));
+}
+
+#[tokio::test]
+async fn a_handler_panic_renders_the_error_page_and_the_connection_serves_on() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/boom",
+            axum::routing::get(|| async {
+                if "a".len() == 1 {
+                    panic!("a bug");
+                }
+                "never"
+            }),
+        )
+        .route("/ok", axum::routing::get(|| async { "fine" }))
+        .layer(secret_portal::web::catch_panic_layer());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(secret_portal::startup::serve(listener, app, async {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::new();
+    let res = client.get(format!("http://{addr}/boom")).send().await.expect("an answer, not a reset");
+    assert_eq!(res.status(), 500);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Something went wrong") && !page.contains("a bug"), "{page}");
+    assert_eq!(client.get(format!("http://{addr}/ok")).send().await.unwrap().text().await.unwrap(), "fine");
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Reads until the peer closes the connection (or `limit` passes); true when it closed.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: StdDuration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_slow_clients_neither_block_others_nor_keep_their_sockets_past_the_timeout() {
+    let app = TestApp::spawn().await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..100 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        // Half a request line, then nothing.
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        slow.push(s);
+    }
+    // A kept-alive connection that finished its request and then idles.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut first = [0u8; 512];
+    let n = idle.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    // Others are served at once.
+    let started = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(new_client().get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    }
+    assert!(started.elapsed() < StdDuration::from_secs(2), "{:?}", started.elapsed());
+    // Every slow socket, and the idle one, is closed by the server within the 10 s timeout.
+    let limit = secret_portal::startup::HEADER_READ_TIMEOUT + StdDuration::from_secs(3);
+    let checks: Vec<_> =
+        slow.into_iter().map(|mut s| tokio::spawn(async move { closed_within(&mut s, limit).await })).collect();
+    let mut open = 0;
+    for check in checks {
+        if !check.await.unwrap() {
+            open += 1;
+        }
+    }
+    assert_eq!(open, 0, "{open} of 100 slow sockets still open");
+    assert!(closed_within(&mut idle, StdDuration::from_secs(2)).await, "the idle keep-alive connection stayed open");
+}
+
+#[tokio::test]
+async fn request_headers_past_64_kib_are_refused() {
+    let app = TestApp::spawn().await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let header = "a".repeat(70 * 1024);
+    let _ = s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {header}\r\n\r\n").as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(StdDuration::from_secs(5), s.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 431"), "{text}");
+    assert_eq!(new_client().get(app.url("/healthz")).send().await.unwrap().status(), 200);
+}
+
+// ---- Point 2: every sign-in stage is bound to the credentials that started it ----
+
+#[tokio::test]
+async fn a_password_step_is_over_once_the_account_is_disabled_and_enabled_again() {
+    let (app, admin, jane, _) = admin_and_jane().await;
+    let client = new_client();
+    assert_eq!(location(&app.password_step(&client, &jane.email, PASSWORD, "").await), "/login/mfa");
+    app.clock.advance(Duration::seconds(5));
+    for action in ["disable", "enable"] {
+        let res = app.post_form(&admin, &format!("/admin/users/{}/{action}", jane.user_id), &[]).await;
+        assert_eq!(res.status(), 303);
+    }
+    app.clock.advance(Duration::seconds(30));
+    let res = app.post_form(&client, "/login/mfa", &[("code", &jane.seed.code_at(app.clock.now()))]).await;
+    assert_eq!(location(&res), "/login", "the TOTP step after a status change");
+    assert_eq!(client.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 303);
+    // A fresh password step works.
+    assert_eq!(app.sign_in(&new_client(), &jane).await.status(), 303);
+}
+
+#[tokio::test]
+async fn a_password_step_is_over_once_the_password_was_reset_elsewhere() {
+    let (app, _, jane, _) = admin_and_jane().await;
+    let attacker = new_client();
+    assert_eq!(location(&app.password_step(&attacker, &jane.email, PASSWORD, "").await), "/login/mfa");
+    // Jane resets her password from the emailed link.
+    app.clock.advance(Duration::seconds(5));
+    let before = app.smtp.messages_to(&jane.email).len();
+    app.post_form(&new_client(), "/password/forgot", &[("email", &jane.email)]).await;
+    let link = app.smtp.wait_for(&jane.email, before + 1).await.last().unwrap().link_path("/password/reset/");
+    let link = link.replace("http://127.0.0.1:8080", "");
+    let new_password = "a brand new passphrase for jane";
+    let res =
+        app.post_form(&new_client(), &link, &[("password", new_password), ("password_confirm", new_password)]).await;
+    assert_eq!(res.status(), 200);
+    app.clock.advance(Duration::seconds(30));
+    let res = app.post_form(&attacker, "/login/mfa", &[("code", &jane.seed.code_at(app.clock.now()))]).await;
+    assert_eq!(location(&res), "/login");
+    assert_eq!(attacker.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 303);
+}
+
+#[tokio::test]
+async fn an_enrolment_in_progress_is_over_once_the_account_changed_and_completing_one_ends_other_sessions() {
+    let (app, admin, jane, jane_client) = admin_and_jane().await;
+    // An MFA reset: Jane's sessions end and a re-enrolment link is emailed.
+    let before = app.smtp.messages_to(&jane.email).len();
+    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", jane.user_id), &[]).await.status(), 200);
+    let link = app.smtp.wait_for(&jane.email, before + 1).await.last().unwrap().link_path("/invite/");
+    let link = link.replace("http://127.0.0.1:8080", "");
+    app.clock.advance(Duration::seconds(5));
+    let enrolling = new_client();
+    assert_eq!(location(&app.post_form(&enrolling, &link, &[("password", PASSWORD)]).await), "/mfa/setup");
+    assert_eq!(enrolling.get(app.url("/mfa/setup")).send().await.unwrap().status(), 200);
+    // The admin disables and enables Jane meanwhile: the enrolment stage is over.
+    app.clock.advance(Duration::seconds(5));
+    for action in ["disable", "enable"] {
+        app.post_form(&admin, &format!("/admin/users/{}/{action}", jane.user_id), &[]).await;
+    }
+    assert_eq!(location(&enrolling.get(app.url("/mfa/setup")).send().await.unwrap()), "/login");
+    let res = app.post_form(&enrolling, "/mfa/setup", &[("code", "123456")]).await;
+    assert_eq!(location(&res), "/login");
+    assert_eq!(jane_client.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 303);
+
+    // Completing an enrolment ends the account's other sessions (the store sets the instant).
+    let now = app.clock.now();
+    let creds = app.store.find_credentials(jane.user_id).await.unwrap().unwrap();
+    assert!(creds.totp_secret_enc.is_none());
+    let seed = secret_portal::auth::TotpSeed::generate();
+    app.store.set_pending_totp(jane.user_id, &seed.encrypt(&app.state.config.master_key)).await.unwrap();
+    let event = Actor::cli().event("auth.mfa_enrolled", now);
+    assert!(app.store.complete_totp_enrolment(jane.user_id, 1, &[], &event, now).await.unwrap());
+    let creds = app.store.find_credentials(jane.user_id).await.unwrap().unwrap();
+    assert_eq!(creds.sessions_valid_after, Some(now));
+    // And never replaces an active authenticator: no pending seed is kept, none completes.
+    let other = secret_portal::auth::TotpSeed::generate();
+    app.store.set_pending_totp(jane.user_id, &other.encrypt(&app.state.config.master_key)).await.unwrap();
+    let creds = app.store.find_credentials(jane.user_id).await.unwrap().unwrap();
+    assert!(creds.totp_pending_enc.is_none());
+    assert!(!app.store.complete_totp_enrolment(jane.user_id, 2, &[], &event, now).await.unwrap());
+}
+
+#[tokio::test]
+async fn an_invitation_is_resent_only_to_an_account_without_a_password() {
+    let (app, admin, jane, _) = admin_and_jane().await;
+    // After an MFA reset Jane has a password and no authenticator.
+    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", jane.user_id), &[]).await.status(), 200);
+    let mails = app.smtp.wait_for(&jane.email, 2).await.len();
+    let users = admin.get(app.url("/admin/users")).send().await.unwrap().text().await.unwrap();
+    assert!(!users.contains(&format!("/admin/users/{}/resend", jane.user_id)), "no Resend button for her");
+    let res = app.post_form(&admin, &format!("/admin/users/{}/resend", jane.user_id), &[]).await;
+    let page = res.text().await.unwrap();
+    assert!(page.contains("already chosen a password"), "{page}");
+    // The command line's invite is refused the same way.
+    let new = NewUser {
+        email: EmailAddress::parse(&jane.email).unwrap(),
+        display_name: String::new(),
+        role: app.store.find_user(jane.user_id).await.unwrap().role,
+    };
+    let refused = secret_portal::auth::invitation::invite_user(
+        &app.store,
+        &app.state.config.base_url,
+        &new,
+        &Actor::cli(),
+        app.clock.now(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(refused, StoreError::Conflict(Conflict::HasPassword)), "{refused:?}");
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    assert_eq!(app.smtp.messages_to(&jane.email).len(), mails, "no invitation was emailed");
+    // An invitation link made before the password was chosen cannot be used now either.
+    let token = LinkToken::generate();
+    let purpose = LinkPurpose::Invitation;
+    let link = NewLink { token_hash: token.hash(), purpose, expires_at: app.clock.now() + Duration::hours(72) };
+    let mail = secret_portal::mail::views::link_email(purpose, &jane.email, "", "http://x");
+    let user = app.store.find_user(jane.user_id).await.unwrap();
+    app.store
+        .issue_link(&user, &link, &mail, &Actor::cli().event("invitation.sent", app.clock.now()), app.clock.now())
+        .await
+        .unwrap();
+    let res = new_client().get(app.url(&purpose.path(&token))).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn while_an_mfa_re_enrolment_is_pending_a_password_reset_opens_no_path_to_enrol() {
+    let (app, admin, jane, _) = admin_and_jane().await;
+    // A reset link Jane asked for before the MFA reset.
+    app.post_form(&new_client(), "/password/forgot", &[("email", &jane.email)]).await;
+    let early = app.smtp.wait_for(&jane.email, 2).await.last().unwrap().link_path("/password/reset/");
+    let early = early.replace("http://127.0.0.1:8080", "");
+    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", jane.user_id), &[]).await.status(), 200);
+    let reenrol = app.smtp.wait_for(&jane.email, 3).await.last().unwrap().link_path("/invite/");
+    let reenrol = reenrol.replace("http://127.0.0.1:8080", "");
+    // Someone with the mailbox asks for a reset: the same answer, and no link is sent.
+    let known = app.post_form(&new_client(), "/password/forgot", &[("email", &jane.email)]).await;
+    let unknown = app.post_form(&new_client(), "/password/forgot", &[("email", "nobody@demo.example")]).await;
+    assert_eq!(known.text().await.unwrap(), unknown.text().await.unwrap());
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    assert_eq!(app.smtp.messages_to(&jane.email).len(), 3, "no reset link while the re-enrolment is pending");
+    // The earlier reset link is dead.
+    let new_password = "the mailbox owner's new passphrase";
+    let res =
+        app.post_form(&new_client(), &early, &[("password", new_password), ("password_confirm", new_password)]).await;
+    assert_eq!(res.status(), 404);
+    // So the re-enrolment link still asks for the password Jane chose, not a new one.
+    let res = app.post_form(&new_client(), &reenrol, &[("password", new_password)]).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("The password is wrong"));
+    // Jane re-enrols with her own password; the old reset link stays dead afterwards.
+    let c = new_client();
+    assert_eq!(location(&app.post_form(&c, &reenrol, &[("password", PASSWORD)]).await), "/mfa/setup");
+    let res =
+        app.post_form(&new_client(), &early, &[("password", new_password), ("password_confirm", new_password)]).await;
+    assert_eq!(res.status(), 404);
+}
