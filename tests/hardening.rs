@@ -348,3 +348,67 @@ async fn while_an_mfa_re_enrolment_is_pending_a_password_reset_opens_no_path_to_
         app.post_form(&new_client(), &early, &[("password", new_password), ("password_confirm", new_password)]).await;
     assert_eq!(res.status(), 404);
 }
+
+// ---- Point 3: throttles an attacker cannot spread or aim (the in-memory part) ----
+
+async fn throttled_events(app: &TestApp) -> Vec<serde_json::Value> {
+    let events = app.store.recent_audit_events(1000).await.unwrap();
+    events
+        .into_iter()
+        .filter(|e| e.action == "auth.throttled")
+        .map(|e| serde_json::from_str(&e.details).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn bad_link_tokens_have_their_own_window_and_never_lock_an_office_out_of_signing_in() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    // A page of image tags pointing at dead links, all from the office's one address.
+    for i in 0..30 {
+        let path = if i % 2 == 0 { format!("/invite/bogus{i}") } else { format!("/password/reset/bogus{i}") };
+        assert_eq!(new_client().get(app.url(&path)).send().await.unwrap().status(), 404, "{path}");
+    }
+    assert_eq!(new_client().get(app.url("/invite/one-more")).send().await.unwrap().status(), 429);
+    // Signing in from the same address still works.
+    assert_eq!(app.sign_in(&new_client(), &jane).await.status(), 303);
+    assert_eq!(throttled_events(&app).await.len(), 1, "one audit event for the link block");
+}
+
+#[tokio::test]
+async fn a_block_writes_one_audit_event_however_many_requests_it_refuses() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    // The (email, IP) pair: five wrong passwords, then twenty refused attempts.
+    for _ in 0..5 {
+        app.password_step(&new_client(), &jane.email, "wrong password", "").await;
+    }
+    for _ in 0..20 {
+        let res = app.password_step(&new_client(), &jane.email, "wrong password", "").await;
+        assert_eq!(res.status(), 429);
+    }
+    assert_eq!(throttled_events(&app).await.len(), 1);
+    // The address: thirty failures for other emails, then twenty refused requests.
+    for i in 0..25 {
+        app.password_step(&new_client(), &format!("nobody{i}@demo.example"), "wrong password", "").await;
+    }
+    for _ in 0..20 {
+        let res = app.password_step(&new_client(), "someone@demo.example", "x", "").await;
+        assert_eq!(res.status(), 429);
+    }
+    let events = throttled_events(&app).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().any(|d| d["scope"] == "ip"));
+    // Refused requests count in the address's window: ten minutes after the first failures it is
+    // still blocked, because it kept trying.
+    app.clock.advance(Duration::minutes(9));
+    for _ in 0..30 {
+        assert_eq!(app.password_step(&new_client(), "someone@demo.example", "x", "").await.status(), 429);
+    }
+    app.clock.advance(Duration::minutes(2));
+    assert_eq!(app.password_step(&new_client(), "someone@demo.example", "x", "").await.status(), 429);
+    app.clock.advance(Duration::minutes(11));
+    assert_eq!(app.password_step(&new_client(), "someone@demo.example", "x", "").await.status(), 200);
+}

@@ -428,6 +428,51 @@ async fn ten_failures_a_minute_block_the_pair_but_not_the_client_elsewhere() {
 }
 
 #[tokio::test]
+async fn every_spelling_of_a_client_id_and_every_address_of_a_64_is_one_throttle_key() {
+    let app =
+        TestApp::spawn_with(TestDb::new().await, |c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let w = world_with(app).await;
+    let id = w.smc.client_id.as_uuid();
+    let spellings = [
+        id.hyphenated().to_string(),
+        id.hyphenated().to_string().to_uppercase(),
+        id.simple().to_string(),
+        id.braced().to_string(),
+        id.urn().to_string(),
+        format!("  {}  ", id.hyphenated()),
+    ];
+    let request = |ip: String, client_id: String, secret: String| {
+        let url = w.app.url("/oauth2/token");
+        async move {
+            new_client()
+                .post(url)
+                .header("x-forwarded-for", ip)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id.as_str()),
+                    ("client_secret", secret.as_str()),
+                    ("resource", "match-connect-sandbox"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Ten failures, each from another address of one IPv6 /64 and with another spelling.
+    for i in 0..10 {
+        let ip = format!("2001:db8:7:7::{:x}", i + 1);
+        let res = request(ip, spellings[i % spellings.len()].clone(), "guess".into()).await;
+        assert_eq!(res.status(), 401);
+    }
+    let blocked = request("2001:db8:7:7:ffff::1".into(), id.to_string(), w.secret.clone()).await;
+    assert_eq!(blocked.status(), 429);
+    assert_eq!(blocked.json::<serde_json::Value>().await.unwrap()["error"], "slow_down");
+    // The next /64, and an IPv4 client, are not refused.
+    assert_eq!(request("2001:db8:7:8::1".into(), id.to_string(), w.secret.clone()).await.status(), 200);
+    assert_eq!(request("198.51.100.20".into(), id.to_string(), w.secret.clone()).await.status(), 200);
+}
+
+#[tokio::test]
 async fn uses_are_recorded_off_the_request_path_about_once_a_minute() {
     let w = world().await;
     let id = w.smc.client_id.to_string();

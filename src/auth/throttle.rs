@@ -20,6 +20,22 @@ use std::sync::{Mutex, PoisonError};
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest as _, Sha256};
 
+/// The address a throttle counts (issue 12): IPv4 as is; IPv6 per /64, the prefix one
+/// subscriber or host gets, so an attacker cannot spread attempts over the 2^64 addresses of
+/// their own network; an IPv4-mapped IPv6 address as its IPv4.
+pub fn address_bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 /// A throttle key: the SHA-256 of a normalised value (an email as `trim().to_lowercase()`, a
 /// client ID), so what a client types is never kept at its typed size.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -48,6 +64,10 @@ pub const LONGEST_BLOCK: Duration = Duration::minutes(15);
 pub const IP_FAILURES: usize = 30;
 /// The per-IP window.
 pub const IP_WINDOW: Duration = Duration::minutes(10);
+/// Unknown or unusable one-time-link tokens per IP within [`IP_WINDOW`] that make the link
+/// routes answer 429. Their own window: a page of image tags pointing at bad links must not lock
+/// an office out of signing in.
+pub const LINK_FAILURES: usize = 30;
 /// Most keys kept per map; beyond it the oldest are dropped.
 pub const MAX_ENTRIES: usize = 100_000;
 
@@ -82,6 +102,8 @@ struct PairState {
     blocked_until: Option<DateTime<Utc>>,
     last_block: Option<Duration>,
     last_failure: DateTime<Utc>,
+    /// The block whose refusal was reported (audited) already.
+    reported_block: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -105,8 +127,15 @@ pub struct FailureWindow<K> {
 
 #[derive(Debug)]
 struct WindowState<K> {
-    map: HashMap<K, VecDeque<DateTime<Utc>>>,
+    map: HashMap<K, Entry>,
     last_prune: Option<DateTime<Utc>>,
+}
+
+/// One key's failures, oldest first, and the end of the block whose refusal was last reported.
+#[derive(Debug, Default)]
+struct Entry {
+    times: VecDeque<DateTime<Utc>>,
+    reported_until: Option<DateTime<Utc>>,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> FailureWindow<K> {
@@ -142,12 +171,16 @@ impl<K: std::hash::Hash + Eq + Clone> FailureWindow<K> {
             return ThrottleVerdict::Allowed;
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(window) = state.map.get_mut(key) else { return ThrottleVerdict::Allowed };
-        while window.front().is_some_and(|t| *t <= now - self.period) {
-            window.pop_front();
+        let Some(entry) = state.map.get_mut(key) else { return ThrottleVerdict::Allowed };
+        self.verdict(entry, now)
+    }
+
+    fn verdict(&self, entry: &mut Entry, now: DateTime<Utc>) -> ThrottleVerdict {
+        while entry.times.front().is_some_and(|t| *t <= now - self.period) {
+            entry.times.pop_front();
         }
-        match window.front() {
-            Some(oldest) if window.len() >= self.limit => {
+        match entry.times.front() {
+            Some(oldest) if entry.times.len() >= self.limit => {
                 ThrottleVerdict::Blocked { retry_after: *oldest + self.period - now }
             }
             _ => ThrottleVerdict::Allowed,
@@ -160,21 +193,53 @@ impl<K: std::hash::Hash + Eq + Clone> FailureWindow<K> {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let window = state.map.entry(key).or_default();
-        window.push_back(now);
-        while window.len() > self.limit {
-            window.pop_front();
+        let entry = state.map.entry(key).or_default();
+        entry.times.push_back(now);
+        while entry.times.len() > self.limit {
+            entry.times.pop_front();
         }
+        self.bound(&mut state, now);
+    }
+
+    /// A request of `key` refused while it is blocked: it counts in the key's own window (so a
+    /// client that keeps trying stays blocked), and the answer is `true` only for the first
+    /// refusal of a block, so a block writes one audit event, not one per request (issue 12).
+    pub fn refused(&self, key: K, now: DateTime<Utc>) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = state.map.entry(key).or_default();
+        let first = match self.verdict(entry, now) {
+            ThrottleVerdict::Blocked { retry_after } => {
+                let first = entry.reported_until.is_none_or(|until| until <= now);
+                if first {
+                    entry.reported_until = Some(now + retry_after);
+                }
+                first
+            }
+            ThrottleVerdict::Allowed => false,
+        };
+        entry.times.push_back(now);
+        while entry.times.len() > self.limit {
+            entry.times.pop_front();
+        }
+        self.bound(&mut state, now);
+        first
+    }
+
+    /// Prunes keys whose period passed, once per period, and keeps at most `max_entries`.
+    fn bound(&self, state: &mut WindowState<K>, now: DateTime<Utc>) {
         let period = self.period;
-        let stale = |w: &VecDeque<DateTime<Utc>>| w.back().is_none_or(|t| *t <= now - period);
+        let stale = |e: &Entry| e.times.back().is_none_or(|t| *t <= now - period);
         if state.last_prune.is_none_or(|t| now - t >= period) {
-            state.map.retain(|_, w| !stale(w));
+            state.map.retain(|_, e| !stale(e));
             state.last_prune = Some(now);
         }
         if state.map.len() > self.max_entries {
-            state.map.retain(|_, w| !stale(w));
+            state.map.retain(|_, e| !stale(e));
             if state.map.len() > self.max_entries {
-                let mut by_age: Vec<_> = state.map.iter().map(|(k, w)| (w.back().copied(), k.clone())).collect();
+                let mut by_age: Vec<_> = state.map.iter().map(|(k, e)| (e.times.back().copied(), k.clone())).collect();
                 by_age.sort_by_key(|(t, _)| *t);
                 let excess = state.map.len() - self.max_entries / 2;
                 for (_, k) in by_age.into_iter().take(excess) {
@@ -191,6 +256,7 @@ pub struct Throttle {
     enabled: bool,
     state: Mutex<State>,
     ips: FailureWindow<IpAddr>,
+    links: FailureWindow<IpAddr>,
 }
 
 impl Throttle {
@@ -201,6 +267,7 @@ impl Throttle {
             enabled,
             state: Mutex::new(State { pairs: HashMap::new(), last_prune: None }),
             ips: FailureWindow::new(enabled, IP_FAILURES, IP_WINDOW),
+            links: FailureWindow::new(enabled, LINK_FAILURES, IP_WINDOW),
         }
     }
 
@@ -213,7 +280,7 @@ impl Throttle {
         if !self.enabled {
             return ThrottleVerdict::Allowed;
         }
-        match self.state().pairs.get(&(ThrottleKey::of(email), ip)).and_then(|p| p.blocked_until) {
+        match self.state().pairs.get(&(ThrottleKey::of(email), address_bucket(ip))).and_then(|p| p.blocked_until) {
             Some(until) if until > now => ThrottleVerdict::Blocked { retry_after: until - now },
             _ => ThrottleVerdict::Allowed,
         }
@@ -221,7 +288,7 @@ impl Throttle {
 
     /// Whether `ip` is over its failure budget.
     pub fn check_ip(&self, ip: IpAddr, now: DateTime<Utc>) -> ThrottleVerdict {
-        self.ips.check(&ip, now)
+        self.ips.check(&address_bucket(ip), now)
     }
 
     /// Records a failed attempt. `email` is `None` for failures not tied to an account (a bad
@@ -230,6 +297,7 @@ impl Throttle {
         if !self.enabled {
             return None;
         }
+        let ip = address_bucket(ip);
         self.ips.record(ip, now);
         let mut state = self.state();
         let block = email.and_then(|email| {
@@ -238,6 +306,7 @@ impl Throttle {
                 blocked_until: None,
                 last_block: None,
                 last_failure: now,
+                reported_block: None,
             });
             pair.consecutive += 1;
             pair.last_failure = now;
@@ -254,10 +323,47 @@ impl Throttle {
         block
     }
 
+    /// A sign-in request refused because `ip` (or the pair of `email` and `ip`) is blocked: it
+    /// counts in the address's own window; `true` for the first refusal of the block, so the
+    /// caller writes one audit event per block period.
+    pub fn refused(&self, email: Option<&str>, ip: IpAddr, now: DateTime<Utc>) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let ip = address_bucket(ip);
+        let first_of_ip = self.ips.refused(ip, now);
+        let Some(email) = email else { return first_of_ip };
+        let mut state = self.state();
+        match state.pairs.get_mut(&(ThrottleKey::of(email), ip)) {
+            Some(pair) if pair.blocked_until.is_some_and(|u| u > now) => {
+                let first = pair.reported_block != pair.blocked_until;
+                pair.reported_block = pair.blocked_until;
+                first
+            }
+            _ => first_of_ip,
+        }
+    }
+
+    /// Whether `ip` may try another one-time link.
+    pub fn check_link(&self, ip: IpAddr, now: DateTime<Utc>) -> ThrottleVerdict {
+        self.links.check(&address_bucket(ip), now)
+    }
+
+    /// Records an unknown, used or expired one-time-link token from `ip` (its own window, not a
+    /// sign-in failure).
+    pub fn record_link_failure(&self, ip: IpAddr, now: DateTime<Utc>) {
+        self.links.record(address_bucket(ip), now);
+    }
+
+    /// A link request refused while `ip` is blocked for links; `true` for the block's first.
+    pub fn link_refused(&self, ip: IpAddr, now: DateTime<Utc>) -> bool {
+        self.links.refused(address_bucket(ip), now)
+    }
+
     /// Records a success: the pair's count starts again.
     pub fn record_success(&self, email: &str, ip: IpAddr) {
         if self.enabled {
-            self.state().pairs.remove(&(ThrottleKey::of(email), ip));
+            self.state().pairs.remove(&(ThrottleKey::of(email), address_bucket(ip)));
         }
     }
 }
@@ -351,6 +457,72 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_addresses_count_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_bucket(a), address_bucket(b));
+        assert_eq!(address_bucket(a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_ne!(address_bucket(a), address_bucket(other));
+        assert_eq!(address_bucket("::ffff:192.0.2.1".parse().unwrap()), A);
+        assert_eq!(address_bucket(A), A);
+        // Thirty failures spread over one /64 block it, and not the next /64.
+        let th = Throttle::new(true);
+        for i in 0..30u16 {
+            let ip = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, i, i, i, i));
+            th.record_failure(Some(&format!("u{i}@x.org")), ip, t0());
+        }
+        assert!(matches!(th.check_ip(b, t0()), ThrottleVerdict::Blocked { .. }));
+        assert_eq!(th.check_ip(other, t0()), ThrottleVerdict::Allowed);
+        // The pair too: five failures from two addresses of one /64.
+        for ip in [a, b, a, b, a] {
+            th.record_failure(Some("jane@x.org"), ip, t0());
+        }
+        assert!(matches!(th.check_pair("jane@x.org", b, t0()), ThrottleVerdict::Blocked { .. }));
+    }
+
+    #[test]
+    fn refused_requests_count_in_the_window_and_a_block_is_reported_once() {
+        let w = FailureWindow::new(true, 3, Duration::minutes(1));
+        let now = t0();
+        for _ in 0..3 {
+            w.record(1u8, now);
+        }
+        assert!(w.refused(1, now + Duration::seconds(1)), "the block's first refusal");
+        for s in 2..59 {
+            assert!(!w.refused(1, now + Duration::seconds(s)));
+        }
+        // Refusals kept the window full: still blocked after the first failures' minute.
+        assert!(matches!(w.check(&1, now + Duration::seconds(70)), ThrottleVerdict::Blocked { .. }));
+        // Once it ends, a new block is reported again.
+        let later = now + Duration::minutes(3);
+        assert_eq!(w.check(&1, later), ThrottleVerdict::Allowed);
+        for _ in 0..3 {
+            w.record(1, later);
+        }
+        assert!(w.refused(1, later));
+        // A refusal of an address that is not blocked reports nothing.
+        assert!(!w.refused(2, later));
+
+        let th = Throttle::new(true);
+        for _ in 0..5 {
+            th.record_failure(Some("jane@x.org"), A, now);
+        }
+        assert!(th.refused(Some("jane@x.org"), A, now));
+        assert!(!th.refused(Some("jane@x.org"), A, now + Duration::seconds(1)));
+    }
+
+    #[test]
+    fn bad_links_have_their_own_window() {
+        let th = Throttle::new(true);
+        for _ in 0..LINK_FAILURES {
+            th.record_link_failure(A, t0());
+        }
+        assert!(matches!(th.check_link(A, t0()), ThrottleVerdict::Blocked { .. }));
+        assert_eq!(th.check_ip(A, t0()), ThrottleVerdict::Allowed, "sign-in is not affected");
+    }
+
+    #[test]
     fn a_key_is_32_bytes_however_long_the_value() {
         assert_eq!(std::mem::size_of::<ThrottleKey>(), 32);
         assert_eq!(ThrottleKey::of(&"x".repeat(100_000)), ThrottleKey::of(&"x".repeat(100_000)));
@@ -368,6 +540,7 @@ mod tests {
         // The most recent keys are the ones kept.
         assert_eq!(w.check(&999, now + Duration::seconds(1)), ThrottleVerdict::Allowed);
         assert!(w.state.lock().unwrap().map.contains_key(&999));
+        assert!(w.is_empty() || w.len() <= 100);
         assert_eq!(FailureWindow::<u32>::new(true, 1, Duration::minutes(1)).max_entries, MAX_ENTRIES);
     }
 

@@ -92,14 +92,15 @@ where
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-/// Works out the client IP from the peer and the forwarded header.
-pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[ipnet::IpNet]) -> IpAddr {
+/// Works out the client IP from the peer and the `X-Forwarded-For` header lines, in the order
+/// they came: several lines of one field are one comma-separated list (RFC 9110 5.3), so the
+/// right-most untrusted hop is taken across all of them.
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[ipnet::IpNet]) -> IpAddr {
     if !trusted.iter().any(|net| net.contains(&peer)) {
         return peer;
     }
-    let Some(header) = forwarded_for else { return peer };
     let mut client = peer;
-    for hop in header.rsplit(',') {
+    for hop in forwarded_for.iter().rev().flat_map(|line| line.rsplit(',')) {
         match hop.trim().parse::<IpAddr>() {
             Ok(ip) => {
                 client = ip;
@@ -118,8 +119,9 @@ impl FromRequestParts<AppState> for ClientIp {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        Ok(ClientIp(client_ip(peer, forwarded, &state.config.trusted_proxies)))
+        let forwarded: Vec<&str> =
+            parts.headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("garbage")).collect();
+        Ok(ClientIp(client_ip(peer, &forwarded, &state.config.trusted_proxies)))
     }
 }
 
@@ -235,11 +237,18 @@ mod tests {
         let trusted = vec!["10.0.0.0/8".parse().unwrap()];
         let client: IpAddr = "198.51.100.7".parse().unwrap();
         // Untrusted peer: the header is ignored.
-        assert_eq!(client_ip(client, Some("203.0.113.9"), &trusted), client);
+        assert_eq!(client_ip(client, &["203.0.113.9"], &trusted), client);
         // Trusted peer: the right-most untrusted hop.
-        assert_eq!(client_ip(proxy, Some("203.0.113.9, 198.51.100.7, 10.0.0.3"), &trusted), client);
-        assert_eq!(client_ip(proxy, None, &trusted), proxy);
-        assert_eq!(client_ip(proxy, Some("garbage"), &trusted), proxy);
-        assert_eq!(client_ip(proxy, Some("203.0.113.9"), &[]), proxy);
+        assert_eq!(client_ip(proxy, &["203.0.113.9, 198.51.100.7, 10.0.0.3"], &trusted), client);
+        assert_eq!(client_ip(proxy, &[], &trusted), proxy);
+        assert_eq!(client_ip(proxy, &["garbage"], &trusted), proxy);
+        assert_eq!(client_ip(proxy, &["203.0.113.9"], &[]), proxy);
+        // Several header lines are one list (RFC 9110 5.3): the right-most untrusted hop of all
+        // of them, not of the first line only.
+        assert_eq!(client_ip(proxy, &["203.0.113.9", "198.51.100.7, 10.0.0.3"], &trusted), client);
+        assert_eq!(
+            client_ip(proxy, &["203.0.113.9, 10.0.0.4", "10.0.0.3"], &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -114,14 +114,18 @@ pub fn router(
     session_store: session::PortalSessionStore,
     with_metrics: bool,
 ) -> anyhow::Result<Router> {
+    // One-time-link routes: unknown tokens have a window of their own (and sign-in's below).
+    let links = Router::new()
+        .route("/invite/{token}", get(auth::invite::show).post(auth::invite::submit))
+        .route("/password/reset/{token}", get(auth::password::reset_show).post(auth::password::reset_submit))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), security::per_ip_link_limit));
     // Sign-in, invitation and password routes: the per-IP failure limit answers 429 here.
     let sign_in = Router::new()
         .route("/login", get(auth::login::show).post(auth::login::submit))
         .route("/login/mfa", get(auth::mfa::show).post(auth::mfa::submit))
         .route("/mfa/setup", get(auth::enrol::show).post(auth::enrol::submit))
-        .route("/invite/{token}", get(auth::invite::show).post(auth::invite::submit))
         .route("/password/forgot", get(auth::password::forgot_show).post(auth::password::forgot_submit))
-        .route("/password/reset/{token}", get(auth::password::reset_show).post(auth::password::reset_submit))
+        .merge(links)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), security::per_ip_failure_limit));
     // Pages: sessions, and the CSRF check on every state-changing request (DESIGN.md section 4).
     let pages = Router::new()

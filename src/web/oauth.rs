@@ -71,7 +71,12 @@ pub async fn token(
         Ok(r) => r,
         Err(e) => return refuse(None, ip, &e),
     };
-    let key = (crate::auth::ThrottleKey::of(&request.auth.client_id), ip);
+    // Keyed on the parsed client ID, so every spelling ClientId::parse accepts is one key, and
+    // on the address's throttle bucket (IPv6 per /64): refusing one address never refuses the
+    // same client from another.
+    let client_key = crate::domain::ClientId::parse(&request.auth.client_id)
+        .map_or_else(|_| request.auth.client_id.clone(), |id| id.to_string());
+    let key = (crate::auth::ThrottleKey::of(&client_key), crate::auth::address_bucket(ip));
     // Logged as sent, cut to the longest client ID (64), so a log line stays small.
     let client_id: String = request.auth.client_id.chars().take(64).collect();
     if let ThrottleVerdict::Blocked { retry_after } = state.services.token_failures.check(&key, now) {

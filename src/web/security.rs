@@ -45,12 +45,38 @@ pub fn csrf_layer(base_url: &BaseUrl) -> anyhow::Result<CsrfLayer> {
 }
 
 /// Answers 429 with `Retry-After` on the sign-in, invitation and password routes while the
-/// client's IP has 30 failures in the last 10 minutes.
+/// client's address (IPv6: its /64) has 30 failures in the last 10 minutes. A refused request
+/// counts in the address's own window; the block's first refusal writes one audit event
+/// (`auth.throttled`, scope `ip`), the others none.
 pub async fn per_ip_failure_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    refuse_while_blocked(state, request, next, "ip").await
+}
+
+/// Answers 429 on the one-time-link routes (`/invite/{token}`, `/password/reset/{token}`) while
+/// the client's address has 30 unknown or unusable link tokens in the last 10 minutes: their own
+/// window, apart from sign-in failures.
+pub async fn per_ip_link_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    refuse_while_blocked(state, request, next, "link").await
+}
+
+async fn refuse_while_blocked(state: AppState, request: Request, next: Next, scope: &'static str) -> Response {
     let (mut parts, body) = request.into_parts();
     let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, &state).await;
-    if let ThrottleVerdict::Blocked { retry_after } = state.services.throttle.check_ip(ip, state.clock.now()) {
-        metrics::counter!("sign_in_throttled_total", "scope" => "ip").increment(1);
+    let now = state.clock.now();
+    let throttle = &state.services.throttle;
+    let verdict = if scope == "link" { throttle.check_link(ip, now) } else { throttle.check_ip(ip, now) };
+    if let ThrottleVerdict::Blocked { retry_after } = verdict {
+        metrics::counter!("sign_in_throttled_total", "scope" => scope).increment(1);
+        let first = if scope == "link" { throttle.link_refused(ip, now) } else { throttle.refused(None, ip, now) };
+        if first {
+            let actor = crate::store::Actor { user_id: None, label: ip.to_string(), ip: Some(ip.to_string()) };
+            let event = actor
+                .event("auth.throttled", now)
+                .with_details(serde_json::json!({ "scope": scope, "retry_after_seconds": retry_after.num_seconds() }));
+            if let Err(e) = state.store.record_audit_event(&event).await {
+                tracing::warn!(error = %e, "cannot record a throttling audit event");
+            }
+        }
         return AppError::TooManyRequests { retry_after_seconds: retry_after.num_seconds().max(1) }.into_response();
     }
     next.run(Request::from_parts(parts, body)).await

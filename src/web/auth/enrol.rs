@@ -113,6 +113,7 @@ pub async fn submit(
     let throttle = &state.services.throttle;
     let seed = offered_seed(&state, &creds).await?;
     if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair(key, ip, now) {
+        throttle.refused(Some(key), ip, now);
         return setup_page(&state, &creds, &seed, Some(ThrottleVerdict::message(retry_after)));
     }
     let step = TotpCode::parse(&form.code).ok().and_then(|code| seed.matching_step(&code, now));

@@ -91,6 +91,7 @@ pub async fn submit(
             let throttle = &state.services.throttle;
             let key = user.email.as_str();
             if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair(key, ip, now) {
+                throttle.refused(Some(key), ip, now);
                 return Ok(page(&link, &creds, &token, Some(ThrottleVerdict::message(retry_after))));
             }
             if !state.services.hasher.verify(&form.password, creds.password_hash.as_deref()).await {

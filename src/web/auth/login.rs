@@ -87,7 +87,10 @@ pub async fn submit(
     let actor = Actor { user_id: None, label: key.chars().take(254).collect(), ip: Some(ip.to_string()) };
     if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair(&key, ip, now) {
         metrics::counter!("sign_in_throttled_total", "scope" => "account").increment(1);
-        state.store.record_audit_event(&actor.event("auth.throttled", now)).await?;
+        if throttle.refused(Some(&key), ip, now) {
+            // One audit event per block, not one per refused request.
+            state.store.record_audit_event(&actor.event("auth.throttled", now)).await?;
+        }
         return Ok(again(&form, StatusCode::TOO_MANY_REQUESTS, ThrottleVerdict::message(retry_after)));
     }
     let creds = match EmailAddress::parse(&form.email) {

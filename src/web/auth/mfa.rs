@@ -83,7 +83,10 @@ pub async fn submit(
     let throttle = &state.services.throttle;
     let actor = Actor { user_id: Some(user.id), label: key.to_owned(), ip: Some(ip.to_string()) };
     if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair(key, ip, now) {
-        state.store.record_audit_event(&actor.event("auth.throttled", now).on_user(user)).await?;
+        metrics::counter!("sign_in_throttled_total", "scope" => "account").increment(1);
+        if throttle.refused(Some(key), ip, now) {
+            state.store.record_audit_event(&actor.event("auth.throttled", now).on_user(user)).await?;
+        }
         let page = MfaPage { nav: None, error: Some(ThrottleVerdict::message(retry_after)) };
         return Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response());
     }

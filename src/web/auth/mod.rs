@@ -26,8 +26,8 @@ pub(crate) async fn advance(session: &Session, auth: SessionAuth) -> Result<(), 
 
 /// The link behind `token` when it is usable for one of `purposes`, its account is enabled, and
 /// the account still stands where the link's purpose needs it ([`crate::auth::link_applies`]);
-/// otherwise `None`, and the attempt counts as a failure against the client's IP (guessing
-/// tokens is throttled like guessing passwords).
+/// otherwise `None`, and the attempt counts against the client's address in the link window
+/// (guessing tokens is throttled, apart from sign-in failures).
 pub(crate) async fn usable_link(
     state: &super::AppState,
     token: &str,
@@ -46,6 +46,6 @@ pub(crate) async fn usable_link(
             }
         }
     }
-    state.services.throttle.record_failure(None, ip, now);
+    state.services.throttle.record_link_failure(ip, now);
     Ok(None)
 }
