@@ -91,7 +91,7 @@ fn describe_metrics() {
     describe_counter!(
         "emails_sent_total",
         "Emails handed to the SMTP server (or written to files), by email (invitation, password_reset, \
-         mfa_reenrolment, reminder)."
+         mfa_reenrolment, reminder, second_factor_locked)."
     );
     describe_counter!(
         "emails_failed_total",

@@ -412,3 +412,114 @@ async fn a_block_writes_one_audit_event_however_many_requests_it_refuses() {
     app.clock.advance(Duration::minutes(11));
     assert_eq!(app.password_step(&new_client(), "someone@demo.example", "x", "").await.status(), 200);
 }
+
+/// A code that is not the one `seed` shows now (nor in the steps around it).
+fn wrong_code(seed: &secret_portal::auth::TotpSeed, now: chrono::DateTime<chrono::Utc>) -> String {
+    let near: Vec<String> = (-2..=2).map(|s| seed.code_at(now + Duration::seconds(30 * s))).collect();
+    (0..1_000_000).map(|n| format!("{n:06}")).find(|c| !near.contains(c)).unwrap()
+}
+
+#[tokio::test]
+async fn twenty_wrong_codes_from_many_addresses_lock_the_second_factor_and_email_the_user() {
+    let app = TestApp::spawn_with(common::TestDb::new().await, |c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let (admin_account, _) = app.account("admin@wmda.example", UserRole::WmdaAdmin).await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    let post = |client: &reqwest::Client, ip: &str, path: &str, form: Vec<(&'static str, String)>| {
+        client.post(app.url(path)).header("x-forwarded-for", ip).form(&form).send()
+    };
+    for round in 0..4 {
+        // Each round from another address: the per-address limits never see more than five.
+        let ip = format!("198.51.100.{}", round + 1);
+        let client = new_client();
+        let res = post(&client, &ip, "/login", vec![("email", jane.email.clone()), ("password", PASSWORD.into())])
+            .await
+            .unwrap();
+        assert_eq!(location(&res), "/login/mfa", "round {round}");
+        for attempt in 0..5 {
+            let code = wrong_code(&jane.seed, app.clock.now());
+            let field = if attempt % 2 == 0 { "code" } else { "recovery_code" };
+            let value =
+                if field == "code" { code } else { secret_portal::auth::RecoveryCode::generate().expose().to_owned() };
+            let res = post(&client, &ip, "/login/mfa", vec![(field, value)]).await.unwrap();
+            let page = res.text().await.unwrap();
+            if attempt < 4 {
+                assert!(!page.contains("Sign in again") && !page.contains("Sign-in locked"), "{round}/{attempt}");
+            } else if round < 3 {
+                assert!(page.contains("Sign in again"), "after five failures the password step again: {page}");
+            } else {
+                assert!(page.contains("Sign-in locked"), "the twentieth failure locks: {page}");
+            }
+        }
+        // The session is back at the start.
+        assert_eq!(location(&client.get(app.url("/login/mfa")).send().await.unwrap()), "/login");
+        app.clock.advance(Duration::seconds(40));
+    }
+    // One email, at the lock.
+    let mails = app.smtp.wait_for(&jane.email, 2).await;
+    let lock_mail = mails.last().unwrap();
+    assert_eq!(lock_mail.subject(), "Someone knows your WMDA secret portal password: reset it");
+    assert!(lock_mail.part("text/plain").contains("/password/forgot"));
+    // The right password and the right code now meet the lock, from anywhere.
+    let c = new_client();
+    let res = post(&c, "203.0.113.50", "/login", vec![("email", jane.email.clone()), ("password", PASSWORD.into())])
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/login/mfa");
+    app.clock.advance(Duration::seconds(30));
+    let code = jane.seed.code_at(app.clock.now());
+    let res = post(&c, "203.0.113.50", "/login/mfa", vec![("code", code)]).await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(c.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 303);
+    // A password reset from the mailbox does not lift it.
+    app.post_form(&new_client(), "/password/forgot", &[("email", &jane.email)]).await;
+    let reset = app.smtp.wait_for(&jane.email, 3).await.last().unwrap().link_path("/password/reset/");
+    let reset = reset.replace("http://127.0.0.1:8080", "");
+    let new_password = "a brand new passphrase for jane";
+    let res =
+        app.post_form(&new_client(), &reset, &[("password", new_password), ("password_confirm", new_password)]).await;
+    assert_eq!(res.status(), 200);
+    let creds = app.store.find_credentials(jane.user_id).await.unwrap().unwrap();
+    assert!(creds.mfa_locked_until.is_some_and(|u| u > app.clock.now()), "still locked after the reset");
+    let actions: Vec<String> =
+        app.store.recent_audit_events(1000).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(actions.iter().filter(|a| *a == "auth.mfa_locked").count(), 1);
+    // It ends after 24 hours.
+    app.clock.advance(Duration::hours(24));
+    let unlocked = Account { password: new_password.into(), ..jane };
+    assert_eq!(app.sign_in(&new_client(), &unlocked).await.status(), 303);
+    // An admin's MFA reset lifts a lock at once.
+    let mut tx_ok = app
+        .store
+        .record_second_factor_failure(
+            unlocked.user_id,
+            app.clock.now() + Duration::hours(24),
+            &secret_portal::mail::views::second_factor_locked_email(&unlocked.email, "", app.clock.now(), "x", "y"),
+            &Actor::cli().event("auth.mfa_locked", app.clock.now()),
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    for _ in 0..19 {
+        tx_ok = app
+            .store
+            .record_second_factor_failure(
+                unlocked.user_id,
+                app.clock.now() + Duration::hours(24),
+                &secret_portal::mail::views::second_factor_locked_email(&unlocked.email, "", app.clock.now(), "x", "y"),
+                &Actor::cli().event("auth.mfa_locked", app.clock.now()),
+                app.clock.now(),
+            )
+            .await
+            .unwrap();
+    }
+    assert!(tx_ok.1.is_some(), "twenty failures lock");
+    let admin = new_client();
+    assert_eq!(app.sign_in(&admin, &admin_account).await.status(), 303);
+    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", unlocked.user_id), &[]).await.status(), 200);
+    let creds = app.store.find_credentials(unlocked.user_id).await.unwrap().unwrap();
+    assert!(creds.mfa_locked_until.is_none());
+}

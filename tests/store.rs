@@ -493,3 +493,30 @@ async fn applications_fold_their_resources_and_managers_without_repeats() {
     assert_eq!(mine.len(), 1);
     assert_eq!((mine[0].resources.len(), mine[0].managers.len(), mine[0].secrets.len()), (held.len(), 2, 2));
 }
+
+#[tokio::test]
+async fn the_outbox_keeps_its_rows_when_0006_drops_the_email_kind_check() {
+    // Up to 0005 first, with a queued email; then the rest (issue 12: email kinds are checked in
+    // Rust from 0006 on, and SQLite rebuilds the outbox for it).
+    let db = common::TestDb::new().await;
+    let store =
+        secret_portal::store::Store::connect(&db.url, secret_portal::store::PoolSettings::default()).await.unwrap();
+    let all =
+        if db.is_postgres() { sqlx::migrate!("migrations/postgres") } else { sqlx::migrate!("migrations/sqlite") };
+    let upto5 = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(all.migrations.iter().filter(|m| m.version <= 5).cloned().collect()),
+        ..all
+    };
+    let id = uuid::Uuid::new_v4();
+    let insert = "insert into outbox (id, kind, recipient, subject, text_body, html_body, created_at, next_attempt_at)
+                  values ($1, $2, 'jane@demo.example', 's', 't', 'h', $3, $3)";
+    match store.backend() {
+        secret_portal::store::Backend::Postgres(pool) => upto5.run(pool).await.unwrap(),
+        secret_portal::store::Backend::Sqlite(pool) => upto5.run(pool).await.unwrap(),
+    }
+    raw_sql!(store, insert, id, "reminder", test_now()).unwrap();
+    assert!(raw_sql!(store, insert, uuid::Uuid::new_v4(), "second_factor_locked", test_now()).is_err());
+    store.migrate().await.unwrap();
+    assert_eq!(raw_sql!(store, "update outbox set attempts = 1 where id = $1 and kind = 'reminder'", id).unwrap(), 1);
+    raw_sql!(store, insert, uuid::Uuid::new_v4(), "second_factor_locked", test_now()).unwrap();
+}

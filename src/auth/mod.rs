@@ -12,6 +12,6 @@ pub mod totp;
 pub use link::{LinkPurpose, LinkToken};
 pub use password::{NewPassword, PasswordError, PasswordHasher};
 pub use recovery::{RecoveryCode, RecoveryCodeKey};
-pub use stage::{link_applies, may_enrol, stage_holds};
+pub use stage::{SecondFactorFailure, link_applies, may_enrol, second_factor_locked, stage_holds};
 pub use throttle::{FailureWindow, Throttle, ThrottleKey, ThrottleVerdict, address_bucket};
 pub use totp::{TotpCode, TotpSeed};

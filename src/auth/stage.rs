@@ -8,7 +8,7 @@
 //! Which one-time link may be used is bound the same way: to the state of the account it was
 //! made for, so control of the mailbox alone never takes an account over.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::LinkPurpose;
 use crate::store::Credentials;
@@ -41,4 +41,41 @@ pub fn link_applies(purpose: LinkPurpose, creds: &Credentials) -> bool {
 /// MFA reset removes it first, and its link then starts a fresh enrolment stage).
 pub fn may_enrol(creds: &Credentials, began: DateTime<Utc>) -> bool {
     stage_holds(creds, began) && creds.password_hash.is_some() && creds.totp_secret_enc.is_none()
+}
+
+/// Second-factor failures (TOTP and recovery codes, at sign-in and enrolment) of one account,
+/// from any address, after which the session must pass the password step again (issue 12).
+pub const SECOND_FACTOR_FAILURES_PER_PASSWORD: u32 = 5;
+/// Second-factor failures of one account after which its second factor is locked.
+pub const SECOND_FACTOR_FAILURES_BEFORE_LOCK: u32 = 20;
+/// How long the lock lasts, unless a WMDA admin resets the MFA first. A password reset does not
+/// lift it: control of the mailbox alone must not.
+pub const SECOND_FACTOR_LOCK: Duration = Duration::hours(24);
+
+/// Whether the account's second factor is locked at `now`.
+pub fn second_factor_locked(creds: &Credentials, now: DateTime<Utc>) -> bool {
+    creds.mfa_locked_until.is_some_and(|until| until > now)
+}
+
+/// What a counted second-factor failure leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactorFailure {
+    /// Try again in this session.
+    TryAgain,
+    /// The session must pass the password step again.
+    PasswordAgain,
+    /// The 20th failure: the second factor is locked until this instant.
+    Locked(DateTime<Utc>),
+}
+
+impl SecondFactorFailure {
+    /// The consequence of the account's `count`th failure in a row (the count the store keeps,
+    /// 1-based; the lock sets it back to 0).
+    pub fn of(count: u32, locked_until: Option<DateTime<Utc>>) -> Self {
+        match locked_until {
+            Some(until) if count == 0 => SecondFactorFailure::Locked(until),
+            _ if count % SECOND_FACTOR_FAILURES_PER_PASSWORD == 0 => SecondFactorFailure::PasswordAgain,
+            _ => SecondFactorFailure::TryAgain,
+        }
+    }
 }

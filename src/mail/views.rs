@@ -62,6 +62,65 @@ pub fn link_email(purpose: LinkPurpose, recipient: &str, name: &str, link: &str)
     NewEmail { kind, recipient: recipient.to_owned(), subject: subject.to_owned(), text_body: text, html_body: html }
 }
 
+#[derive(Template)]
+#[template(path = "email/notice.txt")]
+struct NoticeText<'a> {
+    name: &'a str,
+    paragraphs: &'a [String],
+}
+
+#[derive(Template)]
+#[template(path = "email/notice.html")]
+struct NoticeHtml<'a> {
+    name: &'a str,
+    paragraphs: &'a [String],
+}
+
+/// A plain notice of paragraphs (no link to act on but those written out in the text).
+fn notice_email(kind: EmailKind, recipient: &str, name: &str, subject: &str, paragraphs: &[String]) -> NewEmail {
+    let name = if name.is_empty() { recipient } else { name };
+    NewEmail {
+        kind,
+        recipient: recipient.to_owned(),
+        subject: subject.to_owned(),
+        text_body: NoticeText { name, paragraphs }.render().unwrap_or_default(),
+        html_body: NoticeHtml { name, paragraphs }.render().unwrap_or_default(),
+    }
+}
+
+/// The email to a user whose second factor was just locked after 20 wrong codes (issue 12):
+/// someone knows their password. `forgot_url` is the password-reset page, `support` WMDA's
+/// address; the lock's end is in UTC.
+pub fn second_factor_locked_email(
+    recipient: &str,
+    name: &str,
+    locked_until: chrono::DateTime<chrono::Utc>,
+    forgot_url: &str,
+    support: &str,
+) -> NewEmail {
+    let paragraphs = [
+        "Someone signed in to the WMDA secret portal with your password and then entered 20 wrong \
+         authenticator or recovery codes."
+            .to_owned(),
+        format!(
+            "To protect your account, signing in with it is locked until {} UTC. Sessions you have open stay open.",
+            locked_until.format("%Y-%m-%d %H:%M")
+        ),
+        format!(
+            "If this was not you, someone knows your password: reset it now at {forgot_url} \
+             (a password reset does not lift the lock)."
+        ),
+        format!("To sign in again before then, ask WMDA at {support} to reset your MFA."),
+    ];
+    notice_email(
+        EmailKind::SecondFactorLocked,
+        recipient,
+        name,
+        "Someone knows your WMDA secret portal password: reset it",
+        &paragraphs,
+    )
+}
+
 /// What a reminder email says about its secret.
 #[derive(Debug, Clone)]
 pub struct ReminderFacts {

@@ -81,6 +81,8 @@ pub struct Credentials {
     pub totp_pending_enc: Option<Vec<u8>>,
     /// Sessions authenticated before this are ended.
     pub sessions_valid_after: Option<DateTime<Utc>>,
+    /// The second factor is locked until this instant (after 20 failures, issue 12).
+    pub mfa_locked_until: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -97,6 +99,7 @@ struct CredentialsRow {
     totp_secret_enc: Option<Vec<u8>>,
     totp_pending_enc: Option<Vec<u8>>,
     sessions_valid_after: Option<DateTime<Utc>>,
+    mfa_locked_until: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<CredentialsRow> for Credentials {
@@ -108,13 +111,15 @@ impl TryFrom<CredentialsRow> for Credentials {
             totp_secret_enc: r.totp_secret_enc,
             totp_pending_enc: r.totp_pending_enc,
             sessions_valid_after: r.sessions_valid_after,
+            mfa_locked_until: r.mfa_locked_until,
         })
     }
 }
 
 fn credentials_sql(filter: &str) -> String {
     format!(
-        "select {USER_COLUMNS}, password_hash, totp_secret_enc, totp_pending_enc, sessions_valid_after
+        "select {USER_COLUMNS}, password_hash, totp_secret_enc, totp_pending_enc, sessions_valid_after,
+                mfa_locked_until
          from portal_user where {filter}"
     )
 }
@@ -312,7 +317,8 @@ impl Store {
             if reset_mfa {
                 sqlx::query(
                     "update portal_user set totp_secret_enc = null, totp_pending_enc = null, totp_last_step = null,
-                     mfa_enrolled_at = null, sessions_valid_after = $2 where id = $1",
+                     mfa_enrolled_at = null, sessions_valid_after = $2, mfa_failures = 0, mfa_locked_until = null
+                     where id = $1",
                 )
                 .bind(user.id)
                 .bind(now)
@@ -470,7 +476,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
                 "update portal_user set totp_secret_enc = totp_pending_enc, totp_pending_enc = null,
-                 totp_last_step = $2, mfa_enrolled_at = $3, sessions_valid_after = $3
+                 totp_last_step = $2, mfa_enrolled_at = $3, sessions_valid_after = $3, mfa_failures = 0
                  where id = $1 and totp_pending_enc is not null and totp_secret_enc is null",
             )
             .bind(user_id)
@@ -505,7 +511,7 @@ impl Store {
     /// [`StoreError`].
     pub async fn accept_totp_step(&self, user_id: Uuid, step: i64) -> Result<bool, StoreError> {
         let n = on_pool!(self, |pool| sqlx::query(
-            "update portal_user set totp_last_step = $2
+            "update portal_user set totp_last_step = $2, mfa_failures = 0
              where id = $1 and totp_secret_enc is not null and (totp_last_step is null or totp_last_step < $2)"
         )
         .bind(user_id)
@@ -526,16 +532,75 @@ impl Store {
         code_hash: &[u8],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |pool| sqlx::query(
-            "update recovery_code set used_at = $3 where user_id = $1 and code_hash = $2 and used_at is null"
-        )
-        .bind(user_id)
-        .bind(code_hash)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        let n = on_pool!(self, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            let n = sqlx::query(
+                "update recovery_code set used_at = $3 where user_id = $1 and code_hash = $2 and used_at is null",
+            )
+            .bind(user_id)
+            .bind(code_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                sqlx::query("update portal_user set mfa_failures = 0 where id = $1 and mfa_failures <> 0")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Ok::<_, sqlx::Error>(n)
+        }
+        .await)?;
         Ok(n == 1)
+    }
+
+    /// Counts a second-factor failure of the account (a wrong or replayed TOTP code, a wrong
+    /// recovery code, at sign-in or enrolment), from any address, atomically. The 20th in a row
+    /// ([`crate::auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK`]) locks the second factor until
+    /// `lock_until`, sets the count back to 0, and queues `lock_email` and records `lock_event` in
+    /// the same transaction, so the email goes out once per lock. Returns the count after this
+    /// failure and the lock's end when it locked now.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown user.
+    pub async fn record_second_factor_failure(
+        &self,
+        user_id: Uuid,
+        lock_until: DateTime<Utc>,
+        lock_email: &NewEmail,
+        lock_event: &NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(u32, Option<DateTime<Utc>>), StoreError> {
+        let limit = i32::try_from(crate::auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK).unwrap_or(i32::MAX);
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            // `integer`: int4 on Postgres.
+            let row: Option<(i32, Option<DateTime<Utc>>)> = sqlx::query_as(
+                "update portal_user set
+                   mfa_failures = case when mfa_failures + 1 >= $2 then 0 else mfa_failures + 1 end,
+                   mfa_locked_until = case when mfa_failures + 1 >= $2 then $3 else mfa_locked_until end
+                 where id = $1
+                 returning mfa_failures, mfa_locked_until",
+            )
+            .bind(user_id)
+            .bind(limit)
+            .bind(lock_until)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((count, locked_until)) = row else { return Err(StoreError::NotFound) };
+            // Every other failure leaves a count of at least 1 (and the stored instant may be
+            // rounded to microseconds, so it is not compared).
+            let locked_now = count == 0 && locked_until.is_some();
+            if locked_now {
+                insert_email!(&mut *tx, lock_email, now)?;
+                insert_audit_event!(&mut *tx, lock_event)?;
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>((u32::try_from(count).unwrap_or(0), locked_now.then_some(lock_until)))
+        }
+        .await)
     }
 
     /// How many unused recovery codes a user has left.

@@ -17,6 +17,8 @@ pub enum EmailKind {
     MfaReenrolment,
     /// An expiry reminder.
     Reminder,
+    /// The second factor was locked after 20 failures (issue 12): someone knows the password.
+    SecondFactorLocked,
 }
 
 impl EmailKind {
@@ -27,6 +29,7 @@ impl EmailKind {
             EmailKind::PasswordReset => "password_reset",
             EmailKind::MfaReenrolment => "mfa_reenrolment",
             EmailKind::Reminder => "reminder",
+            EmailKind::SecondFactorLocked => "second_factor_locked",
         }
     }
 }

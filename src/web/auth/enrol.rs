@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{advance, stage};
+use super::{advance, second_factor_failed, second_factor_locked_page, stage};
 use crate::auth::recovery::RECOVERY_CODES;
 use crate::auth::{RecoveryCode, ThrottleVerdict, TotpCode, TotpSeed};
 use crate::store::{Actor, Credentials};
@@ -92,6 +92,9 @@ pub async fn show(State(state): State<AppState>, session: Session) -> Result<Res
     let Some(creds) = enrolling_user(&state, &session).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
+    if crate::auth::second_factor_locked(&creds, state.clock.now()) {
+        return second_factor_locked_page(&session).await;
+    }
     let seed = offered_seed(&state, &creds).await?;
     setup_page(&state, &creds, &seed, None)
 }
@@ -108,6 +111,9 @@ pub async fn submit(
         return Ok(Redirect::to("/login").into_response());
     };
     let now = state.clock.now();
+    if crate::auth::second_factor_locked(&creds, now) {
+        return second_factor_locked_page(&session).await;
+    }
     let user = &creds.user;
     let key = user.email.as_str();
     let throttle = &state.services.throttle;
@@ -118,6 +124,12 @@ pub async fn submit(
     }
     let step = TotpCode::parse(&form.code).ok().and_then(|code| seed.matching_step(&code, now));
     let Some(step) = step else {
+        // Counts toward the account's lock (20), but does not end the enrolment at 5: its link
+        // is used up, and the code of a seed on screen is no guess.
+        let actor = Actor { user_id: Some(user.id), label: key.to_owned(), ip: Some(ip.to_string()) };
+        if let crate::auth::SecondFactorFailure::Locked(_) = second_factor_failed(&state, user, &actor, now).await? {
+            return second_factor_locked_page(&session).await;
+        }
         let error = match throttle.record_failure(Some(key), ip, now) {
             Some(block) => ThrottleVerdict::message(block),
             None => "The code is wrong. Enter the 6-digit code your app shows now for this account.".to_owned(),

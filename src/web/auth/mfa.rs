@@ -8,15 +8,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{advance, stage};
-use crate::auth::{RecoveryCode, ThrottleVerdict, TotpCode, TotpSeed};
+use super::{advance, second_factor_failed, second_factor_locked_page, stage};
+use crate::auth::{RecoveryCode, SecondFactorFailure, ThrottleVerdict, TotpCode, TotpSeed};
 use crate::domain::NextPath;
 use crate::store::{Actor, Credentials};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
 use crate::web::extract::Form;
-use crate::web::pages::{Nav, home_path};
+use crate::web::pages::{Nav, home_path, message};
 use crate::web::session::{STEP_TIMEOUT, SessionAuth};
 
 #[derive(Template, WebTemplate)]
@@ -56,6 +56,9 @@ async fn pending_user(state: &AppState, session: &Session) -> Result<Option<(Cre
 /// `GET /login/mfa`.
 pub async fn show(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
     match pending_user(&state, &session).await? {
+        Some((c, _)) if crate::auth::second_factor_locked(&c, state.clock.now()) => {
+            second_factor_locked_page(&session).await
+        }
         Some(_) => Ok(MfaPage { nav: None, error: None }.into_response()),
         None => Ok(Redirect::to("/login").into_response()),
     }
@@ -78,6 +81,9 @@ pub async fn submit(
         return Ok(Redirect::to("/login").into_response());
     };
     let now = state.clock.now();
+    if crate::auth::second_factor_locked(&creds, now) {
+        return second_factor_locked_page(&session).await;
+    }
     let user = &creds.user;
     let key = user.email.as_str();
     let throttle = &state.services.throttle;
@@ -166,10 +172,25 @@ pub async fn submit(
                 .on_user(user)
                 .with_details(serde_json::json!({ "step": "mfa", "reason": reason }));
             state.store.record_audit_event(&event).await?;
-            let error = match throttle.record_failure(Some(key), ip, now) {
-                Some(block) => ThrottleVerdict::message(block),
-                None => text,
-            };
+            let block = throttle.record_failure(Some(key), ip, now);
+            // A guess (not an empty or malformed entry) counts against the account, from any
+            // address.
+            if matches!(reason, "wrong_code" | "replayed_code" | "wrong_recovery_code") {
+                match second_factor_failed(&state, user, &actor, now).await? {
+                    SecondFactorFailure::Locked(_) => return second_factor_locked_page(&session).await,
+                    SecondFactorFailure::PasswordAgain => {
+                        session.flush().await?;
+                        return Ok(message(
+                            StatusCode::OK,
+                            "Sign in again",
+                            &["Too many wrong codes: enter your password again, then a code your app shows now."],
+                            Some(("/login", "Sign in")),
+                        ));
+                    }
+                    SecondFactorFailure::TryAgain => {}
+                }
+            }
+            let error = block.map_or(text, ThrottleVerdict::message);
             Ok(MfaPage { nav: None, error: Some(error) }.into_response())
         }
     }

@@ -49,3 +49,45 @@ pub(crate) async fn usable_link(
     state.services.throttle.record_link_failure(ip, now);
     Ok(None)
 }
+
+/// Counts a second-factor failure of `user` (from any address) and says what follows: after 5
+/// the password step again, after 20 a 24-hour lock with an email to the user (issue 12).
+pub(crate) async fn second_factor_failed(
+    state: &super::AppState,
+    user: &crate::store::User,
+    actor: &crate::store::Actor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<crate::auth::SecondFactorFailure, AppError> {
+    let until = now + crate::auth::stage::SECOND_FACTOR_LOCK;
+    let mail = crate::mail::views::second_factor_locked_email(
+        user.email.as_str(),
+        &user.display_name,
+        until,
+        &state.config.base_url.join("/password/forgot"),
+        &state.config.support_email,
+    );
+    let event = actor
+        .event("auth.mfa_locked", now)
+        .on_user(user)
+        .with_details(serde_json::json!({ "locked_until": until.to_rfc3339() }));
+    let (count, locked) = state.store.record_second_factor_failure(user.id, until, &mail, &event, now).await?;
+    if locked.is_some() {
+        metrics::counter!("sign_in_throttled_total", "scope" => "second_factor_lock").increment(1);
+        state.services.mailer.wake();
+    }
+    Ok(crate::auth::SecondFactorFailure::of(count, locked))
+}
+
+/// The page of a session whose account's second factor is locked; the session is cleared.
+pub(crate) async fn second_factor_locked_page(session: &Session) -> Result<axum::response::Response, AppError> {
+    session.flush().await?;
+    Ok(super::pages::message(
+        axum::http::StatusCode::FORBIDDEN,
+        "Sign-in locked",
+        &[
+            "Too many wrong codes were entered for this account, so signing in with it is locked for 24 hours.",
+            "If that was not you, someone knows your password: reset it. To sign in sooner, ask WMDA to reset your MFA.",
+        ],
+        Some(("/password/forgot", "Reset your password")),
+    ))
+}
