@@ -53,6 +53,9 @@ pub fn mail_sender(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> any
 /// Token endpoint failures per (client ID, IP) within a minute that answer 429 (issue 7).
 pub const TOKEN_FAILURES_PER_MINUTE: usize = 10;
 
+/// Password-reset requests per address within an hour before 429 (issue 12).
+pub const RESET_REQUESTS_PER_HOUR: usize = 10;
+
 /// The services the handlers share, built once: loads (or creates) the signing key.
 ///
 /// # Errors
@@ -76,6 +79,12 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
             config.rate_limits,
             TOKEN_FAILURES_PER_MINUTE,
             chrono::Duration::minutes(1),
+        ),
+        password_resets: crate::jobs::password_resets::ResetRequests::default(),
+        reset_requests: crate::auth::FailureWindow::new(
+            config.rate_limits,
+            RESET_REQUESTS_PER_HOUR,
+            chrono::Duration::hours(1),
         ),
     })
 }
@@ -162,6 +171,15 @@ impl Application {
                 }
             })
         };
+        let reset_task = state.services.password_resets.take_receiver().map(|rx| {
+            tokio::spawn(crate::jobs::password_resets::run(
+                rx,
+                state.store.clone(),
+                state.config.base_url.clone(),
+                state.services.mailer.clone(),
+                stop.clone(),
+            ))
+        });
         let reminder_task = tokio::spawn(crate::jobs::reminders::run_loop(
             state.store.clone(),
             state.config.base_url.clone(),
@@ -205,6 +223,9 @@ impl Application {
         }
         let _ = mail_task.await;
         let _ = reminder_task.await;
+        if let Some(task) = reset_task {
+            let _ = task.await;
+        }
         let _ = usage_task.await;
         let _ = key_task.await;
         let _ = cleanup_task.await;

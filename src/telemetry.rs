@@ -97,6 +97,15 @@ fn describe_metrics() {
         "emails_failed_total",
         "Failed deliveries, by email and failure (transient: retried with backoff; permanent: not retried)."
     );
+    describe_counter!(
+        "link_emails_suppressed_total",
+        "Password-reset emails not queued because the account had 3 within the hour, by email; the answer to the \
+         request is unchanged (issue 12)."
+    );
+    describe_counter!(
+        "password_reset_requests_dropped_total",
+        "Password-reset requests dropped because the queue of the job that handles them was full (1,024)."
+    );
     describe_gauge!("outbox_emails", "Outbox rows by state (queued, retrying, failed), read when /metrics is scraped.");
     describe_gauge!(
         "db_pool_connections",

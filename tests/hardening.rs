@@ -523,3 +523,57 @@ async fn twenty_wrong_codes_from_many_addresses_lock_the_second_factor_and_email
     let creds = app.store.find_credentials(unlocked.user_id).await.unwrap().unwrap();
     assert!(creds.mfa_locked_until.is_none());
 }
+
+#[tokio::test]
+async fn reset_and_invitation_emails_are_limited_per_account_and_per_address() {
+    let app = TestApp::spawn_with(common::TestDb::new().await, |c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let (_, admin) = app.account("admin@wmda.example", UserRole::WmdaAdmin).await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    // Invitations: five an hour per account, then the admin is told to wait.
+    let res = app
+        .post_form(&admin, "/admin/users", &[("email", "piet@demo.example"), ("organisation", &org.id.to_string())])
+        .await;
+    assert_eq!(res.status(), 200);
+    let piet = app.store.find_user_by_email(&EmailAddress::parse("piet@demo.example").unwrap()).await.unwrap();
+    for _ in 0..4 {
+        let res = app.post_form(&admin, &format!("/admin/users/{}/resend", piet.id), &[]).await;
+        assert!(res.text().await.unwrap().contains("A new invitation was emailed"));
+    }
+    let res = app.post_form(&admin, &format!("/admin/users/{}/resend", piet.id), &[]).await;
+    assert!(res.text().await.unwrap().contains("wait before sending another"));
+    let forgot = |ip: String, email: String| {
+        new_client().post(app.url("/password/forgot")).header("x-forwarded-for", ip).form(&[("email", email)]).send()
+    };
+    // Per account: five requests from five addresses, three emails; the answers are all alike.
+    let before = app.smtp.messages_to(&jane.email).len();
+    let mut pages = Vec::new();
+    for i in 0..5 {
+        let res = forgot(format!("198.51.100.{}", i + 1), jane.email.clone()).await.unwrap();
+        assert_eq!(res.status(), 200);
+        pages.push(res.text().await.unwrap());
+    }
+    let unknown = forgot("198.51.100.9".into(), "nobody@demo.example".into()).await.unwrap().text().await.unwrap();
+    assert!(pages.iter().all(|p| *p == unknown));
+    app.smtp.wait_for(&jane.email, before + 3).await;
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    assert_eq!(app.smtp.messages_to(&jane.email).len(), before + 3, "at most three reset emails an hour");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("link_emails_suppressed_total{email=\"password_reset\"} 2"), "{metrics}");
+    // An hour later she can ask again.
+    app.clock.advance(Duration::minutes(61));
+    forgot("198.51.100.1".into(), jane.email.clone()).await.unwrap();
+    app.smtp.wait_for(&jane.email, before + 4).await;
+
+    // Per address: ten requests an hour, then 429 for known and unknown emails alike.
+    for i in 0..10 {
+        let email = if i % 2 == 0 { jane.email.clone() } else { format!("nobody{i}@demo.example") };
+        assert_eq!(forgot("203.0.113.7".into(), email).await.unwrap().status(), 200);
+    }
+    assert_eq!(forgot("203.0.113.7".into(), jane.email.clone()).await.unwrap().status(), 429);
+    assert_eq!(forgot("203.0.113.7".into(), "nobody@demo.example".into()).await.unwrap().status(), 429);
+    assert_eq!(forgot("203.0.113.8".into(), "nobody@demo.example".into()).await.unwrap().status(), 200);
+}

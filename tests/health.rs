@@ -147,7 +147,17 @@ async fn metrics_cover_http_tokens_sign_ins_reminders_outbox_and_the_pool() {
     let before = app.smtp.messages_to("jane@demo.example").len();
     app.smtp.wait_for("jane@demo.example", before.max(2)).await;
 
-    let text = app.get("/metrics").await.text().await.unwrap();
+    // The sender counts a sent email after the SMTP server's reply, which can come after the
+    // sink saw the message: read the metrics until the reminder has counted (at most 5 s).
+    let mut text = app.get("/metrics").await.text().await.unwrap();
+    for _ in 0..50 {
+        if text.lines().any(|l| l.starts_with(r#"emails_sent_total{email="reminder"}"#) && !l.ends_with(" 0")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        text = app.get("/metrics").await.text().await.unwrap();
+    }
+    let text = text;
     // A series' value; counters start at 0, so each event-driven one must have counted.
     let value = |series: &str| -> f64 {
         let line =

@@ -2,4 +2,5 @@
 //! Running a pass twice, or on two replicas at once, changes nothing; mail leaves through the
 //! outbox, never from a job.
 
+pub mod password_resets;
 pub mod reminders;

@@ -176,6 +176,23 @@ macro_rules! insert_link {
     }};
 }
 
+/// What else storing a link does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkRule {
+    /// Nothing else.
+    Plain,
+    /// First removes the authenticator and recovery codes and ends every session.
+    ResetMfa,
+    /// Only if the user has fewer than `most` links of the purpose made after `since`.
+    Within { most: i64, since: DateTime<Utc> },
+}
+
+/// Links of a purpose made for a user after an instant (the per-account email limits).
+const RECENT_LINKS: &str =
+    "select count(*) from one_time_token where user_id = $1 and purpose = $2 and created_at > $3";
+/// Invitation emails per account within an hour, past which `invite_user` refuses (issue 12).
+pub const INVITATIONS_PER_HOUR: i64 = 5;
+
 const CONSUME_LINK: &str =
     "update one_time_token set used_at = $2 where id = $1 and used_at is null and expires_at > $2";
 
@@ -240,6 +257,15 @@ impl Store {
                         // it) go on from there (issue 12, point 2).
                         return Err(Conflict::HasPassword.into());
                     }
+                    let made: i64 = sqlx::query_scalar(RECENT_LINKS)
+                        .bind(c.user.id)
+                        .bind(LinkPurpose::Invitation.as_str())
+                        .bind(now - chrono::Duration::hours(1))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if made >= INVITATIONS_PER_HOUR {
+                        return Err(Conflict::TooManyInvitations.into());
+                    }
                     sqlx::query(RETIRE_LINKS)
                         .bind(c.user.id)
                         .bind(LinkPurpose::Invitation.as_str())
@@ -281,7 +307,26 @@ impl Store {
         event: &NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.store_link(user, link, email, event, now, false).await
+        self.store_link(user, link, email, event, now, LinkRule::Plain).await.map(|_| ())
+    }
+
+    /// [`Store::issue_link`] unless the user already has `limit.0` links of this purpose made
+    /// after `limit.1` (counted in the same transaction, so replicas share the limit); returns
+    /// whether the link was stored and its email queued.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn issue_link_within(
+        &self,
+        user: &User,
+        link: &NewLink,
+        email: &NewEmail,
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+        limit: Option<(i64, DateTime<Utc>)>,
+    ) -> Result<bool, StoreError> {
+        let rule = limit.map_or(LinkRule::Plain, |(most, since)| LinkRule::Within { most, since });
+        self.store_link(user, link, email, event, now, rule).await
     }
 
     /// Ends a user's MFA: removes the authenticator and recovery codes, ends every session, and
@@ -297,12 +342,12 @@ impl Store {
         event: &NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.store_link(user, link, email, event, now, true).await
+        self.store_link(user, link, email, event, now, LinkRule::ResetMfa).await.map(|_| ())
     }
 
     /// Retires the user's unused links of `link.purpose`, stores `link`, queues `email` and
-    /// records `event`, in one transaction; with `reset_mfa`, first removes the authenticator
-    /// and recovery codes and ends every session.
+    /// records `event`, in one transaction, after what `rule` says ([`LinkRule`]); `Ok(false)`
+    /// when the rule's limit held it back.
     async fn store_link(
         &self,
         user: &User,
@@ -310,11 +355,22 @@ impl Store {
         email: &NewEmail,
         event: &NewAuditEvent,
         now: DateTime<Utc>,
-        reset_mfa: bool,
-    ) -> Result<(), StoreError> {
+        rule: LinkRule,
+    ) -> Result<bool, StoreError> {
         on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
-            if reset_mfa {
+            if let LinkRule::Within { most, since } = rule {
+                let made: i64 = sqlx::query_scalar(RECENT_LINKS)
+                    .bind(user.id)
+                    .bind(link.purpose.as_str())
+                    .bind(since)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if made >= most {
+                    return Ok(false);
+                }
+            }
+            if rule == LinkRule::ResetMfa {
                 sqlx::query(
                     "update portal_user set totp_secret_enc = null, totp_pending_enc = null, totp_last_step = null,
                      mfa_enrolled_at = null, sessions_valid_after = $2, mfa_failures = 0, mfa_locked_until = null
@@ -338,7 +394,7 @@ impl Store {
             insert_email!(&mut *tx, email, now)?;
             insert_audit_event!(&mut *tx, event)?;
             tx.commit().await?;
-            Ok::<_, StoreError>(())
+            Ok::<_, StoreError>(true)
         }
         .await)
     }

@@ -117,6 +117,10 @@ pub enum Conflict {
         "This user has already chosen a password, so an invitation cannot be resent: reset their MFA to send a re-enrolment link instead."
     )]
     HasPassword,
+    /// Five invitations to the address within the last hour (issue 12: emails limited per
+    /// account).
+    #[error("Five invitations were sent to this address in the last hour: wait before sending another.")]
+    TooManyInvitations,
     /// An invitation for an email that belongs to a user of another organisation or role.
     #[error("This email address belongs to a user of another organisation or role.")]
     RoleDiffers,

@@ -53,6 +53,11 @@ pub struct Services {
     /// Token endpoint failures per (client ID, IP): 10 a minute answer 429. The client ID is
     /// kept as its SHA-256.
     pub token_failures: crate::auth::FailureWindow<(crate::auth::ThrottleKey, std::net::IpAddr)>,
+    /// Password-reset requests, handled off the request path.
+    pub password_resets: crate::jobs::password_resets::ResetRequests,
+    /// Password-reset requests per address (IPv6: per /64): 10 an hour, then 429 for known and
+    /// unknown emails alike.
+    pub reset_requests: crate::auth::FailureWindow<std::net::IpAddr>,
 }
 
 /// What every handler can reach.

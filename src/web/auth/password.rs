@@ -10,10 +10,9 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::usable_link;
-use crate::auth::{LinkPurpose, LinkToken, NewPassword};
+use crate::auth::{LinkPurpose, NewPassword};
 use crate::domain::EmailAddress;
-use crate::mail::views::link_email;
-use crate::store::{Actor, NewLink};
+use crate::store::Actor;
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
@@ -59,8 +58,10 @@ pub async fn forgot_show() -> impl IntoResponse {
     ForgotPage { nav: None, sent: false, email: String::new(), error: None }
 }
 
-/// `POST /password/forgot`: emails a link (valid 1 hour) when the address has an active
-/// account; the same answer either way.
+/// `POST /password/forgot`: queues the request for `jobs::password_resets` (which emails a link,
+/// valid 1 hour, when the address has an account with an active authenticator, at most 3 an hour
+/// per account) and answers at once, the same way either way; 10 requests an hour per address,
+/// then 429.
 pub async fn forgot_submit(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -79,21 +80,18 @@ pub async fn forgot_submit(
         }
     };
     let now = state.clock.now();
-    if let Some(creds) = state.store.find_credentials_by_email(&email).await? {
-        // No link while the account has no authenticator (an MFA re-enrolment is pending): the
-        // mailbox alone must not choose the password that re-enrolment asks for.
-        if creds.user.disabled_at.is_none() && crate::auth::link_applies(LinkPurpose::PasswordReset, &creds) {
-            let token = LinkToken::generate();
-            let purpose = LinkPurpose::PasswordReset;
-            let link = NewLink { token_hash: token.hash(), purpose, expires_at: now + purpose.lifetime() };
-            let url = state.config.base_url.join(&purpose.path(&token));
-            let mail = link_email(purpose, email.as_str(), &creds.user.display_name, &url);
-            let actor = Actor { user_id: None, label: email.to_string(), ip: Some(ip.to_string()) };
-            let event = actor.event("auth.password_reset_requested", now).on_user(&creds.user);
-            state.store.issue_link(&creds.user, &link, &mail, &event, now).await?;
-            state.services.mailer.wake();
-        }
+    // Per address, known and unknown emails alike: 10 an hour, then 429.
+    let bucket = crate::auth::address_bucket(ip);
+    let limit = &state.services.reset_requests;
+    if let crate::auth::ThrottleVerdict::Blocked { retry_after } = limit.check(&bucket, now) {
+        limit.refused(bucket, now);
+        metrics::counter!("sign_in_throttled_total", "scope" => "password_reset").increment(1);
+        return Err(AppError::TooManyRequests { retry_after_seconds: retry_after.num_seconds().max(1) });
     }
+    limit.record(bucket, now);
+    // The lookup, the per-account limit and the email happen off the request path, so the
+    // answer takes the same time whether or not the address has an account.
+    state.services.password_resets.submit(email, ip, now);
     Ok(ForgotPage { nav: None, sent: true, email: String::new(), error: None }.into_response())
 }
 
