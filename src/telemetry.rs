@@ -79,8 +79,9 @@ fn describe_metrics() {
     describe_counter!("tokens_issued_total", "Access tokens issued by POST /oauth2/token.");
     describe_counter!(
         "tokens_refused_total",
-        "Token requests refused, by RFC 6749 error (invalid_client, invalid_request, invalid_scope, \
-         unsupported_grant_type, too_many_requests, temporarily_unavailable)."
+        "Token requests refused, by error: RFC 6749 5.2 (invalid_client, invalid_request, invalid_scope, \
+         unsupported_grant_type), slow_down (429 with Retry-After: the per client ID and address failure limit; \
+         the code RFC 8628 3.5 registers for token responses) and temporarily_unavailable."
     );
     describe_counter!("sign_ins_total", "Sign-in steps, by result (success, failure) and step (password, mfa).");
     describe_counter!("sign_in_throttled_total", "Sign-in requests answered 429, by scope (account, ip).");

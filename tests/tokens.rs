@@ -473,6 +473,37 @@ async fn every_spelling_of_a_client_id_and_every_address_of_a_64_is_one_throttle
 }
 
 #[tokio::test]
+async fn scheme_names_and_media_types_are_compared_as_their_rfcs_say() {
+    let w = world().await;
+    let credentials = STANDARD.encode(format!("{}:{}", w.smc.client_id, w.secret));
+    for (scheme, content_type) in [
+        ("Basic", "application/x-www-form-urlencoded"),
+        ("BASIC", "Application/X-WWW-Form-URLEncoded; charset=UTF-8"),
+        ("basic", "application/x-www-form-urlencoded;charset=utf-8"),
+    ] {
+        let res = new_client()
+            .post(w.app.url("/oauth2/token"))
+            .header("authorization", format!("{scheme}  {credentials}"))
+            .header("content-type", content_type)
+            .body("grant_type=client_credentials&resource=match-connect-sandbox")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{scheme} / {content_type}");
+    }
+    // The scheme alone is missing credentials: invalid_client, with the Basic challenge.
+    let res = new_client()
+        .post(w.app.url("/oauth2/token"))
+        .header("authorization", "Basic")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().contains_key("www-authenticate"));
+}
+
+#[tokio::test]
 async fn uses_are_recorded_off_the_request_path_about_once_a_minute() {
     let w = world().await;
     let id = w.smc.client_id.to_string();

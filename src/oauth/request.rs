@@ -49,12 +49,21 @@ fn form_decode(s: &str) -> Option<String> {
     percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().ok().map(|c| c.into_owned())
 }
 
-/// Reads the client credentials out of an `Authorization: Basic …` header value.
-fn basic(header: &str) -> Result<(String, String), OAuthError> {
+/// What the `Authorization` header of a token request holds, read by the web layer (which
+/// compares the scheme as RFC 9110 11.1 says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorization<'a> {
+    /// No header.
+    None,
+    /// `Basic <credentials>`: the base64 credentials.
+    Basic(&'a str),
+    /// Another scheme, or no credentials.
+    Other,
+}
+
+/// Reads the client credentials out of the base64 credentials of HTTP Basic.
+fn basic(encoded: &str) -> Result<(String, String), OAuthError> {
     let invalid = OAuthError::InvalidClient { basic: true };
-    let encoded = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic ")).ok_or(
-        OAuthError::InvalidRequest("Only HTTP Basic client authentication is supported in the Authorization header."),
-    )?;
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| invalid.clone())?;
     let text = String::from_utf8(decoded).map_err(|_| invalid.clone())?;
     let (id, secret) = text.split_once(':').ok_or(invalid.clone())?;
@@ -63,16 +72,14 @@ fn basic(header: &str) -> Result<(String, String), OAuthError> {
 }
 
 impl TokenRequest {
-    /// Parses a request from its `Content-Type`, `Authorization` header and body.
+    /// Parses a request from whether its body is `application/x-www-form-urlencoded` (the web
+    /// layer compares the media type as RFC 9110 says), its `Authorization` header and its body.
     ///
     /// # Errors
     /// `invalid_request` for a body that is not `application/x-www-form-urlencoded`, a repeated
     /// parameter, more than [`MAX_PARAMETERS`], a missing `grant_type`, or two client authentication methods;
     /// `unsupported_grant_type`; `invalid_client` for missing or undecodable credentials.
-    pub fn parse(content_type: Option<&str>, authorization: Option<&str>, body: &[u8]) -> Result<Self, OAuthError> {
-        let form = content_type
-            .map(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-            .unwrap_or(false);
+    pub fn parse(form: bool, authorization: Authorization<'_>, body: &[u8]) -> Result<Self, OAuthError> {
         if !form {
             return Err(OAuthError::InvalidRequest("The body must be application/x-www-form-urlencoded."));
         }
@@ -97,14 +104,19 @@ impl TokenRequest {
         let form_id = get("client_id");
         let form_secret = get("client_secret");
         let auth = match authorization {
-            Some(header) => {
+            Authorization::Other => {
+                return Err(OAuthError::InvalidRequest(
+                    "Only HTTP Basic client authentication is supported in the Authorization header.",
+                ));
+            }
+            Authorization::Basic(encoded) => {
                 if form_id.is_some() || form_secret.is_some() {
                     return Err(OAuthError::InvalidRequest("Use one client authentication method, not both."));
                 }
-                let (client_id, secret) = basic(header)?;
+                let (client_id, secret) = basic(encoded)?;
                 ClientAuth { client_id, client_secret: SecretString::from(secret), basic: true }
             }
-            None => match (form_id, form_secret) {
+            Authorization::None => match (form_id, form_secret) {
                 (Some(id), Some(secret)) => {
                     ClientAuth { client_id: id, client_secret: SecretString::from(secret), basic: false }
                 }
@@ -128,33 +140,33 @@ impl TokenRequest {
 mod tests {
     use super::*;
 
-    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+    const FORM: bool = true;
+    const NONE: Authorization<'static> = Authorization::None;
 
     #[test]
     fn form_fields_and_basic_both_work_but_not_together() {
         let r = TokenRequest::parse(
             FORM,
-            None,
+            NONE,
             b"grant_type=client_credentials&client_id=abc&client_secret=s3cr%2Bt&resource=x",
         )
         .unwrap();
         assert_eq!((r.auth.client_id.as_str(), r.secret(), r.auth.basic), ("abc", "s3cr+t", false));
         assert_eq!(r.resource.as_deref(), Some("x"));
         // RFC 6749 2.3.1: "a%3Ab" and "p+w%26" are form-urlencoded before Base64.
-        let header = format!("Basic {}", STANDARD.encode("a%3Ab:p+w%26"));
-        let r = TokenRequest::parse(FORM, Some(&header), b"grant_type=client_credentials&scope=x%2F.default").unwrap();
+        let encoded = STANDARD.encode("a%3Ab:p+w%26");
+        let header = Authorization::Basic(&encoded);
+        let r = TokenRequest::parse(FORM, header, b"grant_type=client_credentials&scope=x%2F.default").unwrap();
         assert_eq!((r.auth.client_id.as_str(), r.secret(), r.auth.basic), ("a:b", "p w&", true));
         assert_eq!(r.scope.as_deref(), Some("x/.default"));
-        let both =
-            TokenRequest::parse(FORM, Some(&header), b"grant_type=client_credentials&client_secret=x").unwrap_err();
+        let both = TokenRequest::parse(FORM, header, b"grant_type=client_credentials&client_secret=x").unwrap_err();
         assert_eq!(both.code(), "invalid_request");
     }
 
     #[test]
     fn malformed_requests_are_refused_with_the_right_code() {
-        let cases: [(Option<&str>, &[u8], &str); 6] = [
-            (Some("application/json"), b"{}", "invalid_request"),
-            (None, b"grant_type=client_credentials", "invalid_request"),
+        let cases: [(bool, &[u8], &str); 5] = [
+            (false, b"grant_type=client_credentials", "invalid_request"),
             (
                 FORM,
                 b"grant_type=client_credentials&grant_type=client_credentials&client_id=a&client_secret=b",
@@ -166,7 +178,7 @@ mod tests {
         ];
         for (ct, body, code) in cases {
             assert_eq!(
-                TokenRequest::parse(ct, None, body).unwrap_err().code(),
+                TokenRequest::parse(ct, NONE, body).unwrap_err().code(),
                 code,
                 "{}",
                 String::from_utf8_lossy(body)
@@ -174,23 +186,25 @@ mod tests {
         }
         let many: String = (0..17).map(|i| format!("p{i}=x&")).collect();
         assert_eq!(
-            TokenRequest::parse(FORM, None, format!("{many}grant_type=client_credentials").as_bytes())
+            TokenRequest::parse(FORM, NONE, format!("{many}grant_type=client_credentials").as_bytes())
                 .unwrap_err()
                 .code(),
             "invalid_request"
         );
         assert_eq!(
-            TokenRequest::parse(FORM, Some("Bearer x"), b"grant_type=client_credentials").unwrap_err().code(),
+            TokenRequest::parse(FORM, Authorization::Other, b"grant_type=client_credentials").unwrap_err().code(),
             "invalid_request"
         );
         assert_eq!(
-            TokenRequest::parse(FORM, Some("Basic !!!"), b"grant_type=client_credentials").unwrap_err().code(),
+            TokenRequest::parse(FORM, Authorization::Basic("!!!"), b"grant_type=client_credentials")
+                .unwrap_err()
+                .code(),
             "invalid_client"
         );
         assert!(
             !format!(
                 "{:?}",
-                TokenRequest::parse(FORM, None, b"grant_type=client_credentials&client_id=a&client_secret=topsecret")
+                TokenRequest::parse(FORM, NONE, b"grant_type=client_credentials&client_id=a&client_secret=topsecret")
                     .unwrap()
             )
             .contains("topsecret")

@@ -52,10 +52,8 @@ where
     type Rejection = AppError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
-        let form = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-            v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-        if !form {
+        let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        if !super::syntax::media_type_is(content_type, "application/x-www-form-urlencoded") {
             return Err(AppError::BadRequest("The request must be a form (application/x-www-form-urlencoded)."));
         }
         let body = Bytes::from_request(request, state).await.map_err(|e| {

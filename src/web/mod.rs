@@ -13,6 +13,7 @@ mod observability;
 mod pages;
 mod security;
 pub mod session;
+pub mod syntax;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,6 +11,7 @@ use serde_json::json;
 use super::AppState;
 use super::extract::ClientIp;
 use crate::auth::ThrottleVerdict;
+use crate::oauth::request::Authorization;
 use crate::oauth::{OAuthError, TokenRequest};
 
 fn no_store(mut response: Response) -> Response {
@@ -66,8 +67,16 @@ pub async fn token(
     };
     let now = state.clock.now();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let request = match TokenRequest::parse(content_type, authorization, &body) {
+    let form = super::syntax::media_type_is(content_type, "application/x-www-form-urlencoded");
+    let authorization = match headers.get(header::AUTHORIZATION) {
+        None => Authorization::None,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| super::syntax::credentials_for_scheme(v, "Basic"))
+            .map_or(Authorization::Other, Authorization::Basic),
+    };
+    let request = match TokenRequest::parse(form, authorization, &body) {
         Ok(r) => r,
         Err(e) => return refuse(None, ip, &e),
     };
