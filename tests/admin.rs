@@ -408,7 +408,7 @@ async fn the_audit_log_filters_pages_and_exports_csv_without_formulas() {
     let body = csv.text().await.unwrap();
     let lines: Vec<&str> = body.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 2, "{body}");
-    assert_eq!(lines[0], "time,actor,ip,action,organisation_id,target,details");
+    assert_eq!(lines[0], "\"time\",\"actor\",\"ip\",\"action\",\"organisation_id\",\"target\",\"details\"");
     assert!(lines[1].contains("\"'=HYPERLINK(\"\"http://evil\"\")\""), "{}", lines[1]);
     let all = admin.get(app.url("/admin/audit?format=csv")).send().await.unwrap().text().await.unwrap();
     assert!(all.split("\r\n").filter(|l| !l.is_empty()).count() > 60);

@@ -577,3 +577,91 @@ async fn reset_and_invitation_emails_are_limited_per_account_and_per_address() {
     assert_eq!(forgot("203.0.113.7".into(), "nobody@demo.example".into()).await.unwrap().status(), 429);
     assert_eq!(forgot("203.0.113.8".into(), "nobody@demo.example".into()).await.unwrap().status(), 200);
 }
+
+// ---- Points 6 and 7: numbers and dates from URLs; CSV export ----
+
+#[tokio::test]
+async fn odd_query_strings_on_every_page_that_takes_one_never_give_a_5xx() {
+    let (app, admin, jane, jane_client) = admin_and_jane().await;
+    let org = app.store.find_user(jane.user_id).await.unwrap().role;
+    let org_id = match org {
+        UserRole::Member(id) => id,
+        UserRole::WmdaAdmin => unreachable!(),
+    };
+    let long = "a".repeat(5_000);
+    let odd = [
+        "-1",
+        "0",
+        "99999999999999999999",
+        "2147483648",
+        "9223372036854775807",
+        "9223372036854775808",
+        "1e3",
+        "%00",
+        "%ff%fe",
+        "%E2%80%AE",
+        "+10000-01-01",
+        "0000-01-01",
+        "-0001-01-01",
+        "2026-02-30",
+        long.as_str(),
+    ];
+    let pages: Vec<(&reqwest::Client, String, &[&str])> = vec![
+        (&admin, "/admin/audit".into(), &["page", "from", "to", "actor", "organisation", "action", "format"]),
+        (&admin, "/admin/users".into(), &["organisation", "role", "status"]),
+        (&admin, format!("/admin/organisations/{org_id}/applications/new"), &["kind", "api"]),
+        (&jane_client, "/manage-api-credentials".into(), &["deleted"]),
+    ];
+    for (client, path, fields) in &pages {
+        for field in *fields {
+            for value in odd {
+                let url = app.url(&format!("{path}?{field}={value}"));
+                let res = client.get(&url).send().await.unwrap();
+                assert!(
+                    res.status().as_u16() < 500,
+                    "{path}?{field}={}: {}",
+                    &value[..value.len().min(30)],
+                    res.status()
+                );
+            }
+            // A repeated field too.
+            let res = client.get(app.url(&format!("{path}?{field}=1&{field}=2"))).send().await.unwrap();
+            assert!(res.status().as_u16() < 500, "{path} repeated {field}: {}", res.status());
+        }
+    }
+    for value in odd {
+        let res = new_client().get(app.url(&format!("/login?next={value}"))).send().await.unwrap();
+        assert!(res.status().as_u16() < 500, "/login?next={}", &value[..value.len().min(30)]);
+    }
+    // Past the end: the last page, and it says so; a page that is no number says that.
+    let page = admin.get(app.url("/admin/audit?page=1000000")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("There is no page 1000000: showing the last page, 1."), "{page}");
+    let page = admin.get(app.url("/admin/audit?page=99999999999999999999")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("The page must be a whole number from 1 to 1,000,000."), "{page}");
+    let page = admin.get(app.url("/admin/audit?from=%2B10000-01-01")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("between 1970-01-01 and 9999-12-31"), "{page}");
+}
+
+#[tokio::test]
+async fn the_csv_export_has_no_formula_cell_for_a_semicolon_locale_spreadsheet() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.account("admin@wmda.example", UserRole::WmdaAdmin).await;
+    let now = app.clock.now();
+    let labels =
+        ["ok;=cmd|' /C calc'!A0", "a, +1", "tab\t@SUM(A1)", "＝HYPERLINK(\"x\")", "line\n－1", "  -2", "x;  ＋3"];
+    for label in labels {
+        let mut e = Actor { user_id: None, label: label.into(), ip: Some("192.0.2.1".into()) }.event("test.evil", now);
+        e.details = serde_json::json!({ "note": label });
+        app.store.record_audit_event(&e).await.unwrap();
+    }
+    let body =
+        admin.get(app.url("/admin/audit?action=test.evil&format=csv")).send().await.unwrap().text().await.unwrap();
+    // Split as a spreadsheet in a `;` locale might (and a `,` one): on both, on tabs and lines.
+    let mut cells = 0;
+    for piece in body.split([',', ';', '\t', '\r', '\n']) {
+        let cell = piece.trim_matches([' ', '"']);
+        cells += 1;
+        assert!(!cell.starts_with(['=', '+', '-', '@', '＝', '＋', '－', '＠']), "a formula cell {cell:?} in\n{body}");
+    }
+    assert!(cells > labels.len() * 7);
+}

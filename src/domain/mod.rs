@@ -9,6 +9,7 @@ pub mod clock;
 pub mod email;
 pub mod next_path;
 pub mod organisation;
+pub mod paging;
 pub mod reminder;
 pub mod secret;
 
@@ -18,4 +19,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::EmailAddress;
 pub use next_path::NextPath;
 pub use organisation::{CountryCode, OrganisationCode, OrganisationRef};
+pub use paging::{PageNumber, parse_date};
 pub use secret::{DaysLeft, ExpiryDate, PlainSecret, SecretHash, SecretName};

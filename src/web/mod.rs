@@ -3,6 +3,7 @@
 mod admin;
 mod assets;
 mod auth;
+pub mod csv;
 pub mod error;
 pub mod extract;
 mod health;

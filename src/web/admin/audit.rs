@@ -1,5 +1,5 @@
 //! `GET /admin/audit`: the audit log, filtered and paginated; `?format=csv` exports the filtered
-//! set (RFC 4180, formula injection neutralised).
+//! set (RFC 4180, every cell quoted, formula injection neutralised by `web::csv`).
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
+use crate::domain::PageNumber;
 use crate::store::{AuditEvent, AuditFilter};
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -17,7 +18,7 @@ use crate::web::extract::WmdaAdmin;
 use crate::web::pages::Nav;
 
 /// Events per page.
-const PAGE_SIZE: i64 = 50;
+const PAGE_SIZE: u32 = 50;
 /// Most rows in one CSV export.
 const EXPORT_LIMIT: i64 = 100_000;
 
@@ -69,6 +70,7 @@ struct AuditPage {
     next: Option<String>,
     csv: String,
     error: Option<String>,
+    notice: Option<String>,
 }
 
 fn time(e: &AuditEvent) -> String {
@@ -81,15 +83,6 @@ fn target(e: &AuditEvent) -> String {
         (Some(t), None) => t.clone(),
         _ => String::new(),
     }
-}
-
-/// A CSV cell (RFC 4180): quoted when it holds a comma, quote, CR or LF; quotes doubled. A cell
-/// that a spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage
-/// return) is prefixed with `'` (OWASP "CSV injection").
-pub fn csv_cell(value: &str) -> String {
-    let neutral =
-        if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_owned() };
-    if neutral.contains([',', '"', '\r', '\n']) { format!("\"{}\"", neutral.replace('"', "\"\"")) } else { neutral }
 }
 
 fn query_string(q: &AuditQuery, page: i64, format: Option<&str>) -> String {
@@ -121,14 +114,14 @@ pub async fn page(
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, AppError> {
     let mut error = None;
-    let mut date = |s: &str, label: &str| {
+    let mut date = |s: &str, label: &str| -> Option<NaiveDate> {
         if s.trim().is_empty() {
             return None;
         }
-        match NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
+        match crate::domain::parse_date(s) {
             Ok(d) => Some(d),
             Err(_) => {
-                error = Some(format!("The {label} date must be YYYY-MM-DD."));
+                error = Some(format!("The {label} date must be YYYY-MM-DD, between 1970-01-01 and 9999-12-31."));
                 None
             }
         }
@@ -142,7 +135,8 @@ pub async fn page(
     };
     if q.format == "csv" {
         let (events, _) = state.store.audit_log(&filter, EXPORT_LIMIT, 0).await?;
-        let mut body = String::from("time,actor,ip,action,organisation_id,target,details\r\n");
+        let mut body =
+            crate::web::csv::line(&["time", "actor", "ip", "action", "organisation_id", "target", "details"]);
         for e in &events {
             let cells = [
                 time(e),
@@ -153,8 +147,7 @@ pub async fn page(
                 target(e),
                 e.details.clone(),
             ];
-            body.push_str(&cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
-            body.push_str("\r\n");
+            body.push_str(&crate::web::csv::line(&cells));
         }
         let mut response = body.into_response();
         let h = response.headers_mut();
@@ -162,9 +155,20 @@ pub async fn page(
         h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"audit-log.csv\""));
         return Ok(response);
     }
-    let page: i64 = q.page.parse().unwrap_or(1).max(1);
-    let (events, total) = state.store.audit_log(&filter, PAGE_SIZE, (page - 1) * PAGE_SIZE).await?;
-    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    // A bounded page number before any arithmetic; past the end, the last page, said so.
+    let (mut page, mut notice) = match PageNumber::parse(&q.page) {
+        Ok(p) => (p, None),
+        Err(e) => (PageNumber::FIRST, Some(format!("{e} Showing the first page."))),
+    };
+    let offset = |p: PageNumber| i64::try_from(p.offset(PAGE_SIZE)).unwrap_or(i64::MAX);
+    let (mut events, mut total) = state.store.audit_log(&filter, i64::from(PAGE_SIZE), offset(page)).await?;
+    let pages = PageNumber::count(u64::try_from(total).unwrap_or(0), PAGE_SIZE);
+    if page > pages {
+        notice = Some(format!("There is no page {}: showing the last page, {}.", page.get(), pages.get()));
+        page = pages;
+        (events, total) = state.store.audit_log(&filter, i64::from(PAGE_SIZE), offset(page)).await?;
+    }
+    let (page, pages) = (i64::from(page.get()), i64::from(pages.get()));
     let organisations = state
         .store
         .list_organisations()
@@ -199,23 +203,7 @@ pub async fn page(
         next: (page < pages).then(|| query_string(&q, page + 1, None)),
         csv: query_string(&q, 1, Some("csv")),
         error,
+        notice,
     }
     .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_cell;
-
-    #[test]
-    fn csv_cells_are_quoted_and_formulas_neutralised() {
-        assert_eq!(csv_cell("plain"), "plain");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("line\nbreak"), "\"line\nbreak\"");
-        for formula in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
-            assert!(csv_cell(formula).trim_start_matches('"').starts_with('\''), "{formula:?}");
-        }
-        assert_eq!(csv_cell("=HYPERLINK(\"x\",\"y\")"), "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\"");
-    }
 }
