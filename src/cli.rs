@@ -46,10 +46,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Rotate) => {
             let store = startup::connect_and_migrate(&config).await?;
             // Make sure there is a key to retire, then rotate.
-            crate::oauth::SigningKeys::load_or_create(store.clone(), config.master_key.clone(), clock.now()).await?;
-            let kid = crate::oauth::keys::rotate(&store, &config.master_key, clock.now()).await?;
-            println!("{kid}");
-            tracing::info!(kid = %kid, "signing key rotated; replicas switch within 30 s");
+            let schedule = config.key_schedule;
+            crate::oauth::SigningKeys::load_or_create(store.clone(), config.master_key.clone(), schedule, clock.now())
+                .await?;
+            let r = crate::oauth::keys::rotate(&store, &config.master_key, schedule, clock.now()).await?;
+            let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            println!("{}", r.kid);
+            println!("signs from {} (published now)", time(r.active_from));
+            if let Some(old) = &r.retired_kid {
+                println!("retired key {old} stays published until {}", time(r.retired_published_until));
+            }
+            tracing::info!(kid = %r.kid, signs_from = %time(r.active_from), "signing key rotation scheduled");
             store.close().await;
             Ok(())
         }

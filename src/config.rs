@@ -173,6 +173,14 @@ pub struct Settings {
     #[arg(long, env = "PORTAL_TOKEN_LIFETIME", default_value_t = 3600, value_parser = clap::value_parser!(u32).range(60..=86400), global = true)]
     pub token_lifetime: u32,
 
+    /// Seconds between two reloads of the signing keys by each replica (tests shorten it).
+    #[arg(long, env = "PORTAL_KEY_RELOAD_INTERVAL", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600), global = true, hide = true)]
+    pub key_reload_interval: u32,
+
+    /// The JWKS response's Cache-Control max-age, in seconds (tests shorten it).
+    #[arg(long, env = "PORTAL_JWKS_MAX_AGE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(0..=3600), global = true, hide = true)]
+    pub jwks_max_age: u32,
+
     /// Seconds between two reminder passes.
     #[arg(long, env = "PORTAL_REMINDER_INTERVAL", default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..=86400), global = true)]
     pub reminder_interval: u32,
@@ -257,6 +265,9 @@ pub struct Config {
     pub token_lifetime_seconds: i64,
     /// Between reminder passes (`PORTAL_REMINDER_INTERVAL`).
     pub reminder_interval: std::time::Duration,
+    /// When rotated signing keys sign and how long retired ones stay published (the hidden
+    /// `PORTAL_KEY_RELOAD_INTERVAL`, 30 s, and `PORTAL_JWKS_MAX_AGE`, 60 s).
+    pub key_schedule: crate::oauth::keys::KeySchedule,
 }
 
 /// Something the operator should hear about once logging is up.
@@ -431,6 +442,10 @@ impl Settings {
             secret_limit: i64::from(self.secret_limit),
             token_lifetime_seconds: i64::from(self.token_lifetime),
             reminder_interval: std::time::Duration::from_secs(u64::from(self.reminder_interval)),
+            key_schedule: crate::oauth::keys::KeySchedule {
+                reload: chrono::Duration::seconds(i64::from(self.key_reload_interval)),
+                max_age: chrono::Duration::seconds(i64::from(self.jwks_max_age)),
+            },
         };
         Ok((config, notices))
     }
@@ -498,6 +513,8 @@ mod tests {
             secret_limit: 3,
             token_lifetime: 3600,
             reminder_interval: 900,
+            key_reload_interval: 30,
+            jwks_max_age: 60,
             db_max_connections: None,
         }
     }

@@ -24,9 +24,6 @@ pub struct Application {
     sessions: PortalSessionStore,
 }
 
-/// How often each replica looks for a rotated signing key.
-const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// How often expired session records are deleted.
 const SESSION_CLEANUP: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -61,9 +58,14 @@ pub const RESET_REQUESTS_PER_HOUR: usize = 10;
 /// # Errors
 /// When the mail transport cannot be built or the signing keys cannot be read.
 pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
-    let keys = crate::oauth::SigningKeys::load_or_create(store.clone(), config.master_key.clone(), clock.now())
-        .await
-        .context("cannot load the token signing key")?;
+    let keys = crate::oauth::SigningKeys::load_or_create(
+        store.clone(),
+        config.master_key.clone(),
+        config.key_schedule,
+        clock.now(),
+    )
+    .await
+    .context("cannot load the token signing key")?;
     Ok(Services {
         hasher: PasswordHasher::new(web::password_hash_bound()),
         throttle: Throttle::new(config.rate_limits),
@@ -157,13 +159,15 @@ impl Application {
         let key_task = {
             let keys = state.services.tokens.keys.clone();
             let stop = stop.clone();
+            let clock = state.clock.clone();
+            let interval = state.config.key_schedule.reload.to_std().unwrap_or(std::time::Duration::from_secs(30));
             tokio::spawn(async move {
-                // Replicas pick up a rotated key within this interval.
+                // Replicas load a rotated key within this interval (it signs later: KeySchedule).
                 loop {
                     tokio::select! {
                         () = stop.cancelled() => return,
-                        () = tokio::time::sleep(KEY_RELOAD) => {
-                            if let Err(e) = keys.reload().await {
+                        () = tokio::time::sleep(interval) => {
+                            if let Err(e) = keys.reload(clock.now()).await {
                                 tracing::warn!(error = %e, "cannot reload the signing key");
                             }
                         }

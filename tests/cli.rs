@@ -560,8 +560,21 @@ fn keys_rotate_prints_a_new_key_id_each_time() {
     assert_eq!(code, Some(0), "{err}");
     let (code, second, _, _) = rotate();
     assert_eq!(code, Some(0));
-    assert_eq!(first.trim().len(), 43, "an RFC 7638 thumbprint: {first}");
-    assert_ne!(first.trim(), second.trim());
+    let first_kid = first.lines().next().unwrap();
+    assert_eq!(first_kid.len(), 43, "an RFC 7638 thumbprint: {first}");
+    assert_ne!(first_kid, second.lines().next().unwrap());
+    // Both times: when the new key signs (2 x 30 s + 60 s from now), until when the retired one
+    // is published (30 s + 86,400 s + 60 s after that).
+    let times: Vec<chrono::DateTime<chrono::Utc>> = second
+        .split_whitespace()
+        .filter_map(|w| chrono::DateTime::parse_from_rfc3339(w).ok())
+        .map(|t| t.to_utc())
+        .collect();
+    assert_eq!(times.len(), 2, "{second}");
+    assert!(second.contains(&format!("retired key {first_kid} stays published until")), "{second}");
+    assert_eq!(times[1] - times[0], chrono::Duration::seconds(30 + 86_400 + 60));
+    let lead = times[0] - chrono::Utc::now();
+    assert!(lead > chrono::Duration::seconds(100) && lead <= chrono::Duration::seconds(120), "{lead}");
 }
 
 /// Issue 8: two replicas (two `serve` processes on different ports, one Postgres, one master

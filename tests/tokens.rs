@@ -542,7 +542,9 @@ async fn uses_are_recorded_off_the_request_path_about_once_a_minute() {
 }
 
 #[tokio::test]
-async fn rotated_keys_sign_new_tokens_while_retired_ones_stay_published() {
+async fn a_rotation_leaves_no_gap_for_a_verifier_that_refetches_on_an_unknown_kid() {
+    // Issue 12, point 5: the new key is published before any replica signs with it, and a
+    // retired key stays published until its last token, and any cached JWKS, have expired.
     let w = world().await;
     let id = w.smc.client_id.to_string();
     let form = [
@@ -551,21 +553,53 @@ async fn rotated_keys_sign_new_tokens_while_retired_ones_stay_published() {
         ("client_secret", w.secret.as_str()),
         ("resource", "match-connect-sandbox"),
     ];
-    let old = json(post(&w, &form).await).await["access_token"].as_str().unwrap().to_owned();
-    let kid = secret_portal::oauth::keys::rotate(&w.app.store, &w.app.state.config.master_key, w.app.clock.now())
-        .await
-        .unwrap();
-    w.app.state.services.tokens.keys.reload().await.unwrap();
-    let new = json(post(&w, &form).await).await["access_token"].as_str().unwrap().to_owned();
-    let header: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(new.split('.').next().unwrap()).unwrap()).unwrap();
-    assert_eq!(header["kid"], kid);
-    verify(&w, &old, "api://wmda/match-connect-sandbox").await;
-    verify(&w, &new, "api://wmda/match-connect-sandbox").await;
-    // Once the retired key's last token has expired, it is no longer published.
-    w.app.clock.advance(Duration::seconds(3601));
-    let jwks = json(new_client().get(w.app.url("/.well-known/jwks.json")).send().await.unwrap()).await;
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    let kid_of = |token: &str| -> String {
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+        header["kid"].as_str().unwrap().to_owned()
+    };
+    let published = || async {
+        let jwks = json(new_client().get(w.app.url("/.well-known/jwks.json")).send().await.unwrap()).await;
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let keys = &w.app.state.services.tokens.keys;
+    let schedule = w.app.state.config.key_schedule;
+    let mut tokens = vec![json(post(&w, &form).await).await["access_token"].as_str().unwrap().to_owned()];
+    let old_kid = kid_of(&tokens[0]);
+    let t0 = w.app.clock.now();
+    let r =
+        secret_portal::oauth::keys::rotate(&w.app.store, &w.app.state.config.master_key, schedule, t0).await.unwrap();
+    assert_eq!(r.active_from, t0 + Duration::seconds(2 * 30 + 60));
+    assert_eq!(r.retired_kid.as_deref(), Some(old_kid.as_str()));
+    assert_eq!(r.retired_published_until, r.active_from + Duration::seconds(30 + 86_400 + 60));
+    // Published at once; no replica signs with it yet, reloaded or not.
+    assert!(published().await.contains(&r.kid));
+    keys.reload(w.app.clock.now()).await.unwrap();
+    for _ in 0..3 {
+        w.app.clock.advance(Duration::seconds(39));
+        let token = json(post(&w, &form).await).await["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(kid_of(&token), old_kid, "before active_from");
+        tokens.push(token);
+    }
+    // From active_from on, the new key signs.
+    w.app.clock.set(r.active_from);
+    let token = json(post(&w, &form).await).await["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(kid_of(&token), r.kid);
+    tokens.push(token);
+    // Every token verifies until its exp against the JWKS a verifier would fetch then.
+    for token in &tokens {
+        verify(&w, token, "api://wmda/match-connect-sandbox").await;
+    }
+    let latest_old = w.app.clock.now() + Duration::seconds(30);
+    w.app.clock.set(latest_old + Duration::seconds(86_400));
+    assert!(published().await.contains(&old_kid), "a token the old key signed one reload late may still be live");
+    // Once that and a cached JWKS have expired, the retired key is gone.
+    w.app.clock.set(r.retired_published_until - Duration::seconds(1));
+    assert!(published().await.contains(&old_kid));
+    w.app.clock.set(r.retired_published_until + Duration::seconds(1));
+    assert_eq!(published().await, vec![r.kid.clone()]);
+    let jwks = new_client().get(w.app.url("/.well-known/jwks.json")).send().await.unwrap();
+    assert_eq!(jwks.headers()["cache-control"], "public, max-age=60");
     // The metadata documents.
     for path in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
         let m = json(new_client().get(w.app.url(path)).send().await.unwrap()).await;

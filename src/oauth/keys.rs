@@ -1,6 +1,6 @@
 //! ES256 signing keys: created insert-if-absent, stored encrypted with the master key, shared by
-//! replicas (each reloads the active key periodically), rotated by `secret-portal keys rotate`;
-//! retired public keys stay in the JWKS until their last token has expired.
+//! replicas (each reloads the schedule periodically), rotated by `secret-portal keys rotate`
+//! without a gap for verifiers that refresh the JWKS on an unknown `kid` ([`KeySchedule`]).
 
 use std::sync::{Arc, RwLock};
 
@@ -75,12 +75,59 @@ pub struct ActiveKey {
     pub encoding: EncodingKey,
 }
 
-/// The signing keys of this replica: the active key, cached and reloaded from the database.
+/// The longest access-token lifetime (`PORTAL_TOKEN_LIFETIME` is at most this): a retired key
+/// stays published at least this long after its last token.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::seconds(86_400);
+
+/// When a rotated key starts signing and how long a retired one stays published (issue 12,
+/// point 5), from the replicas' reload interval and the JWKS `max-age`:
+/// - the new key is published when `keys rotate` stores it and signs from
+///   `now + 2 x reload + max-age`: by then every replica has loaded it, and every cached JWKS
+///   that lacked it has expired;
+/// - the retired key stays published until `retired_at + reload + 86,400 s + max-age`: a replica
+///   may sign with it for one reload interval after `retired_at`, its tokens live at most a day,
+///   and a verifier may hold a JWKS for `max-age`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySchedule {
+    /// How often each replica reloads the keys (`--key-reload-interval`, 30 s).
+    pub reload: Duration,
+    /// The JWKS response's `Cache-Control: max-age` (`--jwks-max-age`, 60 s).
+    pub max_age: Duration,
+}
+
+impl KeySchedule {
+    /// When a key stored at `now` starts signing.
+    pub fn active_from(self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + self.reload * 2 + self.max_age
+    }
+
+    /// Until when a key retired at `retired_at` stays published.
+    pub fn published_until(self, retired_at: DateTime<Utc>) -> DateTime<Utc> {
+        retired_at + self.reload + MAX_TOKEN_LIFETIME + self.max_age
+    }
+
+    /// Keys retired before this instant are no longer published at `now`.
+    fn retired_cutoff(self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - (self.reload + MAX_TOKEN_LIFETIME + self.max_age)
+    }
+}
+
+/// A key with the span it signs in.
+#[derive(Clone)]
+struct Scheduled {
+    from: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    key: ActiveKey,
+}
+
+/// The signing keys of this replica: the schedule of keys, cached and reloaded from the
+/// database; the one to sign with is picked by time.
 #[derive(Clone)]
 pub struct SigningKeys {
     store: Store,
     master: MasterKey,
-    active: Arc<RwLock<ActiveKey>>,
+    schedule: KeySchedule,
+    keys: Arc<RwLock<Vec<Scheduled>>>,
 }
 
 impl std::fmt::Debug for SigningKeys {
@@ -120,61 +167,117 @@ fn decode(master: &MasterKey, kid: &str, enc: &[u8]) -> Result<ActiveKey, KeyErr
 }
 
 impl SigningKeys {
-    /// Loads the active key, creating the first one when the database has none (insert-if-absent:
+    /// Loads the schedule, creating the first key when the database has none (insert-if-absent:
     /// replicas starting together agree on one).
     ///
     /// # Errors
     /// [`KeyError`].
-    pub async fn load_or_create(store: Store, master: MasterKey, now: DateTime<Utc>) -> Result<Self, KeyError> {
+    pub async fn load_or_create(
+        store: Store,
+        master: MasterKey,
+        schedule: KeySchedule,
+        now: DateTime<Utc>,
+    ) -> Result<Self, KeyError> {
         if store.active_signing_key().await?.is_none() {
             store.insert_first_signing_key(&new_signing_key(&master, now)?).await?;
         }
-        let (kid, enc) = store.active_signing_key().await?.ok_or_else(|| KeyError::Generate("no active key".into()))?;
-        let active = decode(&master, &kid, &enc)?;
-        Ok(Self { store, master, active: Arc::new(RwLock::new(active)) })
+        let keys = Self { store, master, schedule, keys: Arc::new(RwLock::new(Vec::new())) };
+        keys.reload(now).await?;
+        if keys.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty() {
+            return Err(KeyError::Generate("no signing key".into()));
+        }
+        Ok(keys)
     }
 
-    /// The key to sign with now.
-    pub fn active(&self) -> ActiveKey {
-        self.active.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    /// The key to sign with at `now`: the latest whose span has begun and not ended (the
+    /// earliest loaded one if a clock runs behind). `None` only if no key was ever loaded, which
+    /// [`SigningKeys::load_or_create`] rules out.
+    pub fn active(&self, now: DateTime<Utc>) -> Option<ActiveKey> {
+        let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        keys.iter()
+            .rev()
+            .find(|k| k.from <= now && k.until.is_none_or(|u| u > now))
+            .or_else(|| keys.first())
+            .map(|k| k.key.clone())
     }
 
-    /// Reloads the active key from the database (after a rotation by another process).
+    /// Reloads the schedule from the database (after a rotation by another process).
     ///
     /// # Errors
     /// [`KeyError`].
-    pub async fn reload(&self) -> Result<(), KeyError> {
-        if let Some((kid, enc)) = self.store.active_signing_key().await? {
-            if kid != self.active().kid {
-                let key = decode(&self.master, &kid, &enc)?;
-                *self.active.write().unwrap_or_else(std::sync::PoisonError::into_inner) = key;
-                tracing::info!(kid = %kid, "signing key changed");
+    pub async fn reload(&self, now: DateTime<Utc>) -> Result<(), KeyError> {
+        let rows = self.store.signing_key_schedule(now).await?;
+        let known: Vec<String> = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|k| k.key.kid.clone())
+            .collect();
+        let mut loaded = Vec::with_capacity(rows.len());
+        for (kid, enc, from, until) in rows {
+            let key = decode(&self.master, &kid, &enc)?;
+            if !known.contains(&kid) {
+                tracing::info!(kid = %kid, signs_from = %from, "signing key loaded");
             }
+            loaded.push(Scheduled { from, until, key });
+        }
+        if !loaded.is_empty() {
+            *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = loaded;
         }
         Ok(())
     }
 
-    /// The JWKS: the active key and the retired ones whose tokens may still be valid
-    /// (retired less than `token_lifetime` ago).
+    /// The schedule's settings.
+    pub fn schedule(&self) -> KeySchedule {
+        self.schedule
+    }
+
+    /// The JWKS at `now`: every stored key (a rotated one before it signs) but those retired
+    /// longer ago than [`KeySchedule::published_until`] allows.
     ///
     /// # Errors
     /// [`KeyError`].
-    pub async fn jwks(&self, now: DateTime<Utc>, token_lifetime: Duration) -> Result<Vec<Jwk>, KeyError> {
-        let keys = self.store.published_signing_keys(now - token_lifetime).await?;
+    pub async fn jwks(&self, now: DateTime<Utc>) -> Result<Vec<Jwk>, KeyError> {
+        let keys = self.store.published_signing_keys(self.schedule.retired_cutoff(now)).await?;
         Ok(keys.iter().filter_map(|k| serde_json::from_str(k).ok()).collect())
     }
 }
 
-/// Rotates: retires the active key and makes a new one active, in one transaction. Replicas pick
-/// the new key up within their reload interval; the retired key stays published until tokens
-/// signed with it have expired.
+/// A scheduled rotation: the new key and when it signs; the key it retires and until when that
+/// stays published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The new key's id.
+    pub kid: String,
+    /// It signs from this instant.
+    pub active_from: DateTime<Utc>,
+    /// The retired key's id, if there was one.
+    pub retired_kid: Option<String>,
+    /// The retired key stays published until this instant.
+    pub retired_published_until: DateTime<Utc>,
+}
+
+/// Rotates: stores a new key, published at once, that signs from
+/// [`KeySchedule::active_from`]; the current key retires then, in one transaction.
 ///
 /// # Errors
 /// [`KeyError`].
-pub async fn rotate(store: &Store, master: &MasterKey, now: DateTime<Utc>) -> Result<String, KeyError> {
+pub async fn rotate(
+    store: &Store,
+    master: &MasterKey,
+    schedule: KeySchedule,
+    now: DateTime<Utc>,
+) -> Result<Rotation, KeyError> {
     let key = new_signing_key(master, now)?;
-    store.rotate_signing_key(&key, now).await?;
-    Ok(key.kid)
+    let active_from = schedule.active_from(now);
+    let retired_kid = store.rotate_signing_key(&key, active_from).await?;
+    Ok(Rotation {
+        kid: key.kid,
+        active_from,
+        retired_kid,
+        retired_published_until: schedule.published_until(active_from),
+    })
 }
 
 #[cfg(test)]
@@ -194,5 +297,14 @@ mod tests {
         assert_ne!(jwk.kid, other.kid);
         let json = serde_json::to_value(&jwk).unwrap();
         assert_eq!(json["use"], "sig");
+    }
+
+    #[test]
+    fn the_schedule_publishes_before_signing_and_keeps_retired_keys_past_their_last_token() {
+        let s = KeySchedule { reload: Duration::seconds(30), max_age: Duration::seconds(60) };
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        assert_eq!(s.active_from(now), now + Duration::seconds(120));
+        assert_eq!(s.published_until(now), now + Duration::seconds(30 + 86_400 + 60));
+        assert_eq!(s.retired_cutoff(s.published_until(now)), now);
     }
 }

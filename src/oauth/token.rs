@@ -138,7 +138,7 @@ impl TokenIssuer {
         let exp = (now + self.lifetime).min(client.expires_at).timestamp();
         let audience = resource.1.as_str();
         let scope = format!("{audience}/.default");
-        let key = self.keys.active();
+        let key = self.keys.active(now).ok_or(OAuthError::TemporarilyUnavailable)?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
         // RFC 9068 2.1: typ "at+jwt".

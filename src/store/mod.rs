@@ -34,7 +34,7 @@ pub use organisations::Organisation;
 pub use outbox::{EmailKind, NewEmail, OutboxDepth, QueuedEmail};
 pub use reminders::{OutboxRow, Recipients, ReminderSecret, SentReminder};
 pub use secrets::{ClientSecret, SeedSecret};
-pub use tokens::{NewSigningKey, TokenClient};
+pub use tokens::{NewSigningKey, ScheduledKeyRow, TokenClient};
 pub use url::DatabaseUrl;
 pub use users::{NewUser, User, UserRole};
 

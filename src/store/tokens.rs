@@ -19,6 +19,9 @@ pub struct TokenClient {
     pub resources: Vec<(ResourceId, String)>,
 }
 
+/// A stored key's schedule: kid, encrypted PKCS#8, signs from, retires at.
+pub type ScheduledKeyRow = (String, Vec<u8>, DateTime<Utc>, Option<DateTime<Utc>>);
+
 /// A signing key to store.
 #[derive(Debug, Clone)]
 pub struct NewSigningKey {
@@ -95,31 +98,58 @@ impl Store {
         }
     }
 
-    /// Retires the active key and stores `key` as the new active one, in one transaction.
+    /// Schedules a rotation, in one transaction: the key that is not yet retired retires at
+    /// `active_from`, and `key` signs from `active_from` on (stored now, so it is published at
+    /// once). Returns the kid of the key it retires.
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn rotate_signing_key(&self, key: &NewSigningKey, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn rotate_signing_key(
+        &self,
+        key: &NewSigningKey,
+        active_from: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
         on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
-            sqlx::query("update signing_key set retired_at = $1 where retired_at is null")
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(INSERT_KEY)
-                .bind(&key.kid)
-                .bind(key.private_key_enc.as_slice())
-                .bind(&key.public_jwk)
-                .bind(key.created_at)
-                .execute(&mut *tx)
-                .await?;
+            let retired: Option<String> =
+                sqlx::query_scalar("update signing_key set retired_at = $1 where retired_at is null returning kid")
+                    .bind(active_from)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            sqlx::query(
+                "insert into signing_key (kid, private_key_enc, public_jwk, created_at, active_from)
+                 values ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key.kid)
+            .bind(key.private_key_enc.as_slice())
+            .bind(&key.public_jwk)
+            .bind(key.created_at)
+            .bind(active_from)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
-            Ok::<_, StoreError>(())
+            Ok::<_, StoreError>(retired)
         }
         .await)
     }
 
-    /// The public JWKs to publish: the active key and those retired after `retired_since`.
+    /// The keys a replica may sign with at `now` or later: those not retired by `now`, each with
+    /// (kid, encrypted PKCS#8, signs from, retires at).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn signing_key_schedule(&self, now: DateTime<Utc>) -> Result<Vec<ScheduledKeyRow>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "select kid, private_key_enc, coalesce(active_from, created_at), retired_at from signing_key
+             where retired_at is null or retired_at > $1 order by coalesce(active_from, created_at)"
+        )
+        .bind(now)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// The public JWKs to publish: every key stored (a scheduled one before it signs), except
+    /// those retired before `retired_since`.
     ///
     /// # Errors
     /// [`StoreError`].

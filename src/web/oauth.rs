@@ -130,15 +130,18 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
-/// `GET /.well-known/jwks.json`: the public keys tokens may still be signed with.
+/// `GET /.well-known/jwks.json`: the public keys tokens may be signed with, a rotated one
+/// before it signs and a retired one until its last token (and any cached copy) has expired;
+/// cached for the `--jwks-max-age` (60 s). Verifiers should refetch on an unknown `kid`.
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let lifetime = chrono::Duration::seconds(state.config.token_lifetime_seconds);
-    match state.services.tokens.keys.jwks(state.clock.now(), lifetime).await {
-        Ok(keys) => {
-            let mut response = Json(json!({ "keys": keys })).into_response();
-            // Short, because a rotated key signs within 30 s; verifiers should also refetch on an
-            // unknown kid, as most libraries do.
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    let keys = &state.services.tokens.keys;
+    match keys.jwks(state.clock.now()).await {
+        Ok(published) => {
+            let mut response = Json(json!({ "keys": published })).into_response();
+            let max_age = keys.schedule().max_age.num_seconds();
+            if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+                response.headers_mut().insert(header::CACHE_CONTROL, v);
+            }
             response
         }
         Err(e) => {

@@ -152,6 +152,10 @@ pub fn test_config(db: &TestDb) -> Config {
         token_lifetime_seconds: 3600,
         // Tests run passes themselves, with the clock where they want it.
         reminder_interval: std::time::Duration::from_secs(86400),
+        key_schedule: secret_portal::oauth::keys::KeySchedule {
+            reload: chrono::Duration::seconds(30),
+            max_age: chrono::Duration::seconds(60),
+        },
     }
 }
 
