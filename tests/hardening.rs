@@ -665,3 +665,82 @@ async fn the_csv_export_has_no_formula_cell_for_a_semicolon_locale_spreadsheet()
     }
     assert!(cells > labels.len() * 7);
 }
+
+// ---- Any input: a NUL character is refused before it reaches a store ----
+
+/// Postgres refuses U+0000 in text (SQLite keeps it and C strings cut there), so it is refused at
+/// the edge, in every query string, path, form and the token endpoint, with a 400 (or the token
+/// endpoint's `invalid_request`), and nothing is written.
+#[tokio::test]
+async fn a_nul_character_in_any_input_is_refused_with_400_and_changes_nothing() {
+    let (app, admin, jane, _) = admin_and_jane().await;
+    let before = app.store.recent_audit_events(1_000).await.unwrap().len();
+    let nul = "\0";
+    // Query strings and paths, raw %00 and inside a value.
+    let gets = [
+        "/admin/audit?actor=%00",
+        "/admin/audit?action=auth%00x",
+        "/admin/users?organisation=%00",
+        "/manage-api-credentials?deleted=%00",
+        "/login?next=/%00",
+        "/admin/users/%00/resend",
+        "/admin/organisations/%00",
+        "/invite/%00",
+        "/password/reset/ab%00cd",
+        "/static/%00",
+    ];
+    for path in gets {
+        let res = admin.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+        assert!(res.text().await.unwrap().contains("NUL"), "{path} says why");
+    }
+    // Forms, signed in or not, in any field.
+    let with_nul = format!("a{nul}b");
+    let email_nul = format!("jane{nul}@demo.example");
+    let forms: [(&str, Vec<(&str, &str)>); 3] = [
+        ("/admin/users", vec![("email", "new@demo.example"), ("name", &with_nul), ("organisation", "")]),
+        ("/admin/organisations", vec![("display_name", &with_nul), ("country", "NL"), ("code", "NulOrg")]),
+        ("/admin/users", vec![("email", &email_nul), ("name", "x"), ("organisation", "")]),
+    ];
+    for (path, fields) in &forms {
+        let res = app.post_form(&admin, path, fields).await;
+        assert_eq!(res.status(), 400, "{path} {fields:?}");
+    }
+    let anonymous = new_client();
+    for (path, fields) in [
+        ("/login", vec![("email", email_nul.as_str()), ("password", PASSWORD)]),
+        ("/login", vec![("email", jane.email.as_str()), ("password", &with_nul)]),
+        ("/password/forgot", vec![("email", email_nul.as_str())]),
+    ] {
+        let res = app.post_form(&anonymous, path, &fields).await;
+        assert_eq!(res.status(), 400, "{path} {fields:?}");
+    }
+    // The token endpoint: in the form, in a resource, and inside Basic credentials.
+    let client_id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    for fields in [
+        vec![("grant_type", "client_credentials"), ("client_id", &with_nul), ("client_secret", "s")],
+        vec![("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", &with_nul)],
+        vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", "s"),
+            ("resource", &with_nul),
+        ],
+        vec![("grant_type", &with_nul), ("client_id", client_id), ("client_secret", "s")],
+    ] {
+        let res = anonymous.post(app.url("/oauth2/token")).form(&fields).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{fields:?}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{fields:?}");
+    }
+    let res = anonymous
+        .post(app.url("/oauth2/token"))
+        .basic_auth(client_id, Some(&with_nul))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let after = app.store.recent_audit_events(1_000).await.unwrap().len();
+    assert_eq!(before, after, "nothing was recorded");
+}

@@ -68,8 +68,16 @@ fn basic(encoded: &str) -> Result<(String, String), OAuthError> {
     let text = String::from_utf8(decoded).map_err(|_| invalid.clone())?;
     let (id, secret) = text.split_once(':').ok_or(invalid.clone())?;
     // RFC 6749 2.3.1: the id and secret are form-urlencoded before Base64.
-    Ok((form_decode(id).ok_or(invalid.clone())?, form_decode(secret).ok_or(invalid)?))
+    let (id, secret) = (form_decode(id).ok_or(invalid.clone())?, form_decode(secret).ok_or(invalid)?);
+    if id.contains('\0') || secret.contains('\0') {
+        return Err(OAuthError::InvalidRequest(NUL_REFUSED));
+    }
+    Ok((id, secret))
 }
+
+/// The answer to a request holding U+0000 anywhere (issue 12): no store keeps it (Postgres
+/// refuses it in text), so it is refused before any lookup, as `invalid_request`.
+pub const NUL_REFUSED: &str = "The request holds a NUL character (%00), which no parameter accepts.";
 
 impl TokenRequest {
     /// Parses a request from whether its body is `application/x-www-form-urlencoded` (the web
@@ -77,7 +85,7 @@ impl TokenRequest {
     ///
     /// # Errors
     /// `invalid_request` for a body that is not `application/x-www-form-urlencoded`, a repeated
-    /// parameter, more than [`MAX_PARAMETERS`], a missing `grant_type`, or two client authentication methods;
+    /// parameter, a NUL character anywhere, more than [`MAX_PARAMETERS`], a missing `grant_type`, or two client authentication methods;
     /// `unsupported_grant_type`; `invalid_client` for missing or undecodable credentials.
     pub fn parse(form: bool, authorization: Authorization<'_>, body: &[u8]) -> Result<Self, OAuthError> {
         if !form {
@@ -89,6 +97,9 @@ impl TokenRequest {
         for (k, v) in url::form_urlencoded::parse(body) {
             if params.len() == MAX_PARAMETERS {
                 return Err(OAuthError::InvalidRequest("The request has more parameters than a token request uses."));
+            }
+            if k.contains('\0') || v.contains('\0') {
+                return Err(OAuthError::InvalidRequest(NUL_REFUSED));
             }
             if params.insert(k.into_owned(), v.into_owned()).is_some() {
                 // RFC 6749 3.2: parameters must not be included more than once.

@@ -30,8 +30,11 @@ pub fn field_count(text: &[u8], max: usize) -> usize {
 /// (`resource=a&resource=b`).
 ///
 /// # Errors
-/// [`AppError::BadRequest`] for too many parameters or a value `T` refuses (never echoed).
+/// [`AppError::BadRequest`] for a NUL character, too many parameters or a value `T` refuses (never echoed).
 pub fn parse_fields<T: DeserializeOwned>(text: &[u8], max: usize) -> Result<T, AppError> {
+    if super::syntax::encodes_nul(text) {
+        return Err(AppError::BadRequest(super::syntax::NUL_REFUSED));
+    }
     if field_count(text, max) > max {
         return Err(AppError::BadRequest("The request has more fields than this page uses."));
     }

@@ -164,6 +164,8 @@ pub fn router(
         .with_state(state.clone())
         // A handler's panic becomes the error page, with the security headers below.
         .layer(catch_panic_layer())
+        // No route reads a NUL character from its path or query.
+        .layer(axum::middleware::from_fn(security::refuse_nul))
         // Every route reads at most a few KiB unless it says more (the admin forms).
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
         // Layers run bottom-up on the way in: request id first, then tracing and metrics.

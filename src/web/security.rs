@@ -34,6 +34,19 @@ pub async fn headers(State(state): State<AppState>, request: Request, next: Next
     response
 }
 
+/// Refuses, with a 400 page, a request whose path or query string holds a NUL character
+/// (`%00`), before any route reads it: path segments and query values reach lookups and the
+/// audit filters, and no store keeps U+0000 (issue 12). Forms check their bodies the same way
+/// ([`super::extract::parse_fields`]); the token endpoint its parameters.
+pub async fn refuse_nul(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let in_path = super::syntax::encodes_nul(uri.path().as_bytes());
+    if in_path || uri.query().is_some_and(|q| super::syntax::encodes_nul(q.as_bytes())) {
+        return AppError::BadRequest(super::syntax::NUL_REFUSED).into_response();
+    }
+    next.run(request).await
+}
+
 /// tower-http's CSRF check (Origin / `Sec-Fetch-Site`), trusting the base URL's origin.
 ///
 /// # Errors

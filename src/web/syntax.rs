@@ -19,9 +19,29 @@ pub fn credentials_for_scheme<'a>(authorization: &'a str, scheme: &str) -> Optio
     name.eq_ignore_ascii_case(scheme).then(|| rest.trim())
 }
 
+/// Whether form-urlencoded or URI text (`text`) holds U+0000, raw or percent-encoded (`%00`):
+/// linear, and exact for this encoding (a typed `%00` arrives as `%2500`). Postgres refuses
+/// NUL in text and SQLite's C strings end there, so the web layer refuses it at the edge
+/// (issue 12: bad input gets a clear message and changes nothing).
+pub fn encodes_nul(text: &[u8]) -> bool {
+    text.contains(&0) || text.windows(3).any(|w| w == b"%00")
+}
+
+/// What a page says to a request holding a NUL character.
+pub const NUL_REFUSED: &str = "The request holds a NUL character (%00), which no field accepts.";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_is_found_raw_or_percent_encoded_and_a_typed_percent_zero_zero_is_not_one() {
+        assert!(encodes_nul(b"a=%00"));
+        assert!(encodes_nul(b"a=x\0y"));
+        assert!(encodes_nul(b"/admin/users/%00/resend"));
+        assert!(!encodes_nul(b"a=%2500&b=%0A&c=%10"));
+        assert!(!encodes_nul(b""));
+    }
 
     #[test]
     fn media_types_ignore_case_parameters_and_spaces() {
