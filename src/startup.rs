@@ -47,11 +47,9 @@ pub fn mail_sender(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> any
     Ok(mail::Sender::new(store.clone(), mail_transport(config)?, config.mail_from.clone(), clock))
 }
 
-/// Token endpoint failures per (client ID, IP) within a minute that answer 429 (issue 7).
-pub const TOKEN_FAILURES_PER_MINUTE: usize = 10;
-
-/// Password-reset requests per address within an hour before 429 (issue 12).
-pub const RESET_REQUESTS_PER_HOUR: usize = 10;
+/// Password-reset requests per address within an hour before 429 (issue 12), shared by replicas.
+pub const RESET_RULE: crate::domain::throttle::ThrottleRule =
+    crate::domain::throttle::ThrottleRule { scope: "reset", limit: 10, period: chrono::Duration::hours(1) };
 
 /// The services the handlers share, built once: loads (or creates) the signing key.
 ///
@@ -77,17 +75,9 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
             keys,
         },
         usage: crate::oauth::usage::UsageRecorder::default(),
-        token_failures: crate::auth::FailureWindow::new(
-            config.rate_limits,
-            TOKEN_FAILURES_PER_MINUTE,
-            chrono::Duration::minutes(1),
-        ),
+        token_throttle: crate::oauth::throttle::TokenThrottle::new(config.rate_limits),
         password_resets: crate::jobs::password_resets::ResetRequests::default(),
-        reset_requests: crate::auth::FailureWindow::new(
-            config.rate_limits,
-            RESET_REQUESTS_PER_HOUR,
-            chrono::Duration::hours(1),
-        ),
+        reset_requests: Arc::new(crate::auth::SharedWindow::new(config.rate_limits, RESET_RULE)),
     })
 }
 
@@ -156,6 +146,12 @@ impl Application {
         let store = state.store.clone();
         let mail_task = tokio::spawn(state.services.mailer.clone().run(stop.clone()));
         let usage_task = tokio::spawn(state.services.usage.clone().run(state.store.clone(), stop.clone()));
+        let throttle_task = tokio::spawn(crate::jobs::throttle_counts::run(
+            state.services.shared_windows(),
+            state.store.clone(),
+            state.clock.clone(),
+            stop.clone(),
+        ));
         let key_task = {
             let keys = state.services.tokens.keys.clone();
             let stop = stop.clone();
@@ -231,6 +227,7 @@ impl Application {
             let _ = task.await;
         }
         let _ = usage_task.await;
+        let _ = throttle_task.await;
         let _ = key_task.await;
         let _ = cleanup_task.await;
         store.close().await;

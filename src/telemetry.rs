@@ -107,6 +107,11 @@ fn describe_metrics() {
         "password_reset_requests_dropped_total",
         "Password-reset requests dropped because the queue of the job that handles them was full (1,024)."
     );
+    describe_counter!(
+        "throttle_failures_unwritten_total",
+        "Throttle failures not written to the shared counts (a replica's pending map at its cap of 100,000 keys, \
+         or a batch the database refused); the replica's own count still holds them (issue 12)."
+    );
     describe_gauge!("outbox_emails", "Outbox rows by state (queued, retrying, failed), read when /metrics is scraped.");
     describe_gauge!(
         "db_pool_connections",

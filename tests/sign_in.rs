@@ -665,3 +665,46 @@ async fn an_mfa_reenrolment_link_asks_for_the_current_password_and_enrols_a_new_
     let c = new_client();
     assert_eq!(app.sign_in(&c, &new_account).await.status(), 303);
 }
+
+#[tokio::test]
+async fn two_replicas_share_the_per_address_windows_of_sign_in_links_and_resets() {
+    let a = TestApp::spawn().await;
+    let b = a.replica().await;
+    let client = new_client();
+    // Thirty failed sign-ins from one address, fifteen on each replica, each writing its batch
+    // before the next (as its job does every second).
+    for i in 0..30 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let res = app.password_step(&client, &format!("user{i}@nowhere.example"), "wrong password here", "").await;
+        assert_eq!(res.status(), 200, "failure {i}");
+        app.flush_throttles().await;
+    }
+    for app in [&a, &b] {
+        let res = client.get(app.url("/login")).send().await.unwrap();
+        assert_eq!(res.status(), 429, "each replica refuses what one would");
+    }
+    // Bad one-time links: their own shared window.
+    let c = TestApp::spawn().await;
+    let d = c.replica().await;
+    for i in 0..30 {
+        let app = if i % 2 == 0 { &c } else { &d };
+        let res = client.get(app.url(&format!("/invite/unknown-{i}"))).send().await.unwrap();
+        assert_ne!(res.status(), 429, "link {i}");
+        app.flush_throttles().await;
+    }
+    for app in [&c, &d] {
+        assert_eq!(client.get(app.url("/invite/another")).send().await.unwrap().status(), 429);
+        assert_eq!(client.get(app.url("/login")).send().await.unwrap().status(), 200, "sign-in is apart");
+    }
+    // Password-reset requests: ten an hour per address among the replicas.
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &c } else { &d };
+        let res = app.post_form(&new_client(), "/password/forgot", &[("email", "nobody@demo.example")]).await;
+        assert_eq!(res.status(), 200, "request {i}");
+        app.flush_throttles().await;
+    }
+    for app in [&c, &d] {
+        let res = app.post_form(&new_client(), "/password/forgot", &[("email", "nobody@demo.example")]).await;
+        assert_eq!(res.status(), 429);
+    }
+}

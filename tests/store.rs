@@ -520,3 +520,29 @@ async fn the_outbox_keeps_its_rows_when_0006_drops_the_email_kind_check() {
     assert_eq!(raw_sql!(store, "update outbox set attempts = 1 where id = $1 and kind = 'reminder'", id).unwrap(), 1);
     raw_sql!(store, insert, uuid::Uuid::new_v4(), "second_factor_locked", test_now()).unwrap();
 }
+
+#[tokio::test]
+async fn shared_throttle_counts_add_up_when_replicas_write_at_once() {
+    use secret_portal::domain::throttle::{ThrottleKey, ThrottleRule};
+    let (store, db) = test_store().await;
+    let other = Store::connect(&db.url, secret_portal::store::PoolSettings::default()).await.unwrap();
+    let rule = ThrottleRule { scope: "token", limit: 40, period: Duration::minutes(1) };
+    let key = ThrottleKey::of("client\n192.0.2.1\n");
+    let spare = ThrottleKey::of("another");
+    let now = test_now();
+    // Twenty batches of two failures of the same keys from two stores at once (the keys in
+    // opposite orders): no update is lost and no transaction deadlocks.
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let s = if i % 2 == 0 { store.clone() } else { other.clone() };
+        let batch = if i % 2 == 0 { vec![(key, 2), (spare, 1)] } else { vec![(spare, 1), (key, 2)] };
+        writes.spawn(async move { s.add_throttle_failures(rule, &batch, now).await.unwrap() });
+    }
+    let results = writes.join_all().await;
+    let blocked: Vec<_> = results.iter().flatten().filter(|(k, until)| *k == key && until.is_some()).collect();
+    assert_eq!(blocked.len(), 1, "only the batch that reached 40 sees the block");
+    assert_eq!(store.throttle_block("token", &key, now).await.unwrap(), Some(now + Duration::minutes(1)));
+    assert_eq!(store.throttle_block("token", &spare, now).await.unwrap(), None, "20 of 40");
+    assert_eq!(store.throttle_block("sign_in", &key, now).await.unwrap(), None, "scopes are apart");
+    assert_eq!(store.throttle_block("token", &key, now + Duration::minutes(1)).await.unwrap(), None);
+}

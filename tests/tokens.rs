@@ -634,3 +634,113 @@ async fn the_oauth2_crate_gets_a_token() {
     assert_eq!(token.expires_in(), Some(std::time::Duration::from_secs(3600)));
     verify(&w, token.access_token().secret(), "api://wmda/search-match-production").await;
 }
+
+/// Rows the shared throttle holds in a scope.
+async fn throttle_rows(app: &TestApp, scope: &str) -> i64 {
+    match app.store.backend() {
+        secret_portal::store::Backend::Postgres(pool) => {
+            sqlx::query_scalar("select count(*) from throttle_window where scope = $1")
+                .bind(scope)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+        secret_portal::store::Backend::Sqlite(pool) => {
+            sqlx::query_scalar("select count(*) from throttle_window where scope = $1")
+                .bind(scope)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_database_allow_what_one_allows() {
+    let w = world().await;
+    let b = w.app.replica().await;
+    let id = w.smc.client_id.to_string();
+    let attempt = |app: &TestApp, secret: &str| {
+        let url = app.url("/oauth2/token");
+        let form = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", id.clone()),
+            ("client_secret", secret.to_owned()),
+            ("resource", "match-connect-sandbox".to_owned()),
+        ];
+        async move { new_client().post(url).form(&form).send().await.unwrap() }
+    };
+    // Ten failures, five on each replica, each replica writing its batch (as it does every
+    // second) before the next: either alone counted five, under its limit of ten.
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &w.app } else { &b };
+        assert_eq!(attempt(app, "guess").await.status(), 401, "failure {i}");
+        app.flush_throttles().await;
+    }
+    // Both replicas refuse the pair now, even with the right secret: the block rides on the one
+    // secret lookup, and once learnt is answered from memory.
+    for app in [&w.app, &b, &w.app, &b] {
+        let res = attempt(app, &w.secret).await;
+        assert_eq!(res.status(), 429);
+        assert!(res.headers()["retry-after"].to_str().unwrap().parse::<i64>().unwrap() > 0);
+        assert_eq!(json(res).await["error"], "slow_down");
+    }
+    // Without the batches written, each replica alone would still allow: the tolerance is one
+    // unwritten batch per replica. Once the minute is over, both issue tokens again.
+    for app in [&w.app, &b] {
+        app.clock.advance(Duration::seconds(61));
+        app.flush_throttles().await;
+    }
+    assert_eq!(attempt(&w.app, &w.secret).await.status(), 200);
+    assert_eq!(attempt(&b, &w.secret).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_flood_of_random_client_ids_from_one_address_stops_at_the_pre_limit_without_writes() {
+    let w = world().await;
+    let flood = |i: usize| {
+        let url = w.app.url("/oauth2/token");
+        let client_id = if i % 2 == 0 { ClientId::generate().to_string() } else { format!("random-{i}") };
+        async move {
+            new_client()
+                .post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id.as_str()),
+                    ("client_secret", "guess"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let mut statuses = Vec::new();
+    for i in 0..300 {
+        statuses.push(flood(i).await.as_u16());
+    }
+    w.app.flush_throttles().await;
+    let limit = secret_portal::oauth::throttle::ADDRESS_FAILURES_PER_MINUTE;
+    assert!(statuses[..limit].iter().all(|s| *s == 401));
+    assert!(statuses[limit..].iter().all(|s| *s == 429), "past the pre-limit every request is refused");
+    // One row per client ID that got as far as the database, none for the refused ones.
+    assert_eq!(throttle_rows(&w.app, "token").await, limit as i64);
+    // The pre-limit refuses the address whatever the client ID, the right secret too, and no
+    // header lets a client step around it (no trusted proxy here).
+    let res = new_client()
+        .post(w.app.url("/oauth2/token"))
+        .header("x-forwarded-for", "198.51.100.30")
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", w.smc.client_id.to_string().as_str()),
+            ("client_secret", w.secret.as_str()),
+            ("resource", "match-connect-sandbox"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    // The counts go once their window ended.
+    w.app.clock.advance(Duration::minutes(2));
+    assert_eq!(w.app.store.prune_throttle_counts(w.app.clock.now()).await.unwrap(), limit as u64);
+}

@@ -1,4 +1,4 @@
-//! Throttling of failed sign-in attempts, in memory (per replica).
+//! Throttling of failed sign-in attempts.
 //!
 //! Two rules (issue 3, ASVS 5.0 6.3.1):
 //! - per (email, client IP), known email or not: after 5 consecutive failures (password or TOTP),
@@ -6,7 +6,9 @@
 //!   failure up to 15 minutes; a success resets the count. Keyed on the pair, so an attacker
 //!   elsewhere cannot lock a victim out.
 //! - per client IP: 30 failures in 10 minutes make the sign-in, invitation and password routes
-//!   answer 429 with `Retry-After` until the window has room again.
+//!   answer 429 with `Retry-After` until the window has room again. Shared by replicas through
+//!   the database ([`SharedWindow`], issue 12), as is the window of bad one-time links; the pair
+//!   rule stays per replica (the shared per-address window bounds it among replicas).
 //!
 //! Time comes from the caller's clock. Memory is bounded whatever clients send (issue 12): a key
 //! is the SHA-256 of the normalised value ([`ThrottleKey`], 32 bytes however long the email or
@@ -15,10 +17,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
-use sha2::{Digest as _, Sha256};
+
+use crate::auth::SharedWindow;
+pub use crate::domain::throttle::ThrottleKey;
+use crate::domain::throttle::ThrottleRule;
+use crate::store::Store;
 
 /// The address a throttle counts (issue 12): IPv4 as is; IPv6 per /64, the prefix one
 /// subscriber or host gets, so an attacker cannot spread attempts over the 2^64 addresses of
@@ -33,24 +39,6 @@ pub fn address_bucket(ip: IpAddr) -> IpAddr {
                 IpAddr::V6(std::net::Ipv6Addr::from(prefix))
             }
         },
-    }
-}
-
-/// A throttle key: the SHA-256 of a normalised value (an email as `trim().to_lowercase()`, a
-/// client ID), so what a client types is never kept at its typed size.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ThrottleKey([u8; 32]);
-
-impl ThrottleKey {
-    /// The key of `normalised`.
-    pub fn of(normalised: &str) -> Self {
-        Self(Sha256::digest(normalised.as_bytes()).into())
-    }
-}
-
-impl std::fmt::Debug for ThrottleKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ThrottleKey({})", hex::encode(&self.0[..4]))
     }
 }
 
@@ -250,13 +238,25 @@ impl<K: std::hash::Hash + Eq + Clone> FailureWindow<K> {
     }
 }
 
-/// The throttle; share one per process.
+/// Sign-in failures per address, shared by replicas: 30 within 10 minutes.
+pub const SIGN_IN_RULE: ThrottleRule = ThrottleRule { scope: "sign_in", limit: IP_FAILURES, period: IP_WINDOW };
+/// Unknown or unusable one-time-link tokens per address, shared by replicas.
+pub const LINK_RULE: ThrottleRule = ThrottleRule { scope: "link", limit: LINK_FAILURES, period: IP_WINDOW };
+
+/// The key of an address's throttle bucket (IPv6: its /64) in a shared window.
+pub fn address_key(ip: IpAddr) -> ThrottleKey {
+    ThrottleKey::of(&address_bucket(ip).to_string())
+}
+
+/// The throttle; share one per process. The per-address windows are shared by replicas
+/// ([`SharedWindow`]); the per-(email, address) blocks stay per replica, behind the shared
+/// per-address window and the per-account second-factor limit in the database.
 #[derive(Debug)]
 pub struct Throttle {
     enabled: bool,
     state: Mutex<State>,
-    ips: FailureWindow<IpAddr>,
-    links: FailureWindow<IpAddr>,
+    ips: Arc<SharedWindow>,
+    links: Arc<SharedWindow>,
 }
 
 impl Throttle {
@@ -266,9 +266,14 @@ impl Throttle {
         Self {
             enabled,
             state: Mutex::new(State { pairs: HashMap::new(), last_prune: None }),
-            ips: FailureWindow::new(enabled, IP_FAILURES, IP_WINDOW),
-            links: FailureWindow::new(enabled, LINK_FAILURES, IP_WINDOW),
+            ips: Arc::new(SharedWindow::new(enabled, SIGN_IN_RULE)),
+            links: Arc::new(SharedWindow::new(enabled, LINK_RULE)),
         }
+    }
+
+    /// The windows the flush job writes to the database.
+    pub fn shared_windows(&self) -> [Arc<SharedWindow>; 2] {
+        [self.ips.clone(), self.links.clone()]
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -286,9 +291,15 @@ impl Throttle {
         }
     }
 
-    /// Whether `ip` is over its failure budget.
+    /// Whether `ip` is over its failure budget, from this replica's memory.
     pub fn check_ip(&self, ip: IpAddr, now: DateTime<Utc>) -> ThrottleVerdict {
-        self.ips.check(&address_bucket(ip), now)
+        self.ips.check(&address_key(ip), now)
+    }
+
+    /// Whether `ip` is over its failure budget among all replicas: memory, then the database's
+    /// block (one primary-key lookup).
+    pub async fn check_ip_shared(&self, store: &Store, ip: IpAddr, now: DateTime<Utc>) -> ThrottleVerdict {
+        self.ips.check_shared(store, &address_key(ip), now).await
     }
 
     /// Records a failed attempt. `email` is `None` for failures not tied to an account (a bad
@@ -297,8 +308,8 @@ impl Throttle {
         if !self.enabled {
             return None;
         }
+        self.ips.record(address_key(ip), now);
         let ip = address_bucket(ip);
-        self.ips.record(ip, now);
         let mut state = self.state();
         let block = email.and_then(|email| {
             let pair = state.pairs.entry((ThrottleKey::of(email), ip)).or_insert(PairState {
@@ -330,8 +341,8 @@ impl Throttle {
         if !self.enabled {
             return false;
         }
+        let first_of_ip = self.ips.refused(address_key(ip), now);
         let ip = address_bucket(ip);
-        let first_of_ip = self.ips.refused(ip, now);
         let Some(email) = email else { return first_of_ip };
         let mut state = self.state();
         match state.pairs.get_mut(&(ThrottleKey::of(email), ip)) {
@@ -346,18 +357,23 @@ impl Throttle {
 
     /// Whether `ip` may try another one-time link.
     pub fn check_link(&self, ip: IpAddr, now: DateTime<Utc>) -> ThrottleVerdict {
-        self.links.check(&address_bucket(ip), now)
+        self.links.check(&address_key(ip), now)
+    }
+
+    /// Whether `ip` may try another one-time link, among all replicas.
+    pub async fn check_link_shared(&self, store: &Store, ip: IpAddr, now: DateTime<Utc>) -> ThrottleVerdict {
+        self.links.check_shared(store, &address_key(ip), now).await
     }
 
     /// Records an unknown, used or expired one-time-link token from `ip` (its own window, not a
     /// sign-in failure).
     pub fn record_link_failure(&self, ip: IpAddr, now: DateTime<Utc>) {
-        self.links.record(address_bucket(ip), now);
+        self.links.record(address_key(ip), now);
     }
 
     /// A link request refused while `ip` is blocked for links; `true` for the block's first.
     pub fn link_refused(&self, ip: IpAddr, now: DateTime<Utc>) -> bool {
-        self.links.refused(address_bucket(ip), now)
+        self.links.refused(address_key(ip), now)
     }
 
     /// Records a success: the pair's count starts again.

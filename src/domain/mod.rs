@@ -12,6 +12,7 @@ pub mod organisation;
 pub mod paging;
 pub mod reminder;
 pub mod secret;
+pub mod throttle;
 
 pub use application::{Api, ApplicationKind, ApplicationName, ClientId, Environment, ResourceId};
 pub use cipher::MasterKey;

@@ -4,3 +4,4 @@
 
 pub mod password_resets;
 pub mod reminders;
+pub mod throttle_counts;

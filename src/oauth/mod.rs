@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod request;
+pub mod throttle;
 pub mod token;
 pub mod usage;
 

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::OAuthError;
 use super::keys::SigningKeys;
 use super::request::TokenRequest;
+use crate::domain::throttle::ThrottleKey;
 use crate::domain::{ClientId, PlainSecret, ResourceId};
 use crate::store::{Store, StoreError, TokenClient};
 
@@ -117,17 +118,33 @@ impl TokenIssuer {
     ///
     /// The secret is looked up by its SHA-256 (one indexed query) and must belong to the client ID
     /// presented, be undeleted, and not past its expiry instant. An unknown client ID and a wrong
-    /// secret take the same path and get the same answer.
+    /// secret take the same path and get the same answer. The same query reads the shared
+    /// throttle's block of `throttle_key` (the client ID and address, see
+    /// [`super::throttle::TokenThrottle::key`]): a blocked key is refused whatever the secret.
     ///
     /// # Errors
-    /// [`OAuthError`].
-    pub async fn issue(&self, store: &Store, request: &TokenRequest, now: DateTime<Utc>) -> Result<Issued, OAuthError> {
+    /// [`OAuthError`]; [`OAuthError::TooManyRequests`] with the whole seconds (rounded up) until
+    /// the block ends.
+    pub async fn issue(
+        &self,
+        store: &Store,
+        request: &TokenRequest,
+        throttle_key: &ThrottleKey,
+        now: DateTime<Utc>,
+    ) -> Result<Issued, OAuthError> {
         let invalid_client = OAuthError::InvalidClient { basic: request.auth.basic };
         let hash = PlainSecret::presented(request.secret()).hash();
         // Any database failure is the portal's, not the client's: 503, retry later.
-        let found = store.token_client(&hash).await.map_err(|_: StoreError| OAuthError::TemporarilyUnavailable)?;
+        let lookup = store
+            .token_client(&hash, throttle_key, now)
+            .await
+            .map_err(|_: StoreError| OAuthError::TemporarilyUnavailable)?;
+        if let Some(until) = lookup.blocked_until {
+            let retry_after = ((until - now).num_milliseconds() + 999) / 1000;
+            return Err(OAuthError::TooManyRequests { retry_after: retry_after.max(1) });
+        }
         let presented = ClientId::parse(&request.auth.client_id).ok();
-        let client: TokenClient = match found {
+        let client: TokenClient = match lookup.client {
             Some(c) if Some(c.client_id) == presented && c.expires_at > now => c,
             _ => return Err(invalid_client),
         };

@@ -15,6 +15,7 @@ mod organisations;
 pub(crate) mod outbox;
 pub(crate) mod reminders;
 mod secrets;
+mod throttle;
 mod tokens;
 pub mod url;
 pub(crate) mod users;
@@ -34,7 +35,7 @@ pub use organisations::Organisation;
 pub use outbox::{EmailKind, NewEmail, OutboxDepth, QueuedEmail};
 pub use reminders::{OutboxRow, Recipients, ReminderSecret, SentReminder};
 pub use secrets::{ClientSecret, SeedSecret};
-pub use tokens::{NewSigningKey, ScheduledKeyRow, TokenClient};
+pub use tokens::{NewSigningKey, ScheduledKeyRow, TokenClient, TokenLookup};
 pub use url::DatabaseUrl;
 pub use users::{NewUser, User, UserRole};
 

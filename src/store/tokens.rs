@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{BeginWrite, Store, StoreError, on_pool, unique_violation};
+use crate::domain::throttle::ThrottleKey;
 use crate::domain::{ClientId, ResourceId, SecretHash};
 
 /// What the token endpoint needs of a secret found by its hash.
@@ -17,6 +18,16 @@ pub struct TokenClient {
     pub expires_at: DateTime<Utc>,
     /// The application's resources with their audiences.
     pub resources: Vec<(ResourceId, String)>,
+}
+
+/// What the token endpoint's one query finds: the secret's client, if the secret is known, and
+/// the end of the (client ID, address) block, if there is one.
+#[derive(Debug, Clone)]
+pub struct TokenLookup {
+    /// The secret's client.
+    pub client: Option<TokenClient>,
+    /// The shared throttle's block, after the instant asked about.
+    pub blocked_until: Option<DateTime<Utc>>,
 }
 
 /// A stored key's schedule: kid, encrypted PKCS#8, signs from, retires at.
@@ -40,29 +51,52 @@ const INSERT_KEY: &str =
 
 impl Store {
     /// The undeleted secret with this SHA-256, its client ID, expiry instant and the
-    /// application's resources: one indexed query (one row per resource).
+    /// application's resources, and the end of the block of `block_key` in the `token` throttle
+    /// scope if it is blocked at `now`: one query (one row per resource), the block riding on it
+    /// as a join on its primary key (issue 12: the success path gains no query).
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn token_client(&self, hash: &SecretHash) -> Result<Option<TokenClient>, StoreError> {
-        let rows: Vec<(Uuid, Uuid, DateTime<Utc>, String, String)> = on_pool!(self, |pool| sqlx::query_as(
-            "select s.id, a.client_id, s.expires_at, r.id, r.audience
-             from client_secret s
-             join application a on a.id = s.application_id
-             join application_resource ar on ar.application_id = a.id
-             join resource r on r.id = ar.resource_id
-             where s.secret_hash = $1 and s.deleted_at is null"
+    pub async fn token_client(
+        &self,
+        hash: &SecretHash,
+        block_key: &ThrottleKey,
+        now: DateTime<Utc>,
+    ) -> Result<TokenLookup, StoreError> {
+        type Row =
+            (Option<DateTime<Utc>>, Option<Uuid>, Option<Uuid>, Option<DateTime<Utc>>, Option<String>, Option<String>);
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(
+            "select b.blocked_until, x.secret_id, x.client_id, x.expires_at, x.resource_id, x.audience
+             from (select 1 as one) o
+             left join throttle_window b
+               on b.scope = 'token' and b.throttle_key = $2 and b.blocked_until > $3
+             left join (
+               select s.id as secret_id, a.client_id, s.expires_at, r.id as resource_id, r.audience
+               from client_secret s
+               join application a on a.id = s.application_id
+               join application_resource ar on ar.application_id = a.id
+               join resource r on r.id = ar.resource_id
+               where s.secret_hash = $1 and s.deleted_at is null
+             ) x on 1 = 1"
         )
         .bind(hash.as_bytes().as_slice())
+        .bind(block_key.as_bytes().as_slice())
+        .bind(now)
         .fetch_all(pool)
         .await)?;
-        let Some((secret_id, client_id, expires_at, _, _)) = rows.first().cloned() else { return Ok(None) };
-        let mut resources: Vec<(ResourceId, String)> = rows
-            .into_iter()
-            .filter_map(|(_, _, _, id, audience)| ResourceId::parse(&id).ok().map(|r| (r, audience)))
-            .collect();
-        resources.sort();
-        Ok(Some(TokenClient { secret_id, client_id: ClientId::from_uuid(client_id), expires_at, resources }))
+        let blocked_until = rows.first().and_then(|r| r.0);
+        let first = rows.first().and_then(|(_, secret_id, client_id, expires_at, _, _)| {
+            Some(((*secret_id)?, (*client_id)?, (*expires_at)?))
+        });
+        let client = first.map(|(secret_id, client_id, expires_at)| {
+            let mut resources: Vec<(ResourceId, String)> = rows
+                .into_iter()
+                .filter_map(|(_, _, _, _, id, audience)| ResourceId::parse(&id?).ok().zip(audience))
+                .collect();
+            resources.sort();
+            TokenClient { secret_id, client_id: ClientId::from_uuid(client_id), expires_at, resources }
+        });
+        Ok(TokenLookup { client, blocked_until })
     }
 
     /// The active signing key: (kid, encrypted PKCS#8).

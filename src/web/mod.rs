@@ -52,14 +52,24 @@ pub struct Services {
     pub tokens: crate::oauth::TokenIssuer,
     /// Secret usage, recorded off the request path.
     pub usage: crate::oauth::usage::UsageRecorder,
-    /// Token endpoint failures per (client ID, IP): 10 a minute answer 429. The client ID is
-    /// kept as its SHA-256.
-    pub token_failures: crate::auth::FailureWindow<(crate::auth::ThrottleKey, std::net::IpAddr)>,
+    /// Token endpoint failures per (client ID, address): 10 a minute answer 429, shared by
+    /// replicas, behind a per-address pre-limit in memory.
+    pub token_throttle: crate::oauth::throttle::TokenThrottle,
     /// Password-reset requests, handled off the request path.
     pub password_resets: crate::jobs::password_resets::ResetRequests,
     /// Password-reset requests per address (IPv6: per /64): 10 an hour, then 429 for known and
     /// unknown emails alike.
-    pub reset_requests: crate::auth::FailureWindow<std::net::IpAddr>,
+    /// Shared by replicas.
+    pub reset_requests: std::sync::Arc<crate::auth::SharedWindow>,
+}
+
+impl Services {
+    /// The throttle windows shared by replicas, for the job that writes their counts.
+    pub fn shared_windows(&self) -> Vec<std::sync::Arc<crate::auth::SharedWindow>> {
+        let mut windows = vec![self.token_throttle.clients.clone(), self.reset_requests.clone()];
+        windows.extend(self.throttle.shared_windows());
+        windows
+    }
 }
 
 /// What every handler can reach.

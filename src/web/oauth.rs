@@ -12,6 +12,7 @@ use super::AppState;
 use super::extract::ClientIp;
 use crate::auth::ThrottleVerdict;
 use crate::oauth::request::Authorization;
+use crate::oauth::throttle::TokenThrottle;
 use crate::oauth::{OAuthError, TokenRequest};
 
 fn no_store(mut response: Response) -> Response {
@@ -80,26 +81,33 @@ pub async fn token(
         Ok(r) => r,
         Err(e) => return refuse(None, ip, &e),
     };
-    // Keyed on the parsed client ID, so every spelling ClientId::parse accepts is one key, and
-    // on the address's throttle bucket (IPv6 per /64): refusing one address never refuses the
-    // same client from another.
-    let client_key = crate::domain::ClientId::parse(&request.auth.client_id)
-        .map_or_else(|_| request.auth.client_id.clone(), |id| id.to_string());
-    let key = (crate::auth::ThrottleKey::of(&client_key), crate::auth::address_bucket(ip));
+    // Keyed on the parsed client ID (every spelling ClientId::parse accepts is one key) and the
+    // address's bucket (IPv6 per /64): refusing one address never refuses the same client from
+    // another. Shared by replicas through the database (oauth::throttle).
+    let throttle = &state.services.token_throttle;
+    let key = TokenThrottle::key(&request.auth.client_id, ip);
     // Logged as sent, cut to the longest client ID (64), so a log line stays small.
     let client_id: String = request.auth.client_id.chars().take(64).collect();
-    if let ThrottleVerdict::Blocked { retry_after } = state.services.token_failures.check(&key, now) {
-        return refuse(Some(&client_id), ip, &OAuthError::TooManyRequests { retry_after: retry_after.num_seconds() });
+    if let ThrottleVerdict::Blocked { retry_after } = throttle.check(&key, ip, now) {
+        throttle.refused(key, ip, now);
+        let retry_after = (retry_after.num_milliseconds() + 999) / 1000;
+        return refuse(Some(&client_id), ip, &OAuthError::TooManyRequests { retry_after });
     }
-    match state.services.tokens.issue(&state.store, &request, now).await {
+    match state.services.tokens.issue(&state.store, &request, &key, now).await {
         Ok(issued) => {
             state.services.usage.record(issued.secret_id, now);
             metrics::counter!("tokens_issued_total").increment(1);
             no_store(Json(issued.response).into_response())
         }
         Err(e) => {
-            if matches!(e, OAuthError::InvalidClient { .. }) {
-                state.services.token_failures.record(key, now);
+            match e {
+                OAuthError::InvalidClient { .. } => throttle.failed(key, ip, now),
+                OAuthError::TooManyRequests { retry_after } => {
+                    // Another replica's failures blocked the key: cached until the block ends.
+                    throttle.clients.learn(key, now + chrono::Duration::seconds(retry_after), now);
+                    throttle.refused(key, ip, now);
+                }
+                _ => {}
             }
             refuse(Some(&client_id), ip, &e)
         }

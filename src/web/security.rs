@@ -77,7 +77,12 @@ async fn refuse_while_blocked(state: AppState, request: Request, next: Next, sco
     let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, &state).await;
     let now = state.clock.now();
     let throttle = &state.services.throttle;
-    let verdict = if scope == "link" { throttle.check_link(ip, now) } else { throttle.check_ip(ip, now) };
+    // Shared by replicas: this replica's memory, then the database's block (issue 12).
+    let verdict = if scope == "link" {
+        throttle.check_link_shared(&state.store, ip, now).await
+    } else {
+        throttle.check_ip_shared(&state.store, ip, now).await
+    };
     if let ThrottleVerdict::Blocked { retry_after } = verdict {
         metrics::counter!("sign_in_throttled_total", "scope" => scope).increment(1);
         let first = if scope == "link" { throttle.link_refused(ip, now) } else { throttle.refused(None, ip, now) };

@@ -215,6 +215,31 @@ impl TestApp {
         app
     }
 
+    /// A second portal on the same database (a replica): same master key and settings that
+    /// matter here, its own process state, its clock set to this one's now.
+    pub async fn replica(&self) -> TestApp {
+        let db = TestDb { url: self.db.url.clone(), admin_url: None, name: String::new(), _dir: None };
+        let key = self.state.config.master_key.clone();
+        let proxies = self.state.config.trusted_proxies.clone();
+        let app = TestApp::spawn_with(db, |c| {
+            c.master_key = key;
+            c.trusted_proxies = proxies;
+        })
+        .await;
+        app.clock.set(self.clock.now());
+        app
+    }
+
+    /// Writes this portal's pending throttle failures now, as its job does every second.
+    pub async fn flush_throttles(&self) {
+        secret_portal::jobs::throttle_counts::flush_all(
+            &self.state.services.shared_windows(),
+            &self.store,
+            &self.clock,
+        )
+        .await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

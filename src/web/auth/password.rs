@@ -81,14 +81,15 @@ pub async fn forgot_submit(
     };
     let now = state.clock.now();
     // Per address, known and unknown emails alike: 10 an hour, then 429.
-    let bucket = crate::auth::address_bucket(ip);
+    // Shared by replicas (issue 12): memory, then the database's block.
+    let key = crate::auth::throttle::address_key(ip);
     let limit = &state.services.reset_requests;
-    if let crate::auth::ThrottleVerdict::Blocked { retry_after } = limit.check(&bucket, now) {
-        limit.refused(bucket, now);
+    if let crate::auth::ThrottleVerdict::Blocked { retry_after } = limit.check_shared(&state.store, &key, now).await {
+        limit.refused(key, now);
         metrics::counter!("sign_in_throttled_total", "scope" => "password_reset").increment(1);
         return Err(AppError::TooManyRequests { retry_after_seconds: retry_after.num_seconds().max(1) });
     }
-    limit.record(bucket, now);
+    limit.record(key, now);
     // The lookup, the per-account limit and the email happen off the request path, so the
     // answer takes the same time whether or not the address has an account.
     state.services.password_resets.submit(email, ip, now);
