@@ -5,13 +5,14 @@
 # portal's peak resident memory (VmHWM).
 #
 #   benches/token.sh [seconds] [postgres-admin-url]
+#   BIN=<binary> benches/token.sh ...   (an existing build)
 #   (defaults: 15 s, postgres://postgres:postgres@127.0.0.1:5432/postgres; needs wrk and psql)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-15}
 pg_admin=${2:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
-cargo build --release --quiet
-bin="$PWD/target/release/secret-portal"
+# BIN=<path> measures that binary instead of building the checkout (to compare two builds).
+if [ -n "${BIN:-}" ]; then bin=$BIN; else cargo build --release --quiet; bin="$PWD/target/release/secret-portal"; fi
 secret=$(python3 -c 'import secrets,string; a=string.ascii_letters+string.digits; print("".join(secrets.choice(a) for _ in range(40)))')
 hash=$(printf '%s' "$secret" | sha256sum | cut -d' ' -f1)
 

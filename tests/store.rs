@@ -546,3 +546,22 @@ async fn shared_throttle_counts_add_up_when_replicas_write_at_once() {
     assert_eq!(store.throttle_block("sign_in", &key, now).await.unwrap(), None, "scopes are apart");
     assert_eq!(store.throttle_block("token", &key, now + Duration::minutes(1)).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_batch_of_thousands_of_new_keys_is_counted_whole_and_then_added_to() {
+    use secret_portal::domain::throttle::{ThrottleKey, ThrottleRule};
+    let (store, _db) = test_store().await;
+    let rule = ThrottleRule { scope: "token", limit: 3, period: Duration::minutes(1) };
+    let now = test_now();
+    let batch: Vec<(ThrottleKey, u32)> = (0..2_500).map(|i| (ThrottleKey::of(&format!("random-{i}")), 2)).collect();
+    let blocks = store.add_throttle_failures(rule, &batch, now).await.unwrap();
+    assert_eq!(blocks.len(), 2_500);
+    assert!(blocks.iter().all(|(_, until)| until.is_none()), "two of three");
+    // One more each: every key reaches the limit, new rows and old alike.
+    let mut again = batch.iter().map(|(k, _)| (*k, 1)).collect::<Vec<_>>();
+    again.push((ThrottleKey::of("new"), 3));
+    let blocks = store.add_throttle_failures(rule, &again, now + Duration::seconds(1)).await.unwrap();
+    assert_eq!(blocks.len(), 2_501);
+    assert!(blocks.iter().all(|(_, until)| *until == Some(now + Duration::minutes(1)) || *until == Some(now + Duration::seconds(61))));
+    assert_eq!(store.prune_throttle_counts(now + Duration::seconds(62)).await.unwrap(), 2_501);
+}
