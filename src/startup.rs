@@ -48,8 +48,12 @@ pub fn mail_sender(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> any
 }
 
 /// Password-reset requests per address within an hour before 429 (issue 12), shared by replicas.
-pub const RESET_RULE: crate::domain::throttle::ThrottleRule =
-    crate::domain::throttle::ThrottleRule { scope: "reset", limit: 10, period: chrono::Duration::hours(1) };
+pub const RESET_RULE: crate::domain::throttle::ThrottleRule = crate::domain::throttle::ThrottleRule {
+    scope: "reset",
+    limit: 10,
+    period: chrono::Duration::hours(1),
+    counting: crate::domain::throttle::Counting::Window,
+};
 
 /// The services the handlers share, built once: loads (or creates) the signing key.
 ///

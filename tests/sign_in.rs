@@ -708,3 +708,36 @@ async fn two_replicas_share_the_per_address_windows_of_sign_in_links_and_resets(
         assert_eq!(res.status(), 429);
     }
 }
+
+#[tokio::test]
+async fn two_replicas_share_the_consecutive_failures_of_an_email_and_address() {
+    let a = TestApp::spawn().await;
+    let org = a.create_org("NL", "DemoRegistry").await;
+    let (jane, _) = a.account("jane@demo.example", UserRole::Member(org.id)).await;
+    let b = a.replica().await;
+    let client = new_client();
+    // Five wrong passwords, alternating replicas, each writing its batch before the next: the
+    // fifth blocks the pair on both, though neither counted more than three.
+    for i in 0..5 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let res = app.password_step(&client, &jane.email, "wrong password here", "").await;
+        assert_eq!(res.status(), 200, "failure {i}");
+        app.flush_throttles().await;
+    }
+    for app in [&b, &a] {
+        let res = app.password_step(&client, &jane.email, PASSWORD, "").await;
+        assert_eq!(res.status(), 429, "the right password too, on each replica");
+        assert!(res.text().await.unwrap().contains("Too many attempts"));
+    }
+    // Once the 30 s are over, a sign-in on one replica ends the run of failures for both.
+    a.clock.advance(Duration::seconds(31));
+    b.clock.set(a.clock.now());
+    assert_eq!(location(&a.sign_in(&client, &jane).await), "/manage-api-credentials");
+    b.clock.set(a.clock.now());
+    for i in 0..4 {
+        let app = if i % 2 == 0 { &b } else { &a };
+        let res = app.password_step(&new_client(), &jane.email, "wrong password here", "").await;
+        assert!(res.text().await.unwrap().contains("password is wrong"), "failure {i} after the success");
+        app.flush_throttles().await;
+    }
+}

@@ -523,10 +523,10 @@ async fn the_outbox_keeps_its_rows_when_0006_drops_the_email_kind_check() {
 
 #[tokio::test]
 async fn shared_throttle_counts_add_up_when_replicas_write_at_once() {
-    use secret_portal::domain::throttle::{ThrottleKey, ThrottleRule};
+    use secret_portal::domain::throttle::{Counting, ThrottleKey, ThrottleRule};
     let (store, db) = test_store().await;
     let other = Store::connect(&db.url, secret_portal::store::PoolSettings::default()).await.unwrap();
-    let rule = ThrottleRule { scope: "token", limit: 40, period: Duration::minutes(1) };
+    let rule = ThrottleRule { scope: "token", limit: 40, period: Duration::minutes(1), counting: Counting::Window };
     let key = ThrottleKey::of("client\n192.0.2.1\n");
     let spare = ThrottleKey::of("another");
     let now = test_now();
@@ -549,9 +549,9 @@ async fn shared_throttle_counts_add_up_when_replicas_write_at_once() {
 
 #[tokio::test]
 async fn a_batch_of_thousands_of_new_keys_is_counted_whole_and_then_added_to() {
-    use secret_portal::domain::throttle::{ThrottleKey, ThrottleRule};
+    use secret_portal::domain::throttle::{Counting, ThrottleKey, ThrottleRule};
     let (store, _db) = test_store().await;
-    let rule = ThrottleRule { scope: "token", limit: 3, period: Duration::minutes(1) };
+    let rule = ThrottleRule { scope: "token", limit: 3, period: Duration::minutes(1), counting: Counting::Window };
     let now = test_now();
     let batch: Vec<(ThrottleKey, u32)> = (0..2_500).map(|i| (ThrottleKey::of(&format!("random-{i}")), 2)).collect();
     let blocks = store.add_throttle_failures(rule, &batch, now).await.unwrap();

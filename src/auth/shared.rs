@@ -59,6 +59,39 @@ impl SharedWindow {
         }
     }
 
+    /// A window that keeps no count of its own in memory, only what it learns from the database
+    /// and what waits to be written: for a rule the caller counts exactly itself (the
+    /// per-(email, address) pairs of [`super::Throttle`]).
+    pub fn shared_only(enabled: bool, rule: ThrottleRule) -> Self {
+        Self {
+            enabled,
+            rule,
+            local: FailureWindow::new(false, rule.limit, rule.period),
+            max_entries: MAX_ENTRIES,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Forgets what this replica holds of `key` (its pending failures and a learnt block), as a
+    /// success does; the caller deletes the database's count.
+    pub fn forget(&self, key: &ThrottleKey) {
+        let mut state = self.state();
+        state.pending.remove(key);
+        state.blocks.remove(key);
+    }
+
+    /// Whether a refusal of `key` now is the first of the block this replica learnt (without
+    /// counting it as a failure); `false` when no block is learnt.
+    pub fn first_report(&self, key: &ThrottleKey, now: DateTime<Utc>) -> bool {
+        match self.state().blocks.get_mut(key) {
+            Some(learnt) if learnt.until > now && !learnt.reported => {
+                learnt.reported = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The rule it counts by.
     pub fn rule(&self) -> ThrottleRule {
         self.rule
@@ -211,7 +244,12 @@ mod tests {
     use super::*;
     use chrono::{Duration, TimeZone as _};
 
-    const RULE: ThrottleRule = ThrottleRule { scope: "test", limit: 3, period: Duration::minutes(1) };
+    const RULE: ThrottleRule = ThrottleRule {
+        scope: "test",
+        limit: 3,
+        period: Duration::minutes(1),
+        counting: crate::domain::throttle::Counting::Window,
+    };
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap()

@@ -7,8 +7,9 @@
 //!   elsewhere cannot lock a victim out.
 //! - per client IP: 30 failures in 10 minutes make the sign-in, invitation and password routes
 //!   answer 429 with `Retry-After` until the window has room again. Shared by replicas through
-//!   the database ([`SharedWindow`], issue 12), as is the window of bad one-time links; the pair
-//!   rule stays per replica (the shared per-address window bounds it among replicas).
+//!   the database ([`SharedWindow`], issue 12), as are the window of bad one-time links and the
+//!   pair rule's consecutive failures (each replica counts its own exactly and learns the others'
+//!   from the database).
 //!
 //! Time comes from the caller's clock. Memory is bounded whatever clients send (issue 12): a key
 //! is the SHA-256 of the normalised value ([`ThrottleKey`], 32 bytes however long the email or
@@ -23,7 +24,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::auth::SharedWindow;
 pub use crate::domain::throttle::ThrottleKey;
-use crate::domain::throttle::ThrottleRule;
+use crate::domain::throttle::{Counting, ThrottleRule};
 use crate::store::Store;
 
 /// The address a throttle counts (issue 12): IPv4 as is; IPv6 per /64, the prefix one
@@ -239,24 +240,41 @@ impl<K: std::hash::Hash + Eq + Clone> FailureWindow<K> {
 }
 
 /// Sign-in failures per address, shared by replicas: 30 within 10 minutes.
-pub const SIGN_IN_RULE: ThrottleRule = ThrottleRule { scope: "sign_in", limit: IP_FAILURES, period: IP_WINDOW };
+pub const SIGN_IN_RULE: ThrottleRule =
+    ThrottleRule { scope: "sign_in", limit: IP_FAILURES, period: IP_WINDOW, counting: Counting::Window };
 /// Unknown or unusable one-time-link tokens per address, shared by replicas.
-pub const LINK_RULE: ThrottleRule = ThrottleRule { scope: "link", limit: LINK_FAILURES, period: IP_WINDOW };
+pub const LINK_RULE: ThrottleRule =
+    ThrottleRule { scope: "link", limit: LINK_FAILURES, period: IP_WINDOW, counting: Counting::Window };
+
+/// Consecutive failures per (email, address), shared by replicas: the 5th blocks for 30 s, each
+/// further one twice as long, at most 15 minutes.
+pub const PAIR_RULE: ThrottleRule = ThrottleRule {
+    scope: "pair",
+    limit: FAILURES_BEFORE_BLOCK as usize,
+    period: FIRST_BLOCK,
+    counting: Counting::Consecutive { longest: LONGEST_BLOCK },
+};
+
+/// The key of an (email, address bucket) pair in the shared pair counts.
+pub fn pair_key(email: &str, ip: IpAddr) -> ThrottleKey {
+    ThrottleKey::of_parts(&[email, &address_bucket(ip).to_string()])
+}
 
 /// The key of an address's throttle bucket (IPv6: its /64) in a shared window.
 pub fn address_key(ip: IpAddr) -> ThrottleKey {
     ThrottleKey::of(&address_bucket(ip).to_string())
 }
 
-/// The throttle; share one per process. The per-address windows are shared by replicas
-/// ([`SharedWindow`]); the per-(email, address) blocks stay per replica, behind the shared
-/// per-address window and the per-account second-factor limit in the database.
+/// The throttle; share one per process. Every count is shared by replicas ([`SharedWindow`]):
+/// the per-address windows keep their exact count in the window, the per-(email, address) pairs
+/// in this throttle's own map, and what other replicas counted is read from the database.
 #[derive(Debug)]
 pub struct Throttle {
     enabled: bool,
     state: Mutex<State>,
     ips: Arc<SharedWindow>,
     links: Arc<SharedWindow>,
+    pairs: Arc<SharedWindow>,
 }
 
 impl Throttle {
@@ -268,12 +286,13 @@ impl Throttle {
             state: Mutex::new(State { pairs: HashMap::new(), last_prune: None }),
             ips: Arc::new(SharedWindow::new(enabled, SIGN_IN_RULE)),
             links: Arc::new(SharedWindow::new(enabled, LINK_RULE)),
+            pairs: Arc::new(SharedWindow::shared_only(enabled, PAIR_RULE)),
         }
     }
 
     /// The windows the flush job writes to the database.
-    pub fn shared_windows(&self) -> [Arc<SharedWindow>; 2] {
-        [self.ips.clone(), self.links.clone()]
+    pub fn shared_windows(&self) -> [Arc<SharedWindow>; 3] {
+        [self.ips.clone(), self.links.clone(), self.pairs.clone()]
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -287,7 +306,23 @@ impl Throttle {
         }
         match self.state().pairs.get(&(ThrottleKey::of(email), address_bucket(ip))).and_then(|p| p.blocked_until) {
             Some(until) if until > now => ThrottleVerdict::Blocked { retry_after: until - now },
-            _ => ThrottleVerdict::Allowed,
+            // A block another replica's failures made, once learnt.
+            _ => self.pairs.check(&pair_key(email, ip), now),
+        }
+    }
+
+    /// Whether an attempt for `email` (normalised) from `ip` may proceed among all replicas:
+    /// memory, then the database's block of the pair (one primary-key lookup).
+    pub async fn check_pair_shared(
+        &self,
+        store: &Store,
+        email: &str,
+        ip: IpAddr,
+        now: DateTime<Utc>,
+    ) -> ThrottleVerdict {
+        match self.check_pair(email, ip, now) {
+            ThrottleVerdict::Allowed if self.enabled => self.pairs.check_shared(store, &pair_key(email, ip), now).await,
+            verdict => verdict,
         }
     }
 
@@ -309,6 +344,9 @@ impl Throttle {
             return None;
         }
         self.ips.record(address_key(ip), now);
+        if let Some(email) = email {
+            self.pairs.record(pair_key(email, ip), now);
+        }
         let ip = address_bucket(ip);
         let mut state = self.state();
         let block = email.and_then(|email| {
@@ -342,8 +380,9 @@ impl Throttle {
             return false;
         }
         let first_of_ip = self.ips.refused(address_key(ip), now);
-        let ip = address_bucket(ip);
         let Some(email) = email else { return first_of_ip };
+        let shared_key = pair_key(email, ip);
+        let ip = address_bucket(ip);
         let mut state = self.state();
         match state.pairs.get_mut(&(ThrottleKey::of(email), ip)) {
             Some(pair) if pair.blocked_until.is_some_and(|u| u > now) => {
@@ -351,7 +390,8 @@ impl Throttle {
                 pair.reported_block = pair.blocked_until;
                 first
             }
-            _ => first_of_ip,
+            // A refusal is not a failure of the pair: nothing more is counted for it.
+            _ => self.pairs.first_report(&shared_key, now) || first_of_ip,
         }
     }
 
@@ -376,10 +416,19 @@ impl Throttle {
         self.links.refused(address_key(ip), now)
     }
 
-    /// Records a success: the pair's count starts again.
-    pub fn record_success(&self, email: &str, ip: IpAddr) {
+    /// What a success does in memory: the pair's count, pending failures and learnt block go.
+    pub fn forget_pair(&self, email: &str, ip: IpAddr) {
+        self.state().pairs.remove(&(ThrottleKey::of(email), address_bucket(ip)));
+        self.pairs.forget(&pair_key(email, ip));
+    }
+
+    /// Records a success: the pair's count starts again, here and in the database.
+    pub async fn record_success(&self, store: &Store, email: &str, ip: IpAddr) {
         if self.enabled {
-            self.state().pairs.remove(&(ThrottleKey::of(email), address_bucket(ip)));
+            self.forget_pair(email, ip);
+            if let Err(e) = store.clear_throttle_count(PAIR_RULE.scope, &pair_key(email, ip)).await {
+                tracing::warn!(error = %e, "cannot clear a shared sign-in count");
+            }
         }
     }
 }
@@ -434,7 +483,7 @@ mod tests {
         assert_eq!(expected, 900);
         // A success resets the count.
         now += Duration::seconds(900);
-        th.record_success("jane@x.org", A);
+        th.forget_pair("jane@x.org", A);
         assert_eq!(th.record_failure(Some("jane@x.org"), A, now), None);
     }
 

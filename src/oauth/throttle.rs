@@ -8,10 +8,11 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::auth::{FailureWindow, SharedWindow, ThrottleVerdict, address_bucket};
 use crate::domain::ClientId;
-use crate::domain::throttle::{ThrottleKey, ThrottleRule};
+use crate::domain::throttle::{Counting, ThrottleKey, ThrottleRule};
 
 /// Failures per (client ID, address) within a minute that answer 429 (`slow_down`) from then on.
-pub const TOKEN_RULE: ThrottleRule = ThrottleRule { scope: "token", limit: 10, period: Duration::minutes(1) };
+pub const TOKEN_RULE: ThrottleRule =
+    ThrottleRule { scope: "token", limit: 10, period: Duration::minutes(1), counting: Counting::Window };
 
 /// Failures per address (any client IDs) within a minute past which this replica refuses the
 /// address without reading or writing the database: the pre-limit. Ten client IDs failing their

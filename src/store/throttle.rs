@@ -41,9 +41,9 @@ impl Store {
                  where scope = $1 and throttle_key = $2"
             }
         };
-        let ThrottleRule { scope, limit, period } = rule;
+        let scope = rule.scope;
         // What a key without a row gets: a window starting now with this batch's failures.
-        let fresh = |failures: u32| WindowCount { start: now, failures: 0 }.add(failures, now, period);
+        let fresh = |failures: u32| WindowCount { start: now, failures: 0 }.add(failures, now, &rule);
         on_pool!(self, |pool| {
             async {
             let mut tx = pool.begin_write().await?;
@@ -61,8 +61,8 @@ impl Store {
                         .push_bind(key.as_bytes().to_vec())
                         .push_bind(count.start)
                         .push_bind(i32::try_from(count.failures).unwrap_or(i32::MAX))
-                        .push_bind(count.blocked_until(limit, now, period))
-                        .push_bind(count.expires_at(period));
+                        .push_bind(count.blocked_until(&rule, now))
+                        .push_bind(count.expires_at(&rule));
                 });
                 insert.push(" on conflict (scope, throttle_key) do nothing returning throttle_key");
                 let keys: Vec<Vec<u8>> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
@@ -70,21 +70,21 @@ impl Store {
             }
             for (key, failures) in &batch {
                 if inserted.contains(key) {
-                    blocks.push((*key, fresh(*failures).blocked_until(limit, now, period)));
+                    blocks.push((*key, fresh(*failures).blocked_until(&rule, now)));
                     continue;
                 }
                 let bytes = key.as_bytes().as_slice();
                 let (start, counted): (DateTime<Utc>, i32) =
                     sqlx::query_as(select).bind(scope).bind(bytes).fetch_one(&mut *tx).await?;
-                let count = WindowCount { start, failures: i64::from(counted) }.add(*failures, now, period);
-                let blocked_until = count.blocked_until(limit, now, period);
+                let count = WindowCount { start, failures: i64::from(counted) }.add(*failures, now, &rule);
+                let blocked_until = count.blocked_until(&rule, now);
                 sqlx::query(UPDATE)
                     .bind(scope)
                     .bind(bytes)
                     .bind(count.start)
                     .bind(i32::try_from(count.failures).unwrap_or(i32::MAX))
                     .bind(blocked_until)
-                    .bind(count.expires_at(period))
+                    .bind(count.expires_at(&rule))
                     .execute(&mut *tx)
                     .await?;
                 blocks.push((*key, blocked_until));
@@ -115,6 +115,19 @@ impl Store {
         .bind(now)
         .fetch_optional(pool)
         .await)?)
+    }
+
+    /// Deletes the count of `key` in `scope` (a success ends a run of consecutive failures).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn clear_throttle_count(&self, scope: &str, key: &ThrottleKey) -> Result<(), StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query("delete from throttle_window where scope = $1 and throttle_key = $2")
+            .bind(scope)
+            .bind(key.as_bytes().as_slice())
+            .execute(pool)
+            .await
+            .map(|_| ()))?)
     }
 
     /// Deletes the counts that no longer matter at `now` (their window and block passed);

@@ -118,7 +118,7 @@ pub async fn submit(
     let key = user.email.as_str();
     let throttle = &state.services.throttle;
     let seed = offered_seed(&state, &creds).await?;
-    if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair(key, ip, now) {
+    if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair_shared(&state.store, key, ip, now).await {
         throttle.refused(Some(key), ip, now);
         return setup_page(&state, &creds, &seed, Some(ThrottleVerdict::message(retry_after)));
     }
@@ -145,7 +145,7 @@ pub async fn submit(
         session.flush().await?;
         return Ok(Redirect::to("/login").into_response());
     }
-    throttle.record_success(key, ip);
+    throttle.record_success(&state.store, key, ip).await;
     advance(&session, SessionAuth::SignedIn { user_id: user.id, authenticated_at: now, last_seen: now }).await?;
     let nav = Some(Nav { name: if user.display_name.is_empty() { key.to_owned() } else { user.display_name.clone() } });
     Ok(RecoveryCodesPage {

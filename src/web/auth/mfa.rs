@@ -88,7 +88,7 @@ pub async fn submit(
     let key = user.email.as_str();
     let throttle = &state.services.throttle;
     let actor = Actor { user_id: Some(user.id), label: key.to_owned(), ip: Some(ip.to_string()) };
-    if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair(key, ip, now) {
+    if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair_shared(&state.store, key, ip, now).await {
         metrics::counter!("sign_in_throttled_total", "scope" => "account").increment(1);
         if throttle.refused(Some(key), ip, now) {
             state.store.record_audit_event(&actor.event("auth.throttled", now).on_user(user)).await?;
@@ -153,7 +153,7 @@ pub async fn submit(
 
     match outcome {
         Outcome::Accepted(method) => {
-            throttle.record_success(key, ip);
+            throttle.record_success(&state.store, key, ip).await;
             advance(&session, SessionAuth::SignedIn { user_id: user.id, authenticated_at: now, last_seen: now })
                 .await?;
             let event =
