@@ -250,8 +250,9 @@ pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 pub const MAX_BUF_SIZE: usize = 64 * 1024;
 
 /// Serves `app` on `listener` until `shutdown` completes: an accept loop of its own (axum's
-/// `serve` has neither a header-read timeout nor a connection cap) with hyper-util's
-/// `auto::Builder` over HTTP/1.1 ([`HEADER_READ_TIMEOUT`], [`MAX_BUF_SIZE`]), at most
+/// `serve` has neither a header-read timeout nor a connection cap) with hyper's HTTP/1.1
+/// builder ([`HEADER_READ_TIMEOUT`]; [`MAX_BUF_SIZE`] as the read buffer and the request head's
+/// limit, 431 past it), at most
 /// [`MAX_CONNECTIONS`] at once, the peer address as axum's `ConnectInfo<SocketAddr>`, and
 /// hyper-util's graceful shutdown: on `shutdown` the listener closes, idle connections close,
 /// and requests in flight finish (each is bounded by the request timeout) before this returns.
@@ -267,13 +268,20 @@ pub async fn serve(
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt as _;
 
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_BUF_SIZE);
+    // hyper's own HTTP/1.1 builder: hyper-util's auto::Builder answers an HTTP/2 preface when it
+    // serves upgrades (http1_only is ignored there), and without upgrades it did not bound the
+    // request head by max_buf_size; HTTP/2 connections have no header-read timeout.
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_BUF_SIZE)
+        .max_header_size(MAX_BUF_SIZE);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -306,12 +314,8 @@ pub async fn serve(
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             request
         });
-        let connection = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(service),
-            )
-            .into_owned();
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

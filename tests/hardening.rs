@@ -179,6 +179,20 @@ async fn a_hundred_slow_clients_neither_block_others_nor_keep_their_sockets_past
 }
 
 #[tokio::test]
+async fn only_http_1_1_is_served_so_an_http2_preface_gets_no_http2_connection() {
+    let app = TestApp::spawn().await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // The HTTP/2 connection preface (RFC 9113 3.4) and an empty SETTINGS frame.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(StdDuration::from_secs(5), s.read_to_end(&mut answer)).await;
+    // An HTTP/2 server's first bytes are its SETTINGS frame (type 4 at offset 3).
+    assert!(!(answer.len() >= 9 && answer[3] == 4), "an HTTP/2 SETTINGS frame came back: {answer:?}");
+    assert!(closed_within(&mut s, StdDuration::from_secs(11)).await, "the connection is closed");
+}
+
+#[tokio::test]
 async fn request_headers_past_64_kib_are_refused() {
     let app = TestApp::spawn().await;
     let addr = app.address.trim_start_matches("http://").to_owned();
@@ -741,6 +755,18 @@ async fn a_nul_character_in_any_input_is_refused_with_400_and_changes_nothing() 
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+    // In the token endpoint's path or query: its JSON error too, not a page.
+    for path in ["/oauth2/token?x=%00", "/oauth2/token%00"] {
+        let res = anonymous
+            .post(app.url(path))
+            .form(&[("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", "s")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{path}");
+    }
     let after = app.store.recent_audit_events(1_000).await.unwrap().len();
     assert_eq!(before, after, "nothing was recorded");
 }

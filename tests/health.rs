@@ -202,6 +202,12 @@ async fn every_web_log_line_carries_the_request_id_of_its_response() {
     // A request id the caller sends is kept (a load balancer's id follows the request).
     let res = app.client.get(app.url("/healthz")).header("x-request-id", "lb-1234").send().await.unwrap();
     assert_eq!(res.headers()["x-request-id"], "lb-1234");
+    // Anything else is replaced by a new UUID: no text of the client's choosing in the logs.
+    for forged in ["x} error=\"forged\" ip=6.6.6.6", &"a".repeat(65), "tab\there"] {
+        let res = app.client.get(app.url("/healthz")).header("x-request-id", forged).send().await.unwrap();
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{forged:?} gave {id:?}");
+    }
     app.stop().await.unwrap();
 
     let logs = common::logs();
@@ -216,7 +222,8 @@ async fn every_web_log_line_carries_the_request_id_of_its_response() {
         .iter()
         .find(|l| l["message"] == "token request refused" && request_id_of(l).as_deref() == Some(request_id.as_str()))
         .unwrap_or_else(|| panic!("no refusal line with request id {request_id}"));
-    assert_eq!(refusal["client_id"], "nobody");
+    // A value that is no client ID is not logged (it may be a secret in the wrong field).
+    assert_eq!(refusal["client_id"], "(not a client ID)");
     assert!(!refusal.to_string().contains("wrong"), "the presented secret reached the log: {refusal}");
     let web: Vec<_> =
         lines.iter().filter(|l| l["target"].as_str().is_some_and(|t| t.starts_with("secret_portal::web"))).collect();

@@ -741,3 +741,47 @@ async fn two_replicas_share_the_consecutive_failures_of_an_email_and_address() {
         app.flush_throttles().await;
     }
 }
+
+#[tokio::test]
+async fn bursts_of_simultaneous_sign_ins_meet_the_limits_of_the_pair_and_the_address() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    let burst = |emails: Vec<String>, passwords: Vec<String>| {
+        let app = app.clone();
+        async move {
+            let tasks: Vec<_> = emails
+                .into_iter()
+                .zip(passwords)
+                .map(|(email, password)| {
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        let res = app.password_step(&new_client(), &email, &password, "").await;
+                        let status = res.status().as_u16();
+                        let body = res.text().await.unwrap();
+                        (status, body)
+                    })
+                })
+                .collect();
+            let mut answers = Vec::new();
+            for t in tasks {
+                answers.push(t.await.unwrap());
+            }
+            answers
+        }
+    };
+    // Twenty passwords for one account at once, the right one among them: at most five are
+    // checked (the pair's limit), the others refused.
+    let passwords: Vec<String> =
+        (0..20).map(|i| if i == 10 { PASSWORD.to_owned() } else { format!("wrong password {i}") }).collect();
+    let answers = burst(vec![jane.email.clone(); 20], passwords).await;
+    let checked = answers.iter().filter(|(s, _)| *s != 429).count();
+    assert!(checked <= 5, "{checked} of 20 passwords were checked");
+    assert!(answers.iter().filter(|(_, b)| b.contains("password is wrong")).count() <= 5);
+    // Sixty wrong sign-ins for distinct emails from one address at once: at most 30 are tried.
+    app.clock.advance(Duration::minutes(20));
+    let emails: Vec<String> = (0..60).map(|i| format!("user{i}@nowhere.example")).collect();
+    let answers = burst(emails, vec!["wrong password here".to_owned(); 60]).await;
+    let tried = answers.iter().filter(|(s, _)| *s != 429).count();
+    assert!(tried <= 30, "{tried} of 60 were tried");
+}

@@ -744,3 +744,58 @@ async fn a_flood_of_random_client_ids_from_one_address_stops_at_the_pre_limit_wi
     w.app.clock.advance(Duration::minutes(2));
     assert_eq!(w.app.store.prune_throttle_counts(w.app.clock.now()).await.unwrap(), limit as u64);
 }
+
+#[tokio::test]
+async fn a_secret_sent_as_the_client_id_never_reaches_the_logs() {
+    let w = world().await;
+    let id = w.smc.client_id.to_string();
+    for (client_id, secret) in [(w.secret.as_str(), id.as_str()), (w.secret.as_str(), w.secret.as_str())] {
+        let res =
+            post(&w, &[("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", secret)])
+                .await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = new_client()
+        .post(w.app.url("/oauth2/token"))
+        .header("authorization", basic(&w.secret, ""))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(!common::logs().contains(&w.secret), "the secret reached the logs");
+}
+
+#[tokio::test]
+async fn a_burst_of_simultaneous_guesses_meets_the_limit_and_the_right_secret_inside_it_is_refused() {
+    let w = world().await;
+    let id = w.smc.client_id.to_string();
+    // Fifty requests at once, the right secret among them: at most ten are tried.
+    let requests = (0..50).map(|i| {
+        let url = w.app.url("/oauth2/token");
+        let secret = if i == 25 { w.secret.clone() } else { format!("guess-{i}") };
+        let id = id.clone();
+        tokio::spawn(async move {
+            new_client()
+                .post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", id.as_str()),
+                    ("client_secret", secret.as_str()),
+                    ("resource", "match-connect-sandbox"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    });
+    let mut statuses = Vec::new();
+    for r in requests.collect::<Vec<_>>() {
+        statuses.push(r.await.unwrap());
+    }
+    let tried = statuses.iter().filter(|s| **s != 429).count();
+    assert!(tried <= 10, "{tried} of 50 were tried: {statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 401).count() <= 10);
+}

@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 
-use super::throttle::{FailureWindow, MAX_ENTRIES, ThrottleVerdict};
+use super::throttle::{FailureWindow, InFlight, MAX_ENTRIES, ThrottleVerdict};
 use crate::domain::throttle::{ThrottleKey, ThrottleRule};
 use crate::store::Store;
 
@@ -113,6 +113,18 @@ impl SharedWindow {
         match self.state().blocks.get(key) {
             Some(learnt) if learnt.until > now => ThrottleVerdict::Blocked { retry_after: learnt.until - now },
             _ => ThrottleVerdict::Allowed,
+        }
+    }
+
+    /// Begins an attempt of `key` ([`FailureWindow::begin`]): refused while a learnt block lasts
+    /// or this replica's failures and attempts in progress reach the limit.
+    ///
+    /// # Errors
+    /// The verdict when refused.
+    pub fn begin(&self, key: ThrottleKey, now: DateTime<Utc>) -> Result<InFlight<'_, ThrottleKey>, ThrottleVerdict> {
+        match self.check(&key, now) {
+            ThrottleVerdict::Allowed => self.local.begin(key, now),
+            blocked => Err(blocked),
         }
     }
 

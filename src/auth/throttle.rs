@@ -93,6 +93,39 @@ struct PairState {
     last_failure: DateTime<Utc>,
     /// The block whose refusal was reported (audited) already.
     reported_block: Option<DateTime<Utc>>,
+    /// Attempts begun and not over ([`Throttle::begin_pair`]).
+    in_flight: u32,
+}
+
+/// A sign-in attempt of an (email, address) pair in progress ([`Throttle::begin_pair`]):
+/// counted as a failure until dropped.
+#[derive(Debug)]
+#[must_use = "the attempt is over when this is dropped"]
+pub struct PairAttempt<'a> {
+    throttle: Option<(&'a Throttle, (ThrottleKey, IpAddr))>,
+}
+
+impl Drop for PairAttempt<'_> {
+    fn drop(&mut self) {
+        if let Some((throttle, key)) = self.throttle.take() {
+            if let Some(pair) = throttle.state().pairs.get_mut(&key) {
+                pair.in_flight = pair.in_flight.saturating_sub(1);
+            }
+        }
+    }
+}
+
+impl PairState {
+    fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            consecutive: 0,
+            blocked_until: None,
+            last_block: None,
+            last_failure: now,
+            reported_block: None,
+            in_flight: 0,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -125,7 +158,31 @@ struct WindowState<K> {
 struct Entry {
     times: VecDeque<DateTime<Utc>>,
     reported_until: Option<DateTime<Utc>>,
+    /// Attempts begun and not yet over ([`FailureWindow::begin`]): counted as failures, so a
+    /// burst of simultaneous requests cannot all pass the check before any failure is recorded.
+    in_flight: u32,
 }
+
+/// An attempt in progress ([`FailureWindow::begin`]): counted as a failure until dropped.
+#[derive(Debug)]
+#[must_use = "the attempt is over when this is dropped"]
+pub struct InFlight<'a, K: std::hash::Hash + Eq + Clone> {
+    window: Option<(&'a FailureWindow<K>, K)>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Drop for InFlight<'_, K> {
+    fn drop(&mut self) {
+        if let Some((window, key)) = self.window.take() {
+            let mut state = window.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(entry) = state.map.get_mut(&key) {
+                entry.in_flight = entry.in_flight.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// The wait a refusal for attempts still in progress announces.
+const IN_FLIGHT_WAIT: Duration = Duration::seconds(1);
 
 impl<K: std::hash::Hash + Eq + Clone> FailureWindow<K> {
     /// A window; `enabled = false` allows everything and records nothing.
@@ -172,7 +229,33 @@ impl<K: std::hash::Hash + Eq + Clone> FailureWindow<K> {
             Some(oldest) if entry.times.len() >= self.limit => {
                 ThrottleVerdict::Blocked { retry_after: *oldest + self.period - now }
             }
+            _ if entry.times.len() + entry.in_flight as usize >= self.limit => {
+                ThrottleVerdict::Blocked { retry_after: IN_FLIGHT_WAIT }
+            }
             _ => ThrottleVerdict::Allowed,
+        }
+    }
+
+    /// Begins an attempt of `key` when it may try now: until the returned guard is dropped the
+    /// attempt counts as a failure, so simultaneous attempts meet the limit as sequential ones
+    /// do (record the failure, if it is one, before dropping the guard).
+    ///
+    /// # Errors
+    /// The verdict when `key` is blocked, or when its failures and attempts in progress reach
+    /// the limit (then `retry_after` is 1 s).
+    pub fn begin(&self, key: K, now: DateTime<Utc>) -> Result<InFlight<'_, K>, ThrottleVerdict> {
+        if !self.enabled {
+            return Ok(InFlight { window: None });
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = state.map.entry(key.clone()).or_default();
+        match self.verdict(entry, now) {
+            ThrottleVerdict::Allowed => {
+                entry.in_flight += 1;
+                self.bound(&mut state, now);
+                Ok(InFlight { window: Some((self, key)) })
+            }
+            blocked => Err(blocked),
         }
     }
 
@@ -220,7 +303,7 @@ impl<K: std::hash::Hash + Eq + Clone> FailureWindow<K> {
     /// Prunes keys whose period passed, once per period, and keeps at most `max_entries`.
     fn bound(&self, state: &mut WindowState<K>, now: DateTime<Utc>) {
         let period = self.period;
-        let stale = |e: &Entry| e.times.back().is_none_or(|t| *t <= now - period);
+        let stale = |e: &Entry| e.in_flight == 0 && e.times.back().is_none_or(|t| *t <= now - period);
         if state.last_prune.is_none_or(|t| now - t >= period) {
             state.map.retain(|_, e| !stale(e));
             state.last_prune = Some(now);
@@ -326,6 +409,55 @@ impl Throttle {
         }
     }
 
+    /// Begins a sign-in attempt for `email` (normalised) from `ip` when the pair may try, among
+    /// all replicas ([`Throttle::check_pair_shared`]). Until the returned attempt is dropped it
+    /// counts as a failure, so simultaneous attempts cannot all pass before any failure is
+    /// recorded: the pair has as many attempts in progress as failures left before its block
+    /// (one once it has been blocked). Record the failure, if it is one, before dropping it.
+    ///
+    /// # Errors
+    /// The verdict when refused (1 s while the attempts in progress use up what is left).
+    pub async fn begin_pair(
+        &self,
+        store: &Store,
+        email: &str,
+        ip: IpAddr,
+        now: DateTime<Utc>,
+    ) -> Result<PairAttempt<'_>, ThrottleVerdict> {
+        if let blocked @ ThrottleVerdict::Blocked { .. } = self.check_pair_shared(store, email, ip, now).await {
+            return Err(blocked);
+        }
+        if !self.enabled {
+            return Ok(PairAttempt { throttle: None });
+        }
+        let key = (ThrottleKey::of(email), address_bucket(ip));
+        let mut state = self.state();
+        let pair = state.pairs.entry(key).or_insert_with(|| PairState::new(now));
+        let left = FAILURES_BEFORE_BLOCK.saturating_sub(pair.consecutive).max(1);
+        if pair.in_flight >= left {
+            return Err(ThrottleVerdict::Blocked { retry_after: Duration::seconds(1) });
+        }
+        pair.in_flight += 1;
+        Ok(PairAttempt { throttle: Some((self, key)) })
+    }
+
+    /// Begins a request on the sign-in routes from `ip` ([`FailureWindow::begin`] on the shared
+    /// per-address window): refused once its failures and requests in progress reach 30.
+    ///
+    /// # Errors
+    /// The verdict when refused.
+    pub fn begin_ip(&self, ip: IpAddr, now: DateTime<Utc>) -> Result<InFlight<'_, ThrottleKey>, ThrottleVerdict> {
+        self.ips.begin(address_key(ip), now)
+    }
+
+    /// Begins a one-time-link request from `ip`, as [`Throttle::begin_ip`] for the link window.
+    ///
+    /// # Errors
+    /// The verdict when refused.
+    pub fn begin_link(&self, ip: IpAddr, now: DateTime<Utc>) -> Result<InFlight<'_, ThrottleKey>, ThrottleVerdict> {
+        self.links.begin(address_key(ip), now)
+    }
+
     /// Whether `ip` is over its failure budget, from this replica's memory.
     pub fn check_ip(&self, ip: IpAddr, now: DateTime<Utc>) -> ThrottleVerdict {
         self.ips.check(&address_key(ip), now)
@@ -350,13 +482,7 @@ impl Throttle {
         let ip = address_bucket(ip);
         let mut state = self.state();
         let block = email.and_then(|email| {
-            let pair = state.pairs.entry((ThrottleKey::of(email), ip)).or_insert(PairState {
-                consecutive: 0,
-                blocked_until: None,
-                last_block: None,
-                last_failure: now,
-                reported_block: None,
-            });
+            let pair = state.pairs.entry((ThrottleKey::of(email), ip)).or_insert_with(|| PairState::new(now));
             pair.consecutive += 1;
             pair.last_failure = now;
             (pair.consecutive >= FAILURES_BEFORE_BLOCK).then(|| {
@@ -436,7 +562,9 @@ impl Throttle {
 /// Drops pairs that no longer matter; if still too many, drops the least recent.
 fn prune(state: &mut State, now: DateTime<Utc>) {
     state.last_prune = Some(now);
-    state.pairs.retain(|_, p| p.blocked_until.is_some_and(|u| u > now) || p.last_failure > now - LONGEST_BLOCK);
+    state.pairs.retain(|_, p| {
+        p.in_flight > 0 || p.blocked_until.is_some_and(|u| u > now) || p.last_failure > now - LONGEST_BLOCK
+    });
     if state.pairs.len() > MAX_ENTRIES {
         let mut by_age: Vec<_> = state.pairs.iter().map(|(k, p)| (p.last_failure, *k)).collect();
         by_age.sort();

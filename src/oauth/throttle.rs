@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::auth::throttle::InFlight;
 use crate::auth::{FailureWindow, SharedWindow, ThrottleVerdict, address_bucket};
 use crate::domain::ClientId;
 use crate::domain::throttle::{Counting, ThrottleKey, ThrottleRule};
@@ -18,6 +19,14 @@ pub const TOKEN_RULE: ThrottleRule =
 /// address without reading or writing the database: the pre-limit. Ten client IDs failing their
 /// own limit each stay under it.
 pub const ADDRESS_FAILURES_PER_MINUTE: usize = 100;
+
+/// A token request in progress ([`TokenThrottle::begin`]).
+#[derive(Debug)]
+#[must_use = "the attempt is over when this is dropped"]
+pub struct TokenAttempt<'a> {
+    _address: InFlight<'a, IpAddr>,
+    _client: InFlight<'a, ThrottleKey>,
+}
 
 /// The token endpoint's throttle; share one per process.
 #[derive(Debug)]
@@ -45,13 +54,17 @@ impl TokenThrottle {
         ThrottleKey::of_parts(&[&client, &address_bucket(ip).to_string()])
     }
 
-    /// Whether the request may go on to the database, from memory alone: the address's
-    /// pre-limit, then this replica's count of the key or a block it has learnt.
-    pub fn check(&self, key: &ThrottleKey, ip: IpAddr, now: DateTime<Utc>) -> ThrottleVerdict {
-        match self.addresses.check(&address_bucket(ip), now) {
-            ThrottleVerdict::Allowed => self.clients.check(key, now),
-            blocked => blocked,
-        }
+    /// Begins a token request when it may go on to the database, from memory alone: the
+    /// address's pre-limit, then this replica's count of the key or a block it has learnt. Until
+    /// the returned attempt is dropped it counts as a failure in both, so a burst of simultaneous
+    /// requests meets the limits as sequential ones do.
+    ///
+    /// # Errors
+    /// The verdict when refused.
+    pub fn begin(&self, key: ThrottleKey, ip: IpAddr, now: DateTime<Utc>) -> Result<TokenAttempt<'_>, ThrottleVerdict> {
+        let address = self.addresses.begin(address_bucket(ip), now)?;
+        let client = self.clients.begin(key, now)?;
+        Ok(TokenAttempt { _address: address, _client: client })
     }
 
     /// A failed client authentication.
@@ -83,6 +96,16 @@ mod tests {
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 
     #[test]
+    fn attempts_in_progress_count_so_a_burst_meets_the_limit() {
+        let th = TokenThrottle::new(true);
+        let key = TokenThrottle::key("0f8fad5b-d9cb-469f-a165-70867728950e", A);
+        let burst: Vec<_> = (0..TOKEN_RULE.limit).map(|_| th.begin(key, A, t0()).expect("under the limit")).collect();
+        assert!(th.begin(key, A, t0()).is_err(), "the eleventh at the same moment is refused");
+        drop(burst);
+        assert!(th.begin(key, A, t0()).is_ok(), "attempts that ended without a failure free their place");
+    }
+
+    #[test]
     fn spellings_of_a_client_id_and_addresses_of_a_64_are_one_key() {
         let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
@@ -98,17 +121,17 @@ mod tests {
         let th = TokenThrottle::new(true);
         for i in 0..ADDRESS_FAILURES_PER_MINUTE {
             let key = TokenThrottle::key(&format!("random-{i}"), A);
-            assert_eq!(th.check(&key, A, t0()), ThrottleVerdict::Allowed);
+            drop(th.begin(key, A, t0()).expect("allowed"));
             th.failed(key, A, t0());
         }
         let next = TokenThrottle::key("random-next", A);
-        assert!(matches!(th.check(&next, A, t0()), ThrottleVerdict::Blocked { .. }));
+        assert!(th.begin(next, A, t0()).is_err());
         let pending = th.clients.sizes().0;
         for _ in 0..1_000 {
             th.refused(next, A, t0());
         }
         assert_eq!(th.clients.sizes().0, pending, "refusals past the pre-limit write nothing");
         let other: IpAddr = "198.51.100.7".parse().unwrap();
-        assert_eq!(th.check(&TokenThrottle::key("random-next", other), other, t0()), ThrottleVerdict::Allowed);
+        assert!(th.begin(TokenThrottle::key("random-next", other), other, t0()).is_ok());
     }
 }

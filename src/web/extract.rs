@@ -102,17 +102,33 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[ipnet::IpNet])
     }
     let mut client = peer;
     for hop in forwarded_for.iter().rev().flat_map(|line| line.rsplit(',')) {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) => {
+        match forwarded_hop(hop) {
+            Some(ip) => {
                 client = ip;
                 if !trusted.iter().any(|net| net.contains(&ip)) {
                     break;
                 }
             }
-            Err(_) => break,
+            None => break,
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` entry as proxies write it: an address, with or without a port
+/// (`192.0.2.1:5555`, `[2001:db8::1]:443`), in brackets (`[2001:db8::1]`), or with an IPv6 zone
+/// (`fe80::1%eth0`, the zone dropped); `None` for anything else.
+pub fn forwarded_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(socket) = hop.parse::<std::net::SocketAddr>() {
+        return Some(socket.ip());
+    }
+    let unbracketed = hop.strip_prefix('[').and_then(|h| h.split_once(']')).map_or(hop, |(inner, _)| inner);
+    let unzoned = unbracketed.split_once('%').map_or(unbracketed, |(address, _)| address);
+    unzoned.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
 }
 
 impl FromRequestParts<AppState> for ClientIp {
@@ -251,5 +267,26 @@ mod tests {
             client_ip(proxy, &["203.0.113.9, 10.0.0.4", "10.0.0.3"], &trusted),
             "203.0.113.9".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn forwarded_entries_with_ports_brackets_or_zones_name_their_address() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        for (entry, expected) in [
+            ("198.51.100.7:5555", "198.51.100.7".parse().unwrap()),
+            ("[2001:db8::1]", v6),
+            ("[2001:db8::1]:443", v6),
+            ("2001:db8::1%eth0", v6),
+            ("[2001:db8::1%25eth0]:443", v6),
+            (" 198.51.100.7 ", "198.51.100.7".parse().unwrap()),
+        ] {
+            assert_eq!(forwarded_hop(entry), Some(expected), "{entry}");
+            assert_eq!(client_ip(proxy, &[entry], &trusted), expected, "{entry}");
+        }
+        for garbage in ["garbage", "unknown", "1.2.3", "[1.2.3.4]x", ""] {
+            assert_eq!(forwarded_hop(garbage), None, "{garbage}");
+        }
     }
 }

@@ -193,7 +193,8 @@ pub fn router(
         // any layer that prints headers shows them as "Sensitive" (DESIGN.md section 6).
         .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
-        .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid)))
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(axum::middleware::from_fn(observability::drop_unusable_request_id)))
 }
 
 /// The router of the separate metrics address (`PORTAL_METRICS_BIND`).

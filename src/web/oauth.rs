@@ -86,13 +86,22 @@ pub async fn token(
     // another. Shared by replicas through the database (oauth::throttle).
     let throttle = &state.services.token_throttle;
     let key = TokenThrottle::key(&request.auth.client_id, ip);
-    // Logged as sent, cut to the longest client ID (64), so a log line stays small.
-    let client_id: String = request.auth.client_id.chars().take(64).collect();
-    if let ThrottleVerdict::Blocked { retry_after } = throttle.check(&key, ip, now) {
-        throttle.refused(key, ip, now);
-        let retry_after = (retry_after.num_milliseconds() + 999) / 1000;
-        return refuse(Some(&client_id), ip, &OAuthError::TooManyRequests { retry_after });
-    }
+    // Logged only as a parsed client ID: a value that is none may be a secret sent in the wrong
+    // field (DESIGN.md section 6: secrets never in logs).
+    let client_id = crate::domain::ClientId::parse(&request.auth.client_id)
+        .map_or_else(|_| "(not a client ID)".to_owned(), |id| id.to_string());
+    // Held until the answer is decided: a request in progress counts as a failure.
+    let _attempt = match throttle.begin(key, ip, now) {
+        Ok(attempt) => attempt,
+        Err(verdict) => {
+            throttle.refused(key, ip, now);
+            let retry_after = match verdict {
+                ThrottleVerdict::Blocked { retry_after } => (retry_after.num_milliseconds() + 999) / 1000,
+                ThrottleVerdict::Allowed => 1,
+            };
+            return refuse(Some(&client_id), ip, &OAuthError::TooManyRequests { retry_after });
+        }
+    };
     match state.services.tokens.issue(&state.store, &request, &key, now).await {
         Ok(issued) => {
             state.services.usage.record(issued.secret_id, now);

@@ -30,6 +30,22 @@ pub async fn track_http(req: Request, next: Next) -> Response {
     response
 }
 
+/// Removes an incoming `x-request-id` that is not 1 to 64 letters, digits, `-`, `_`, `.` or
+/// `:` (a load balancer's id or a UUID), so a new UUID is made instead: a client cannot write
+/// what it likes, or at any length, into every log line of its request.
+pub async fn drop_unusable_request_id(mut req: Request, next: Next) -> Response {
+    let usable = |v: &axum::http::HeaderValue| {
+        let b = v.as_bytes();
+        (1..=64).contains(&b.len()) && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+    };
+    let headers = req.headers_mut();
+    let values: Vec<_> = headers.get_all("x-request-id").iter().cloned().collect();
+    if values.len() > 1 || values.first().is_some_and(|v| !usable(v)) {
+        headers.remove("x-request-id");
+    }
+    next.run(req).await
+}
+
 /// A span per request with method, route template and request id; no query string, no headers.
 pub fn make_span(req: &Request) -> Span {
     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");

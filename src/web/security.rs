@@ -42,6 +42,16 @@ pub async fn refuse_nul(request: Request, next: Next) -> Response {
     let uri = request.uri();
     let in_path = super::syntax::encodes_nul(uri.path().as_bytes());
     if in_path || uri.query().is_some_and(|q| super::syntax::encodes_nul(q.as_bytes())) {
+        if uri.path().starts_with("/oauth2/") {
+            // Machines get the token endpoint's JSON error (RFC 6749 5.2), not a page.
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                axum::Json(
+                    serde_json::json!({ "error": "invalid_request", "error_description": super::syntax::NUL_REFUSED }),
+                ),
+            )
+                .into_response();
+        }
         return AppError::BadRequest(super::syntax::NUL_REFUSED).into_response();
     }
     next.run(request).await
@@ -97,5 +107,22 @@ async fn refuse_while_blocked(state: AppState, request: Request, next: Next, sco
         }
         return AppError::TooManyRequests { retry_after_seconds: retry_after.num_seconds().max(1) }.into_response();
     }
+    // A link request, or a POST on the sign-in routes, in progress counts as a failure of the
+    // address until it is answered, so a burst of simultaneous requests meets the limit as
+    // sequential ones do.
+    let attempt = if scope == "link" {
+        Some(throttle.begin_link(ip, now))
+    } else if parts.method == axum::http::Method::POST {
+        Some(throttle.begin_ip(ip, now))
+    } else {
+        None
+    };
+    let _attempt = match attempt {
+        Some(Err(ThrottleVerdict::Blocked { retry_after })) => {
+            metrics::counter!("sign_in_throttled_total", "scope" => scope).increment(1);
+            return AppError::TooManyRequests { retry_after_seconds: retry_after.num_seconds().max(1) }.into_response();
+        }
+        other => other,
+    };
     next.run(Request::from_parts(parts, body)).await
 }

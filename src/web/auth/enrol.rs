@@ -118,7 +118,9 @@ pub async fn submit(
     let key = user.email.as_str();
     let throttle = &state.services.throttle;
     let seed = offered_seed(&state, &creds).await?;
-    if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair_shared(&state.store, key, ip, now).await {
+    // Held until the answer: an attempt in progress counts as a failure (bursts).
+    let attempt = throttle.begin_pair(&state.store, key, ip, now).await;
+    if let Err(ThrottleVerdict::Blocked { retry_after }) = attempt {
         throttle.refused(Some(key), ip, now);
         return setup_page(&state, &creds, &seed, Some(ThrottleVerdict::message(retry_after)));
     }

@@ -90,9 +90,9 @@ pub async fn submit(
         LinkPurpose::MfaReenrolment | LinkPurpose::PasswordReset => {
             let throttle = &state.services.throttle;
             let key = user.email.as_str();
-            if let ThrottleVerdict::Blocked { retry_after } =
-                throttle.check_pair_shared(&state.store, key, ip, now).await
-            {
+            // Held until the answer: an attempt in progress counts as a failure (bursts).
+            let attempt = throttle.begin_pair(&state.store, key, ip, now).await;
+            if let Err(ThrottleVerdict::Blocked { retry_after }) = attempt {
                 throttle.refused(Some(key), ip, now);
                 return Ok(page(&link, &creds, &token, Some(ThrottleVerdict::message(retry_after))));
             }

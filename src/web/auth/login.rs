@@ -85,7 +85,9 @@ pub async fn submit(
     // The throttle key is the typed email, normalised, whether or not an account has it.
     let key = form.email.trim().to_lowercase();
     let actor = Actor { user_id: None, label: key.chars().take(254).collect(), ip: Some(ip.to_string()) };
-    if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair_shared(&state.store, &key, ip, now).await {
+    // Held until the answer: an attempt in progress counts as a failure (bursts).
+    let attempt = throttle.begin_pair(&state.store, &key, ip, now).await;
+    if let Err(ThrottleVerdict::Blocked { retry_after }) = attempt {
         metrics::counter!("sign_in_throttled_total", "scope" => "account").increment(1);
         if throttle.refused(Some(&key), ip, now) {
             // One audit event per block, not one per refused request.

@@ -88,7 +88,9 @@ pub async fn submit(
     let key = user.email.as_str();
     let throttle = &state.services.throttle;
     let actor = Actor { user_id: Some(user.id), label: key.to_owned(), ip: Some(ip.to_string()) };
-    if let ThrottleVerdict::Blocked { retry_after } = throttle.check_pair_shared(&state.store, key, ip, now).await {
+    // Held until the answer: an attempt in progress counts as a failure (bursts).
+    let attempt = throttle.begin_pair(&state.store, key, ip, now).await;
+    if let Err(ThrottleVerdict::Blocked { retry_after }) = attempt {
         metrics::counter!("sign_in_throttled_total", "scope" => "account").increment(1);
         if throttle.refused(Some(key), ip, now) {
             state.store.record_audit_event(&actor.event("auth.throttled", now).on_user(user)).await?;

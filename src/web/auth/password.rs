@@ -89,6 +89,11 @@ pub async fn forgot_submit(
         metrics::counter!("sign_in_throttled_total", "scope" => "password_reset").increment(1);
         return Err(AppError::TooManyRequests { retry_after_seconds: retry_after.num_seconds().max(1) });
     }
+    // Checked and counted at once: simultaneous requests cannot all pass the check first.
+    let Ok(_attempt) = limit.begin(key, now) else {
+        metrics::counter!("sign_in_throttled_total", "scope" => "password_reset").increment(1);
+        return Err(AppError::TooManyRequests { retry_after_seconds: 1 });
+    };
     limit.record(key, now);
     // The lookup, the per-account limit and the email happen off the request path, so the
     // answer takes the same time whether or not the address has an account.
