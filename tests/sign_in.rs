@@ -344,6 +344,8 @@ async fn five_failures_refuse_the_pair_for_30_seconds_but_not_other_addresses() 
     // Refused, not delayed: even the right password is refused from that address.
     let res = attacker(&app, PASSWORD).await.unwrap();
     assert_eq!(res.status(), 429);
+    let retry: i64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
     // The victim elsewhere is not locked out.
     let victim = from("198.51.100.10");
     assert_eq!(location(&victim(&app, PASSWORD).await.unwrap()), "/login/mfa");

@@ -63,7 +63,7 @@ impl OAuthError {
             OAuthError::InvalidClient { .. } => "Client authentication failed.",
             OAuthError::UnsupportedGrantType => "Only grant_type=client_credentials is supported.",
             OAuthError::TooManyRequests { .. } => {
-                "Too many failed attempts for this client from this address; retry later."
+                "Too many failed attempts from this address (for this client, or in all); retry later."
             }
             OAuthError::TemporarilyUnavailable => "The service is temporarily unavailable; retry later.",
         }

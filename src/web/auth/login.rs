@@ -93,7 +93,8 @@ pub async fn submit(
             // One audit event per block, not one per refused request.
             state.store.record_audit_event(&actor.event("auth.throttled", now)).await?;
         }
-        return Ok(again(&form, StatusCode::TOO_MANY_REQUESTS, ThrottleVerdict::message(retry_after)));
+        let page = again(&form, StatusCode::TOO_MANY_REQUESTS, ThrottleVerdict::message(retry_after));
+        return Ok(super::with_retry_after(page, retry_after));
     }
     let creds = match EmailAddress::parse(&form.email) {
         Ok(email) => state.store.find_credentials_by_email(&email).await?,

@@ -96,7 +96,7 @@ pub async fn submit(
             state.store.record_audit_event(&actor.event("auth.throttled", now).on_user(user)).await?;
         }
         let page = MfaPage { nav: None, error: Some(ThrottleVerdict::message(retry_after)) };
-        return Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response());
+        return Ok(super::with_retry_after((StatusCode::TOO_MANY_REQUESTS, page).into_response(), retry_after));
     }
 
     let outcome = if !form.code.trim().is_empty() {

@@ -50,6 +50,19 @@ pub(crate) async fn usable_link(
     Ok(None)
 }
 
+/// Adds `Retry-After` (whole seconds, rounded up, at least 1; RFC 9110 10.2.3) to a 429 page, as
+/// the per-address refusals carry it.
+pub(crate) fn with_retry_after(
+    mut response: axum::response::Response,
+    retry_after: chrono::Duration,
+) -> axum::response::Response {
+    let seconds = ((retry_after.num_milliseconds() + 999) / 1000).max(1);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+    }
+    response
+}
+
 /// Counts a second-factor failure of `user` (from any address) and says what follows: after 5
 /// the password step again, after 20 a 24-hour lock with an email to the user (issue 12).
 pub(crate) async fn second_factor_failed(
