@@ -67,6 +67,26 @@ async fn post(w: &World, form: &[(&str, &str)]) -> reqwest::Response {
     new_client().post(w.app.url("/oauth2/token")).form(form).send().await.unwrap()
 }
 
+/// The partner-style request (form fields, `resource=`) from loopback, or from `ip` through
+/// `X-Forwarded-For` when the portal trusts loopback as a proxy; owned arguments, so it can be
+/// spawned.
+async fn request_token(url: String, ip: Option<String>, client_id: String, secret: String) -> reqwest::Response {
+    let mut request = new_client().post(url);
+    if let Some(ip) = ip {
+        request = request.header("x-forwarded-for", ip);
+    }
+    request
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", secret.as_str()),
+            ("resource", "match-connect-sandbox"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 fn basic(id: &str, secret: &str) -> String {
     // RFC 6749 2.3.1: form-urlencode, then Base64.
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
@@ -442,21 +462,7 @@ async fn every_spelling_of_a_client_id_and_every_address_of_a_64_is_one_throttle
         format!("  {}  ", id.hyphenated()),
     ];
     let request = |ip: String, client_id: String, secret: String| {
-        let url = w.app.url("/oauth2/token");
-        async move {
-            new_client()
-                .post(url)
-                .header("x-forwarded-for", ip)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", client_id.as_str()),
-                    ("client_secret", secret.as_str()),
-                    ("resource", "match-connect-sandbox"),
-                ])
-                .send()
-                .await
-                .unwrap()
-        }
+        request_token(w.app.url("/oauth2/token"), Some(ip), client_id, secret)
     };
     // Ten failures, each from another address of one IPv6 /64 and with another spelling.
     for i in 0..10 {
@@ -660,16 +666,8 @@ async fn two_replicas_on_one_database_allow_what_one_allows() {
     let w = world().await;
     let b = w.app.replica().await;
     let id = w.smc.client_id.to_string();
-    let attempt = |app: &TestApp, secret: &str| {
-        let url = app.url("/oauth2/token");
-        let form = vec![
-            ("grant_type", "client_credentials".to_owned()),
-            ("client_id", id.clone()),
-            ("client_secret", secret.to_owned()),
-            ("resource", "match-connect-sandbox".to_owned()),
-        ];
-        async move { new_client().post(url).form(&form).send().await.unwrap() }
-    };
+    let attempt =
+        |app: &TestApp, secret: &str| request_token(app.url("/oauth2/token"), None, id.clone(), secret.to_owned());
     // Ten failures, five on each replica, each replica writing its batch (as it does every
     // second) before the next: either alone counted five, under its limit of ten.
     for i in 0..10 {
@@ -767,7 +765,7 @@ async fn a_secret_sent_as_the_client_id_never_reaches_the_logs() {
 }
 
 #[tokio::test]
-async fn a_burst_of_simultaneous_guesses_meets_the_limit_and_the_right_secret_inside_it_is_refused() {
+async fn a_burst_of_simultaneous_guesses_is_tried_at_most_up_to_the_limit() {
     let w = world().await;
     let id = w.smc.client_id.to_string();
     // Fifty requests at once, the right secret among them: at most ten are tried.
@@ -775,21 +773,7 @@ async fn a_burst_of_simultaneous_guesses_meets_the_limit_and_the_right_secret_in
         let url = w.app.url("/oauth2/token");
         let secret = if i == 25 { w.secret.clone() } else { format!("guess-{i}") };
         let id = id.clone();
-        tokio::spawn(async move {
-            new_client()
-                .post(url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", id.as_str()),
-                    ("client_secret", secret.as_str()),
-                    ("resource", "match-connect-sandbox"),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
+        tokio::spawn(async move { request_token(url, None, id, secret).await.status().as_u16() })
     });
     let mut statuses = Vec::new();
     for r in requests.collect::<Vec<_>>() {

@@ -73,6 +73,11 @@ pub enum ThrottleVerdict {
 }
 
 impl ThrottleVerdict {
+    /// A wait as a `Retry-After` value (RFC 9110 10.2.3): whole seconds, rounded up, at least 1.
+    pub fn retry_after_seconds(retry_after: Duration) -> i64 {
+        ((retry_after.num_milliseconds() + 999) / 1000).max(1)
+    }
+
     /// "Too many attempts: try again in N minutes" (rounded up; "1 minute").
     pub fn message(retry_after: Duration) -> String {
         let minutes = (retry_after.num_seconds() + 59) / 60;

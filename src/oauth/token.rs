@@ -140,8 +140,8 @@ impl TokenIssuer {
             .await
             .map_err(|_: StoreError| OAuthError::TemporarilyUnavailable)?;
         if let Some(until) = lookup.blocked_until {
-            let retry_after = ((until - now).num_milliseconds() + 999) / 1000;
-            return Err(OAuthError::TooManyRequests { retry_after: retry_after.max(1) });
+            let retry_after = crate::auth::ThrottleVerdict::retry_after_seconds(until - now);
+            return Err(OAuthError::TooManyRequests { retry_after });
         }
         let presented = ClientId::parse(&request.auth.client_id).ok();
         let client: TokenClient = match lookup.client {

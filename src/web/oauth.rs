@@ -96,7 +96,7 @@ pub async fn token(
         Err(verdict) => {
             throttle.refused(key, ip, now);
             let retry_after = match verdict {
-                ThrottleVerdict::Blocked { retry_after } => (retry_after.num_milliseconds() + 999) / 1000,
+                ThrottleVerdict::Blocked { retry_after } => ThrottleVerdict::retry_after_seconds(retry_after),
                 ThrottleVerdict::Allowed => 1,
             };
             return refuse(Some(&client_id), ip, &OAuthError::TooManyRequests { retry_after });

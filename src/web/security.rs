@@ -105,7 +105,8 @@ async fn refuse_while_blocked(state: AppState, request: Request, next: Next, sco
                 tracing::warn!(error = %e, "cannot record a throttling audit event");
             }
         }
-        return AppError::TooManyRequests { retry_after_seconds: retry_after.num_seconds().max(1) }.into_response();
+        return AppError::TooManyRequests { retry_after_seconds: ThrottleVerdict::retry_after_seconds(retry_after) }
+            .into_response();
     }
     // A link request, or a POST on the sign-in routes, in progress counts as a failure of the
     // address until it is answered, so a burst of simultaneous requests meets the limit as
@@ -120,7 +121,10 @@ async fn refuse_while_blocked(state: AppState, request: Request, next: Next, sco
     let _attempt = match attempt {
         Some(Err(ThrottleVerdict::Blocked { retry_after })) => {
             metrics::counter!("sign_in_throttled_total", "scope" => scope).increment(1);
-            return AppError::TooManyRequests { retry_after_seconds: retry_after.num_seconds().max(1) }.into_response();
+            return AppError::TooManyRequests {
+                retry_after_seconds: ThrottleVerdict::retry_after_seconds(retry_after),
+            }
+            .into_response();
         }
         other => other,
     };

@@ -56,7 +56,7 @@ pub(crate) fn with_retry_after(
     mut response: axum::response::Response,
     retry_after: chrono::Duration,
 ) -> axum::response::Response {
-    let seconds = ((retry_after.num_milliseconds() + 999) / 1000).max(1);
+    let seconds = crate::auth::ThrottleVerdict::retry_after_seconds(retry_after);
     if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
         response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
     }

@@ -87,7 +87,9 @@ pub async fn forgot_submit(
     if let crate::auth::ThrottleVerdict::Blocked { retry_after } = limit.check_shared(&state.store, &key, now).await {
         limit.refused(key, now);
         metrics::counter!("sign_in_throttled_total", "scope" => "password_reset").increment(1);
-        return Err(AppError::TooManyRequests { retry_after_seconds: retry_after.num_seconds().max(1) });
+        return Err(AppError::TooManyRequests {
+            retry_after_seconds: crate::auth::ThrottleVerdict::retry_after_seconds(retry_after),
+        });
     }
     // Checked and counted at once: simultaneous requests cannot all pass the check first.
     let Ok(_attempt) = limit.begin(key, now) else {
