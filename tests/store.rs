@@ -535,7 +535,8 @@ async fn shared_throttle_counts_add_up_when_replicas_write_at_once() {
     let mut writes = tokio::task::JoinSet::new();
     for i in 0..20 {
         let s = if i % 2 == 0 { store.clone() } else { other.clone() };
-        let batch = if i % 2 == 0 { vec![(key, 2), (spare, 1)] } else { vec![(spare, 1), (key, 2)] };
+        let batch =
+            if i % 2 == 0 { vec![(key, 2, now), (spare, 1, now)] } else { vec![(spare, 1, now), (key, 2, now)] };
         writes.spawn(async move { s.add_throttle_failures(rule, &batch, now).await.unwrap() });
     }
     let results = writes.join_all().await;
@@ -553,15 +554,34 @@ async fn a_batch_of_thousands_of_new_keys_is_counted_whole_and_then_added_to() {
     let (store, _db) = test_store().await;
     let rule = ThrottleRule { scope: "token", limit: 3, period: Duration::minutes(1), counting: Counting::Window };
     let now = test_now();
-    let batch: Vec<(ThrottleKey, u32)> = (0..2_500).map(|i| (ThrottleKey::of(&format!("random-{i}")), 2)).collect();
+    let batch: Vec<(ThrottleKey, u32, _)> =
+        (0..2_500).map(|i| (ThrottleKey::of(&format!("random-{i}")), 2, now)).collect();
     let blocks = store.add_throttle_failures(rule, &batch, now).await.unwrap();
     assert_eq!(blocks.len(), 2_500);
     assert!(blocks.iter().all(|(_, until)| until.is_none()), "two of three");
     // One more each: every key reaches the limit, new rows and old alike.
-    let mut again = batch.iter().map(|(k, _)| (*k, 1)).collect::<Vec<_>>();
-    again.push((ThrottleKey::of("new"), 3));
+    let later = now + Duration::seconds(1);
+    let mut again = batch.iter().map(|(k, _, _)| (*k, 1, later)).collect::<Vec<_>>();
+    again.push((ThrottleKey::of("new"), 3, later));
     let blocks = store.add_throttle_failures(rule, &again, now + Duration::seconds(1)).await.unwrap();
     assert_eq!(blocks.len(), 2_501);
     assert!(blocks.iter().all(|(_, until)| *until == Some(now + Duration::minutes(1)) || *until == Some(now + Duration::seconds(61))));
     assert_eq!(store.prune_throttle_counts(now + Duration::seconds(62)).await.unwrap(), 2_501);
+}
+
+#[tokio::test]
+async fn failures_written_late_count_from_when_they_happened() {
+    use secret_portal::domain::throttle::{Counting, ThrottleKey, ThrottleRule};
+    let (store, _db) = test_store().await;
+    let rule = ThrottleRule { scope: "sign_in", limit: 3, period: Duration::minutes(10), counting: Counting::Window };
+    let key = ThrottleKey::of("192.0.2.1");
+    let failed_at = test_now();
+    // Written ten minutes late (a flush after the clock moved on): the window, and any block,
+    // began with the failures, so they are over now.
+    let flushed = failed_at + Duration::minutes(10);
+    let blocks = store.add_throttle_failures(rule, &[(key, 3, failed_at)], flushed).await.unwrap();
+    assert_eq!(blocks, vec![(key, None)]);
+    assert_eq!(store.throttle_block("sign_in", &key, flushed).await.unwrap(), None);
+    let blocks = store.add_throttle_failures(rule, &[(key, 3, flushed)], flushed).await.unwrap();
+    assert_eq!(blocks, vec![(key, Some(flushed + Duration::minutes(10)))]);
 }

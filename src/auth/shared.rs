@@ -29,7 +29,9 @@ struct Learnt {
 #[derive(Debug, Default)]
 struct State {
     blocks: HashMap<ThrottleKey, Learnt>,
-    pending: HashMap<ThrottleKey, u32>,
+    /// Failures not yet written, with the time of the first of them (the count is added as of
+    /// then, not as of the flush, so a late flush never starts a window late).
+    pending: HashMap<ThrottleKey, (u32, DateTime<Utc>)>,
 }
 
 /// One shared throttle (a [`ThrottleRule`]); share one per process.
@@ -180,7 +182,7 @@ impl SharedWindow {
             return;
         }
         self.local.record(key, now);
-        self.pend(key);
+        self.pend(key, now);
     }
 
     /// A request of `key` refused while it is blocked: it counts as a failure (here and in the
@@ -191,7 +193,7 @@ impl SharedWindow {
             return false;
         }
         let first_here = self.local.refused(key, now);
-        self.pend(key);
+        self.pend(key, now);
         let mut state = self.state();
         match state.blocks.get_mut(&key) {
             Some(learnt) if learnt.until > now => {
@@ -203,16 +205,16 @@ impl SharedWindow {
         }
     }
 
-    fn pend(&self, key: ThrottleKey) {
+    fn pend(&self, key: ThrottleKey, now: DateTime<Utc>) {
         let mut state = self.state();
         let full = state.pending.len() >= self.max_entries;
         match state.pending.get_mut(&key) {
-            Some(n) => *n = n.saturating_add(1),
+            Some((n, _)) => *n = n.saturating_add(1),
             // Past the cap a new key's failure is not written (this replica still counts it);
             // the per-address pre-limit in front keeps a flood from getting here.
             None if full => metrics::counter!("throttle_failures_unwritten_total").increment(1),
             None => {
-                state.pending.insert(key, 1);
+                state.pending.insert(key, (1, now));
             }
         }
     }
@@ -227,10 +229,10 @@ impl SharedWindow {
     /// forgets learnt blocks that ended. A batch the database refuses is dropped with a
     /// warning (this replica's own counts still hold).
     pub async fn flush(&self, store: &Store, now: DateTime<Utc>) {
-        let batch: Vec<(ThrottleKey, u32)> = {
+        let batch: Vec<(ThrottleKey, u32, DateTime<Utc>)> = {
             let mut state = self.state();
             state.blocks.retain(|_, l| l.until > now);
-            std::mem::take(&mut state.pending).into_iter().collect()
+            std::mem::take(&mut state.pending).into_iter().map(|(key, (n, at))| (key, n, at)).collect()
         };
         if batch.is_empty() {
             return;

@@ -13,7 +13,8 @@ const UPDATE: &str = "update throttle_window
      where scope = $1 and throttle_key = $2";
 
 impl Store {
-    /// Adds each key's failures to its shared count at `now`, in one transaction (keys in order,
+    /// Adds each key's failures (counted as of the time given with them, the first of the
+    /// batch) to its shared count, in one transaction (keys in order,
     /// so two replicas flushing at once never deadlock), and returns each key's block end, if
     /// it is blocked after the addition.
     ///
@@ -22,14 +23,14 @@ impl Store {
     pub async fn add_throttle_failures(
         &self,
         rule: ThrottleRule,
-        batch: &[(ThrottleKey, u32)],
+        batch: &[(ThrottleKey, u32, DateTime<Utc>)],
         now: DateTime<Utc>,
     ) -> Result<Vec<(ThrottleKey, Option<DateTime<Utc>>)>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let mut batch = batch.to_vec();
-        batch.sort_by_key(|(key, _)| *key);
+        batch.sort_by_key(|(key, _, _)| *key);
         let select = match &self.backend {
             Backend::Postgres(_) => {
                 "select window_start, failures from throttle_window
@@ -42,8 +43,8 @@ impl Store {
             }
         };
         let scope = rule.scope;
-        // What a key without a row gets: a window starting now with this batch's failures.
-        let fresh = |failures: u32| WindowCount { start: now, failures: 0 }.add(failures, now, &rule);
+        // What a key without a row gets: a window starting at its first pending failure.
+        let fresh = |failures: u32, at: DateTime<Utc>| WindowCount { start: at, failures: 0 }.add(failures, at, &rule);
         on_pool!(self, |pool| {
             async {
             let mut tx = pool.begin_write().await?;
@@ -55,8 +56,8 @@ impl Store {
                 let mut insert = sqlx::QueryBuilder::new(
                     "insert into throttle_window (scope, throttle_key, window_start, failures, blocked_until, expires_at) ",
                 );
-                insert.push_values(chunk, |mut row, (key, failures)| {
-                    let count = fresh(*failures);
+                insert.push_values(chunk, |mut row, (key, failures, at)| {
+                    let count = fresh(*failures, *at);
                     row.push_bind(scope)
                         .push_bind(key.as_bytes().to_vec())
                         .push_bind(count.start)
@@ -68,15 +69,15 @@ impl Store {
                 let keys: Vec<Vec<u8>> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
                 inserted.extend(keys.iter().filter_map(|k| ThrottleKey::from_slice(k)));
             }
-            for (key, failures) in &batch {
+            for (key, failures, at) in &batch {
                 if inserted.contains(key) {
-                    blocks.push((*key, fresh(*failures).blocked_until(&rule, now)));
+                    blocks.push((*key, fresh(*failures, *at).blocked_until(&rule, now)));
                     continue;
                 }
                 let bytes = key.as_bytes().as_slice();
                 let (start, counted): (DateTime<Utc>, i32) =
                     sqlx::query_as(select).bind(scope).bind(bytes).fetch_one(&mut *tx).await?;
-                let count = WindowCount { start, failures: i64::from(counted) }.add(*failures, now, &rule);
+                let count = WindowCount { start, failures: i64::from(counted) }.add(*failures, *at, &rule);
                 let blocked_until = count.blocked_until(&rule, now);
                 sqlx::query(UPDATE)
                     .bind(scope)
