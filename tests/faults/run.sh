@@ -221,6 +221,8 @@ scenario1() {
     [ "$waiting" -ge 2 ] && break
     sleep 0.02
   done
+  # And a moment for this request to reach the lock too, whichever connection was seen waiting.
+  sleep 0.3
   local stop_begin; stop_begin=$(now)
   pg_stop "$mode"
   local stopped; stopped=$(now)
