@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::auth::{PasswordHasher, RecoveryCodeKey, Throttle};
 use crate::config::{Config, MailTransportConfig};
@@ -148,69 +149,85 @@ impl Application {
         let Self { listener, metrics_listener, state, sessions } = self;
         let stop = CancellationToken::new();
         let store = state.store.clone();
-        let mail_task = tokio::spawn(state.services.mailer.clone().run(stop.clone()));
-        let usage_task = tokio::spawn(state.services.usage.clone().run(state.store.clone(), stop.clone()));
-        let throttle_task = tokio::spawn(crate::jobs::throttle_counts::run(
-            state.services.shared_windows(),
-            state.store.clone(),
-            state.clock.clone(),
-            stop.clone(),
-        ));
+        let mail_task = tokio::spawn(state.services.mailer.clone().run(stop.clone()).in_current_span());
+        let usage_task =
+            tokio::spawn(state.services.usage.clone().run(state.store.clone(), stop.clone()).in_current_span());
+        let throttle_task = tokio::spawn(
+            crate::jobs::throttle_counts::run(
+                state.services.shared_windows(),
+                state.store.clone(),
+                state.clock.clone(),
+                stop.clone(),
+            )
+            .in_current_span(),
+        );
         let key_task = {
             let keys = state.services.tokens.keys.clone();
             let stop = stop.clone();
             let clock = state.clock.clone();
             let interval = state.config.key_schedule.reload.to_std().unwrap_or(std::time::Duration::from_secs(30));
-            tokio::spawn(async move {
-                // Replicas load a rotated key within this interval (it signs later: KeySchedule).
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(interval) => {
-                            if let Err(e) = keys.reload(clock.now()).await {
-                                tracing::warn!(error = %e, "cannot reload the signing key");
+            tokio::spawn(
+                async move {
+                    // Replicas load a rotated key within this interval (it signs later: KeySchedule).
+                    loop {
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(interval) => {
+                                if let Err(e) = keys.reload(clock.now()).await {
+                                    tracing::warn!(error = %e, "cannot reload the signing key");
+                                }
                             }
                         }
                     }
                 }
-            })
+                .in_current_span(),
+            )
         };
         let reset_task = state.services.password_resets.take_receiver().map(|rx| {
-            tokio::spawn(crate::jobs::password_resets::run(
-                rx,
+            tokio::spawn(
+                crate::jobs::password_resets::run(
+                    rx,
+                    state.store.clone(),
+                    state.config.base_url.clone(),
+                    state.services.mailer.clone(),
+                    stop.clone(),
+                )
+                .in_current_span(),
+            )
+        });
+        let reminder_task = tokio::spawn(
+            crate::jobs::reminders::run_loop(
                 state.store.clone(),
                 state.config.base_url.clone(),
+                state.clock.clone(),
+                state.config.reminder_interval,
                 state.services.mailer.clone(),
                 stop.clone(),
-            ))
-        });
-        let reminder_task = tokio::spawn(crate::jobs::reminders::run_loop(
-            state.store.clone(),
-            state.config.base_url.clone(),
-            state.clock.clone(),
-            state.config.reminder_interval,
-            state.services.mailer.clone(),
-            stop.clone(),
-        ));
+            )
+            .in_current_span(),
+        );
         let cleanup_task = {
             let stop = stop.clone();
             let sessions = sessions.clone();
-            tokio::spawn(async move {
-                use tower_sessions::session_store::ExpiredDeletion as _;
-                tokio::select! {
-                    () = stop.cancelled() => {},
-                    result = sessions.continuously_delete_expired(SESSION_CLEANUP) => {
-                        if let Err(e) = result {
-                            tracing::warn!(error = %e, "expired-session cleanup stopped");
+            tokio::spawn(
+                async move {
+                    use tower_sessions::session_store::ExpiredDeletion as _;
+                    tokio::select! {
+                        () = stop.cancelled() => {},
+                        result = sessions.continuously_delete_expired(SESSION_CLEANUP) => {
+                            if let Err(e) = result {
+                                tracing::warn!(error = %e, "expired-session cleanup stopped");
+                            }
                         }
                     }
                 }
-            })
+                .in_current_span(),
+            )
         };
         let metrics_task = metrics_listener.map(|l| {
             let app = web::metrics_router(state.clone());
             let stop = stop.clone();
-            tokio::spawn(async move { serve(l, app, stop.cancelled_owned()).await })
+            tokio::spawn(async move { serve(l, app, stop.cancelled_owned()).await }.in_current_span())
         });
         let app = web::router(state.clone(), sessions, metrics_task.is_none())?;
         let served = {
@@ -317,12 +334,15 @@ pub async fn serve(
         let connection =
             builder.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::trace!(error = %e, "connection ended with an error");
+        tokio::spawn(
+            async move {
+                if let Err(e) = connection.await {
+                    tracing::trace!(error = %e, "connection ended with an error");
+                }
+                drop(permit);
             }
-            drop(permit);
-        });
+            .in_current_span(),
+        );
     }
     drop(listener);
     graceful.shutdown().await;

@@ -2,17 +2,15 @@
 //! against the JWKS, expiry and deletion, errors, brute-force limits, usage records, key rotation.
 //! SQLite, and Postgres with TEST_DATABASE_URL.
 
-mod common;
-
 use std::collections::HashSet;
 
+use crate::support::{TestApp, TestDb, new_client};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::Duration;
-use common::{TestApp, TestDb, new_client};
 use jwt_simple::prelude::*;
-use secret_portal::domain::{Api, ApplicationKind, ClientId, Clock as _, PlainSecret, ResourceId};
-use secret_portal::store::{Actor, Application, NewApplication, SeedSecret, UserRole};
+use secret_portal::domain::{Api, ApplicationKind, ClientId, Clock as _};
+use secret_portal::store::{Actor, Application, UserRole};
 
 struct World {
     app: TestApp,
@@ -22,39 +20,17 @@ struct World {
     secret_id: uuid::Uuid,
 }
 
-async fn register(app: &TestApp, org: uuid::Uuid, kind: ApplicationKind, api: Api) -> Application {
-    let new = NewApplication {
-        organisation_id: org,
-        kind,
-        api,
-        client_id: ClientId::generate(),
-        resources: ResourceId::allowed(kind, api),
-    };
-    app.store.create_application(&new, &Actor::cli(), app.clock.now()).await.unwrap()
-}
-
 async fn seed(app: &TestApp, a: &Application, expires_in_days: i64) -> (String, uuid::Uuid) {
-    let value = PlainSecret::generate();
-    let id = app
-        .store
-        .seed_client_secret(&SeedSecret {
-            application_id: a.id,
-            name: "Token test".into(),
-            hint: value.hint(),
-            hash: value.hash(),
-            expires_on: app.clock.today() + Duration::days(expires_in_days),
-            created_by: None,
-            created_at: app.clock.now() - Duration::days(1),
-        })
-        .await
-        .unwrap();
+    let created_at = app.clock.now() - Duration::days(1);
+    let (value, id) =
+        app.seed_secret(a.id, "Token test", created_at, app.clock.today() + Duration::days(expires_in_days)).await;
     (value.expose().to_owned(), id)
 }
 
 async fn world_with(app: TestApp) -> World {
     let org = app.create_org("NL", "DemoRegistry").await;
-    let smc = register(&app, org.id, ApplicationKind::Partner, Api::Smc).await;
-    let alt = register(&app, org.id, ApplicationKind::PartnerAlternative, Api::Smc).await;
+    let smc = app.register(org.id, ApplicationKind::Partner, Api::Smc).await;
+    let alt = app.register(org.id, ApplicationKind::PartnerAlternative, Api::Smc).await;
     let (secret, secret_id) = seed(&app, &smc, 30).await;
     World { app, smc, alt, secret, secret_id }
 }
@@ -405,7 +381,7 @@ async fn malformed_requests_get_rfc_6749_errors() {
     assert!(
         metrics.contains("tokens_issued_total") && metrics.contains("tokens_refused_total{error=\"invalid_scope\"}")
     );
-    assert!(!common::logs().contains(s), "the secret reached the logs");
+    assert!(!w.app.logs().contains(s), "the secret reached the logs");
 }
 
 #[tokio::test]
@@ -761,7 +737,7 @@ async fn a_secret_sent_as_the_client_id_never_reaches_the_logs() {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    assert!(!common::logs().contains(&w.secret), "the secret reached the logs");
+    assert!(!w.app.logs().contains(&w.secret), "the secret reached the logs");
 }
 
 #[tokio::test]

@@ -1,8 +1,6 @@
 //! The application on port 0: liveness, readiness, metrics, graceful shutdown.
 
-mod common;
-
-use common::{TestApp, TestDb};
+use crate::support::{TestApp, TestDb};
 use sqlx::Connection as _;
 
 #[tokio::test]
@@ -97,39 +95,22 @@ async fn shutdown_lets_requests_in_flight_finish() {
 #[tokio::test]
 async fn metrics_cover_http_tokens_sign_ins_reminders_outbox_and_the_pool() {
     use chrono::Duration;
-    use secret_portal::domain::{Api, ApplicationKind, ClientId, Clock as _, PlainSecret, ResourceId};
-    use secret_portal::store::{Actor, NewApplication, SeedSecret, UserRole};
+    use secret_portal::domain::{Api, ApplicationKind, Clock as _};
+    use secret_portal::store::{Actor, UserRole};
 
     let mut app = TestApp::spawn().await;
+    // Counters are process-wide (other tests count too): each must have grown within this test.
+    let metrics_before = app.get("/metrics").await.text().await.unwrap();
     let org = app.create_org("NL", "DemoRegistry").await;
-    let kind = (ApplicationKind::Partner, Api::Dm);
-    let new = NewApplication {
-        organisation_id: org.id,
-        kind: kind.0,
-        api: kind.1,
-        client_id: ClientId::generate(),
-        resources: ResourceId::allowed(kind.0, kind.1),
-    };
-    let dm = app.store.create_application(&new, &Actor::cli(), app.clock.now()).await.unwrap();
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
     let (jane, client) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
     app.store.grant_credential_manager(jane.user_id, dm.id, &Actor::cli(), app.clock.now()).await.unwrap();
     // Sign-ins: one failed password, one success.
-    app.password_step(&common::new_client(), &jane.email, "wrong password entirely", "").await;
+    app.password_step(&crate::support::new_client(), &jane.email, "wrong password entirely", "").await;
     app.sign_in(&client, &jane).await;
     // Tokens: one issued, one refused; the secret is a week from its expiration date.
-    let value = PlainSecret::generate();
-    app.store
-        .seed_client_secret(&SeedSecret {
-            application_id: dm.id,
-            name: "Metrics".into(),
-            hint: value.hint(),
-            hash: value.hash(),
-            expires_on: app.clock.today() + Duration::days(7),
-            created_by: None,
-            created_at: app.clock.now() - Duration::days(300),
-        })
-        .await
-        .unwrap();
+    let expires_on = app.clock.today() + Duration::days(7);
+    let (value, _) = app.seed_secret(dm.id, "Metrics", app.clock.now() - Duration::days(300), expires_on).await;
     for secret in [value.expose(), "wrong"] {
         let form = [
             ("grant_type", "client_credentials"),
@@ -151,31 +132,34 @@ async fn metrics_cover_http_tokens_sign_ins_reminders_outbox_and_the_pool() {
     // sink saw the message: read the metrics until the reminder has counted (at most 5 s).
     let mut text = app.get("/metrics").await.text().await.unwrap();
     for _ in 0..50 {
-        if text.lines().any(|l| l.starts_with(r#"emails_sent_total{email="reminder"}"#) && !l.ends_with(" 0")) {
+        let sent = r#"emails_sent_total{email="reminder"}"#;
+        if crate::support::metric_in(&text, sent) > crate::support::metric_in(&metrics_before, sent) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         text = app.get("/metrics").await.text().await.unwrap();
     }
     let text = text;
-    // A series' value; counters start at 0, so each event-driven one must have counted.
+    // A series' value, which must be there; each event-driven counter must have grown.
     let value = |series: &str| -> f64 {
-        let line =
-            text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("{series} is missing:\n{text}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
+        assert!(text.lines().any(|l| l.starts_with(&format!("{series} "))), "{series} is missing:\n{text}");
+        crate::support::metric_in(&text, series)
     };
     for counted in [
         r#"http_requests_total{method="POST",route="/oauth2/token",status="200"}"#,
         r#"http_requests_total{method="POST",route="/oauth2/token",status="401"}"#,
         r#"http_request_duration_seconds_count{method="POST",route="/oauth2/token"}"#,
-        "tokens_issued_total ",
+        "tokens_issued_total",
         r#"tokens_refused_total{error="invalid_client"}"#,
         r#"sign_ins_total{result="success",step="mfa"}"#,
         r#"sign_ins_total{result="failure",step="password"}"#,
         r#"reminders_queued_total{notice="1w"}"#,
         r#"emails_sent_total{email="reminder"}"#,
     ] {
-        assert!(value(counted) >= 1.0, "{counted} counted nothing");
+        assert!(
+            value(counted) >= crate::support::metric_in(&metrics_before, counted) + 1.0,
+            "{counted} counted nothing"
+        );
     }
     // Present from the start, whatever happened.
     value(r#"emails_failed_total{email="reminder",failure="transient"}"#);
@@ -210,7 +194,7 @@ async fn every_web_log_line_carries_the_request_id_of_its_response() {
     }
     app.stop().await.unwrap();
 
-    let logs = common::logs();
+    let logs = app.logs();
     let lines: Vec<serde_json::Value> =
         logs.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
     let request_id_of = |line: &serde_json::Value| {
@@ -231,4 +215,21 @@ async fn every_web_log_line_carries_the_request_id_of_its_response() {
     for line in web {
         assert!(request_id_of(line).is_some(), "a web log line without a request id: {line}");
     }
+}
+
+/// Issue 13, point 5: the tests share one process, so each reads only the log lines of its own
+/// application (tagged with its id), never a neighbour's.
+#[tokio::test]
+async fn each_test_app_reads_only_its_own_log_lines() {
+    let mut one = TestApp::spawn().await;
+    let mut two = TestApp::spawn().await;
+    let form = [("grant_type", "client_credentials"), ("client_id", "nobody"), ("client_secret", "wrong")];
+    let id_of = |res: &reqwest::Response| res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let first = id_of(&one.client.post(one.url("/oauth2/token")).form(&form).send().await.unwrap());
+    let second = id_of(&two.client.post(two.url("/oauth2/token")).form(&form).send().await.unwrap());
+    one.stop().await.unwrap();
+    two.stop().await.unwrap();
+    let (logs_one, logs_two) = (one.logs(), two.logs());
+    assert!(logs_one.contains(&first) && !logs_one.contains(&second), "{logs_one}");
+    assert!(logs_two.contains(&second) && !logs_two.contains(&first), "{logs_two}");
 }

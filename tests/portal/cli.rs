@@ -1,7 +1,5 @@
 //! The `secret-portal` binary as an operator runs it: defaults, refusals, shutdown.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -260,11 +258,11 @@ fn a_plain_http_base_url_off_loopback_is_refused() {
 
 #[test]
 fn migrate_and_serve_run_on_postgres_when_configured() {
-    let Ok(admin) = std::env::var(common::TEST_DATABASE_URL) else {
+    let Ok(admin) = std::env::var(crate::support::TEST_DATABASE_URL) else {
         return;
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let db = rt.block_on(common::TestDb::new());
+    let db = rt.block_on(crate::support::TestDb::new());
     assert!(db.is_postgres(), "{admin}");
     let dir = tempfile::tempdir().unwrap();
     let key = MasterKey::generate();
@@ -285,7 +283,7 @@ fn migrate_and_serve_run_on_postgres_when_configured() {
 #[test]
 fn admin_invite_prints_a_one_time_link_that_is_also_emailed() {
     let dir = tempfile::tempdir().unwrap();
-    let smtp = common::smtp::SmtpSink::start();
+    let smtp = crate::support::smtp::SmtpSink::start();
     let invite = |email: &str| {
         let mut cmd = portal(dir.path());
         cmd.env("PORTAL_SMTP_URL", smtp.url()).args([
@@ -306,7 +304,7 @@ fn admin_invite_prints_a_one_time_link_that_is_also_emailed() {
     let mails = smtp.messages_to("wendy@wmda.example");
     assert_eq!(mails.len(), 1, "the email was not delivered before the command exited");
     assert!(link.ends_with(&mails[0].link_path("/invite/")), "{link}");
-    // Again for the same email: a new link (the old one stops working, see tests/sign_in.rs).
+    // Again for the same email: a new link (the old one stops working, see sign_in.rs).
     let (code, again, _, _) = invite("wendy@wmda.example");
     assert_eq!(code, Some(0));
     assert_ne!(again.trim(), link);
@@ -339,7 +337,7 @@ fn an_empty_database_invites_portal_admin_email_or_says_how_to_create_the_first_
     assert_eq!(terminate(&mut child).code(), Some(0));
 
     let dir = tempfile::tempdir().unwrap();
-    let smtp = common::smtp::SmtpSink::start();
+    let smtp = crate::support::smtp::SmtpSink::start();
     let mut cmd = portal(dir.path());
     cmd.env("PORTAL_ADMIN_EMAIL", "first@wmda.example").env("PORTAL_SMTP_URL", smtp.url());
     let (mut child, _, _) = start(cmd);
@@ -414,9 +412,9 @@ fn reminders_run_once_dry_run_changes_nothing_and_the_real_run_queues_once() {
 
 #[test]
 fn two_reminder_processes_at_once_on_one_postgres_queue_each_notice_once() {
-    let Ok(_) = std::env::var(common::TEST_DATABASE_URL) else { return };
+    let Ok(_) = std::env::var(crate::support::TEST_DATABASE_URL) else { return };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let db = rt.block_on(common::TestDb::new());
+    let db = rt.block_on(crate::support::TestDb::new());
     let dir = tempfile::tempdir().unwrap();
     let key = MasterKey::generate();
     let env = |c: &mut Command| {
@@ -453,7 +451,7 @@ fn two_reminder_processes_at_once_on_one_postgres_queue_each_notice_once() {
 fn a_kill_9_between_queueing_and_sending_gives_each_email_once() {
     use secret_portal::auth::TotpSeed;
     let dir = tempfile::tempdir().unwrap();
-    let smtp = common::smtp::SmtpSink::start();
+    let smtp = crate::support::smtp::SmtpSink::start();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     // 1. Demo data; Jane (a credential manager of the application whose secret is 20 days from
     //    expiry) accepts her invitation and enrols, so the notice has a recipient.
@@ -472,9 +470,9 @@ fn a_kill_9_between_queueing_and_sending_gives_each_email_once() {
         .to_owned();
     let path = link.trim_start_matches("http://127.0.0.1:8080");
     rt.block_on(async {
-        let client = common::new_client();
+        let client = crate::support::new_client();
         let base = format!("http://{addr}");
-        let pw = common::flows::PASSWORD;
+        let pw = crate::support::flows::PASSWORD;
         let res = client
             .post(format!("{base}{path}"))
             .form(&[("password", pw), ("password_confirm", pw)])
@@ -483,7 +481,7 @@ fn a_kill_9_between_queueing_and_sending_gives_each_email_once() {
             .unwrap();
         assert_eq!(res.status(), 303);
         let page = client.get(format!("{base}/mfa/setup")).send().await.unwrap().text().await.unwrap();
-        let key = common::flows::between(&page, "id=\"totp-key\">", "</code>").unwrap();
+        let key = crate::support::flows::between(&page, "id=\"totp-key\">", "</code>").unwrap();
         let code = TotpSeed::from_base32(key).unwrap().code_at(chrono::Utc::now());
         let res = client.post(format!("{base}/mfa/setup")).form(&[("code", code)]).send().await.unwrap();
         assert_eq!(res.status(), 200);
@@ -583,10 +581,10 @@ fn keys_rotate_prints_a_new_key_id_each_time() {
 /// although both run the reminder loop every second.
 #[test]
 fn two_replicas_on_one_postgres_act_as_one() {
-    let Ok(_) = std::env::var(common::TEST_DATABASE_URL) else { return };
+    let Ok(_) = std::env::var(crate::support::TEST_DATABASE_URL) else { return };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let db = rt.block_on(common::TestDb::new());
-    let smtp = common::smtp::SmtpSink::start();
+    let db = rt.block_on(crate::support::TestDb::new());
+    let smtp = crate::support::smtp::SmtpSink::start();
     let key = MasterKey::generate();
     let dir = tempfile::tempdir().unwrap();
     let replica = |demo: bool| {
@@ -611,9 +609,9 @@ fn two_replicas_on_one_postgres_act_as_one() {
     let url = |addr: &str, path: &str| format!("http://{addr}{path}");
 
     rt.block_on(async {
-        use common::flows::{PASSWORD, between};
+        use crate::support::flows::{PASSWORD, between};
         // Jane accepts her invitation and enrols TOTP on replica A: her session starts there.
-        let jane = common::new_client();
+        let jane = crate::support::new_client();
         let form = [("password", PASSWORD), ("password_confirm", PASSWORD)];
         assert_eq!(jane.post(url(&addr_a, &path)).form(&form).send().await.unwrap().status(), 303);
         let setup = jane.get(url(&addr_a, "/mfa/setup")).send().await.unwrap().text().await.unwrap();
@@ -628,7 +626,7 @@ fn two_replicas_on_one_postgres_act_as_one() {
         assert_eq!(page.status(), 200);
         let page = page.text().await.unwrap();
         assert!(page.contains("Partner-NL-DemoRegistry-DM"), "{page}");
-        let stranger = common::new_client().get(url(&addr_b, "/manage-api-credentials")).send().await.unwrap();
+        let stranger = crate::support::new_client().get(url(&addr_b, "/manage-api-credentials")).send().await.unwrap();
         assert_eq!(stranger.status(), 303);
 
         // A secret created on B works on A; deleted on A, it is refused by B on the next request.
@@ -714,7 +712,7 @@ fn vm_rss_kib(pid: u32) -> u64 {
 fn memory_stays_flat_over_five_thousand_failed_sign_ins_with_maximal_inputs() {
     // Issue 12: nothing a client types is kept at its typed size, and every map is bounded.
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let db = rt.block_on(common::TestDb::new());
+    let db = rt.block_on(crate::support::TestDb::new());
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = portal(dir.path());
     if db.is_postgres() {

@@ -1,13 +1,11 @@
 //! Expiry reminders through the outbox over a real SMTP server, with a movable clock.
 //! SQLite, and Postgres with TEST_DATABASE_URL.
 
-mod common;
-
+use crate::support::TestApp;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use common::TestApp;
-use secret_portal::domain::{Api, ApplicationKind, ClientId, Clock as _, PlainSecret, ResourceId};
+use secret_portal::domain::{Api, ApplicationKind, ClientId, Clock as _, ResourceId};
 use secret_portal::jobs::reminders::{Report, run_once};
-use secret_portal::store::{Actor, Application, NewApplication, SeedSecret, UserRole};
+use secret_portal::store::{Actor, Application, NewApplication, UserRole};
 
 struct World {
     app: TestApp,
@@ -19,14 +17,7 @@ struct World {
 async fn world() -> World {
     let app = TestApp::spawn().await;
     let org = app.create_org("NL", "DemoRegistry").await;
-    let new = NewApplication {
-        organisation_id: org.id,
-        kind: ApplicationKind::Partner,
-        api: Api::Dm,
-        client_id: ClientId::generate(),
-        resources: ResourceId::allowed(ApplicationKind::Partner, Api::Dm),
-    };
-    let dm = app.store.create_application(&new, &Actor::cli(), app.clock.now()).await.unwrap();
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
     let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
     app.store.grant_credential_manager(jane.user_id, dm.id, &Actor::cli(), app.clock.now()).await.unwrap();
     World { app, dm, org_id: org.id, jane: jane.user_id }
@@ -43,20 +34,7 @@ async fn seed(
     created_at: DateTime<Utc>,
     expires_on: NaiveDate,
 ) -> uuid::Uuid {
-    let value = PlainSecret::generate();
-    w.app
-        .store
-        .seed_client_secret(&SeedSecret {
-            application_id: application.id,
-            name: name.into(),
-            hint: value.hint(),
-            hash: value.hash(),
-            expires_on,
-            created_by: None,
-            created_at,
-        })
-        .await
-        .unwrap()
+    w.app.seed_secret(application.id, name, created_at, expires_on).await.1
 }
 
 async fn pass(w: &World) -> Report {

@@ -1,6 +1,5 @@
 //! Test support: a fresh database per test (SQLite by default, Postgres when
 //! `TEST_DATABASE_URL` is set), a real SMTP server, and the real application on port 0.
-#![allow(dead_code)]
 
 pub mod flows;
 pub mod smtp;
@@ -161,6 +160,8 @@ pub fn test_config(db: &TestDb) -> Config {
 
 /// The application, serving on a free port until the test ends.
 pub struct TestApp {
+    /// Tags every log line this instance writes (the `test_app` span around its tasks).
+    pub id: u64,
     pub address: String,
     pub store: Store,
     pub clock: ManualClock,
@@ -179,22 +180,36 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self::spawn_tagged(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed), db, adjust).await
+    }
+
+    /// As [`TestApp::spawn_with`], its log lines tagged with `id` (a restart keeps its id).
+    async fn spawn_tagged(id: u64, db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
+        use tracing::Instrument as _;
         capture_logs();
         let smtp = smtp::SmtpSink::start();
         let mut config = test_config(&db);
         config.mail_transport = MailTransportConfig::Smtp(smtp.url().into());
         adjust(&mut config);
         let clock = ManualClock::new(test_now());
-        let app = Application::build(config, Arc::new(clock.clone()) as Arc<dyn Clock>).await.expect("build");
+        let span = tracing::info_span!("test_app", test_app = id);
+        let app = Application::build(config, Arc::new(clock.clone()) as Arc<dyn Clock>)
+            .instrument(span.clone())
+            .await
+            .expect("build");
         let address = format!("http://{}", app.local_addr().unwrap());
         let store = app.store().clone();
         let state = app.state().clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let server = tokio::spawn(app.run_until(async move {
-            let _ = rx.await;
-        }));
+        let server = tokio::spawn(
+            app.run_until(async move {
+                let _ = rx.await;
+            })
+            .instrument(span),
+        );
         let client = new_client();
-        TestApp { address, store, clock, client, db, smtp, state, shutdown: Some(tx), server: Some(server) }
+        TestApp { id, address, store, clock, client, db, smtp, state, shutdown: Some(tx), server: Some(server) }
     }
 
     /// Stops this instance and starts another on the same database and SMTP sink: a restart.
@@ -204,7 +219,7 @@ impl TestApp {
         let clock = self.clock.clone();
         let db = std::mem::replace(&mut self.db, TestDb::placeholder());
         let key = self.state.config.master_key.clone();
-        let mut app = TestApp::spawn_with(db, |c| {
+        let mut app = TestApp::spawn_tagged(self.id, db, |c| {
             c.mail_transport = MailTransportConfig::Smtp(smtp.url().into());
             c.master_key = key;
         })
@@ -246,6 +261,32 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// The log lines this instance (and its restarts) wrote, as JSON lines: those whose span
+    /// list holds this instance's `test_app` span. Other tests' lines are left out.
+    pub fn logs(&self) -> String {
+        let mut own = String::new();
+        for line in all_logs().lines() {
+            let parsed: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            let tagged = parsed["spans"]
+                .as_array()
+                .is_some_and(|spans| spans.iter().any(|s| s["test_app"].as_u64() == Some(self.id)));
+            if tagged {
+                own.push_str(line);
+                own.push('\n');
+            }
+        }
+        own
+    }
+
+    /// The value of one Prometheus series on `/metrics` (its name with labels exactly as
+    /// rendered, e.g. `tokens_issued_total` or `emails_sent_total{email="reminder"}`); 0 when it
+    /// is absent. Counters are process-wide, shared with the tests running beside this one:
+    /// compare a value before and after, never an absolute count.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.expect("metrics");
+        metric_in(&text, series)
     }
 
     /// Signals shutdown and waits for the server to stop.
@@ -312,7 +353,15 @@ pub fn capture_logs() {
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
-/// What was logged so far.
-pub fn logs() -> String {
+/// One series' value in a Prometheus text rendering (see [`TestApp::metric`]); 0 when absent.
+pub fn metric_in(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().expect("a metric value"))
+}
+
+/// Everything every test of this process logged so far; tests read their own with
+/// [`TestApp::logs`].
+fn all_logs() -> String {
     LOGS.get().map(|b| String::from_utf8_lossy(&b.lock().unwrap()).into_owned()).unwrap_or_default()
 }

@@ -4,8 +4,9 @@ use secret_portal::auth::TotpSeed;
 use secret_portal::auth::invitation::invite_user;
 use secret_portal::domain::Clock as _;
 use secret_portal::domain::organisation::OrganisationDisplayName;
-use secret_portal::domain::{CountryCode, EmailAddress, OrganisationCode};
-use secret_portal::store::{Actor, NewUser, Organisation, UserRole};
+use secret_portal::domain::{Api, ApplicationKind, ClientId, CountryCode, EmailAddress, OrganisationCode};
+use secret_portal::domain::{PlainSecret, ResourceId};
+use secret_portal::store::{Actor, Application, NewApplication, NewUser, Organisation, SeedSecret, UserRole};
 
 use super::TestApp;
 
@@ -48,6 +49,45 @@ impl TestApp {
             )
             .await
             .unwrap()
+    }
+
+    /// Registers an application of `kind` for `api` in the store for the organisation: a
+    /// generated client ID and every resource the pair allows.
+    pub async fn register(&self, organisation_id: uuid::Uuid, kind: ApplicationKind, api: Api) -> Application {
+        let new = NewApplication {
+            organisation_id,
+            kind,
+            api,
+            client_id: ClientId::generate(),
+            resources: ResourceId::allowed(kind, api),
+        };
+        self.store.create_application(&new, &Actor::cli(), self.clock.now()).await.unwrap()
+    }
+
+    /// Seeds a client secret named `name` (created by nobody at `created_at`, UTC) and returns
+    /// its value and id.
+    pub async fn seed_secret(
+        &self,
+        application_id: uuid::Uuid,
+        name: &str,
+        created_at: chrono::DateTime<chrono::Utc>,
+        expires_on: chrono::NaiveDate,
+    ) -> (PlainSecret, uuid::Uuid) {
+        let value = PlainSecret::generate();
+        let id = self
+            .store
+            .seed_client_secret(&SeedSecret {
+                application_id,
+                name: name.into(),
+                hint: value.hint(),
+                hash: value.hash(),
+                expires_on,
+                created_by: None,
+                created_at,
+            })
+            .await
+            .unwrap();
+        (value, id)
     }
 
     /// Invites `email` and returns the invitation link's path, taken from the email the SMTP

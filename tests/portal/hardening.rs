@@ -2,13 +2,11 @@
 //! accept loop's timeouts, panics), and every sign-in stage bound to the credentials that started
 //! it. Over HTTP against the real application; SQLite, and Postgres with TEST_DATABASE_URL.
 
-mod common;
-
 use std::time::{Duration as StdDuration, Instant};
 
+use crate::support::flows::{Account, PASSWORD, location};
+use crate::support::{TestApp, new_client};
 use chrono::Duration;
-use common::flows::{Account, PASSWORD, location};
-use common::{TestApp, new_client};
 use secret_portal::auth::{LinkPurpose, LinkToken};
 use secret_portal::domain::{Clock as _, EmailAddress};
 use secret_portal::store::{Actor, Conflict, NewLink, NewUser, StoreError, UserRole};
@@ -435,7 +433,7 @@ fn wrong_code(seed: &secret_portal::auth::TotpSeed, now: chrono::DateTime<chrono
 
 #[tokio::test]
 async fn twenty_wrong_codes_from_many_addresses_lock_the_second_factor_and_email_the_user() {
-    let app = TestApp::spawn_with(common::TestDb::new().await, |c| {
+    let app = TestApp::spawn_with(crate::support::TestDb::new().await, |c| {
         c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
@@ -540,7 +538,7 @@ async fn twenty_wrong_codes_from_many_addresses_lock_the_second_factor_and_email
 
 #[tokio::test]
 async fn reset_and_invitation_emails_are_limited_per_account_and_per_address() {
-    let app = TestApp::spawn_with(common::TestDb::new().await, |c| {
+    let app = TestApp::spawn_with(crate::support::TestDb::new().await, |c| {
         c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
@@ -564,6 +562,8 @@ async fn reset_and_invitation_emails_are_limited_per_account_and_per_address() {
     };
     // Per account: five requests from five addresses, three emails; the answers are all alike.
     let before = app.smtp.messages_to(&jane.email).len();
+    let suppressed = r#"link_emails_suppressed_total{email="password_reset"}"#;
+    let suppressed_before = app.metric(suppressed).await;
     let mut pages = Vec::new();
     for i in 0..5 {
         let res = forgot(format!("198.51.100.{}", i + 1), jane.email.clone()).await.unwrap();
@@ -575,8 +575,7 @@ async fn reset_and_invitation_emails_are_limited_per_account_and_per_address() {
     app.smtp.wait_for(&jane.email, before + 3).await;
     tokio::time::sleep(StdDuration::from_millis(500)).await;
     assert_eq!(app.smtp.messages_to(&jane.email).len(), before + 3, "at most three reset emails an hour");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("link_emails_suppressed_total{email=\"password_reset\"} 2"), "{metrics}");
+    assert_eq!(app.metric(suppressed).await - suppressed_before, 2.0, "two reset emails suppressed");
     // An hour later she can ask again.
     app.clock.advance(Duration::minutes(61));
     forgot("198.51.100.1".into(), jane.email.clone()).await.unwrap();

@@ -1,36 +1,16 @@
 //! The Manage API Credentials page over HTTP: listing, creating (shown once), deleting, the
 //! limit, validation, and the authorisation matrix. SQLite, and Postgres with TEST_DATABASE_URL.
 
-mod common;
-
 use base64::Engine as _;
 
+use crate::support::flows::{between, location};
+use crate::support::{TestApp, new_client};
 use chrono::{Duration, NaiveDate};
-use common::flows::{between, location};
-use common::{TestApp, new_client};
-use secret_portal::domain::{Api, ApplicationKind, ClientId, Clock as _, PlainSecret, ResourceId};
-use secret_portal::store::{Application, NewApplication, Organisation, SeedSecret, UserRole};
-
-async fn app_of(app: &TestApp, org: &Organisation, kind: ApplicationKind, api: Api) -> Application {
-    let resources = ResourceId::allowed(kind, api);
-    let new = NewApplication { organisation_id: org.id, kind, api, client_id: ClientId::generate(), resources };
-    app.store.create_application(&new, &secret_portal::store::Actor::cli(), app.clock.now()).await.unwrap()
-}
+use secret_portal::domain::{Api, ApplicationKind, Clock as _};
+use secret_portal::store::{Application, Organisation, UserRole};
 
 async fn seed(app: &TestApp, application: &Application, name: &str, expires_on: NaiveDate) -> uuid::Uuid {
-    let value = PlainSecret::generate();
-    app.store
-        .seed_client_secret(&SeedSecret {
-            application_id: application.id,
-            name: name.into(),
-            hint: value.hint(),
-            hash: value.hash(),
-            expires_on,
-            created_by: None,
-            created_at: app.clock.now() - Duration::days(30),
-        })
-        .await
-        .unwrap()
+    app.seed_secret(application.id, name, app.clock.now() - Duration::days(30), expires_on).await.1
 }
 
 struct World {
@@ -49,9 +29,9 @@ async fn world() -> World {
     let app = TestApp::spawn().await;
     let org = app.create_org("NL", "DemoRegistry").await;
     let other = app.create_org("DE", "Other").await;
-    let dm = app_of(&app, &org, ApplicationKind::Partner, Api::Dm).await;
-    let smc = app_of(&app, &org, ApplicationKind::Partner, Api::Smc).await;
-    let other_org_app = app_of(&app, &other, ApplicationKind::Partner, Api::Dm).await;
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    let smc = app.register(org.id, ApplicationKind::Partner, Api::Smc).await;
+    let other_org_app = app.register(other.id, ApplicationKind::Partner, Api::Dm).await;
     let (jane, client) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
     app.store
         .grant_credential_manager(jane.user_id, dm.id, &secret_portal::store::Actor::cli(), app.clock.now())
@@ -503,7 +483,7 @@ async fn a_secret_value_appears_nowhere_but_its_one_response() {
     w.app.smtp.wait_for("jane@demo.example", 2).await;
 
     assert!(urls.iter().all(|u| !u.contains(&value)), "{urls:?}");
-    let logs = common::logs();
+    let logs = w.app.logs();
     // The searches can find things: the logs carry the requests, the dump carries the name.
     assert!(logs.contains("/manage-api-credentials/{client_id}/secrets"), "the logs were not captured");
     assert!(logs.contains("token request refused"), "the refusals were not logged");

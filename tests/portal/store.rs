@@ -1,10 +1,8 @@
 //! Every store method, on the backend the run is configured for: SQLite by default, Postgres when
 //! TEST_DATABASE_URL is set (`.ci/run` runs both). A fresh database per test.
 
-mod common;
-
+use crate::support::{test_now, test_store};
 use chrono::{Duration, NaiveDate};
-use common::{test_now, test_store};
 use secret_portal::domain::organisation::OrganisationDisplayName;
 use secret_portal::domain::{
     Api, ApplicationKind, ClientId, CountryCode, EmailAddress, MasterKey, OrganisationCode, OrganisationRef,
@@ -498,7 +496,7 @@ async fn applications_fold_their_resources_and_managers_without_repeats() {
 async fn the_outbox_keeps_its_rows_when_0006_drops_the_email_kind_check() {
     // Up to 0005 first, with a queued email; then the rest (issue 12: email kinds are checked in
     // Rust from 0006 on, and SQLite rebuilds the outbox for it).
-    let db = common::TestDb::new().await;
+    let db = crate::support::TestDb::new().await;
     let store =
         secret_portal::store::Store::connect(&db.url, secret_portal::store::PoolSettings::default()).await.unwrap();
     let all =

@@ -2,11 +2,9 @@
 //! invitation links taken from a real SMTP server. Runs on SQLite, and on Postgres when
 //! TEST_DATABASE_URL is set.
 
-mod common;
-
+use crate::support::flows::{Account, PASSWORD, between, location};
+use crate::support::{TestApp, TestDb, new_client};
 use chrono::Duration;
-use common::flows::{Account, PASSWORD, between, location};
-use common::{TestApp, TestDb, new_client};
 use secret_portal::auth::TotpSeed;
 use secret_portal::domain::Clock as _;
 use secret_portal::store::{Actor, UserRole};

@@ -1,10 +1,8 @@
 //! The WMDA admin console over HTTP. SQLite, and Postgres with TEST_DATABASE_URL.
 
-mod common;
-
+use crate::support::flows::{between, location};
+use crate::support::{TestApp, new_client};
 use chrono::Duration;
-use common::flows::{between, location};
-use common::{TestApp, new_client};
 use secret_portal::domain::{Clock as _, EmailAddress, PlainSecret};
 use secret_portal::store::{Actor, SeedSecret, UserRole};
 
@@ -239,16 +237,16 @@ async fn users_are_invited_listed_disabled_enabled_and_their_mfa_reset() {
 
     // Jane accepts, then is disabled: her session ends at once; enabled again she can sign in.
     let jane_client = new_client();
-    let (seed, _) = app.enrol(&jane_client, &second, common::flows::PASSWORD).await;
+    let (seed, _) = app.enrol(&jane_client, &second, crate::support::flows::PASSWORD).await;
     assert_eq!(jane_client.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 200);
     assert!(html(&admin, &app, "/admin/users?status=active").await.contains("jane@demo.example"));
     assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/disable", jane.id), &[]).await.status(), 303);
     assert_eq!(jane_client.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 303);
     assert!(html(&admin, &app, "/admin/users?status=disabled").await.contains("jane@demo.example"));
     assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/enable", jane.id), &[]).await.status(), 303);
-    let account = common::flows::Account {
+    let account = crate::support::flows::Account {
         email: "jane@demo.example".into(),
-        password: common::flows::PASSWORD.into(),
+        password: crate::support::flows::PASSWORD.into(),
         seed,
         recovery_codes: vec![],
         user_id: jane.id,
@@ -266,7 +264,7 @@ async fn users_are_invited_listed_disabled_enabled_and_their_mfa_reset() {
     let page = new_client().get(app.url(&link)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Confirm your current password"));
     let c = new_client();
-    let res = app.password_step(&c, "jane@demo.example", common::flows::PASSWORD, "").await;
+    let res = app.password_step(&c, "jane@demo.example", crate::support::flows::PASSWORD, "").await;
     assert_eq!(res.status(), 403, "a password alone must not lead anywhere after an MFA reset");
     // An admin cannot disable themselves.
     let me = app.store.find_user_by_email(&EmailAddress::parse("admin@wmda.example").unwrap()).await.unwrap();

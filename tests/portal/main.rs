@@ -1,0 +1,22 @@
+//! The portal's integration tests, in one binary (issue 13, point 5): the support code compiles
+//! once and one executable links. Each module covers one part over its real interface (HTTP, the
+//! command line, the store), on SQLite by default and on Postgres when `TEST_DATABASE_URL` is set
+//! (`.ci/run` runs both). Add new tests to a module here, not as a new file under `tests/`.
+//!
+//! The tests share one process: log lines are tagged with their test application's id
+//! ([`support::TestApp::logs`] reads only its own) and metric assertions compare a value before and
+//! after within the test ([`support::TestApp::metric`]).
+
+#[macro_use]
+mod support;
+
+mod admin;
+mod cli;
+mod hardening;
+mod health;
+mod manage;
+mod outbox;
+mod reminders;
+mod sign_in;
+mod store;
+mod tokens;
