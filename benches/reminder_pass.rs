@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
-use secret_portal::config::BaseUrl;
+use secret_portal::domain::BaseUrl;
 use secret_portal::jobs::reminders::run_once;
 use secret_portal::store::{DatabaseUrl, PoolSettings, Store};
 use sqlx::Connection as _;

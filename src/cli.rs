@@ -98,7 +98,7 @@ async fn serve(config: Config, clock: Arc<dyn Clock>, args: ServeArgs) -> anyhow
 /// how to. There is no default account or password.
 async fn invite_first_admin(
     store: &Store,
-    base_url: &crate::config::BaseUrl,
+    base_url: &crate::domain::BaseUrl,
     admin_email: Option<EmailAddress>,
     clock: &dyn Clock,
 ) -> anyhow::Result<()> {
@@ -133,7 +133,7 @@ async fn reminders_run_once(config: Config, clock: Arc<dyn Clock>, args: RunOnce
         println!("{what} {} {} {}", due.notice, due.application, due.secret);
     }
     if !args.dry_run {
-        let delivered = startup::mail_sender(&config, &store, clock)?.deliver_due().await?;
+        let delivered = startup::mail_sender(&config, &store, clock)?.run_once().await?;
         tracing::info!(
             notices = report.recorded,
             emails = report.emails,
@@ -172,7 +172,7 @@ async fn admin_invite(config: Config, clock: Arc<dyn Clock>, args: InviteArgs) -
         })?;
     println!("{}", invited.link);
     let mailer = startup::mail_sender(&config, &store, clock)?;
-    match mailer.deliver_due().await {
+    match mailer.run_once().await {
         Ok(report) if report.retrying > 0 || report.failed > 0 => {
             tracing::warn!("the invitation email could not be delivered now; the portal will retry it")
         }

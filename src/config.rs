@@ -1,13 +1,12 @@
 //! Settings: command-line flags with environment variables (clap `env`), resolved into a
 //! [`Config`] the rest of the portal receives as plain values.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use url::Url;
 
-use crate::domain::MasterKey;
+use crate::domain::{BaseUrl, BaseUrlError, MasterKey};
 use crate::store::{DatabaseUrl, PoolSettings};
 
 /// secret-portal: self-service client secrets for WMDA partner applications.
@@ -301,7 +300,7 @@ pub enum ConfigError {
     DatabaseUrl(#[from] crate::store::url::UnsupportedDatabaseUrl),
     /// PORTAL_BASE_URL unusable.
     #[error("PORTAL_BASE_URL {0}")]
-    BaseUrl(String),
+    BaseUrl(#[from] BaseUrlError),
     /// Another setting is unusable; the text names it.
     #[error("{0}")]
     Invalid(String),
@@ -313,67 +312,6 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-/// The portal's public URL (`PORTAL_BASE_URL`), without a trailing slash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BaseUrl(Url);
-
-impl BaseUrl {
-    /// Parses an `http://` or `https://` URL with no query or fragment. Plain `http://` is refused
-    /// unless the host is loopback (127.0.0.0/8, ::1, localhost): cookies are always `Secure`, and
-    /// browsers accept that on plain http only for loopback (DESIGN.md section 4).
-    ///
-    /// # Errors
-    /// [`ConfigError::BaseUrl`] with the reason.
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let url = Url::parse(text.trim()).map_err(|e| ConfigError::BaseUrl(format!("{text}: {e}")))?;
-        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-            return Err(ConfigError::BaseUrl(format!("{text}: no user, query or fragment allowed")));
-        }
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback(&url) => {}
-            "http" => {
-                return Err(ConfigError::BaseUrl(format!(
-                    "{text}: plain http:// is allowed only on a loopback host (127.0.0.1, ::1, localhost); use https://"
-                )));
-            }
-            _ => {
-                return Err(ConfigError::BaseUrl(format!("{text}: must start with https:// or http://")));
-            }
-        }
-        Ok(Self(url))
-    }
-
-    /// The URL as text without a trailing slash, e.g. `https://portal.wmda.info` (the token `iss`).
-    pub fn as_str(&self) -> &str {
-        self.0.as_str().trim_end_matches('/')
-    }
-
-    /// The origin (`scheme://host[:port]`), the one trusted by the CSRF check.
-    pub fn origin(&self) -> String {
-        self.0.origin().ascii_serialization()
-    }
-
-    /// Whether it is https (then HSTS is sent).
-    pub fn is_https(&self) -> bool {
-        self.0.scheme() == "https"
-    }
-
-    /// The absolute URL of a path such as `/manage-api-credentials`.
-    pub fn join(&self, path: &str) -> String {
-        format!("{}{}", self.as_str(), path)
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
 }
 
 impl Settings {
@@ -524,20 +462,6 @@ mod tests {
         let parsed = parse_proxies(&["10.0.0.0/8".into(), " 192.0.2.7 ".into(), "::1".into()]).unwrap();
         assert_eq!(parsed.len(), 3);
         assert!(parse_proxies(&["not-an-ip".into()]).is_err());
-    }
-
-    #[test]
-    fn base_urls_must_be_https_unless_loopback() {
-        for ok in ["http://127.0.0.1:8080", "http://localhost:3000/", "http://[::1]:8080", "https://portal.wmda.info/"]
-        {
-            assert!(BaseUrl::parse(ok).is_ok(), "{ok}");
-        }
-        assert_eq!(BaseUrl::parse("https://portal.wmda.info/").unwrap().as_str(), "https://portal.wmda.info");
-        for bad in
-            ["http://portal.wmda.info", "http://10.0.0.1", "ftp://x", "https://x/?a=1", "not a url", "https://u:p@x"]
-        {
-            assert!(BaseUrl::parse(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

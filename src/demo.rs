@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::auth::invitation::invite_user;
-use crate::config::BaseUrl;
+use crate::domain::BaseUrl;
 use crate::domain::EmailAddress;
 use crate::domain::organisation::OrganisationDisplayName;
 use crate::domain::{Api, ApplicationKind, ClientId, OrganisationRef, PlainSecret, ResourceId, SecretName};

@@ -9,19 +9,20 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::auth::{PasswordHasher, RecoveryCodeKey, Throttle};
+use crate::auth::{PasswordHasher, RecoveryCodeKey, Throttle, TotpVault};
 use crate::config::{Config, MailTransportConfig};
 use crate::domain::Clock;
-use crate::mail::{self, Transport};
+use crate::mail::Transport;
 use crate::store::{KeyCheckError, Store};
 use crate::web::session::PortalSessionStore;
-use crate::web::{self, AppState, Services};
+use crate::web::{self, AppState, Services, WebSettings};
 
 /// A built portal: database ready, listeners bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     state: AppState,
+    config: Arc<Config>,
     sessions: PortalSessionStore,
 }
 
@@ -44,8 +45,12 @@ pub fn mail_transport(config: &Config) -> anyhow::Result<Transport> {
 ///
 /// # Errors
 /// When the mail transport cannot be built.
-pub fn mail_sender(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> anyhow::Result<mail::Sender> {
-    Ok(mail::Sender::new(store.clone(), mail_transport(config)?, config.mail_from.clone(), clock))
+pub fn mail_sender(
+    config: &Config,
+    store: &Store,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<crate::jobs::outbox::Sender> {
+    Ok(crate::jobs::outbox::Sender::new(store.clone(), mail_transport(config)?, config.mail_from.clone(), clock))
 }
 
 /// Password-reset requests per address within an hour before 429 (issue 12), shared by replicas.
@@ -73,6 +78,7 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
         hasher: PasswordHasher::new(web::password_hash_bound()),
         throttle: Throttle::new(config.rate_limits),
         recovery_key: RecoveryCodeKey::derive(&config.master_key),
+        totp_vault: TotpVault::new(config.master_key.clone()),
         mailer: mail_sender(config, store, clock)?,
         tokens: crate::oauth::TokenIssuer {
             issuer: config.base_url.as_str().to_owned(),
@@ -84,6 +90,18 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
         password_resets: crate::jobs::password_resets::ResetRequests::default(),
         reset_requests: Arc::new(crate::auth::SharedWindow::new(config.rate_limits, RESET_RULE)),
     })
+}
+
+/// The settings of [`AppState`]: what the web layer reads from the configuration.
+pub fn web_settings(config: &Config) -> WebSettings {
+    WebSettings {
+        base_url: config.base_url.clone(),
+        support_email: config.support_email.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
+        totp_issuer: config.totp_issuer.clone(),
+        secret_limit: config.secret_limit,
+        token_lifetime_seconds: config.token_lifetime_seconds,
+    }
 }
 
 impl Application {
@@ -112,9 +130,14 @@ impl Application {
             .await
             .with_context(|| format!("cannot create the session table in {}", config.database_url))?;
         let services = Arc::new(services(&config, &store, clock.clone()).await?);
-        let state =
-            AppState { store, clock, config: Arc::new(config), metrics: crate::telemetry::metrics_handle(), services };
-        Ok(Self { listener, metrics_listener, state, sessions })
+        let state = AppState {
+            store,
+            clock,
+            settings: Arc::new(web_settings(&config)),
+            metrics: crate::telemetry::metrics_handle(),
+            services,
+        };
+        Ok(Self { listener, metrics_listener, state, config: Arc::new(config), sessions })
     }
 
     /// The address the portal listens on (the real port when bound to port 0).
@@ -140,16 +163,21 @@ impl Application {
         &self.state
     }
 
+    /// The configuration it was built with.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish,
     /// stops background tasks and closes the pool.
     ///
     /// # Errors
     /// When the server fails to run.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, metrics_listener, state, sessions } = self;
+        let Self { listener, metrics_listener, state, config, sessions } = self;
         let stop = CancellationToken::new();
         let store = state.store.clone();
-        let mail_task = tokio::spawn(state.services.mailer.clone().run(stop.clone()).in_current_span());
+        let mail_task = tokio::spawn(state.services.mailer.clone().run_loop(stop.clone()).in_current_span());
         let usage_task =
             tokio::spawn(state.services.usage.clone().run(state.store.clone(), stop.clone()).in_current_span());
         let throttle_task = tokio::spawn(
@@ -165,7 +193,7 @@ impl Application {
             let keys = state.services.tokens.keys.clone();
             let stop = stop.clone();
             let clock = state.clock.clone();
-            let interval = state.config.key_schedule.reload.to_std().unwrap_or(std::time::Duration::from_secs(30));
+            let interval = config.key_schedule.reload.to_std().unwrap_or(std::time::Duration::from_secs(30));
             tokio::spawn(
                 async move {
                     // Replicas load a rotated key within this interval (it signs later: KeySchedule).
@@ -188,7 +216,7 @@ impl Application {
                 crate::jobs::password_resets::run(
                     rx,
                     state.store.clone(),
-                    state.config.base_url.clone(),
+                    config.base_url.clone(),
                     state.services.mailer.clone(),
                     stop.clone(),
                 )
@@ -198,9 +226,9 @@ impl Application {
         let reminder_task = tokio::spawn(
             crate::jobs::reminders::run_loop(
                 state.store.clone(),
-                state.config.base_url.clone(),
+                config.base_url.clone(),
                 state.clock.clone(),
-                state.config.reminder_interval,
+                config.reminder_interval,
                 state.services.mailer.clone(),
                 stop.clone(),
             )

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{LinkPurpose, LinkToken};
-use crate::config::BaseUrl;
+use crate::domain::BaseUrl;
+use crate::domain::{LinkPurpose, LinkToken};
 use crate::mail::views::link_email;
 use crate::store::{Actor, NewLink, NewUser, Store, StoreError, User};
 

@@ -2,7 +2,6 @@
 //! throttling of failed attempts. No HTTP types here; `web::auth` maps these onto pages.
 
 pub mod invitation;
-pub mod link;
 pub mod password;
 pub mod recovery;
 pub mod shared;
@@ -10,10 +9,9 @@ pub mod stage;
 pub mod throttle;
 pub mod totp;
 
-pub use link::{LinkPurpose, LinkToken};
 pub use password::{NewPassword, PasswordError, PasswordHasher};
 pub use recovery::{RecoveryCode, RecoveryCodeKey};
 pub use shared::SharedWindow;
 pub use stage::{SecondFactorFailure, link_applies, may_enrol, second_factor_locked, stage_holds};
 pub use throttle::{FailureWindow, Throttle, ThrottleKey, ThrottleVerdict, address_bucket};
-pub use totp::{TotpCode, TotpSeed};
+pub use totp::{TotpCode, TotpSeed, TotpVault};

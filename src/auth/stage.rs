@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::LinkPurpose;
+use crate::domain::LinkPurpose;
 use crate::store::Credentials;
 
 /// Whether a stage (or a signed-in session) that began at `began` still holds: the account is

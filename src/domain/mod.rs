@@ -4,21 +4,27 @@
 //! ("parse, don't validate"), so handlers and the store never re-check what a type guarantees.
 
 pub mod application;
+pub mod base_url;
 pub mod cipher;
 pub mod clock;
 pub mod email;
+pub mod link;
 pub mod next_path;
 pub mod organisation;
+pub mod outgoing_email;
 pub mod paging;
 pub mod reminder;
 pub mod secret;
 pub mod throttle;
 
 pub use application::{Api, ApplicationKind, ApplicationName, ClientId, Environment, ResourceId};
+pub use base_url::{BaseUrl, BaseUrlError};
 pub use cipher::MasterKey;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::EmailAddress;
+pub use link::{LinkPurpose, LinkToken};
 pub use next_path::NextPath;
 pub use organisation::{CountryCode, OrganisationCode, OrganisationRef};
+pub use outgoing_email::{EmailKind, NewEmail};
 pub use paging::{PageNumber, parse_date};
 pub use secret::{DaysLeft, ExpiryDate, PlainSecret, SecretHash, SecretName};

@@ -2,6 +2,7 @@
 //! Running a pass twice, or on two replicas at once, changes nothing; mail leaves through the
 //! outbox, never from a job.
 
+pub mod outbox;
 pub mod password_resets;
 pub mod reminders;
 pub mod throttle_counts;

@@ -10,9 +10,10 @@ use chrono::{DateTime, Duration, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{LinkPurpose, LinkToken, link_applies};
-use crate::config::BaseUrl;
+use crate::auth::link_applies;
+use crate::domain::BaseUrl;
 use crate::domain::EmailAddress;
+use crate::domain::{LinkPurpose, LinkToken};
 use crate::mail::views::link_email;
 use crate::store::{Actor, NewLink, Store, StoreError};
 
@@ -96,7 +97,7 @@ pub async fn run(
     mut rx: mpsc::Receiver<ResetRequest>,
     store: Store,
     base_url: BaseUrl,
-    mailer: crate::mail::Sender,
+    mailer: super::outbox::Sender,
     stop: CancellationToken,
 ) {
     loop {
@@ -112,7 +113,7 @@ pub async fn run(
     }
 }
 
-async fn process(mailer: &crate::mail::Sender, store: &Store, base_url: &BaseUrl, request: &ResetRequest) {
+async fn process(mailer: &super::outbox::Sender, store: &Store, base_url: &BaseUrl, request: &ResetRequest) {
     match handle(store, base_url, request).await {
         Ok(true) => mailer.wake(),
         Ok(false) => {}

@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::config::BaseUrl;
+use crate::domain::BaseUrl;
+use crate::domain::NewEmail;
 use crate::domain::reminder::{Notice, due_notices};
 use crate::domain::{Clock, DaysLeft};
 use crate::mail::views::{ReminderFacts, reminder_email};
-use crate::store::{NewEmail, Recipients, ReminderSecret, Store, StoreError};
+use crate::store::{Recipients, ReminderSecret, Store, StoreError};
 
 /// A notice the pass found due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +127,7 @@ pub async fn run_loop(
     base_url: BaseUrl,
     clock: Arc<dyn Clock>,
     interval: StdDuration,
-    mailer: crate::mail::Sender,
+    mailer: super::outbox::Sender,
     stop: CancellationToken,
 ) {
     loop {

@@ -2,8 +2,8 @@
 
 use askama::Template;
 
-use crate::auth::LinkPurpose;
-use crate::store::{EmailKind, NewEmail};
+use crate::domain::LinkPurpose;
+use crate::domain::{EmailKind, NewEmail};
 
 #[derive(Template)]
 #[template(path = "email/link.txt")]

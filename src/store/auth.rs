@@ -7,9 +7,10 @@ use uuid::Uuid;
 use super::audit::insert_audit_event;
 use super::outbox::insert_email;
 use super::users::{USER_COLUMNS, UserRow};
-use super::{BeginWrite, Conflict, NewAuditEvent, NewEmail, NewUser, Store, StoreError, User, on_pool};
-use crate::auth::LinkPurpose;
+use super::{BeginWrite, Conflict, NewAuditEvent, NewUser, Store, StoreError, User, on_pool};
 use crate::domain::EmailAddress;
+use crate::domain::LinkPurpose;
+use crate::domain::NewEmail;
 
 /// Who does something, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]

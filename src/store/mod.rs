@@ -32,7 +32,7 @@ pub use audit::{AuditEvent, NewAuditEvent};
 pub use auth::{Actor, Credentials, LinkRecord, NewLink};
 pub use manage::{Deletion, ManagedApplication, NewSecret, SecretView};
 pub use organisations::Organisation;
-pub use outbox::{EmailKind, NewEmail, OutboxDepth, QueuedEmail};
+pub use outbox::{OutboxDepth, QueuedEmail};
 pub use reminders::{OutboxRow, Recipients, ReminderSecret, SentReminder};
 pub use secrets::{ClientSecret, SeedSecret};
 pub use tokens::{NewSigningKey, ScheduledKeyRow, TokenClient, TokenLookup};

@@ -5,61 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Backend, BeginWrite, Store, StoreError, on_pool};
-
-/// What kind of email a row is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailKind {
-    /// An invitation link.
-    Invitation,
-    /// A password-reset link.
-    PasswordReset,
-    /// An MFA re-enrolment link.
-    MfaReenrolment,
-    /// An expiry reminder.
-    Reminder,
-    /// The second factor was locked after 20 failures (issue 12): someone knows the password.
-    SecondFactorLocked,
-}
-
-impl EmailKind {
-    /// The database value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EmailKind::Invitation => "invitation",
-            EmailKind::PasswordReset => "password_reset",
-            EmailKind::MfaReenrolment => "mfa_reenrolment",
-            EmailKind::Reminder => "reminder",
-            EmailKind::SecondFactorLocked => "second_factor_locked",
-        }
-    }
-}
-
-/// An email to queue. Never carries a client secret, password, TOTP seed or recovery code
-/// (DESIGN.md section 6); link emails carry their one-time link.
-#[derive(Clone)]
-pub struct NewEmail {
-    /// Kind.
-    pub kind: EmailKind,
-    /// One recipient address.
-    pub recipient: String,
-    /// Subject, plain text (encoded per RFC 2047 when sent).
-    pub subject: String,
-    /// Plain-text body.
-    pub text_body: String,
-    /// HTML body.
-    pub html_body: String,
-}
-
-impl std::fmt::Debug for NewEmail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Bodies may carry one-time links: keep them out of logs.
-        f.debug_struct("NewEmail")
-            .field("kind", &self.kind)
-            .field("recipient", &self.recipient)
-            .field("subject", &self.subject)
-            .finish_non_exhaustive()
-    }
-}
+use crate::domain::NewEmail;
 
 /// A claimed row, ready to deliver.
 #[derive(Clone, sqlx::FromRow)]
@@ -81,6 +27,19 @@ pub struct QueuedEmail {
     pub attempts: i32,
     /// When it was queued; a batch is delivered in this order.
     pub created_at: DateTime<Utc>,
+}
+
+impl QueuedEmail {
+    /// The email to deliver; `None` when the row's kind is none this portal writes.
+    pub fn email(&self) -> Option<NewEmail> {
+        Some(NewEmail {
+            kind: crate::domain::EmailKind::parse(&self.kind)?,
+            recipient: self.recipient.clone(),
+            subject: self.subject.clone(),
+            text_body: self.text_body.clone(),
+            html_body: self.html_body.clone(),
+        })
+    }
 }
 
 impl std::fmt::Debug for QueuedEmail {
@@ -112,7 +71,7 @@ pub(crate) const INSERT_EMAIL: &str =
 /// Inserts a [`NewEmail`] through an executor (a pool or an open transaction).
 macro_rules! insert_email {
     ($executor:expr, $email:expr, $now:expr) => {{
-        let email: &$crate::store::NewEmail = $email;
+        let email: &$crate::domain::NewEmail = $email;
         sqlx::query($crate::store::outbox::INSERT_EMAIL)
             .bind(uuid::Uuid::new_v4())
             .bind(email.kind.as_str())

@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{BeginWrite, NewEmail, Store, StoreError, on_pool};
+use super::{BeginWrite, Store, StoreError, on_pool};
 use crate::domain::ClientId;
+use crate::domain::NewEmail;
 use crate::domain::reminder::{EXPIRED_NOTICE_UNTIL, Notice, SecretUsage};
 
 /// A secret the reminder pass considers, with what its emails name.

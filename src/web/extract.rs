@@ -138,7 +138,7 @@ impl FromRequestParts<AppState> for ClientIp {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
         let forwarded: Vec<&str> =
             parts.headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("garbage")).collect();
-        Ok(ClientIp(client_ip(peer, &forwarded, &state.config.trusted_proxies)))
+        Ok(ClientIp(client_ip(peer, &forwarded, &state.settings.trusted_proxies)))
     }
 }
 

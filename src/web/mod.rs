@@ -31,10 +31,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::auth::{PasswordHasher, RecoveryCodeKey, Throttle};
-use crate::config::Config;
-use crate::domain::Clock;
-use crate::mail;
+use crate::auth::{PasswordHasher, RecoveryCodeKey, Throttle, TotpVault};
+use crate::domain::{BaseUrl, Clock};
 use crate::store::Store;
 
 /// Long-lived services the handlers share.
@@ -46,8 +44,10 @@ pub struct Services {
     pub throttle: Throttle,
     /// Key for recovery-code hashes.
     pub recovery_key: RecoveryCodeKey,
+    /// Seals and opens the stored TOTP seeds (the master key stays inside).
+    pub totp_vault: TotpVault,
     /// The outbox sender, to wake after queueing mail.
-    pub mailer: mail::Sender,
+    pub mailer: crate::jobs::outbox::Sender,
     /// Token issuance with the signing keys.
     pub tokens: crate::oauth::TokenIssuer,
     /// Secret usage, recorded off the request path.
@@ -72,6 +72,24 @@ impl Services {
     }
 }
 
+/// The settings the web layer reads, taken from the configuration at start (issue 13: the web
+/// layer does not see the whole configuration, nor the master key).
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// The public URL (`PORTAL_BASE_URL`): the CSRF origin, the token issuer, links in pages.
+    pub base_url: BaseUrl,
+    /// Shown to users without a grant and on the error pages (`PORTAL_SUPPORT_EMAIL`).
+    pub support_email: String,
+    /// Proxies whose `X-Forwarded-For` is believed (`PORTAL_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The issuer label in the TOTP enrolment URI and QR code (`PORTAL_TOTP_ISSUER`).
+    pub totp_issuer: String,
+    /// Most unexpired secrets per application (`PORTAL_SECRET_LIMIT`).
+    pub secret_limit: i64,
+    /// Access token lifetime in seconds (`PORTAL_TOKEN_LIFETIME`), shown on the pages.
+    pub token_lifetime_seconds: i64,
+}
+
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -79,8 +97,8 @@ pub struct AppState {
     pub store: Store,
     /// The clock (movable in tests).
     pub clock: Arc<dyn Clock>,
-    /// The resolved configuration.
-    pub config: Arc<Config>,
+    /// The settings the pages and the token endpoint read.
+    pub settings: Arc<WebSettings>,
     /// The Prometheus recorder's handle.
     pub metrics: PrometheusHandle,
     /// Shared services.
@@ -153,7 +171,7 @@ pub fn router(
         .merge(admin::routes().layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT)))
         .merge(sign_in)
         .layer(session_store.layer())
-        .layer(security::csrf_layer(&state.config.base_url)?);
+        .layer(security::csrf_layer(&state.settings.base_url)?);
     // Machines' routes: no session, no cookie, no CSRF check.
     let machines = Router::new()
         .route("/oauth2/token", post(oauth::token))

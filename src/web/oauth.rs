@@ -132,7 +132,7 @@ fn refuse(client_id: Option<&str>, ip: std::net::IpAddr, e: &OAuthError) -> Resp
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414), also served at
 /// `/.well-known/openid-configuration` for resource-server libraries that look there.
 pub async fn metadata(State(state): State<AppState>) -> Response {
-    let issuer = state.config.base_url.as_str();
+    let issuer = state.settings.base_url.as_str();
     Json(json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth2/token"),

@@ -10,7 +10,7 @@ use super::AppState;
 use super::error::AppError;
 use super::extract::ClientIp;
 use crate::auth::ThrottleVerdict;
-use crate::config::BaseUrl;
+use crate::domain::BaseUrl;
 
 /// The Content Security Policy: scripts and styles from the portal itself only (no inline
 /// script), images also as `data:` (the enrolment QR code), no framing (ASVS 5.0 3.4.3).
@@ -27,7 +27,7 @@ pub async fn headers(State(state): State<AppState>, request: Request, next: Next
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
-    if state.config.base_url.is_https() {
+    if state.settings.base_url.is_https() {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     }
     h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));

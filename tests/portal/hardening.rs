@@ -7,8 +7,8 @@ use std::time::{Duration as StdDuration, Instant};
 use crate::support::flows::{Account, PASSWORD, location};
 use crate::support::{TestApp, new_client};
 use chrono::Duration;
-use secret_portal::auth::{LinkPurpose, LinkToken};
 use secret_portal::domain::{Clock as _, EmailAddress};
+use secret_portal::domain::{LinkPurpose, LinkToken};
 use secret_portal::store::{Actor, Conflict, NewLink, NewUser, StoreError, UserRole};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -272,14 +272,14 @@ async fn an_enrolment_in_progress_is_over_once_the_account_changed_and_completin
     let creds = app.store.find_credentials(jane.user_id).await.unwrap().unwrap();
     assert!(creds.totp_secret_enc.is_none());
     let seed = secret_portal::auth::TotpSeed::generate();
-    app.store.set_pending_totp(jane.user_id, &seed.encrypt(&app.state.config.master_key)).await.unwrap();
+    app.store.set_pending_totp(jane.user_id, &seed.encrypt(&app.config.master_key)).await.unwrap();
     let event = Actor::cli().event("auth.mfa_enrolled", now);
     assert!(app.store.complete_totp_enrolment(jane.user_id, 1, &[], &event, now).await.unwrap());
     let creds = app.store.find_credentials(jane.user_id).await.unwrap().unwrap();
     assert_eq!(creds.sessions_valid_after, Some(now));
     // And never replaces an active authenticator: no pending seed is kept, none completes.
     let other = secret_portal::auth::TotpSeed::generate();
-    app.store.set_pending_totp(jane.user_id, &other.encrypt(&app.state.config.master_key)).await.unwrap();
+    app.store.set_pending_totp(jane.user_id, &other.encrypt(&app.config.master_key)).await.unwrap();
     let creds = app.store.find_credentials(jane.user_id).await.unwrap().unwrap();
     assert!(creds.totp_pending_enc.is_none());
     assert!(!app.store.complete_totp_enrolment(jane.user_id, 2, &[], &event, now).await.unwrap());
@@ -304,7 +304,7 @@ async fn an_invitation_is_resent_only_to_an_account_without_a_password() {
     };
     let refused = secret_portal::auth::invitation::invite_user(
         &app.store,
-        &app.state.config.base_url,
+        &app.config.base_url,
         &new,
         &Actor::cli(),
         app.clock.now(),

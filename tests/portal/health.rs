@@ -121,9 +121,7 @@ async fn metrics_cover_http_tokens_sign_ins_reminders_outbox_and_the_pool() {
         app.client.post(app.url("/oauth2/token")).form(&form).send().await.unwrap();
     }
     // A reminder queued and sent.
-    secret_portal::jobs::reminders::run_once(&app.store, &app.state.config.base_url, app.clock.now(), false)
-        .await
-        .unwrap();
+    secret_portal::jobs::reminders::run_once(&app.store, &app.config.base_url, app.clock.now(), false).await.unwrap();
     app.state.services.mailer.wake();
     let before = app.smtp.messages_to("jane@demo.example").len();
     app.smtp.wait_for("jane@demo.example", before.max(2)).await;

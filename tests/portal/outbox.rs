@@ -4,7 +4,8 @@
 use crate::support::{TestApp, test_now, test_store};
 use chrono::Duration;
 use secret_portal::domain::Clock as _;
-use secret_portal::store::{EmailKind, NewEmail, UserRole};
+use secret_portal::domain::{EmailKind, NewEmail};
+use secret_portal::store::UserRole;
 
 fn email(to: &str, subject: &str) -> NewEmail {
     NewEmail {

@@ -38,7 +38,7 @@ async fn seed(
 }
 
 async fn pass(w: &World) -> Report {
-    let report = run_once(&w.app.store, &w.app.state.config.base_url, w.app.clock.now(), false).await.unwrap();
+    let report = run_once(&w.app.store, &w.app.config.base_url, w.app.clock.now(), false).await.unwrap();
     w.app.state.services.mailer.wake();
     report
 }
@@ -183,7 +183,7 @@ async fn two_passes_at_once_queue_each_notice_once() {
     for i in 0..5 {
         seed(&w, &w.dm, &format!("S{i}"), noon(today - Duration::days(100)), today + Duration::days(7)).await;
     }
-    let base = w.app.state.config.base_url.clone();
+    let base = w.app.config.base_url.clone();
     let now = w.app.clock.now();
     let (a, b) = tokio::join!(run_once(&w.app.store, &base, now, false), run_once(&w.app.store, &base, now, false));
     let (a, b) = (a.unwrap(), b.unwrap());

@@ -122,7 +122,7 @@ async fn an_invitation_sets_a_password_enrols_totp_shows_recovery_codes_once_and
     };
     let plain = seed.base32_grouped().replace(' ', "");
     assert!(!String::from_utf8_lossy(&stored).contains(&plain));
-    assert!(TotpSeed::decrypt(&stored, &app.state.config.master_key).is_ok());
+    assert!(TotpSeed::decrypt(&stored, &app.config.master_key).is_ok());
 }
 
 #[tokio::test]
@@ -603,7 +603,7 @@ async fn cross_site_posts_are_refused_and_pages_carry_the_security_headers() {
     assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
 
     let https = TestApp::spawn_with(TestDb::new().await, |c| {
-        c.base_url = secret_portal::config::BaseUrl::parse("https://portal.wmda.example").unwrap()
+        c.base_url = secret_portal::domain::BaseUrl::parse("https://portal.wmda.example").unwrap()
     })
     .await;
     let res = https.get("/login").await;
@@ -629,7 +629,7 @@ async fn each_home_answers_404_to_the_other_role() {
 
 #[tokio::test]
 async fn an_mfa_reenrolment_link_asks_for_the_current_password_and_enrols_a_new_authenticator() {
-    use secret_portal::auth::{LinkPurpose, LinkToken};
+    use secret_portal::domain::{LinkPurpose, LinkToken};
     use secret_portal::mail::views::link_email;
     use secret_portal::store::NewLink;
     let app = TestApp::spawn().await;

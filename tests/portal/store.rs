@@ -367,7 +367,7 @@ async fn audit_events_are_append_only() {
 async fn demo_data_loads_once_and_only_into_an_empty_database() {
     use secret_portal::demo::{DemoError, DemoOutcome, load};
     let (store, _db) = test_store().await;
-    let base = secret_portal::config::BaseUrl::parse("http://127.0.0.1:8080").unwrap();
+    let base = secret_portal::domain::BaseUrl::parse("http://127.0.0.1:8080").unwrap();
     let outcome = load(&store, &base, test_now()).await.unwrap();
     let DemoOutcome::Loaded { applications, users } = outcome else { panic!("not loaded") };
     assert_eq!(

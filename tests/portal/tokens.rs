@@ -545,12 +545,11 @@ async fn a_rotation_leaves_no_gap_for_a_verifier_that_refetches_on_an_unknown_ki
         jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
     };
     let keys = &w.app.state.services.tokens.keys;
-    let schedule = w.app.state.config.key_schedule;
+    let schedule = w.app.config.key_schedule;
     let mut tokens = vec![json(post(&w, &form).await).await["access_token"].as_str().unwrap().to_owned()];
     let old_kid = kid_of(&tokens[0]);
     let t0 = w.app.clock.now();
-    let r =
-        secret_portal::oauth::keys::rotate(&w.app.store, &w.app.state.config.master_key, schedule, t0).await.unwrap();
+    let r = secret_portal::oauth::keys::rotate(&w.app.store, &w.app.config.master_key, schedule, t0).await.unwrap();
     assert_eq!(r.active_from, t0 + Duration::seconds(2 * 30 + 60));
     assert_eq!(r.retired_kid.as_deref(), Some(old_kid.as_str()));
     assert_eq!(r.retired_published_until, r.active_from + Duration::seconds(30 + 86_400 + 60));

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::id;
 use crate::auth::invitation::invite_user;
-use crate::auth::{LinkPurpose, LinkToken};
 use crate::domain::EmailAddress;
+use crate::domain::{LinkPurpose, LinkToken};
 use crate::mail::views::link_email;
 use crate::store::{NewLink, NewUser, StoreError, UserFilter, UserRole, UserStatus};
 use crate::web::AppState;
@@ -182,7 +182,7 @@ pub async fn invite(
         return page_for(&state, &admin, &ListQuery::default(), &form, errors, None).await;
     };
     let new = NewUser { email: email.clone(), display_name: form.name.trim().to_owned(), role };
-    match invite_user(&state.store, &state.config.base_url, &new, &admin.actor(), state.clock.now()).await {
+    match invite_user(&state.store, &state.settings.base_url, &new, &admin.actor(), state.clock.now()).await {
         Ok(_) => {
             state.services.mailer.wake();
             let notice = Some(format!("Invitation emailed to {email}. The link works once, for 72 hours."));
@@ -203,7 +203,7 @@ pub async fn resend(
 ) -> Result<Response, AppError> {
     let user = state.store.find_user(id(&user)?).await?;
     let new = NewUser { email: user.email.clone(), display_name: user.display_name.clone(), role: user.role };
-    match invite_user(&state.store, &state.config.base_url, &new, &admin.actor(), state.clock.now()).await {
+    match invite_user(&state.store, &state.settings.base_url, &new, &admin.actor(), state.clock.now()).await {
         Ok(_) => {
             state.services.mailer.wake();
             let notice =
@@ -260,7 +260,7 @@ pub async fn reset_mfa(
     let token = LinkToken::generate();
     let purpose = LinkPurpose::MfaReenrolment;
     let link = NewLink { token_hash: token.hash(), purpose, expires_at: now + purpose.lifetime() };
-    let url = state.config.base_url.join(&purpose.path(&token));
+    let url = state.settings.base_url.join(&purpose.path(&token));
     let mail = link_email(purpose, user.email.as_str(), &user.display_name, &url);
     let event = admin.actor().event("user.mfa_reset", now).on_user(&user);
     state.store.reset_mfa(&user, &link, &mail, &event, now).await?;

@@ -65,12 +65,12 @@ async fn enrolling_user(state: &AppState, session: &Session) -> Result<Option<Cr
 /// one stored encrypted as pending.
 async fn offered_seed(state: &AppState, creds: &Credentials) -> Result<TotpSeed, AppError> {
     if let Some(enc) = &creds.totp_pending_enc {
-        if let Ok(seed) = TotpSeed::decrypt(enc, &state.config.master_key) {
+        if let Ok(seed) = state.services.totp_vault.open(enc) {
             return Ok(seed);
         }
     }
     let seed = TotpSeed::generate();
-    state.store.set_pending_totp(creds.user.id, &seed.encrypt(&state.config.master_key)).await?;
+    state.store.set_pending_totp(creds.user.id, &state.services.totp_vault.seal(&seed)).await?;
     Ok(seed)
 }
 
@@ -82,7 +82,7 @@ fn setup_page(
 ) -> Result<Response, AppError> {
     let account = creds.user.email.to_string();
     let qr = seed
-        .qr_data_uri(&state.config.totp_issuer, &account)
+        .qr_data_uri(&state.settings.totp_issuer, &account)
         .map_err(|e| anyhow::anyhow!("cannot draw the enrolment QR code: {e}"))?;
     Ok(SetupPage { nav: None, qr, key: seed.base32_grouped(), account, error }.into_response())
 }

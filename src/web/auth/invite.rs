@@ -9,7 +9,8 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{advance, usable_link};
-use crate::auth::{LinkPurpose, NewPassword, ThrottleVerdict};
+use crate::auth::{NewPassword, ThrottleVerdict};
+use crate::domain::LinkPurpose;
 use crate::store::{Actor, Credentials, LinkRecord};
 use crate::web::AppState;
 use crate::web::error::AppError;

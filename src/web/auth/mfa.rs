@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{advance, second_factor_failed, second_factor_locked_page, stage};
-use crate::auth::{RecoveryCode, SecondFactorFailure, ThrottleVerdict, TotpCode, TotpSeed};
+use crate::auth::{RecoveryCode, SecondFactorFailure, ThrottleVerdict, TotpCode};
 use crate::domain::NextPath;
 use crate::store::{Actor, Credentials};
 use crate::web::AppState;
@@ -104,7 +104,10 @@ pub async fn submit(
             Err(e) => Outcome::Refused("malformed_code", e.to_string()),
             Ok(code) => {
                 let stored = creds.totp_secret_enc.as_deref().unwrap_or_default();
-                let seed = TotpSeed::decrypt(stored, &state.config.master_key)
+                let seed = state
+                    .services
+                    .totp_vault
+                    .open(stored)
                     .map_err(|e| anyhow::anyhow!("cannot decrypt the TOTP seed of user {}: {e}", user.id))?;
                 match seed.matching_step(&code, now) {
                     None => Outcome::Refused(

@@ -31,11 +31,11 @@ pub(crate) async fn advance(session: &Session, auth: SessionAuth) -> Result<(), 
 pub(crate) async fn usable_link(
     state: &super::AppState,
     token: &str,
-    purposes: &[crate::auth::LinkPurpose],
+    purposes: &[crate::domain::LinkPurpose],
     ip: std::net::IpAddr,
 ) -> Result<Option<(crate::store::LinkRecord, crate::store::Credentials)>, AppError> {
     let now = state.clock.now();
-    let found = match crate::auth::LinkToken::from_link(token) {
+    let found = match crate::domain::LinkToken::from_link(token) {
         Some(t) => state.store.find_link(&t.hash()).await?,
         None => None,
     };
@@ -76,8 +76,8 @@ pub(crate) async fn second_factor_failed(
         user.email.as_str(),
         &user.display_name,
         until,
-        &state.config.base_url.join("/password/forgot"),
-        &state.config.support_email,
+        &state.settings.base_url.join("/password/forgot"),
+        &state.settings.support_email,
     );
     let event = actor
         .event("auth.mfa_locked", now)

@@ -10,8 +10,9 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::usable_link;
-use crate::auth::{LinkPurpose, NewPassword};
+use crate::auth::NewPassword;
 use crate::domain::EmailAddress;
+use crate::domain::LinkPurpose;
 use crate::store::Actor;
 use crate::web::AppState;
 use crate::web::error::AppError;

@@ -64,7 +64,7 @@ pub async fn new_page(
         nav: Nav::of(&member.current),
         app_name: managed.application.name,
         client_id: managed.application.client_id.to_string(),
-        limit: state.config.secret_limit,
+        limit: state.settings.secret_limit,
         form: CreateForm::fresh(state.clock.today()),
     }
     .into_response())
@@ -93,7 +93,7 @@ pub async fn create(
             nav: Nav::of(&member.current),
             app_name: managed.application.name.clone(),
             client_id: client_id.to_string(),
-            limit: state.config.secret_limit,
+            limit: state.settings.secret_limit,
             form,
         };
         (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
@@ -121,7 +121,7 @@ pub async fn create(
         "hint": new.hint,
         "expires_on": new.expires.date().to_string(),
     }));
-    match state.store.create_client_secret(user.id, client_id, &new, state.config.secret_limit, &event, now).await {
+    match state.store.create_client_secret(user.id, client_id, &new, state.settings.secret_limit, &event, now).await {
         Ok(secret) => Ok(CreatedPage {
             nav: Nav::of(&member.current),
             app_name: managed.application.name,
@@ -134,7 +134,7 @@ pub async fn create(
         Err(StoreError::Conflict(Conflict::SecretLimitReached)) => {
             form.form_error = Some(format!(
                 "{} already has {} unexpired secrets, the most allowed. Delete a secret it no longer needs, then create the new one.",
-                managed.application.name, state.config.secret_limit
+                managed.application.name, state.settings.secret_limit
             ));
             Ok(again(form))
         }

@@ -48,7 +48,7 @@ pub async fn confirm_page(
         client_id: client_id.to_string(),
         deleted: secret.secret.deleted_at.is_some(),
         secret: secret_row(&secret, state.clock.today()),
-        token_lifetime_minutes: state.config.token_lifetime_seconds / 60,
+        token_lifetime_minutes: state.settings.token_lifetime_seconds / 60,
     }
     .into_response())
 }

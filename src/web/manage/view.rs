@@ -148,7 +148,7 @@ pub fn curl_example(token_endpoint: &str, client_id: &ClientId, resource: Option
 pub fn app_view(state: &AppState, m: &ManagedApplication, today: NaiveDate) -> AppView {
     let now = state.clock.now();
     let live = m.secrets.iter().filter(|s| s.secret.expires_at > now).count();
-    let token_endpoint = state.config.base_url.join("/oauth2/token");
+    let token_endpoint = state.settings.base_url.join("/oauth2/token");
     AppView {
         name: m.application.name.clone(),
         client_id: m.application.client_id.to_string(),
@@ -166,7 +166,7 @@ pub fn app_view(state: &AppState, m: &ManagedApplication, today: NaiveDate) -> A
         managers: m.managers.clone(),
         few_managers: m.managers.len() < 2,
         secrets: m.secrets.iter().map(|s| secret_row(s, today)).collect(),
-        at_limit: i64::try_from(live).unwrap_or(i64::MAX) >= state.config.secret_limit,
+        at_limit: i64::try_from(live).unwrap_or(i64::MAX) >= state.settings.secret_limit,
         form: CreateForm::fresh(today),
         curl: curl_example(&token_endpoint, &m.application.client_id, m.resources.first().map(|r| r.id.as_str())),
     }
@@ -222,10 +222,10 @@ pub async fn page(
     Ok(ManagePage {
         nav: Nav::of(&member.current),
         apps: managed.iter().map(|m| app_view(&state, m, today)).collect(),
-        support_email: state.config.support_email.clone(),
-        token_endpoint: state.config.base_url.join("/oauth2/token"),
-        token_lifetime_minutes: state.config.token_lifetime_seconds / 60,
-        limit: state.config.secret_limit,
+        support_email: state.settings.support_email.clone(),
+        token_endpoint: state.settings.base_url.join("/oauth2/token"),
+        token_lifetime_minutes: state.settings.token_lifetime_seconds / 60,
+        limit: state.settings.secret_limit,
         notice,
     }
     .into_response())

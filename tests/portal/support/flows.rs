@@ -96,7 +96,7 @@ impl TestApp {
         let before = self.smtp.messages_to(email).len();
         let new =
             NewUser { email: EmailAddress::parse(email).unwrap(), display_name: format!("Name of {email}"), role };
-        invite_user(&self.store, &self.state.config.base_url, &new, &Actor::cli(), self.clock.now()).await.unwrap();
+        invite_user(&self.store, &self.config.base_url, &new, &Actor::cli(), self.clock.now()).await.unwrap();
         self.state.services.mailer.wake();
         let mails = self.smtp.wait_for(email, before + 1).await;
         mails.last().unwrap().link_path("/invite/").replace("http://127.0.0.1:8080", "")

@@ -7,8 +7,8 @@ pub mod smtp;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use secret_portal::config::{BaseUrl, Config, LogFormat, MailTransportConfig};
-use secret_portal::domain::{Clock, ManualClock, MasterKey};
+use secret_portal::config::{Config, LogFormat, MailTransportConfig};
+use secret_portal::domain::{BaseUrl, Clock, ManualClock, MasterKey};
 use secret_portal::startup::Application;
 use secret_portal::store::{DatabaseUrl, PoolSettings, Store};
 use sqlx::Connection as _;
@@ -169,6 +169,8 @@ pub struct TestApp {
     pub db: TestDb,
     pub smtp: smtp::SmtpSink,
     pub state: secret_portal::web::AppState,
+    /// The configuration it was built with (the master key, the base URL).
+    pub config: Arc<Config>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -201,6 +203,7 @@ impl TestApp {
         let address = format!("http://{}", app.local_addr().unwrap());
         let store = app.store().clone();
         let state = app.state().clone();
+        let config = app.config().clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(
             app.run_until(async move {
@@ -209,7 +212,7 @@ impl TestApp {
             .instrument(span),
         );
         let client = new_client();
-        TestApp { id, address, store, clock, client, db, smtp, state, shutdown: Some(tx), server: Some(server) }
+        TestApp { id, address, store, clock, client, db, smtp, state, config, shutdown: Some(tx), server: Some(server) }
     }
 
     /// Stops this instance and starts another on the same database and SMTP sink: a restart.
@@ -218,7 +221,7 @@ impl TestApp {
         let smtp = self.smtp.clone();
         let clock = self.clock.clone();
         let db = std::mem::replace(&mut self.db, TestDb::placeholder());
-        let key = self.state.config.master_key.clone();
+        let key = self.config.master_key.clone();
         let mut app = TestApp::spawn_tagged(self.id, db, |c| {
             c.mail_transport = MailTransportConfig::Smtp(smtp.url().into());
             c.master_key = key;
@@ -234,8 +237,8 @@ impl TestApp {
     /// matter here, its own process state, its clock set to this one's now.
     pub async fn replica(&self) -> TestApp {
         let db = TestDb { url: self.db.url.clone(), admin_url: None, name: String::new(), _dir: None };
-        let key = self.state.config.master_key.clone();
-        let proxies = self.state.config.trusted_proxies.clone();
+        let key = self.config.master_key.clone();
+        let proxies = self.config.trusted_proxies.clone();
         let app = TestApp::spawn_with(db, |c| {
             c.master_key = key;
             c.trusted_proxies = proxies;
