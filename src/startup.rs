@@ -13,8 +13,8 @@ use crate::auth::{PasswordHasher, RecoveryCodeKey, Throttle, TotpVault};
 use crate::config::{Config, MailTransportConfig};
 use crate::domain::Clock;
 use crate::mail::Transport;
+use crate::store::sessions::PortalSessionStore;
 use crate::store::{KeyCheckError, Store};
-use crate::web::session::PortalSessionStore;
 use crate::web::{self, AppState, Services, WebSettings};
 
 /// A built portal: database ready, listeners bound, not yet serving.
@@ -25,9 +25,6 @@ pub struct Application {
     config: Arc<Config>,
     sessions: PortalSessionStore,
 }
-
-/// How often expired session records are deleted.
-const SESSION_CLEANUP: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The mail transport the configuration asks for.
 ///
@@ -90,6 +87,71 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
         password_resets: crate::jobs::password_resets::ResetRequests::default(),
         reset_requests: Arc::new(crate::auth::SharedWindow::new(config.rate_limits, RESET_RULE)),
     })
+}
+
+/// The background jobs over this configuration and these services: the passes over auth and
+/// oauth objects are handed to `jobs` as values.
+fn jobs(config: &Config, state: &AppState, sessions: PortalSessionStore) -> crate::jobs::Jobs {
+    use crate::jobs::pass;
+    let services = &state.services;
+    let store = state.store.clone();
+    let windows = services.shared_windows();
+    let throttle_flush = pass({
+        let store = store.clone();
+        move |now| {
+            let (windows, store) = (windows.clone(), store.clone());
+            async move {
+                crate::auth::shared::flush_all(&windows, &store, now).await;
+                Ok(())
+            }
+        }
+    });
+    let usage_flush = pass({
+        let (usage, store) = (services.usage.clone(), store.clone());
+        move |_| {
+            let (usage, store) = (usage.clone(), store.clone());
+            async move {
+                usage.flush(&store).await;
+                Ok(())
+            }
+        }
+    });
+    let key_reload = pass({
+        let keys = services.tokens.keys.clone();
+        move |now| {
+            let keys = keys.clone();
+            async move { keys.reload(now).await.map_err(|e| e.to_string()) }
+        }
+    });
+    let reset_handler: crate::jobs::password_resets::Handler = {
+        let (store, base_url) = (store.clone(), config.base_url.clone());
+        std::sync::Arc::new(move |request: crate::jobs::password_resets::ResetRequest| {
+            let (store, base_url) = (store.clone(), base_url.clone());
+            Box::pin(async move {
+                let actor = crate::store::Actor {
+                    user_id: None,
+                    label: request.email.to_string(),
+                    ip: Some(request.ip.to_string()),
+                };
+                crate::auth::link::request_password_reset(&store, &base_url, &request.email, &actor, request.at)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        })
+    };
+    crate::jobs::Jobs {
+        store,
+        clock: state.clock.clone(),
+        mailer: services.mailer.clone(),
+        base_url: config.base_url.clone(),
+        reminder_interval: config.reminder_interval,
+        password_resets: services.password_resets.take_receiver().map(|rx| (rx, reset_handler)),
+        sessions,
+        throttle_flush,
+        usage_flush,
+        key_reload,
+        key_reload_every: config.key_schedule.reload.to_std().unwrap_or(std::time::Duration::from_secs(30)),
+    }
 }
 
 /// The settings of [`AppState`]: what the web layer reads from the configuration.
@@ -177,81 +239,7 @@ impl Application {
         let Self { listener, metrics_listener, state, config, sessions } = self;
         let stop = CancellationToken::new();
         let store = state.store.clone();
-        let mail_task = tokio::spawn(state.services.mailer.clone().run_loop(stop.clone()).in_current_span());
-        let usage_task =
-            tokio::spawn(state.services.usage.clone().run(state.store.clone(), stop.clone()).in_current_span());
-        let throttle_task = tokio::spawn(
-            crate::jobs::throttle_counts::run(
-                state.services.shared_windows(),
-                state.store.clone(),
-                state.clock.clone(),
-                stop.clone(),
-            )
-            .in_current_span(),
-        );
-        let key_task = {
-            let keys = state.services.tokens.keys.clone();
-            let stop = stop.clone();
-            let clock = state.clock.clone();
-            let interval = config.key_schedule.reload.to_std().unwrap_or(std::time::Duration::from_secs(30));
-            tokio::spawn(
-                async move {
-                    // Replicas load a rotated key within this interval (it signs later: KeySchedule).
-                    loop {
-                        tokio::select! {
-                            () = stop.cancelled() => return,
-                            () = tokio::time::sleep(interval) => {
-                                if let Err(e) = keys.reload(clock.now()).await {
-                                    tracing::warn!(error = %e, "cannot reload the signing key");
-                                }
-                            }
-                        }
-                    }
-                }
-                .in_current_span(),
-            )
-        };
-        let reset_task = state.services.password_resets.take_receiver().map(|rx| {
-            tokio::spawn(
-                crate::jobs::password_resets::run(
-                    rx,
-                    state.store.clone(),
-                    config.base_url.clone(),
-                    state.services.mailer.clone(),
-                    stop.clone(),
-                )
-                .in_current_span(),
-            )
-        });
-        let reminder_task = tokio::spawn(
-            crate::jobs::reminders::run_loop(
-                state.store.clone(),
-                config.base_url.clone(),
-                state.clock.clone(),
-                config.reminder_interval,
-                state.services.mailer.clone(),
-                stop.clone(),
-            )
-            .in_current_span(),
-        );
-        let cleanup_task = {
-            let stop = stop.clone();
-            let sessions = sessions.clone();
-            tokio::spawn(
-                async move {
-                    use tower_sessions::session_store::ExpiredDeletion as _;
-                    tokio::select! {
-                        () = stop.cancelled() => {},
-                        result = sessions.continuously_delete_expired(SESSION_CLEANUP) => {
-                            if let Err(e) = result {
-                                tracing::warn!(error = %e, "expired-session cleanup stopped");
-                            }
-                        }
-                    }
-                }
-                .in_current_span(),
-            )
-        };
+        let running = crate::jobs::spawn_all(jobs(&config, &state, sessions.clone()), stop.clone());
         let metrics_task = metrics_listener.map(|l| {
             let app = web::metrics_router(state.clone());
             let stop = stop.clone();
@@ -270,15 +258,7 @@ impl Application {
         if let Some(task) = metrics_task {
             let _ = task.await;
         }
-        let _ = mail_task.await;
-        let _ = reminder_task.await;
-        if let Some(task) = reset_task {
-            let _ = task.await;
-        }
-        let _ = usage_task.await;
-        let _ = throttle_task.await;
-        let _ = key_task.await;
-        let _ = cleanup_task.await;
+        running.join().await;
         store.close().await;
         served.context("the HTTP server failed")
     }

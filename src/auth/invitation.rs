@@ -3,10 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::BaseUrl;
-use crate::domain::{LinkPurpose, LinkToken};
-use crate::mail::views::link_email;
-use crate::store::{Actor, NewLink, NewUser, Store, StoreError, User};
+use crate::domain::{BaseUrl, LinkPurpose};
+use crate::store::{Actor, NewUser, Store, StoreError, User};
 
 /// An invitation that was stored and queued.
 pub struct Invited {
@@ -37,11 +35,7 @@ pub async fn invite_user(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Invited, StoreError> {
-    let token = LinkToken::generate();
-    let purpose = LinkPurpose::Invitation;
-    let link = base_url.join(&purpose.path(&token));
-    let email = link_email(purpose, new.email.as_str(), &new.display_name, &link);
-    let stored = NewLink { token_hash: token.hash(), purpose, expires_at: now + purpose.lifetime() };
-    let (user, created) = store.invite_user(new, &stored, &email, actor, now).await?;
-    Ok(Invited { user, created, link })
+    let link = super::link::issue(LinkPurpose::Invitation, base_url, &new.email, &new.display_name, now);
+    let (user, created) = store.invite_user(new, &link.stored, &link.email, actor, now).await?;
+    Ok(Invited { user, created, link: link.url })
 }

@@ -2,8 +2,10 @@
 //! throttling of failed attempts. No HTTP types here; `web::auth` maps these onto pages.
 
 pub mod invitation;
+pub mod link;
 pub mod password;
 pub mod recovery;
+pub mod session;
 pub mod shared;
 pub mod stage;
 pub mod throttle;

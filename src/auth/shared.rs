@@ -253,6 +253,13 @@ impl SharedWindow {
     }
 }
 
+/// Writes every window's pending failures at `now` (UTC): the pass of `jobs::throttle_counts`.
+pub async fn flush_all(windows: &[std::sync::Arc<SharedWindow>], store: &Store, now: DateTime<Utc>) {
+    for window in windows {
+        window.flush(store, now).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,38 +1,39 @@
 //! Password-reset requests, handled off the request path (issue 12, point 3): `POST
 //! /password/forgot` answers at once, the same way and in the same time whether or not the
-//! address has an account, and this job looks the account up, applies the per-account limit and
-//! queues the link email (through the outbox, like every email).
+//! address has an account, and this job hands each request to the use case startup gives it
+//! (`auth::link::request_password_reset`: the account lookup, the per-account limit, the link
+//! email through the outbox).
 
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 
-use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::link_applies;
-use crate::domain::BaseUrl;
+use super::BoxFuture;
 use crate::domain::EmailAddress;
-use crate::domain::{LinkPurpose, LinkToken};
-use crate::mail::views::link_email;
-use crate::store::{Actor, NewLink, Store, StoreError};
 
 /// Requests waiting for the job at most; past it a request is dropped (and counted in the
 /// metric `password_reset_requests_dropped_total`): memory stays bounded under a flood.
 pub const QUEUE: usize = 1024;
-/// Reset emails per account within [`PER_ACCOUNT_WINDOW`]; past it the email is silently not
-/// queued (counted in `link_emails_suppressed_total`), the answer unchanged.
-pub const PER_ACCOUNT: i64 = 3;
-/// The per-account window.
-pub const PER_ACCOUNT_WINDOW: Duration = Duration::hours(1);
 
 /// One request: the normalised email, the client's address, when it came.
 #[derive(Debug)]
 pub struct ResetRequest {
-    email: EmailAddress,
-    ip: IpAddr,
-    at: DateTime<Utc>,
+    /// The normalised email asked for.
+    pub email: EmailAddress,
+    /// The client's address.
+    pub ip: IpAddr,
+    /// When it came (UTC).
+    pub at: DateTime<Utc>,
 }
+
+/// What handles one request: `Ok(true)` when an email was queued (the sender is then woken);
+/// an error text is logged.
+pub type Handler = Arc<dyn Fn(ResetRequest) -> BoxFuture<Result<bool, String>> + Send + Sync>;
 
 /// The queue's sending end (for the handler) and, until the job takes it, its receiving end.
 #[derive(Debug)]
@@ -62,41 +63,11 @@ impl ResetRequests {
     }
 }
 
-/// Handles one request: for an enabled account with a password and an active authenticator
-/// (`auth::link_applies`), stores a reset link (valid 1 hour) and queues its email with the
-/// audit event, unless the account had [`PER_ACCOUNT`] reset emails in the last hour. Returns
-/// whether an email was queued.
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn handle(store: &Store, base_url: &BaseUrl, request: &ResetRequest) -> Result<bool, StoreError> {
-    let Some(creds) = store.find_credentials_by_email(&request.email).await? else { return Ok(false) };
-    if creds.user.disabled_at.is_some() || !link_applies(LinkPurpose::PasswordReset, &creds) {
-        return Ok(false);
-    }
-    let now = request.at;
-    let token = LinkToken::generate();
-    let purpose = LinkPurpose::PasswordReset;
-    let link = NewLink { token_hash: token.hash(), purpose, expires_at: now + purpose.lifetime() };
-    let url = base_url.join(&purpose.path(&token));
-    let mail = link_email(purpose, request.email.as_str(), &creds.user.display_name, &url);
-    let actor = Actor { user_id: None, label: request.email.to_string(), ip: Some(request.ip.to_string()) };
-    let event = actor.event("auth.password_reset_requested", now).on_user(&creds.user);
-    let queued = store
-        .issue_link_within(&creds.user, &link, &mail, &event, now, Some((PER_ACCOUNT, now - PER_ACCOUNT_WINDOW)))
-        .await?;
-    if !queued {
-        metrics::counter!("link_emails_suppressed_total", "email" => "password_reset").increment(1);
-    }
-    Ok(queued)
-}
-
 /// Handles requests as they come until `stop`, then those already queued; wakes the mail
 /// sender after each queued email.
-pub async fn run(
+pub async fn run_loop(
     mut rx: mpsc::Receiver<ResetRequest>,
-    store: Store,
-    base_url: BaseUrl,
+    handle: Handler,
     mailer: super::outbox::Sender,
     stop: CancellationToken,
 ) {
@@ -105,16 +76,17 @@ pub async fn run(
             () = stop.cancelled() => break,
             r = rx.recv() => match r { Some(r) => r, None => return },
         };
-        process(&mailer, &store, &base_url, &request).await;
+        run_once(&handle, &mailer, request).await;
     }
     rx.close();
     while let Ok(request) = rx.try_recv() {
-        process(&mailer, &store, &base_url, &request).await;
+        run_once(&handle, &mailer, request).await;
     }
 }
 
-async fn process(mailer: &super::outbox::Sender, store: &Store, base_url: &BaseUrl, request: &ResetRequest) {
-    match handle(store, base_url, request).await {
+/// Handles one request, waking the sender when it queued an email.
+pub async fn run_once(handle: &Handler, mailer: &super::outbox::Sender, request: ResetRequest) {
+    match handle(request).await {
         Ok(true) => mailer.wake(),
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "cannot handle a password-reset request"),

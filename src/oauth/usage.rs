@@ -4,17 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::store::Store;
 
 /// Writes for one secret are at least this far apart.
 pub const COALESCE: Duration = Duration::seconds(60);
-const FLUSH_EVERY: StdDuration = StdDuration::from_secs(1);
 
 /// Most secrets tracked at once (each entry is a secret that authenticated, so a real deployment
 /// stays far below it); past it a use is written without coalescing rather than kept.
@@ -76,17 +73,6 @@ impl UsageRecorder {
             s.last_written.retain(|_, t| latest - *t < COALESCE);
         }
         std::mem::take(&mut s.pending).into_iter().collect()
-    }
-
-    /// Flushes every second until `stop`, then once more.
-    pub async fn run(self, store: Store, stop: CancellationToken) {
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => break,
-                () = tokio::time::sleep(FLUSH_EVERY) => self.flush(&store).await,
-            }
-        }
-        self.flush(&store).await;
     }
 }
 

@@ -15,6 +15,7 @@ mod organisations;
 pub(crate) mod outbox;
 pub(crate) mod reminders;
 mod secrets;
+pub mod sessions;
 mod throttle;
 mod tokens;
 pub mod url;

@@ -12,7 +12,8 @@ use tower_sessions::Session;
 
 use super::AppState;
 use super::error::AppError;
-use super::session::{ABSOLUTE_TIMEOUT, AUTH_KEY, IDLE_TIMEOUT, LAST_SEEN_GRANULARITY, SessionAuth};
+use super::session::AUTH_KEY;
+use crate::auth::session::{SessionAuth, SessionCheck, check_signed_in};
 use crate::store::{Actor, User, UserRole};
 
 /// Most parameters a form or query string may carry unless its route says otherwise: the
@@ -180,30 +181,23 @@ impl FromRequestParts<AppState> for CurrentUser {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|(_, msg)| AppError::Internal(anyhow::anyhow!("session layer missing: {msg}")))?;
-        let Some(SessionAuth::SignedIn { user_id, authenticated_at, last_seen }) =
-            session.get::<SessionAuth>(AUTH_KEY).await?
-        else {
-            return Err(sign_in());
+        let auth = session.get::<SessionAuth>(AUTH_KEY).await?;
+        let user = match check_signed_in(&state.store, auth, state.clock.now()).await? {
+            SessionCheck::NotSignedIn => return Err(sign_in()),
+            SessionCheck::Ended => {
+                session.flush().await?;
+                return Err(sign_in());
+            }
+            SessionCheck::Valid { user, refreshed } => {
+                if let Some(auth) = refreshed {
+                    session.insert(AUTH_KEY, auth).await?;
+                }
+                user
+            }
         };
-        let now = state.clock.now();
-        if now - last_seen > IDLE_TIMEOUT || now - authenticated_at > ABSOLUTE_TIMEOUT {
-            session.flush().await?;
-            return Err(sign_in());
-        }
-        let Some(creds) = state.store.find_credentials(user_id).await? else {
-            session.flush().await?;
-            return Err(sign_in());
-        };
-        if !crate::auth::stage_holds(&creds, authenticated_at) || creds.totp_secret_enc.is_none() {
-            session.flush().await?;
-            return Err(sign_in());
-        }
-        if now - last_seen >= LAST_SEEN_GRANULARITY {
-            session.insert(AUTH_KEY, SessionAuth::SignedIn { user_id, authenticated_at, last_seen: now }).await?;
-        }
         let ClientIp(ip) =
             ClientIp::from_request_parts(parts, state).await.unwrap_or(ClientIp(IpAddr::from([0, 0, 0, 0])));
-        Ok(CurrentUser { user: creds.user, ip })
+        Ok(CurrentUser { user, ip })
     }
 }
 

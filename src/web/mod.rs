@@ -146,7 +146,7 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// When the base URL cannot be a trusted CSRF origin.
 pub fn router(
     state: AppState,
-    session_store: session::PortalSessionStore,
+    session_store: crate::store::sessions::PortalSessionStore,
     with_metrics: bool,
 ) -> anyhow::Result<Router> {
     // One-time-link routes: unknown tokens have a window of their own (and sign-in's below).
@@ -170,7 +170,7 @@ pub fn router(
         .merge(manage::routes())
         .merge(admin::routes().layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT)))
         .merge(sign_in)
-        .layer(session_store.layer())
+        .layer(session::layer(session_store))
         .layer(security::csrf_layer(&state.settings.base_url)?);
     // Machines' routes: no session, no cookie, no CSRF check.
     let machines = Router::new()

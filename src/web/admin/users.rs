@@ -10,9 +10,7 @@ use serde::Deserialize;
 use super::id;
 use crate::auth::invitation::invite_user;
 use crate::domain::EmailAddress;
-use crate::domain::{LinkPurpose, LinkToken};
-use crate::mail::views::link_email;
-use crate::store::{NewLink, NewUser, StoreError, UserFilter, UserRole, UserStatus};
+use crate::store::{NewUser, StoreError, UserFilter, UserRole, UserStatus};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{CurrentUser, WmdaAdmin};
@@ -256,14 +254,8 @@ pub async fn reset_mfa(
     Path(user): Path<String>,
 ) -> Result<Response, AppError> {
     let user = state.store.find_user(id(&user)?).await?;
-    let now = state.clock.now();
-    let token = LinkToken::generate();
-    let purpose = LinkPurpose::MfaReenrolment;
-    let link = NewLink { token_hash: token.hash(), purpose, expires_at: now + purpose.lifetime() };
-    let url = state.settings.base_url.join(&purpose.path(&token));
-    let mail = link_email(purpose, user.email.as_str(), &user.display_name, &url);
-    let event = admin.actor().event("user.mfa_reset", now).on_user(&user);
-    state.store.reset_mfa(&user, &link, &mail, &event, now).await?;
+    crate::auth::link::reset_mfa(&state.store, &state.settings.base_url, &user, &admin.actor(), state.clock.now())
+        .await?;
     state.services.mailer.wake();
     let notice =
         Some(format!("MFA reset for {}: their sessions ended, and a re-enrolment link was emailed.", user.email));

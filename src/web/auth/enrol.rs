@@ -10,6 +10,7 @@ use tower_sessions::Session;
 
 use super::{advance, second_factor_failed, second_factor_locked_page, stage};
 use crate::auth::recovery::RECOVERY_CODES;
+use crate::auth::session::{IDLE_TIMEOUT, SessionAuth};
 use crate::auth::{RecoveryCode, ThrottleVerdict, TotpCode, TotpSeed};
 use crate::store::{Actor, Credentials};
 use crate::web::AppState;
@@ -17,7 +18,6 @@ use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
 use crate::web::extract::Form;
 use crate::web::pages::{Nav, home_path};
-use crate::web::session::{IDLE_TIMEOUT, SessionAuth};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "auth/mfa_setup.html")]

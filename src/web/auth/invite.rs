@@ -9,6 +9,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{advance, usable_link};
+use crate::auth::session::SessionAuth;
 use crate::auth::{NewPassword, ThrottleVerdict};
 use crate::domain::LinkPurpose;
 use crate::store::{Actor, Credentials, LinkRecord};
@@ -17,7 +18,6 @@ use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
 use crate::web::extract::Form;
 use crate::web::pages::{Nav, link_not_valid};
-use crate::web::session::SessionAuth;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "auth/invite.html")]

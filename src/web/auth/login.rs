@@ -10,6 +10,7 @@ use tower_sessions::Session;
 
 use super::{advance, stage};
 use crate::auth::ThrottleVerdict;
+use crate::auth::session::SessionAuth;
 use crate::domain::{EmailAddress, NextPath};
 use crate::store::Actor;
 use crate::web::AppState;
@@ -17,7 +18,6 @@ use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
 use crate::web::extract::{Form, Query};
 use crate::web::pages::{Nav, message};
-use crate::web::session::SessionAuth;
 
 /// The one message for an unknown email, a wrong password and a disabled account (ASVS 5.0
 /// 6.3.8: no account enumeration).

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{advance, second_factor_failed, second_factor_locked_page, stage};
+use crate::auth::session::{STEP_TIMEOUT, SessionAuth};
 use crate::auth::{RecoveryCode, SecondFactorFailure, ThrottleVerdict, TotpCode};
 use crate::domain::NextPath;
 use crate::store::{Actor, Credentials};
@@ -17,7 +18,6 @@ use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
 use crate::web::extract::Form;
 use crate::web::pages::{Nav, home_path, message};
-use crate::web::session::{STEP_TIMEOUT, SessionAuth};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "auth/login_mfa.html")]

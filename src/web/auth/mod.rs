@@ -9,7 +9,8 @@ pub mod password;
 use tower_sessions::Session;
 
 use super::error::AppError;
-use super::session::{AUTH_KEY, SessionAuth};
+use super::session::AUTH_KEY;
+use crate::auth::session::SessionAuth;
 
 /// The session's sign-in stage, if any.
 pub(crate) async fn stage(session: &Session) -> Result<Option<SessionAuth>, AppError> {

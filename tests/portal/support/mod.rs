@@ -250,12 +250,8 @@ impl TestApp {
 
     /// Writes this portal's pending throttle failures now, as its job does every second.
     pub async fn flush_throttles(&self) {
-        secret_portal::jobs::throttle_counts::flush_all(
-            &self.state.services.shared_windows(),
-            &self.store,
-            &self.clock,
-        )
-        .await;
+        secret_portal::auth::shared::flush_all(&self.state.services.shared_windows(), &self.store, self.clock.now())
+            .await;
     }
 
     pub fn url(&self, path: &str) -> String {

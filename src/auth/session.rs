@@ -1,0 +1,95 @@
+//! What a session holds while a user signs in, and the rule for whether a signed-in session
+//! still stands (ASVS 5.0 7.3.1, 7.3.2; DESIGN.md section 4): within its idle and absolute
+//! limits, the account enabled and enrolled, and nothing ended its sessions since.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::store::{Store, StoreError, User};
+
+/// A signed-in session ends after this long without a request (ASVS 5.0 7.3.1).
+pub const IDLE_TIMEOUT: Duration = Duration::minutes(30);
+/// A signed-in session ends this long after sign-in, whatever happens (ASVS 5.0 7.3.2).
+pub const ABSOLUTE_TIMEOUT: Duration = Duration::hours(12);
+/// The TOTP step, or enrolment, must follow the password step within this time.
+pub const STEP_TIMEOUT: Duration = Duration::minutes(10);
+/// `last_seen` is written at most this often (tower-sessions only extends a session on writes).
+pub const LAST_SEEN_GRANULARITY: Duration = Duration::minutes(1);
+/// Where a session stands in signing in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum SessionAuth {
+    /// The password was right; the TOTP step is next. Reaches only `/login/mfa`.
+    PasswordVerified {
+        /// The user.
+        user_id: Uuid,
+        /// When the password was verified.
+        at: DateTime<Utc>,
+        /// Where to go after the TOTP step (checked again then).
+        next: Option<String>,
+    },
+    /// An invitation or re-enrolment link was just used. Reaches only `/mfa/setup`.
+    Enrolling {
+        /// The user.
+        user_id: Uuid,
+        /// When the link was used.
+        at: DateTime<Utc>,
+    },
+    /// Password and TOTP done.
+    SignedIn {
+        /// The user.
+        user_id: Uuid,
+        /// When the TOTP step (or enrolment) completed.
+        authenticated_at: DateTime<Utc>,
+        /// The latest request, to within [`LAST_SEEN_GRANULARITY`].
+        last_seen: DateTime<Utc>,
+    },
+}
+
+/// Whether a session's sign-in still stands, and what to write back.
+#[derive(Debug, Clone)]
+pub enum SessionCheck {
+    /// The session holds no completed sign-in (nothing to end).
+    NotSignedIn,
+    /// It did, but it has ended: idle or absolute limit passed, the account is gone, disabled,
+    /// not enrolled, or its sessions were ended since. The session is to be emptied.
+    Ended,
+    /// It stands, for this user.
+    Valid {
+        /// The user.
+        user: User,
+        /// The sign-in with `last_seen` moved to now, when it is at least
+        /// [`LAST_SEEN_GRANULARITY`] old: to be written back.
+        refreshed: Option<SessionAuth>,
+    },
+}
+
+/// Checks a session's sign-in at `now` (UTC) against the limits and the account as stored.
+///
+/// # Errors
+/// [`StoreError`] when the account cannot be read.
+pub async fn check_signed_in(
+    store: &Store,
+    auth: Option<SessionAuth>,
+    now: DateTime<Utc>,
+) -> Result<SessionCheck, StoreError> {
+    let Some(SessionAuth::SignedIn { user_id, authenticated_at, last_seen }) = auth else {
+        return Ok(SessionCheck::NotSignedIn);
+    };
+    if now - last_seen > IDLE_TIMEOUT || now - authenticated_at > ABSOLUTE_TIMEOUT {
+        return Ok(SessionCheck::Ended);
+    }
+    let Some(creds) = store.find_credentials(user_id).await? else {
+        return Ok(SessionCheck::Ended);
+    };
+    if !super::stage_holds(&creds, authenticated_at) || creds.totp_secret_enc.is_none() {
+        return Ok(SessionCheck::Ended);
+    }
+    let refreshed = (now - last_seen >= LAST_SEEN_GRANULARITY).then_some(SessionAuth::SignedIn {
+        user_id,
+        authenticated_at,
+        last_seen: now,
+    });
+    Ok(SessionCheck::Valid { user: creds.user, refreshed })
+}
