@@ -85,7 +85,7 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
         usage: crate::oauth::usage::UsageRecorder::default(),
         token_throttle: crate::oauth::throttle::TokenThrottle::new(config.rate_limits),
         password_resets: crate::jobs::password_resets::ResetRequests::default(),
-        reset_requests: Arc::new(crate::auth::SharedWindow::new(config.rate_limits, RESET_RULE)),
+        reset_requests: Arc::new(crate::store::SharedWindow::new(config.rate_limits, RESET_RULE)),
     })
 }
 
@@ -101,7 +101,7 @@ fn jobs(config: &Config, state: &AppState, sessions: PortalSessionStore) -> crat
         move |now| {
             let (windows, store) = (windows.clone(), store.clone());
             async move {
-                crate::auth::shared::flush_all(&windows, &store, now).await;
+                crate::store::flush_all(&windows, &store, now).await;
                 Ok(())
             }
         }

@@ -6,14 +6,12 @@ pub mod link;
 pub mod password;
 pub mod recovery;
 pub mod session;
-pub mod shared;
 pub mod stage;
 pub mod throttle;
 pub mod totp;
 
 pub use password::{NewPassword, PasswordError, PasswordHasher};
 pub use recovery::{RecoveryCode, RecoveryCodeKey};
-pub use shared::SharedWindow;
 pub use stage::{SecondFactorFailure, link_applies, may_enrol, second_factor_locked, stage_holds};
-pub use throttle::{FailureWindow, Throttle, ThrottleKey, ThrottleVerdict, address_bucket};
+pub use throttle::{Throttle, ThrottleKey};
 pub use totp::{TotpCode, TotpSeed, TotpVault};

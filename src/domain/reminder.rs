@@ -59,7 +59,7 @@ impl Notice {
         })
     }
 
-    /// What the subject says after "Client secret "<name>" of <application>".
+    /// What the subject says after `Client secret "<name>" of <application>`.
     pub fn subject_tail(self) -> String {
         match self {
             Notice::SixWeeks => "expires in 42 days".into(),

@@ -4,7 +4,7 @@
 //! A shared count is a fixed window that starts with a key's first failure: `limit` failures
 //! within `period` of it block the key until the window ends. It needs one row per key whatever
 //! the number of failures and adds up the same on every replica. It is never stricter than the
-//! exact sliding log each replica keeps of its own failures ([`crate::auth::FailureWindow`]),
+//! exact sliding log each replica keeps of its own failures ([`crate::domain::failure_window::FailureWindow`]),
 //! which blocks at least as long, so one replica refuses exactly what it did before the counts
 //! were shared, and replicas together refuse once the limit is reached among them.
 

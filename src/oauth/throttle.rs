@@ -6,10 +6,10 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::auth::throttle::InFlight;
-use crate::auth::{FailureWindow, SharedWindow, ThrottleVerdict, address_bucket};
 use crate::domain::ClientId;
+use crate::domain::failure_window::{FailureWindow, InFlight, ThrottleVerdict, address_bucket};
 use crate::domain::throttle::{Counting, ThrottleKey, ThrottleRule};
+use crate::store::SharedWindow;
 
 /// Failures per (client ID, address) within a minute that answer 429 (`slow_down`) from then on.
 pub const TOKEN_RULE: ThrottleRule =

@@ -140,7 +140,7 @@ impl TokenIssuer {
             .await
             .map_err(|_: StoreError| OAuthError::TemporarilyUnavailable)?;
         if let Some(until) = lookup.blocked_until {
-            let retry_after = crate::auth::ThrottleVerdict::retry_after_seconds(until - now);
+            let retry_after = crate::domain::failure_window::ThrottleVerdict::retry_after_seconds(until - now);
             return Err(OAuthError::TooManyRequests { retry_after });
         }
         let presented = ClientId::parse(&request.auth.client_id).ok();

@@ -614,8 +614,8 @@ impl Store {
     }
 
     /// Counts a second-factor failure of the account (a wrong or replayed TOTP code, a wrong
-    /// recovery code, at sign-in or enrolment), from any address, atomically. The 20th in a row
-    /// ([`crate::auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK`]) locks the second factor until
+    /// recovery code, at sign-in or enrolment), from any address, atomically. The `limit`th in a row
+    /// (20, `auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK`) locks the second factor until
     /// `lock_until`, sets the count back to 0, and queues `lock_email` and records `lock_event` in
     /// the same transaction, so the email goes out once per lock. Returns the count after this
     /// failure and the lock's end when it locked now.
@@ -625,12 +625,13 @@ impl Store {
     pub async fn record_second_factor_failure(
         &self,
         user_id: Uuid,
+        limit: u32,
         lock_until: DateTime<Utc>,
         lock_email: &NewEmail,
         lock_event: &NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<(u32, Option<DateTime<Utc>>), StoreError> {
-        let limit = i32::try_from(crate::auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK).unwrap_or(i32::MAX);
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             // `integer`: int4 on Postgres.

@@ -104,7 +104,9 @@ impl IntoResponse for AppError {
                 let mut r = page(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many attempts",
-                    &crate::auth::ThrottleVerdict::message(chrono::Duration::seconds(retry_after_seconds)),
+                    &crate::domain::failure_window::ThrottleVerdict::message(chrono::Duration::seconds(
+                        retry_after_seconds,
+                    )),
                     None,
                 );
                 if let Ok(v) = HeaderValue::from_str(&retry_after_seconds.max(1).to_string()) {

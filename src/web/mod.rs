@@ -60,12 +60,12 @@ pub struct Services {
     /// Password-reset requests per address (IPv6: per /64): 10 an hour, then 429 for known and
     /// unknown emails alike.
     /// Shared by replicas.
-    pub reset_requests: std::sync::Arc<crate::auth::SharedWindow>,
+    pub reset_requests: std::sync::Arc<crate::store::SharedWindow>,
 }
 
 impl Services {
     /// The throttle windows shared by replicas, for the job that writes their counts.
-    pub fn shared_windows(&self) -> Vec<std::sync::Arc<crate::auth::SharedWindow>> {
+    pub fn shared_windows(&self) -> Vec<std::sync::Arc<crate::store::SharedWindow>> {
         let mut windows = vec![self.token_throttle.clients.clone(), self.reset_requests.clone()];
         windows.extend(self.throttle.shared_windows());
         windows

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::extract::ClientIp;
-use crate::auth::ThrottleVerdict;
+use crate::domain::failure_window::ThrottleVerdict;
 use crate::oauth::request::Authorization;
 use crate::oauth::throttle::TokenThrottle;
 use crate::oauth::{OAuthError, TokenRequest};

@@ -9,8 +9,8 @@ use tower_http::csrf::CsrfLayer;
 use super::AppState;
 use super::error::AppError;
 use super::extract::ClientIp;
-use crate::auth::ThrottleVerdict;
 use crate::domain::BaseUrl;
+use crate::domain::failure_window::ThrottleVerdict;
 
 /// The Content Security Policy: scripts and styles from the portal itself only (no inline
 /// script), images also as `data:` (the enrolment QR code), no framing (ASVS 5.0 3.4.3).

@@ -508,6 +508,7 @@ async fn twenty_wrong_codes_from_many_addresses_lock_the_second_factor_and_email
         .store
         .record_second_factor_failure(
             unlocked.user_id,
+            secret_portal::auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK,
             app.clock.now() + Duration::hours(24),
             &secret_portal::mail::views::second_factor_locked_email(&unlocked.email, "", app.clock.now(), "x", "y"),
             &Actor::cli().event("auth.mfa_locked", app.clock.now()),
@@ -520,6 +521,7 @@ async fn twenty_wrong_codes_from_many_addresses_lock_the_second_factor_and_email
             .store
             .record_second_factor_failure(
                 unlocked.user_id,
+                secret_portal::auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK,
                 app.clock.now() + Duration::hours(24),
                 &secret_portal::mail::views::second_factor_locked_email(&unlocked.email, "", app.clock.now(), "x", "y"),
                 &Actor::cli().event("auth.mfa_locked", app.clock.now()),

@@ -14,6 +14,7 @@ mod admin;
 mod cli;
 mod hardening;
 mod health;
+mod layering;
 mod manage;
 mod outbox;
 mod reminders;

@@ -9,9 +9,10 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{advance, usable_link};
+use crate::auth::NewPassword;
 use crate::auth::session::SessionAuth;
-use crate::auth::{NewPassword, ThrottleVerdict};
 use crate::domain::LinkPurpose;
+use crate::domain::ThrottleVerdict;
 use crate::store::{Actor, Credentials, LinkRecord};
 use crate::web::AppState;
 use crate::web::error::AppError;

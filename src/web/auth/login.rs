@@ -9,8 +9,8 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{advance, stage};
-use crate::auth::ThrottleVerdict;
 use crate::auth::session::SessionAuth;
+use crate::domain::failure_window::ThrottleVerdict;
 use crate::domain::{EmailAddress, NextPath};
 use crate::store::Actor;
 use crate::web::AppState;

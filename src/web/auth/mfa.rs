@@ -10,8 +10,9 @@ use tower_sessions::Session;
 
 use super::{advance, second_factor_failed, second_factor_locked_page, stage};
 use crate::auth::session::{STEP_TIMEOUT, SessionAuth};
-use crate::auth::{RecoveryCode, SecondFactorFailure, ThrottleVerdict, TotpCode};
+use crate::auth::{RecoveryCode, SecondFactorFailure, TotpCode};
 use crate::domain::NextPath;
+use crate::domain::ThrottleVerdict;
 use crate::store::{Actor, Credentials};
 use crate::web::AppState;
 use crate::web::error::AppError;

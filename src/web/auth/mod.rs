@@ -57,7 +57,7 @@ pub(crate) fn with_retry_after(
     mut response: axum::response::Response,
     retry_after: chrono::Duration,
 ) -> axum::response::Response {
-    let seconds = crate::auth::ThrottleVerdict::retry_after_seconds(retry_after);
+    let seconds = crate::domain::failure_window::ThrottleVerdict::retry_after_seconds(retry_after);
     if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
         response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
     }
@@ -84,7 +84,17 @@ pub(crate) async fn second_factor_failed(
         .event("auth.mfa_locked", now)
         .on_user(user)
         .with_details(serde_json::json!({ "locked_until": until.to_rfc3339() }));
-    let (count, locked) = state.store.record_second_factor_failure(user.id, until, &mail, &event, now).await?;
+    let (count, locked) = state
+        .store
+        .record_second_factor_failure(
+            user.id,
+            crate::auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK,
+            until,
+            &mail,
+            &event,
+            now,
+        )
+        .await?;
     if locked.is_some() {
         metrics::counter!("sign_in_throttled_total", "scope" => "second_factor_lock").increment(1);
         state.services.mailer.wake();

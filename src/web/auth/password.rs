@@ -85,11 +85,13 @@ pub async fn forgot_submit(
     // Shared by replicas (issue 12): memory, then the database's block.
     let key = crate::auth::throttle::address_key(ip);
     let limit = &state.services.reset_requests;
-    if let crate::auth::ThrottleVerdict::Blocked { retry_after } = limit.check_shared(&state.store, &key, now).await {
+    if let crate::domain::failure_window::ThrottleVerdict::Blocked { retry_after } =
+        limit.check_shared(&state.store, &key, now).await
+    {
         limit.refused(key, now);
         metrics::counter!("sign_in_throttled_total", "scope" => "password_reset").increment(1);
         return Err(AppError::TooManyRequests {
-            retry_after_seconds: crate::auth::ThrottleVerdict::retry_after_seconds(retry_after),
+            retry_after_seconds: crate::domain::failure_window::ThrottleVerdict::retry_after_seconds(retry_after),
         });
     }
     // Checked and counted at once: simultaneous requests cannot all pass the check first.

@@ -250,8 +250,7 @@ impl TestApp {
 
     /// Writes this portal's pending throttle failures now, as its job does every second.
     pub async fn flush_throttles(&self) {
-        secret_portal::auth::shared::flush_all(&self.state.services.shared_windows(), &self.store, self.clock.now())
-            .await;
+        secret_portal::store::flush_all(&self.state.services.shared_windows(), &self.store, self.clock.now()).await;
     }
 
     pub fn url(&self, path: &str) -> String {

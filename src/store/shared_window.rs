@@ -15,9 +15,9 @@ use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 
-use super::throttle::{FailureWindow, InFlight, MAX_ENTRIES, ThrottleVerdict};
+use super::Store;
+use crate::domain::failure_window::{FailureWindow, InFlight, MAX_ENTRIES, ThrottleVerdict};
 use crate::domain::throttle::{ThrottleKey, ThrottleRule};
-use crate::store::Store;
 
 /// A block learnt from the database: its end, and whether its first refusal was reported.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +63,7 @@ impl SharedWindow {
 
     /// A window that keeps no count of its own in memory, only what it learns from the database
     /// and what waits to be written: for a rule the caller counts exactly itself (the
-    /// per-(email, address) pairs of [`super::Throttle`]).
+    /// per-(email, address) pairs of `auth::Throttle`).
     pub fn shared_only(enabled: bool, rule: ThrottleRule) -> Self {
         Self {
             enabled,
