@@ -7,6 +7,7 @@ use crate::domain::BaseUrl;
 use crate::domain::EmailAddress;
 use crate::domain::organisation::OrganisationDisplayName;
 use crate::domain::{Api, ApplicationKind, ClientId, OrganisationRef, PlainSecret, ResourceId, SecretName};
+use crate::store::AuditAction;
 use crate::store::{
     Actor, Application, NewApplication, NewAuditEvent, NewUser, SeedSecret, Store, StoreError, UserRole,
 };
@@ -132,7 +133,7 @@ pub async fn load(store: &Store, base_url: &BaseUrl, now: DateTime<Utc>) -> Resu
             actor_user_id: None,
             actor_label: "cli".into(),
             ip: None,
-            action: "demo.loaded",
+            action: AuditAction::DemoLoaded,
             organisation_id: Some(org.id),
             target_type: Some("organisation"),
             target_id: Some(reference.to_string()),

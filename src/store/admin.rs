@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
+use super::AuditAction;
 use super::audit::insert_audit_event;
 use super::users::{USER_COLUMNS, UserRow};
 use super::{
@@ -141,7 +142,7 @@ impl Store {
             return Err(Conflict::AudienceInvalid.into());
         }
         let mut event = actor
-            .event("resource.audience_changed", now)
+            .event(AuditAction::ResourceAudienceChanged, now)
             .with_details(serde_json::json!({ "resource": resource.as_str(), "audience": audience }));
         event.target_type = Some("resource");
         event.target_id = Some(resource.as_str().to_owned());
@@ -326,7 +327,7 @@ impl Store {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut event = actor.event("secret.deleted", now);
+        let mut event = actor.event(AuditAction::SecretDeleted, now);
         event.target_type = Some("client_secret");
         event.target_id = Some(secret_id.to_string());
         on_pool!(self, |pool| {

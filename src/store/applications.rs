@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::AuditAction;
 use super::audit::insert_audit_event;
 use super::organisations::{ORGANISATION_COLUMNS, OrganisationRow};
 use super::{Actor, BeginWrite, Conflict, Store, StoreError, on_pool, unique_violation};
@@ -146,7 +147,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            let mut event = actor.event("application.created", now).with_details(serde_json::json!({
+            let mut event = actor.event(AuditAction::ApplicationCreated, now).with_details(serde_json::json!({
                 "name": name.as_str(),
                 "client_id": new.client_id.to_string(),
                 "resources": resources.iter().map(|r| r.as_str()).collect::<Vec<_>>(),

@@ -3,7 +3,182 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, User, on_pool};
+
+/// Every action the audit log records, by its stored dotted name (`organisation.created`, ...).
+/// The names are what the log shows and filters on; never rename one that has been recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// `organisation.created`: An organisation was created.
+    OrganisationCreated,
+    /// `organisation.renamed`: An organisation's display name changed.
+    OrganisationRenamed,
+    /// `application.created`: An application was registered.
+    ApplicationCreated,
+    /// `resource.audience_changed`: A resource's token audience changed.
+    ResourceAudienceChanged,
+    /// `grant.added`: A user became credential manager of an application.
+    GrantAdded,
+    /// `grant.revoked`: A credential manager role was revoked.
+    GrantRevoked,
+    /// `secret.created`: A client secret was created (its value is never recorded).
+    SecretCreated,
+    /// `secret.deleted`: A client secret was deleted (by its manager, or by an admin with a reason).
+    SecretDeleted,
+    /// `invitation.sent`: An invitation link was emailed.
+    InvitationSent,
+    /// `invitation.accepted`: An invitation was accepted: a password was set.
+    InvitationAccepted,
+    /// `user.disabled`: A user was disabled (their sessions end).
+    UserDisabled,
+    /// `user.enabled`: A disabled user was enabled again.
+    UserEnabled,
+    /// `user.mfa_reset`: An admin reset a user's MFA; a re-enrolment link was emailed.
+    UserMfaReset,
+    /// `auth.sign_in`: A sign-in completed (password and second factor).
+    SignIn,
+    /// `auth.sign_in_failed`: A password or second-factor step failed.
+    SignInFailed,
+    /// `auth.sign_out`: A user signed out.
+    SignOut,
+    /// `auth.throttled`: A throttle refused attempts (one event per block).
+    Throttled,
+    /// `auth.totp_replay_refused`: A TOTP code was refused because it was used already.
+    TotpReplayRefused,
+    /// `auth.recovery_code_used`: A recovery code replaced the TOTP code at sign-in.
+    RecoveryCodeUsed,
+    /// `auth.mfa_enrolled`: An authenticator was enrolled; recovery codes were shown.
+    MfaEnrolled,
+    /// `auth.mfa_reenrolment_started`: A re-enrolment link was used with the current password.
+    MfaReenrolmentStarted,
+    /// `auth.mfa_locked`: Twenty second-factor failures in a row locked the second factor for 24 hours.
+    MfaLocked,
+    /// `auth.password_reset`: A password was set through a reset link.
+    PasswordReset,
+    /// `auth.password_reset_requested`: A reset link was emailed to an account that can use one.
+    PasswordResetRequested,
+    /// `demo.loaded`: The demo data was loaded.
+    DemoLoaded,
+}
+
+impl AuditAction {
+    /// Every action, in the order above.
+    pub const ALL: [AuditAction; 25] = [
+        AuditAction::OrganisationCreated,
+        AuditAction::OrganisationRenamed,
+        AuditAction::ApplicationCreated,
+        AuditAction::ResourceAudienceChanged,
+        AuditAction::GrantAdded,
+        AuditAction::GrantRevoked,
+        AuditAction::SecretCreated,
+        AuditAction::SecretDeleted,
+        AuditAction::InvitationSent,
+        AuditAction::InvitationAccepted,
+        AuditAction::UserDisabled,
+        AuditAction::UserEnabled,
+        AuditAction::UserMfaReset,
+        AuditAction::SignIn,
+        AuditAction::SignInFailed,
+        AuditAction::SignOut,
+        AuditAction::Throttled,
+        AuditAction::TotpReplayRefused,
+        AuditAction::RecoveryCodeUsed,
+        AuditAction::MfaEnrolled,
+        AuditAction::MfaReenrolmentStarted,
+        AuditAction::MfaLocked,
+        AuditAction::PasswordReset,
+        AuditAction::PasswordResetRequested,
+        AuditAction::DemoLoaded,
+    ];
+
+    /// The stored name, e.g. `secret.deleted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::OrganisationCreated => "organisation.created",
+            AuditAction::OrganisationRenamed => "organisation.renamed",
+            AuditAction::ApplicationCreated => "application.created",
+            AuditAction::ResourceAudienceChanged => "resource.audience_changed",
+            AuditAction::GrantAdded => "grant.added",
+            AuditAction::GrantRevoked => "grant.revoked",
+            AuditAction::SecretCreated => "secret.created",
+            AuditAction::SecretDeleted => "secret.deleted",
+            AuditAction::InvitationSent => "invitation.sent",
+            AuditAction::InvitationAccepted => "invitation.accepted",
+            AuditAction::UserDisabled => "user.disabled",
+            AuditAction::UserEnabled => "user.enabled",
+            AuditAction::UserMfaReset => "user.mfa_reset",
+            AuditAction::SignIn => "auth.sign_in",
+            AuditAction::SignInFailed => "auth.sign_in_failed",
+            AuditAction::SignOut => "auth.sign_out",
+            AuditAction::Throttled => "auth.throttled",
+            AuditAction::TotpReplayRefused => "auth.totp_replay_refused",
+            AuditAction::RecoveryCodeUsed => "auth.recovery_code_used",
+            AuditAction::MfaEnrolled => "auth.mfa_enrolled",
+            AuditAction::MfaReenrolmentStarted => "auth.mfa_reenrolment_started",
+            AuditAction::MfaLocked => "auth.mfa_locked",
+            AuditAction::PasswordReset => "auth.password_reset",
+            AuditAction::PasswordResetRequested => "auth.password_reset_requested",
+            AuditAction::DemoLoaded => "demo.loaded",
+        }
+    }
+}
+
+/// Who does something, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The acting user, if signed in.
+    pub user_id: Option<Uuid>,
+    /// An email, `cli` or `system`.
+    pub label: String,
+    /// Client IP, for actions over HTTP.
+    pub ip: Option<String>,
+}
+
+impl Actor {
+    /// The command line.
+    pub fn cli() -> Self {
+        Self { user_id: None, label: "cli".into(), ip: None }
+    }
+
+    /// The portal itself (start-up, background jobs).
+    pub fn system() -> Self {
+        Self { user_id: None, label: "system".into(), ip: None }
+    }
+
+    /// An audit event by this actor.
+    pub fn event(&self, action: AuditAction, now: DateTime<Utc>) -> NewAuditEvent {
+        NewAuditEvent {
+            occurred_at: now,
+            actor_user_id: self.user_id,
+            actor_label: self.label.clone(),
+            ip: self.ip.clone(),
+            action,
+            organisation_id: None,
+            target_type: None,
+            target_id: None,
+            details: serde_json::json!({}),
+        }
+    }
+}
+
+impl NewAuditEvent {
+    /// The same event about a user.
+    pub fn on_user(mut self, user: &User) -> Self {
+        self.target_type = Some("user");
+        self.target_id = Some(user.id.to_string());
+        self.organisation_id = match user.role {
+            super::UserRole::Member(org) => Some(org),
+            super::UserRole::WmdaAdmin => None,
+        };
+        self
+    }
+
+    /// The same event with details.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
 
 /// An audit event to record.
 #[derive(Debug, Clone)]
@@ -16,8 +191,8 @@ pub struct NewAuditEvent {
     pub actor_label: String,
     /// The client IP, when the action came over HTTP.
     pub ip: Option<String>,
-    /// Dotted lower-case name, e.g. `organisation.created`, `secret.deleted`.
-    pub action: &'static str,
+    /// What happened.
+    pub action: AuditAction,
     /// The organisation concerned, for filtering.
     pub organisation_id: Option<Uuid>,
     /// What was acted on: `organisation`, `application`, `client_secret`, `user`.
@@ -69,7 +244,7 @@ macro_rules! insert_audit_event {
             .bind(event.actor_user_id)
             .bind(event.actor_label.as_str())
             .bind(event.ip.as_deref())
-            .bind(event.action)
+            .bind(event.action.as_str())
             .bind(event.organisation_id)
             .bind(event.target_type)
             .bind(event.target_id.as_deref())
@@ -105,5 +280,21 @@ impl Store {
         .fetch_all(pool)
         .await
         })?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_are_dotted_lower_case_and_distinct() {
+        let names: std::collections::HashSet<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(names.len(), AuditAction::ALL.len());
+        for name in names {
+            let (part, verb) = name.split_once('.').unwrap();
+            assert!(!part.is_empty() && !verb.is_empty(), "{name}");
+            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'), "{name}");
+        }
     }
 }

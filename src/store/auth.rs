@@ -4,70 +4,14 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::AuditAction;
 use super::audit::insert_audit_event;
 use super::outbox::insert_email;
 use super::users::{USER_COLUMNS, UserRow};
-use super::{BeginWrite, Conflict, NewAuditEvent, NewUser, Store, StoreError, User, on_pool};
+use super::{Actor, BeginWrite, Conflict, NewAuditEvent, NewUser, Store, StoreError, User, on_pool};
 use crate::domain::EmailAddress;
 use crate::domain::LinkPurpose;
 use crate::domain::NewEmail;
-
-/// Who does something, for the audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    /// The acting user, if signed in.
-    pub user_id: Option<Uuid>,
-    /// An email, `cli` or `system`.
-    pub label: String,
-    /// Client IP, for actions over HTTP.
-    pub ip: Option<String>,
-}
-
-impl Actor {
-    /// The command line.
-    pub fn cli() -> Self {
-        Self { user_id: None, label: "cli".into(), ip: None }
-    }
-
-    /// The portal itself (start-up, background jobs).
-    pub fn system() -> Self {
-        Self { user_id: None, label: "system".into(), ip: None }
-    }
-
-    /// An audit event by this actor.
-    pub fn event(&self, action: &'static str, now: DateTime<Utc>) -> NewAuditEvent {
-        NewAuditEvent {
-            occurred_at: now,
-            actor_user_id: self.user_id,
-            actor_label: self.label.clone(),
-            ip: self.ip.clone(),
-            action,
-            organisation_id: None,
-            target_type: None,
-            target_id: None,
-            details: serde_json::json!({}),
-        }
-    }
-}
-
-impl NewAuditEvent {
-    /// The same event about a user.
-    pub fn on_user(mut self, user: &User) -> Self {
-        self.target_type = Some("user");
-        self.target_id = Some(user.id.to_string());
-        self.organisation_id = match user.role {
-            super::UserRole::Member(org) => Some(org),
-            super::UserRole::WmdaAdmin => None,
-        };
-        self
-    }
-
-    /// The same event with details.
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = details;
-        self
-    }
-}
 
 /// A user with what signing in needs.
 #[derive(Clone)]
@@ -284,7 +228,7 @@ impl Store {
             insert_link!(&mut *tx, user.id, link, now)?;
             insert_email!(&mut *tx, email, now)?;
             let event = actor
-                .event("invitation.sent", now)
+                .event(AuditAction::InvitationSent, now)
                 .on_user(&user)
                 .with_details(serde_json::json!({ "email": user.email.as_str(), "new_user": created }));
             insert_audit_event!(&mut *tx, &event)?;

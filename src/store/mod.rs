@@ -30,8 +30,8 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use admin::{ApplicationAttention, AuditFilter, ExpiringSecret, UserFilter, UserStatus, UserSummary};
 pub use applications::{Application, NewApplication, Resource};
-pub use audit::{AuditEvent, NewAuditEvent};
-pub use auth::{Actor, Credentials, LinkRecord, NewLink};
+pub use audit::{Actor, AuditAction, AuditEvent, NewAuditEvent};
+pub use auth::{Credentials, LinkRecord, NewLink};
 pub use manage::{Deletion, ManagedApplication, NewSecret, SecretView};
 pub use organisations::Organisation;
 pub use outbox::{OutboxDepth, QueuedEmail};

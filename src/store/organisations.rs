@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::AuditAction;
 use super::audit::insert_audit_event;
 use super::{Actor, BeginWrite, Conflict, Store, StoreError, on_pool, unique_violation};
 use crate::domain::organisation::OrganisationDisplayName;
@@ -75,7 +76,7 @@ impl Store {
             code: code.clone(),
             created_at: now,
         };
-        let mut event = actor.event("organisation.created", now).with_details(serde_json::json!({
+        let mut event = actor.event(AuditAction::OrganisationCreated, now).with_details(serde_json::json!({
             "organisation": org.reference().to_string(),
             "display_name": org.display_name,
         }));
@@ -121,7 +122,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut event = actor
-            .event("organisation.renamed", now)
+            .event(AuditAction::OrganisationRenamed, now)
             .with_details(serde_json::json!({ "display_name": display_name.as_str() }));
         event.organisation_id = Some(id);
         event.target_type = Some("organisation");

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::AuditAction;
 use super::{Conflict, Store, StoreError, on_pool};
 use crate::domain::EmailAddress;
 
@@ -164,7 +165,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         use super::BeginWrite as _;
-        let mut event = actor.event("grant.added", now);
+        let mut event = actor.event(AuditAction::GrantAdded, now);
         event.target_type = Some("user");
         event.target_id = Some(user_id.to_string());
         let affected = on_pool!(self, |pool| async {
@@ -235,7 +236,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         use super::BeginWrite as _;
-        let mut event = actor.event("grant.revoked", now);
+        let mut event = actor.event(AuditAction::GrantRevoked, now);
         event.target_type = Some("user");
         event.target_id = Some(user_id.to_string());
         let n = on_pool!(self, |pool| {

@@ -11,6 +11,7 @@ use super::error::AppError;
 use super::extract::ClientIp;
 use crate::domain::BaseUrl;
 use crate::domain::failure_window::ThrottleVerdict;
+use crate::store::AuditAction;
 
 /// The Content Security Policy: scripts and styles from the portal itself only (no inline
 /// script), images also as `data:` (the enrolment QR code), no framing (ASVS 5.0 3.4.3).
@@ -99,7 +100,7 @@ async fn refuse_while_blocked(state: AppState, request: Request, next: Next, sco
         if first {
             let actor = crate::store::Actor { user_id: None, label: ip.to_string(), ip: Some(ip.to_string()) };
             let event = actor
-                .event("auth.throttled", now)
+                .event(AuditAction::Throttled, now)
                 .with_details(serde_json::json!({ "scope": scope, "retry_after_seconds": retry_after.num_seconds() }));
             if let Err(e) = state.store.record_audit_event(&event).await {
                 tracing::warn!(error = %e, "cannot record a throttling audit event");

@@ -369,23 +369,23 @@ async fn the_audit_log_filters_pages_and_exports_csv_without_formulas() {
     let org = create_org(&app, &admin).await;
     let now = app.clock.now();
     for i in 0..60 {
-        let mut e = Actor::cli().event("test.filler", now - Duration::days(3));
+        let mut e = Actor::cli().event(secret_portal::store::AuditAction::DemoLoaded, now - Duration::days(3));
         e.details = serde_json::json!({ "i": i });
         app.store.record_audit_event(&e).await.unwrap();
     }
     let mut evil = Actor { user_id: None, label: "=HYPERLINK(\"http://evil\")".into(), ip: Some("192.0.2.1".into()) }
-        .event("test.evil", now);
+        .event(secret_portal::store::AuditAction::TotpReplayRefused, now);
     evil.details = serde_json::json!({ "note": "+1" });
     app.store.record_audit_event(&evil).await.unwrap();
 
     let page = html(&admin, &app, "/admin/audit").await;
     assert!(page.contains("Page 1 of") && page.contains("Older"));
-    let filler = html(&admin, &app, "/admin/audit?action=test.filler").await;
+    let filler = html(&admin, &app, "/admin/audit?action=demo.loaded").await;
     assert!(filler.contains("60 events"));
-    let page2 = html(&admin, &app, "/admin/audit?action=test.filler&page=2").await;
+    let page2 = html(&admin, &app, "/admin/audit?action=demo.loaded&page=2").await;
     assert!(page2.contains("Page 2 of 2") && page2.contains("Newer"));
     let by_actor = html(&admin, &app, "/admin/audit?actor=ADMIN@wmda").await;
-    assert!(by_actor.contains("<td>organisation.created</td>") && !by_actor.contains("<td>test.filler</td>"));
+    assert!(by_actor.contains("<td>organisation.created</td>") && !by_actor.contains("<td>demo.loaded</td>"));
     let by_org = html(&admin, &app, &format!("/admin/audit?organisation={org}")).await;
     assert!(by_org.contains("1 event") && by_org.contains("organisation.created"));
     let today = app.clock.today();
@@ -400,7 +400,7 @@ async fn the_audit_log_filters_pages_and_exports_csv_without_formulas() {
     assert_eq!(bad_date.status(), 200);
     assert!(bad_date.text().await.unwrap().contains("must be YYYY-MM-DD"));
 
-    let csv = admin.get(app.url("/admin/audit?action=test.evil&format=csv")).send().await.unwrap();
+    let csv = admin.get(app.url("/admin/audit?action=auth.totp_replay_refused&format=csv")).send().await.unwrap();
     assert_eq!(csv.status(), 200);
     assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let body = csv.text().await.unwrap();

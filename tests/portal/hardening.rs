@@ -273,7 +273,7 @@ async fn an_enrolment_in_progress_is_over_once_the_account_changed_and_completin
     assert!(creds.totp_secret_enc.is_none());
     let seed = secret_portal::auth::TotpSeed::generate();
     app.store.set_pending_totp(jane.user_id, &seed.encrypt(&app.config.master_key)).await.unwrap();
-    let event = Actor::cli().event("auth.mfa_enrolled", now);
+    let event = Actor::cli().event(secret_portal::store::AuditAction::MfaEnrolled, now);
     assert!(app.store.complete_totp_enrolment(jane.user_id, 1, &[], &event, now).await.unwrap());
     let creds = app.store.find_credentials(jane.user_id).await.unwrap().unwrap();
     assert_eq!(creds.sessions_valid_after, Some(now));
@@ -321,7 +321,13 @@ async fn an_invitation_is_resent_only_to_an_account_without_a_password() {
     let mail = secret_portal::mail::views::link_email(purpose, &jane.email, "", "http://x");
     let user = app.store.find_user(jane.user_id).await.unwrap();
     app.store
-        .issue_link(&user, &link, &mail, &Actor::cli().event("invitation.sent", app.clock.now()), app.clock.now())
+        .issue_link(
+            &user,
+            &link,
+            &mail,
+            &Actor::cli().event(secret_portal::store::AuditAction::InvitationSent, app.clock.now()),
+            app.clock.now(),
+        )
         .await
         .unwrap();
     let res = new_client().get(app.url(&purpose.path(&token))).send().await.unwrap();
@@ -511,7 +517,7 @@ async fn twenty_wrong_codes_from_many_addresses_lock_the_second_factor_and_email
             secret_portal::auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK,
             app.clock.now() + Duration::hours(24),
             &secret_portal::mail::views::second_factor_locked_email(&unlocked.email, "", app.clock.now(), "x", "y"),
-            &Actor::cli().event("auth.mfa_locked", app.clock.now()),
+            &Actor::cli().event(secret_portal::store::AuditAction::MfaLocked, app.clock.now()),
             app.clock.now(),
         )
         .await
@@ -524,7 +530,7 @@ async fn twenty_wrong_codes_from_many_addresses_lock_the_second_factor_and_email
                 secret_portal::auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK,
                 app.clock.now() + Duration::hours(24),
                 &secret_portal::mail::views::second_factor_locked_email(&unlocked.email, "", app.clock.now(), "x", "y"),
-                &Actor::cli().event("auth.mfa_locked", app.clock.now()),
+                &Actor::cli().event(secret_portal::store::AuditAction::MfaLocked, app.clock.now()),
                 app.clock.now(),
             )
             .await
@@ -665,12 +671,13 @@ async fn the_csv_export_has_no_formula_cell_for_a_semicolon_locale_spreadsheet()
     let labels =
         ["ok;=cmd|' /C calc'!A0", "a, +1", "tab\t@SUM(A1)", "＝HYPERLINK(\"x\")", "line\n－1", "  -2", "x;  ＋3"];
     for label in labels {
-        let mut e = Actor { user_id: None, label: label.into(), ip: Some("192.0.2.1".into()) }.event("test.evil", now);
+        let mut e = Actor { user_id: None, label: label.into(), ip: Some("192.0.2.1".into()) }
+            .event(secret_portal::store::AuditAction::DemoLoaded, now);
         e.details = serde_json::json!({ "note": label });
         app.store.record_audit_event(&e).await.unwrap();
     }
     let body =
-        admin.get(app.url("/admin/audit?action=test.evil&format=csv")).send().await.unwrap().text().await.unwrap();
+        admin.get(app.url("/admin/audit?action=demo.loaded&format=csv")).send().await.unwrap().text().await.unwrap();
     // Split as a spreadsheet in a `;` locale might (and a `,` one): on both, on tabs and lines.
     let mut cells = 0;
     for piece in body.split([',', ';', '\t', '\r', '\n']) {

@@ -174,7 +174,12 @@ async fn unknown_email_wrong_password_and_disabled_account_get_the_same_answer()
     let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
     let (piet, _) = app.account("piet@demo.example", UserRole::Member(org.id)).await;
     app.store
-        .set_user_disabled(piet.user_id, true, &Actor::cli().event("user.disabled", app.clock.now()), app.clock.now())
+        .set_user_disabled(
+            piet.user_id,
+            true,
+            &Actor::cli().event(secret_portal::store::AuditAction::UserDisabled, app.clock.now()),
+            app.clock.now(),
+        )
         .await
         .unwrap();
     let mut bodies = Vec::new();
@@ -467,9 +472,25 @@ async fn a_copied_session_cookie_dies_with_sign_out_disabling_and_password_chang
     app.sign_in(&client, &jane).await;
     assert_eq!(client.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 200);
     let now = app.clock.now();
-    app.store.set_user_disabled(jane.user_id, true, &Actor::cli().event("user.disabled", now), now).await.unwrap();
+    app.store
+        .set_user_disabled(
+            jane.user_id,
+            true,
+            &Actor::cli().event(secret_portal::store::AuditAction::UserDisabled, now),
+            now,
+        )
+        .await
+        .unwrap();
     assert_eq!(client.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 303);
-    app.store.set_user_disabled(jane.user_id, false, &Actor::cli().event("user.enabled", now), now).await.unwrap();
+    app.store
+        .set_user_disabled(
+            jane.user_id,
+            false,
+            &Actor::cli().event(secret_portal::store::AuditAction::UserEnabled, now),
+            now,
+        )
+        .await
+        .unwrap();
 
     // A password reset ends every session too.
     let client = new_client();
@@ -643,7 +664,13 @@ async fn an_mfa_reenrolment_link_asks_for_the_current_password_and_enrols_a_new_
     let link = NewLink { token_hash: token.hash(), purpose, expires_at: now + purpose.lifetime() };
     let mail = link_email(purpose, &jane.email, "Jane", &format!("http://127.0.0.1:8080{}", purpose.path(&token)));
     app.store
-        .reset_mfa(&user, &link, &mail, &Actor::cli().event("user.mfa_reset", now).on_user(&user), now)
+        .reset_mfa(
+            &user,
+            &link,
+            &mail,
+            &Actor::cli().event(secret_portal::store::AuditAction::UserMfaReset, now).on_user(&user),
+            now,
+        )
         .await
         .unwrap();
     // The reset ended the session.

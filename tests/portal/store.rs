@@ -347,7 +347,7 @@ async fn audit_events_are_append_only() {
         actor_user_id: None,
         actor_label: "cli".into(),
         ip: Some("127.0.0.1".into()),
-        action: "organisation.created",
+        action: secret_portal::store::AuditAction::OrganisationCreated,
         organisation_id: None,
         target_type: Some("organisation"),
         target_id: Some("NL-DemoRegistry".into()),

@@ -218,7 +218,7 @@ async fn a_deleted_secret_is_refused_on_the_very_next_request() {
             jane.user_id,
             w.smc.client_id,
             w.secret_id,
-            &Actor::cli().event("secret.deleted", now),
+            &Actor::cli().event(secret_portal::store::AuditAction::SecretDeleted, now),
             now,
         )
         .await

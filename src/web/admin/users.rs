@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::id;
 use crate::auth::invitation::invite_user;
 use crate::domain::EmailAddress;
-use crate::store::{NewUser, StoreError, UserFilter, UserRole, UserStatus};
+use crate::store::{AuditAction, NewUser, StoreError, UserFilter, UserRole, UserStatus};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{CurrentUser, WmdaAdmin};
@@ -222,7 +222,7 @@ async fn set_disabled(state: &AppState, admin: &CurrentUser, user: &str, disable
         return page_for(state, admin, &ListQuery::default(), &InviteForm::default(), errors, None).await;
     }
     let now = state.clock.now();
-    let action = if disabled { "user.disabled" } else { "user.enabled" };
+    let action = if disabled { AuditAction::UserDisabled } else { AuditAction::UserEnabled };
     state.store.set_user_disabled(user.id, disabled, &admin.actor().event(action, now).on_user(&user), now).await?;
     Ok(Redirect::to("/admin/users").into_response())
 }

@@ -13,6 +13,7 @@ use crate::auth::recovery::RECOVERY_CODES;
 use crate::auth::session::{IDLE_TIMEOUT, SessionAuth};
 use crate::auth::{RecoveryCode, TotpCode, TotpSeed};
 use crate::domain::ThrottleVerdict;
+use crate::store::AuditAction;
 use crate::store::{Actor, Credentials};
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -142,7 +143,7 @@ pub async fn submit(
     let codes: Vec<RecoveryCode> = (0..RECOVERY_CODES).map(|_| RecoveryCode::generate()).collect();
     let hashes: Vec<Vec<u8>> = codes.iter().map(|c| state.services.recovery_key.hash(c)).collect();
     let actor = Actor { user_id: Some(user.id), label: key.to_owned(), ip: Some(ip.to_string()) };
-    let event = actor.event("auth.mfa_enrolled", now).on_user(user);
+    let event = actor.event(AuditAction::MfaEnrolled, now).on_user(user);
     let step = i64::try_from(step).unwrap_or(i64::MAX);
     if !state.store.complete_totp_enrolment(user.id, step, &hashes, &event, now).await? {
         session.flush().await?;

@@ -13,6 +13,7 @@ use crate::auth::NewPassword;
 use crate::auth::session::SessionAuth;
 use crate::domain::LinkPurpose;
 use crate::domain::ThrottleVerdict;
+use crate::store::AuditAction;
 use crate::store::{Actor, Credentials, LinkRecord};
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -86,7 +87,7 @@ pub async fn submit(
             let hash = state.services.hasher.hash(&password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             state
                 .store
-                .accept_invitation(&link, &hash, &actor.event("invitation.accepted", now).on_user(user), now)
+                .accept_invitation(&link, &hash, &actor.event(AuditAction::InvitationAccepted, now).on_user(user), now)
                 .await?
         }
         LinkPurpose::MfaReenrolment | LinkPurpose::PasswordReset => {
@@ -106,7 +107,7 @@ pub async fn submit(
             }
             state
                 .store
-                .accept_reenrolment(&link, &actor.event("auth.mfa_reenrolment_started", now).on_user(user), now)
+                .accept_reenrolment(&link, &actor.event(AuditAction::MfaReenrolmentStarted, now).on_user(user), now)
                 .await?
         }
     };

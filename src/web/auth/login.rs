@@ -13,6 +13,7 @@ use crate::auth::session::SessionAuth;
 use crate::domain::failure_window::ThrottleVerdict;
 use crate::domain::{EmailAddress, NextPath};
 use crate::store::Actor;
+use crate::store::AuditAction;
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
@@ -91,7 +92,7 @@ pub async fn submit(
         metrics::counter!("sign_in_throttled_total", "scope" => "account").increment(1);
         if throttle.refused(Some(&key), ip, now) {
             // One audit event per block, not one per refused request.
-            state.store.record_audit_event(&actor.event("auth.throttled", now)).await?;
+            state.store.record_audit_event(&actor.event(AuditAction::Throttled, now)).await?;
         }
         let page = again(&form, StatusCode::TOO_MANY_REQUESTS, ThrottleVerdict::message(retry_after));
         return Ok(super::with_retry_after(page, retry_after));
@@ -129,7 +130,7 @@ pub async fn submit(
                 Some(_) => "wrong_password",
             };
             let mut event = actor
-                .event("auth.sign_in_failed", now)
+                .event(AuditAction::SignInFailed, now)
                 .with_details(serde_json::json!({ "step": "password", "reason": reason }));
             if let Some(c) = &other {
                 event = event.on_user(&c.user);
@@ -154,7 +155,10 @@ pub async fn logout(
     if let Some(SessionAuth::SignedIn { user_id, .. }) = stage(&session).await? {
         if let Some(c) = state.store.find_credentials(user_id).await? {
             let actor = Actor { user_id: Some(user_id), label: c.user.email.to_string(), ip: Some(ip.to_string()) };
-            state.store.record_audit_event(&actor.event("auth.sign_out", state.clock.now()).on_user(&c.user)).await?;
+            state
+                .store
+                .record_audit_event(&actor.event(AuditAction::SignOut, state.clock.now()).on_user(&c.user))
+                .await?;
         }
     }
     session.flush().await?;

@@ -13,6 +13,7 @@ use crate::auth::session::{STEP_TIMEOUT, SessionAuth};
 use crate::auth::{RecoveryCode, SecondFactorFailure, TotpCode};
 use crate::domain::NextPath;
 use crate::domain::ThrottleVerdict;
+use crate::store::AuditAction;
 use crate::store::{Actor, Credentials};
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -94,7 +95,7 @@ pub async fn submit(
     if let Err(ThrottleVerdict::Blocked { retry_after }) = attempt {
         metrics::counter!("sign_in_throttled_total", "scope" => "account").increment(1);
         if throttle.refused(Some(key), ip, now) {
-            state.store.record_audit_event(&actor.event("auth.throttled", now).on_user(user)).await?;
+            state.store.record_audit_event(&actor.event(AuditAction::Throttled, now).on_user(user)).await?;
         }
         let page = MfaPage { nav: None, error: Some(ThrottleVerdict::message(retry_after)) };
         return Ok(super::with_retry_after((StatusCode::TOO_MANY_REQUESTS, page).into_response(), retry_after));
@@ -124,7 +125,7 @@ pub async fn submit(
                             // RFC 6238 5.2: a code is accepted once.
                             state
                                 .store
-                                .record_audit_event(&actor.event("auth.totp_replay_refused", now).on_user(user))
+                                .record_audit_event(&actor.event(AuditAction::TotpReplayRefused, now).on_user(user))
                                 .await?;
                             Outcome::Refused(
                                 "replayed_code",
@@ -143,7 +144,7 @@ pub async fn submit(
                 if state.store.use_recovery_code(user.id, &hash, now).await? {
                     let left = state.store.unused_recovery_codes(user.id).await?;
                     let event = actor
-                        .event("auth.recovery_code_used", now)
+                        .event(AuditAction::RecoveryCodeUsed, now)
                         .on_user(user)
                         .with_details(serde_json::json!({ "codes_left": left }));
                     state.store.record_audit_event(&event).await?;
@@ -162,8 +163,10 @@ pub async fn submit(
             throttle.record_success(&state.store, key, ip).await;
             advance(&session, SessionAuth::SignedIn { user_id: user.id, authenticated_at: now, last_seen: now })
                 .await?;
-            let event =
-                actor.event("auth.sign_in", now).on_user(user).with_details(serde_json::json!({ "method": method }));
+            let event = actor
+                .event(AuditAction::SignIn, now)
+                .on_user(user)
+                .with_details(serde_json::json!({ "method": method }));
             state.store.record_audit_event(&event).await?;
             metrics::counter!("sign_ins_total", "result" => "success", "step" => "mfa").increment(1);
             // `next` is checked again here, after the TOTP step.
@@ -174,7 +177,7 @@ pub async fn submit(
         Outcome::Refused(reason, text) => {
             metrics::counter!("sign_ins_total", "result" => "failure", "step" => "mfa").increment(1);
             let event = actor
-                .event("auth.sign_in_failed", now)
+                .event(AuditAction::SignInFailed, now)
                 .on_user(user)
                 .with_details(serde_json::json!({ "step": "mfa", "reason": reason }));
             state.store.record_audit_event(&event).await?;

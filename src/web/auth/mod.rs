@@ -11,6 +11,7 @@ use tower_sessions::Session;
 use super::error::AppError;
 use super::session::AUTH_KEY;
 use crate::auth::session::SessionAuth;
+use crate::store::AuditAction;
 
 /// The session's sign-in stage, if any.
 pub(crate) async fn stage(session: &Session) -> Result<Option<SessionAuth>, AppError> {
@@ -81,7 +82,7 @@ pub(crate) async fn second_factor_failed(
         &state.settings.support_email,
     );
     let event = actor
-        .event("auth.mfa_locked", now)
+        .event(AuditAction::MfaLocked, now)
         .on_user(user)
         .with_details(serde_json::json!({ "locked_until": until.to_rfc3339() }));
     let (count, locked) = state

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::view::CreateForm;
 use crate::domain::{ClientId, ExpiryDate, PlainSecret, SecretName};
+use crate::store::AuditAction;
 use crate::store::{Conflict, NewSecret, StoreError};
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -115,7 +116,7 @@ pub async fn create(
     let value = PlainSecret::generate();
     let new = NewSecret { name, expires, hash: value.hash(), hint: value.hint(), form_id };
     let now = state.clock.now();
-    let event = member.current.actor().event("secret.created", now).with_details(serde_json::json!({
+    let event = member.current.actor().event(AuditAction::SecretCreated, now).with_details(serde_json::json!({
         "application": managed.application.name,
         "name": new.name.as_str(),
         "hint": new.hint,

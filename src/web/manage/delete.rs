@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::view::{SecretRow, secret_row};
 use crate::domain::ClientId;
+use crate::store::AuditAction;
 use crate::store::Deletion;
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -63,7 +64,7 @@ pub async fn delete(
     let (client_id, secret_id) = ids(&client_id, &secret_id)?;
     let user = &member.current.user;
     let now = state.clock.now();
-    let event = member.current.actor().event("secret.deleted", now);
+    let event = member.current.actor().event(AuditAction::SecretDeleted, now);
     let managed = state.store.managed_secret(user.id, client_id, secret_id).await?;
     let event = event.with_details(serde_json::json!({ "name": managed.secret.name, "hint": managed.secret.hint }));
     match state.store.delete_client_secret(user.id, client_id, secret_id, &event, now).await? {
