@@ -1,74 +1,13 @@
-//! What WMDA admins read and change beyond organisations, applications and grants: resource
-//! audiences, the user list, the overview, deleting a compromised secret, and the audit log.
+//! What WMDA admins read and change beyond organisations, applications, users and grants:
+//! resource audiences, the overview, and the audit log.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::AuditAction;
 use super::audit::insert_audit_event;
-use super::users::{USER_COLUMNS, UserRow};
-use super::{
-    Actor, AuditEvent, BeginWrite, ClientSecret, Conflict, Store, StoreError, User, on_pool, unique_violation,
-};
+use super::{Actor, AuditEvent, BeginWrite, ClientSecret, Conflict, Store, StoreError, on_pool, unique_violation};
 use crate::domain::ResourceId;
-
-/// Where a user stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserStatus {
-    /// Invited; no password and authenticator yet (or after an MFA reset).
-    Invited,
-    /// Signs in with password and TOTP.
-    Active,
-    /// Disabled by an admin.
-    Disabled,
-}
-
-impl UserStatus {
-    /// `invited`, `active` or `disabled`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserStatus::Invited => "invited",
-            UserStatus::Active => "active",
-            UserStatus::Disabled => "disabled",
-        }
-    }
-
-    /// Parses [`UserStatus::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "invited" => Some(UserStatus::Invited),
-            "active" => Some(UserStatus::Active),
-            "disabled" => Some(UserStatus::Disabled),
-            _ => None,
-        }
-    }
-}
-
-/// A user as the admin list shows them.
-#[derive(Debug, Clone)]
-pub struct UserSummary {
-    /// The user.
-    pub user: User,
-    /// Their status.
-    pub status: UserStatus,
-    /// `<CC>-<code>` of their organisation; `None` for WMDA admins.
-    pub organisation: Option<String>,
-    /// How many applications they manage.
-    pub grants: i64,
-    /// They have chosen a password (an invitation can then not be resent).
-    pub has_password: bool,
-}
-
-/// Filters of the user list; `None` means any.
-#[derive(Debug, Clone, Default)]
-pub struct UserFilter {
-    /// Only this organisation.
-    pub organisation_id: Option<Uuid>,
-    /// `Some(true)`: WMDA admins only; `Some(false)`: organisation members only.
-    pub wmda_admin: Option<bool>,
-    /// Only this status.
-    pub status: Option<UserStatus>,
-}
 
 /// A secret on the admin overview.
 #[derive(Debug, Clone)]
@@ -107,17 +46,6 @@ pub struct AuditFilter {
     pub from: Option<NaiveDate>,
     /// Up to and including this UTC date.
     pub to: Option<NaiveDate>,
-}
-
-#[derive(sqlx::FromRow)]
-struct UserSummaryRow {
-    #[sqlx(flatten)]
-    user: UserRow,
-    has_password: bool,
-    enrolled: bool,
-    country_code: Option<String>,
-    code: Option<String>,
-    grants: i64,
 }
 
 impl Store {
@@ -172,54 +100,6 @@ impl Store {
             Ok::<_, StoreError>(())
         }
         .await)
-    }
-
-    /// Users, by email, with status, organisation and number of grants.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn list_users(&self, filter: &UserFilter) -> Result<Vec<UserSummary>, StoreError> {
-        let columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "select {columns}, u.password_hash is not null as has_password, u.totp_secret_enc is not null as enrolled,
-                    o.country_code, o.code,
-                    (select count(*) from credential_manager_grant g where g.user_id = u.id) as grants
-             from portal_user u left join organisation o on o.id = u.organisation_id
-             where ($1 is null or u.organisation_id = $1) and ($2 is null or u.is_wmda_admin = $2)
-             order by u.email"
-        );
-        let rows: Vec<UserSummaryRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
-            .bind(filter.organisation_id)
-            .bind(filter.wmda_admin)
-            .fetch_all(pool)
-            .await)?;
-        let mut out = Vec::new();
-        for r in rows {
-            let user: User = r.user.try_into()?;
-            let status = if user.disabled_at.is_some() {
-                UserStatus::Disabled
-            } else if r.has_password && r.enrolled {
-                UserStatus::Active
-            } else {
-                UserStatus::Invited
-            };
-            if filter.status.is_some_and(|s| s != status) {
-                continue;
-            }
-            let organisation = r.country_code.zip(r.code).map(|(cc, code)| format!("{cc}-{code}"));
-            out.push(UserSummary { user, status, organisation, grants: r.grants, has_password: r.has_password });
-        }
-        Ok(out)
-    }
-
-    /// A user by id.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`].
-    pub async fn find_user(&self, id: Uuid) -> Result<User, StoreError> {
-        let sql = format!("select {USER_COLUMNS} from portal_user where id = $1");
-        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
-        row.ok_or(StoreError::NotFound)?.try_into()
     }
 
     /// Undeleted secrets with fewer than 30 days left (not yet expired) across all
@@ -312,51 +192,6 @@ impl Store {
             .into_iter()
             .map(|(id, name, live_secrets, managers)| ApplicationAttention { id, name, live_secrets, managers })
             .collect())
-    }
-
-    /// Deletes a secret of any application (a compromised one), with the admin's reason in the
-    /// audit event.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] when the secret is not of that application or already deleted.
-    pub async fn admin_delete_secret(
-        &self,
-        application_id: Uuid,
-        secret_id: Uuid,
-        reason: &str,
-        actor: &Actor,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut event = actor.event(AuditAction::SecretDeleted, now);
-        event.target_type = Some("client_secret");
-        event.target_id = Some(secret_id.to_string());
-        on_pool!(self, |pool| {
-            async {
-            let mut tx = pool.begin_write().await?;
-            let found: Option<(String, String, Uuid, String)> = sqlx::query_as(
-                "select s.name, s.hint, a.organisation_id, a.name from client_secret s join application a on a.id = s.application_id
-                 where s.id = $1 and s.application_id = $2 and s.deleted_at is null",
-            )
-            .bind(secret_id)
-            .bind(application_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((name, hint, organisation_id, application)) = found else { return Err(StoreError::NotFound) };
-            sqlx::query("update client_secret set deleted_at = $2, deleted_by = $3, secret_hash = null where id = $1")
-                .bind(secret_id)
-                .bind(now)
-                .bind(actor.user_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(super::reminders::CANCEL_SECRET_EMAILS).bind(secret_id).bind(now).execute(&mut *tx).await?;
-            event.organisation_id = Some(organisation_id);
-            event.details = serde_json::json!({ "application": application, "name": name, "hint": hint, "reason": reason, "by": "wmda-admin" });
-            insert_audit_event!(&mut *tx, &event)?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(())
-        }
-        .await
-        })
     }
 
     /// One page of the audit log, newest first, and the number of events the filter matches.

@@ -9,7 +9,6 @@ use super::audit::insert_audit_event;
 use super::outbox::insert_email;
 use super::users::{USER_COLUMNS, UserRow};
 use super::{Actor, BeginWrite, Conflict, NewAuditEvent, NewUser, Store, StoreError, User, on_pool};
-use crate::domain::EmailAddress;
 use crate::domain::LinkPurpose;
 use crate::domain::NewEmail;
 
@@ -37,7 +36,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 #[derive(sqlx::FromRow)]
-struct CredentialsRow {
+pub(super) struct CredentialsRow {
     #[sqlx(flatten)]
     user: UserRow,
     password_hash: Option<String>,
@@ -61,7 +60,7 @@ impl TryFrom<CredentialsRow> for Credentials {
     }
 }
 
-fn credentials_sql(filter: &str) -> String {
+pub(super) fn credentials_sql(filter: &str) -> String {
     format!(
         "select {USER_COLUMNS}, password_hash, totp_secret_enc, totp_pending_enc, sessions_valid_after,
                 mfa_locked_until
@@ -142,28 +141,6 @@ const CONSUME_LINK: &str =
     "update one_time_token set used_at = $2 where id = $1 and used_at is null and expires_at > $2";
 
 impl Store {
-    /// A user with their sign-in data, by normalised email.
-    ///
-    /// # Errors
-    /// [`StoreError`]; `Ok(None)` for an unknown email.
-    pub async fn find_credentials_by_email(&self, email: &EmailAddress) -> Result<Option<Credentials>, StoreError> {
-        let sql = credentials_sql("email = $1");
-        let row: Option<CredentialsRow> =
-            on_pool!(self, |pool| sqlx::query_as(&sql).bind(email.as_str()).fetch_optional(pool).await)?;
-        row.map(TryInto::try_into).transpose()
-    }
-
-    /// A user with their sign-in data, by id. One indexed query: the per-request session check.
-    ///
-    /// # Errors
-    /// [`StoreError`]; `Ok(None)` for an unknown id.
-    pub async fn find_credentials(&self, user_id: Uuid) -> Result<Option<Credentials>, StoreError> {
-        let sql = credentials_sql("id = $1");
-        let row: Option<CredentialsRow> =
-            on_pool!(self, |pool| sqlx::query_as(&sql).bind(user_id).fetch_optional(pool).await)?;
-        row.map(TryInto::try_into).transpose()
-    }
-
     /// Invites a user: creates them, or for an existing email whose account is not yet active
     /// retires the earlier invitation links; then stores the new link, queues its email and
     /// records the audit event, in one transaction. Returns the user and whether it is new.
@@ -616,15 +593,5 @@ impl Store {
         .bind(user_id)
         .fetch_one(pool)
         .await)?)
-    }
-
-    /// Whether the database has any user at all (the first admin's invitation is due otherwise).
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn has_users(&self) -> Result<bool, StoreError> {
-        let n: i64 =
-            on_pool!(self, |pool| sqlx::query_scalar("select count(*) from portal_user").fetch_one(pool).await)?;
-        Ok(n > 0)
     }
 }

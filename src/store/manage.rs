@@ -1,19 +1,14 @@
-//! What a credential manager sees and does: their applications, and creating and deleting
-//! secrets. Every method takes the acting user and reads only through their grants, so a
+//! What a credential manager sees: their applications and secrets (creating and deleting them is
+//! in `secrets.rs`, with every other write to `client_secret`). Every method takes the acting user and reads only through their grants, so a
 //! forgotten check yields "not found", not a leak (authorisation where data is read).
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::applications::{ApplicationRow, application};
-use super::audit::insert_audit_event;
 use super::secrets::SecretRow;
-use super::{
-    Application, Backend, BeginWrite, ClientSecret, Conflict, NewAuditEvent, Resource, Store, StoreError, on_pool,
-};
-use crate::domain::secret::expiry_instant;
+use super::{Application, ClientSecret, Resource, Store, StoreError, on_pool};
 use crate::domain::{ClientId, ExpiryDate, ResourceId, SecretHash, SecretName};
 
 /// An application as one of its credential managers sees it.
@@ -63,7 +58,7 @@ pub enum Deletion {
 }
 
 #[derive(sqlx::FromRow)]
-struct SecretViewRow {
+pub(super) struct SecretViewRow {
     #[sqlx(flatten)]
     secret: SecretRow,
     creator_name: Option<String>,
@@ -94,12 +89,12 @@ struct AppDetailRow {
     manager_email: Option<String>,
 }
 
-const SECRET_VIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.expires_on, s.expires_at, s.created_by,
+pub(super) const SECRET_VIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.expires_on, s.expires_at, s.created_by,
     s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, c.display_name as creator_name, c.email as creator_email";
 
 /// The applications `user_id` manages (enabled users only), optionally just the one with
 /// `client_id`. `$1` is the user, `$2` the client ID or null.
-const GRANTED: &str = "application a
+pub(super) const GRANTED: &str = "application a
     join credential_manager_grant g on g.application_id = a.id
     join portal_user me on me.id = g.user_id and me.disabled_at is null
     where g.user_id = $1 and ($2 is null or a.client_id = $2)";
@@ -109,11 +104,11 @@ const ALL_APPLICATIONS: &str =
     "application a where ($1 is null or a.id = $1) and ($2 is null or a.organisation_id = $2)";
 
 /// The join from an application to its secrets and their creators.
-const SECRET_JOIN: &str =
+pub(super) const SECRET_JOIN: &str =
     "join client_secret s on s.application_id = a.id left join portal_user c on c.id = s.created_by";
 
 /// `scope` with `join` added right after `application a`.
-fn joined(scope: &str, join: &str) -> String {
+pub(super) fn joined(scope: &str, join: &str) -> String {
     scope.replacen("application a", &format!("application a {join}"), 1)
 }
 
@@ -260,167 +255,4 @@ impl Store {
             .await)?;
         Ok(row.ok_or(StoreError::NotFound)?.into())
     }
-
-    /// Creates a secret for an application the user manages: checks the one-time form id and the
-    /// limit of unexpired, undeleted secrets, inserts, and records the audit event, in one
-    /// transaction that holds the application's lock (`FOR UPDATE` on Postgres, the write lock
-    /// on SQLite), so concurrent creates never pass the limit.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] unless the user manages the application;
-    /// [`Conflict::FormAlreadySubmitted`]; [`Conflict::SecretLimitReached`].
-    pub async fn create_client_secret(
-        &self,
-        user_id: Uuid,
-        client_id: ClientId,
-        new: &NewSecret,
-        limit: i64,
-        event: &NewAuditEvent,
-        now: DateTime<Utc>,
-    ) -> Result<ClientSecret, StoreError> {
-        let lock = match self.backend() {
-            Backend::Postgres(_) => " for update of a",
-            Backend::Sqlite(_) => "",
-        };
-        let find_sql = format!("select a.id, a.organisation_id from {GRANTED}{lock}");
-        let id = Uuid::new_v4();
-        let secret = ClientSecret {
-            id,
-            application_id: Uuid::nil(),
-            name: new.name.as_str().to_owned(),
-            hint: new.hint.clone(),
-            expires_on: new.expires.date(),
-            expires_at: expiry_instant(new.expires.date()),
-            created_by: Some(user_id),
-            created_at: now,
-            first_used_at: None,
-            last_used_at: None,
-            deleted_at: None,
-        };
-        let application_id = on_pool!(self, |pool| {
-            async {
-            let mut tx = pool.begin_write().await?;
-            let found: Option<(Uuid, Uuid)> =
-                sqlx::query_as(&find_sql).bind(user_id).bind(Some(client_id.as_uuid())).fetch_optional(&mut *tx).await?;
-            let (application_id, organisation_id) = found.ok_or(StoreError::NotFound)?;
-            let replay: Option<Uuid> = sqlx::query_scalar("select secret_id from secret_form where form_id = $1")
-                .bind(new.form_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if replay.is_some() {
-                return Err(Conflict::FormAlreadySubmitted.into());
-            }
-            let live: i64 = sqlx::query_scalar(
-                "select count(*) from client_secret where application_id = $1 and deleted_at is null and expires_at > $2",
-            )
-            .bind(application_id)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            if live >= limit {
-                return Err(Conflict::SecretLimitReached.into());
-            }
-            sqlx::query(
-                "insert into client_secret (id, application_id, name, hint, secret_hash, expires_on, expires_at, created_by, created_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(id)
-            .bind(application_id)
-            .bind(&secret.name)
-            .bind(&secret.hint)
-            .bind(new.hash.as_bytes().as_slice())
-            .bind(secret.expires_on)
-            .bind(secret.expires_at)
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "insert into secret_form (form_id, user_id, application_id, secret_id, submitted_at) values ($1, $2, $3, $4, $5)",
-            )
-            .bind(new.form_id)
-            .bind(user_id)
-            .bind(application_id)
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let mut event = event.clone();
-            event.organisation_id = Some(organisation_id);
-            event.target_type = Some("client_secret");
-            event.target_id = Some(id.to_string());
-            insert_audit_event!(&mut *tx, &event)?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(application_id)
-        }
-        .await
-        })?;
-        Ok(ClientSecret { application_id, ..secret })
-    }
-
-    /// Deletes (tombstones) a secret of an application the user manages: wipes its hash so the
-    /// token endpoint refuses it from the next request on, and records the audit event.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] when the secret is not of that application or the user does not
-    /// manage it.
-    pub async fn delete_client_secret(
-        &self,
-        user_id: Uuid,
-        client_id: ClientId,
-        secret_id: Uuid,
-        event: &NewAuditEvent,
-        now: DateTime<Utc>,
-    ) -> Result<Deletion, StoreError> {
-        let find_sql = format!(
-            "select {SECRET_VIEW_COLUMNS}, a.organisation_id from {} and s.id = $3",
-            joined(GRANTED, SECRET_JOIN)
-        );
-        on_pool!(self, |pool| {
-            async {
-            let mut tx = pool.begin_write().await?;
-            let row: Option<SecretViewRowWithOrg> = sqlx::query_as(&find_sql)
-                .bind(user_id)
-                .bind(Some(client_id.as_uuid()))
-                .bind(secret_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let row = row.ok_or(StoreError::NotFound)?;
-            let organisation_id = row.organisation_id;
-            let view: SecretView = row.view.into();
-            if view.secret.deleted_at.is_some() {
-                return Ok(Deletion::AlreadyDeleted(view.secret));
-            }
-            let n = sqlx::query(
-                "update client_secret set deleted_at = $2, deleted_by = $3, secret_hash = null where id = $1 and deleted_at is null",
-            )
-            .bind(secret_id)
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n != 1 {
-                return Ok(Deletion::AlreadyDeleted(view.secret));
-            }
-            // Deleting a secret stops its notices at once, queued ones included.
-            sqlx::query(super::reminders::CANCEL_SECRET_EMAILS).bind(secret_id).bind(now).execute(&mut *tx).await?;
-            let mut event = event.clone();
-            event.organisation_id = Some(organisation_id);
-            event.target_type = Some("client_secret");
-            event.target_id = Some(secret_id.to_string());
-            insert_audit_event!(&mut *tx, &event)?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(Deletion::Deleted(ClientSecret { deleted_at: Some(now), ..view.secret }))
-        }
-        .await
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct SecretViewRowWithOrg {
-    #[sqlx(flatten)]
-    view: SecretViewRow,
-    organisation_id: Uuid,
 }

@@ -1,11 +1,18 @@
-//! Client secrets: metadata, hash, tombstone.
+//! Client secrets: metadata, hash, tombstone. Every write to `client_secret` is here: seeding,
+//! the credential manager's create (with the limit, under the application's lock) and delete, the
+//! admin's delete, and recorded uses; both deletions go through one [`tombstone!`].
 
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{Store, StoreError, on_pool};
-use crate::domain::SecretHash;
+use super::audit::insert_audit_event;
+use super::manage::{GRANTED, SECRET_JOIN, SECRET_VIEW_COLUMNS, SecretViewRow, joined};
+use super::{
+    Actor, AuditAction, Backend, BeginWrite, Conflict, Deletion, NewAuditEvent, NewSecret, SecretView, Store,
+    StoreError, on_pool,
+};
 use crate::domain::secret::expiry_instant;
+use crate::domain::{ClientId, SecretHash};
 
 /// A client secret's metadata as stored; the value itself is never stored, only its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +94,34 @@ impl From<SecretRow> for ClientSecret {
     }
 }
 
+/// Tombstones a secret inside an open transaction (both deletions, the credential manager's and
+/// the admin's, go through this): wipes its hash, so the token endpoint refuses it from the next
+/// request on, records when and by whom (`None`: the command line), and cancels its queued
+/// reminder emails, so its notices stop at once. Yields the rows changed: 0 when it was deleted
+/// already. A macro rather than a function: the text must compile against both backends'
+/// transactions.
+macro_rules! tombstone {
+    ($tx:expr, $secret_id:expr, $by:expr, $now:expr) => {{
+        let (secret_id, by, now): (Uuid, Option<Uuid>, DateTime<Utc>) = ($secret_id, $by, $now);
+        async {
+            let n = sqlx::query(
+                "update client_secret set deleted_at = $2, deleted_by = $3, secret_hash = null where id = $1 and deleted_at is null",
+            )
+            .bind(secret_id)
+            .bind(now)
+            .bind(by)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                sqlx::query(super::reminders::CANCEL_SECRET_EMAILS).bind(secret_id).bind(now).execute(&mut *$tx).await?;
+            }
+            Ok::<u64, sqlx::Error>(n)
+        }
+        .await
+    }};
+}
+
 impl Store {
     /// Stores a secret without the create path's checks (limit, date window), for seeding.
     ///
@@ -157,4 +192,197 @@ impl Store {
         .map(|_| ()))?;
         Ok(())
     }
+
+    /// Creates a secret for an application the user manages: checks the one-time form id and the
+    /// limit of unexpired, undeleted secrets, inserts, and records the audit event, in one
+    /// transaction that holds the application's lock (`FOR UPDATE` on Postgres, the write lock
+    /// on SQLite), so concurrent creates never pass the limit.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] unless the user manages the application;
+    /// [`Conflict::FormAlreadySubmitted`]; [`Conflict::SecretLimitReached`].
+    pub async fn create_client_secret(
+        &self,
+        user_id: Uuid,
+        client_id: ClientId,
+        new: &NewSecret,
+        limit: i64,
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<ClientSecret, StoreError> {
+        let lock = match self.backend() {
+            Backend::Postgres(_) => " for update of a",
+            Backend::Sqlite(_) => "",
+        };
+        let find_sql = format!("select a.id, a.organisation_id from {GRANTED}{lock}");
+        let id = Uuid::new_v4();
+        let secret = ClientSecret {
+            id,
+            application_id: Uuid::nil(),
+            name: new.name.as_str().to_owned(),
+            hint: new.hint.clone(),
+            expires_on: new.expires.date(),
+            expires_at: expiry_instant(new.expires.date()),
+            created_by: Some(user_id),
+            created_at: now,
+            first_used_at: None,
+            last_used_at: None,
+            deleted_at: None,
+        };
+        let application_id = on_pool!(self, |pool| {
+            async {
+            let mut tx = pool.begin_write().await?;
+            let found: Option<(Uuid, Uuid)> =
+                sqlx::query_as(&find_sql).bind(user_id).bind(Some(client_id.as_uuid())).fetch_optional(&mut *tx).await?;
+            let (application_id, organisation_id) = found.ok_or(StoreError::NotFound)?;
+            let replay: Option<Uuid> = sqlx::query_scalar("select secret_id from secret_form where form_id = $1")
+                .bind(new.form_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if replay.is_some() {
+                return Err(Conflict::FormAlreadySubmitted.into());
+            }
+            let live: i64 = sqlx::query_scalar(
+                "select count(*) from client_secret where application_id = $1 and deleted_at is null and expires_at > $2",
+            )
+            .bind(application_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            if live >= limit {
+                return Err(Conflict::SecretLimitReached.into());
+            }
+            sqlx::query(
+                "insert into client_secret (id, application_id, name, hint, secret_hash, expires_on, expires_at, created_by, created_at)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(id)
+            .bind(application_id)
+            .bind(&secret.name)
+            .bind(&secret.hint)
+            .bind(new.hash.as_bytes().as_slice())
+            .bind(secret.expires_on)
+            .bind(secret.expires_at)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "insert into secret_form (form_id, user_id, application_id, secret_id, submitted_at) values ($1, $2, $3, $4, $5)",
+            )
+            .bind(new.form_id)
+            .bind(user_id)
+            .bind(application_id)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let mut event = event.clone();
+            event.organisation_id = Some(organisation_id);
+            event.target_type = Some("client_secret");
+            event.target_id = Some(id.to_string());
+            insert_audit_event!(&mut *tx, &event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(application_id)
+        }
+        .await
+        })?;
+        Ok(ClientSecret { application_id, ..secret })
+    }
+
+    /// Deletes (tombstones) a secret of an application the user manages: wipes its hash so the
+    /// token endpoint refuses it from the next request on, and records the audit event.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the secret is not of that application or the user does not
+    /// manage it.
+    pub async fn delete_client_secret(
+        &self,
+        user_id: Uuid,
+        client_id: ClientId,
+        secret_id: Uuid,
+        event: &NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Deletion, StoreError> {
+        let find_sql = format!(
+            "select {SECRET_VIEW_COLUMNS}, a.organisation_id from {} and s.id = $3",
+            joined(GRANTED, SECRET_JOIN)
+        );
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin_write().await?;
+                let row: Option<SecretViewRowWithOrg> = sqlx::query_as(&find_sql)
+                    .bind(user_id)
+                    .bind(Some(client_id.as_uuid()))
+                    .bind(secret_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let row = row.ok_or(StoreError::NotFound)?;
+                let organisation_id = row.organisation_id;
+                let view: SecretView = row.view.into();
+                if view.secret.deleted_at.is_some() {
+                    return Ok(Deletion::AlreadyDeleted(view.secret));
+                }
+                if tombstone!(&mut *tx, secret_id, Some(user_id), now)? != 1 {
+                    return Ok(Deletion::AlreadyDeleted(view.secret));
+                }
+                let mut event = event.clone();
+                event.organisation_id = Some(organisation_id);
+                event.target_type = Some("client_secret");
+                event.target_id = Some(secret_id.to_string());
+                insert_audit_event!(&mut *tx, &event)?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(Deletion::Deleted(ClientSecret { deleted_at: Some(now), ..view.secret }))
+            }
+            .await
+        })
+    }
+
+    /// Deletes a secret of any application (a compromised one), with the admin's reason in the
+    /// audit event.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the secret is not of that application or already deleted.
+    pub async fn admin_delete_secret(
+        &self,
+        application_id: Uuid,
+        secret_id: Uuid,
+        reason: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut event = actor.event(AuditAction::SecretDeleted, now);
+        event.target_type = Some("client_secret");
+        event.target_id = Some(secret_id.to_string());
+        on_pool!(self, |pool| {
+            async {
+            let mut tx = pool.begin_write().await?;
+            let found: Option<(String, String, Uuid, String)> = sqlx::query_as(
+                "select s.name, s.hint, a.organisation_id, a.name from client_secret s join application a on a.id = s.application_id
+                 where s.id = $1 and s.application_id = $2 and s.deleted_at is null",
+            )
+            .bind(secret_id)
+            .bind(application_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((name, hint, organisation_id, application)) = found else { return Err(StoreError::NotFound) };
+            if tombstone!(&mut *tx, secret_id, actor.user_id, now)? != 1 {
+                return Err(StoreError::NotFound);
+            }
+            event.organisation_id = Some(organisation_id);
+            event.details = serde_json::json!({ "application": application, "name": name, "hint": hint, "reason": reason, "by": "wmda-admin" });
+            insert_audit_event!(&mut *tx, &event)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        }
+        .await
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SecretViewRowWithOrg {
+    #[sqlx(flatten)]
+    view: SecretViewRow,
+    organisation_id: Uuid,
 }

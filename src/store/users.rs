@@ -1,10 +1,12 @@
-//! Portal users and credential-manager grants.
+//! Portal users and credential-manager grants: every user lookup (by id, by email, with the
+//! sign-in data, the admin list) is here.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::AuditAction;
-use super::{Conflict, Store, StoreError, on_pool};
+use super::auth::{CredentialsRow, credentials_sql};
+use super::{Conflict, Credentials, Store, StoreError, on_pool};
 use crate::domain::EmailAddress;
 
 /// What a user is: WMDA staff (a WMDA admin, no organisation) or a member of one partner
@@ -122,6 +124,75 @@ impl TryFrom<UserRow> for User {
             created_at: r.created_at,
         })
     }
+}
+
+/// Where a user stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    /// Invited; no password and authenticator yet (or after an MFA reset).
+    Invited,
+    /// Signs in with password and TOTP.
+    Active,
+    /// Disabled by an admin.
+    Disabled,
+}
+
+impl UserStatus {
+    /// `invited`, `active` or `disabled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Invited => "invited",
+            UserStatus::Active => "active",
+            UserStatus::Disabled => "disabled",
+        }
+    }
+
+    /// Parses [`UserStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invited" => Some(UserStatus::Invited),
+            "active" => Some(UserStatus::Active),
+            "disabled" => Some(UserStatus::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// A user as the admin list shows them.
+#[derive(Debug, Clone)]
+pub struct UserSummary {
+    /// The user.
+    pub user: User,
+    /// Their status.
+    pub status: UserStatus,
+    /// `<CC>-<code>` of their organisation; `None` for WMDA admins.
+    pub organisation: Option<String>,
+    /// How many applications they manage.
+    pub grants: i64,
+    /// They have chosen a password (an invitation can then not be resent).
+    pub has_password: bool,
+}
+
+/// Filters of the user list; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Only this organisation.
+    pub organisation_id: Option<Uuid>,
+    /// `Some(true)`: WMDA admins only; `Some(false)`: organisation members only.
+    pub wmda_admin: Option<bool>,
+    /// Only this status.
+    pub status: Option<UserStatus>,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserSummaryRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    has_password: bool,
+    enrolled: bool,
+    country_code: Option<String>,
+    code: Option<String>,
+    grants: i64,
 }
 
 impl Store {
@@ -313,5 +384,85 @@ impl Store {
         }
         .await)?;
         if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+    }
+
+    /// A user with their sign-in data, by normalised email.
+    ///
+    /// # Errors
+    /// [`StoreError`]; `Ok(None)` for an unknown email.
+    pub async fn find_credentials_by_email(&self, email: &EmailAddress) -> Result<Option<Credentials>, StoreError> {
+        let sql = credentials_sql("email = $1");
+        let row: Option<CredentialsRow> =
+            on_pool!(self, |pool| sqlx::query_as(&sql).bind(email.as_str()).fetch_optional(pool).await)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// A user with their sign-in data, by id. One indexed query: the per-request session check.
+    ///
+    /// # Errors
+    /// [`StoreError`]; `Ok(None)` for an unknown id.
+    pub async fn find_credentials(&self, user_id: Uuid) -> Result<Option<Credentials>, StoreError> {
+        let sql = credentials_sql("id = $1");
+        let row: Option<CredentialsRow> =
+            on_pool!(self, |pool| sqlx::query_as(&sql).bind(user_id).fetch_optional(pool).await)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// Users, by email, with status, organisation and number of grants.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn list_users(&self, filter: &UserFilter) -> Result<Vec<UserSummary>, StoreError> {
+        let columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "select {columns}, u.password_hash is not null as has_password, u.totp_secret_enc is not null as enrolled,
+                    o.country_code, o.code,
+                    (select count(*) from credential_manager_grant g where g.user_id = u.id) as grants
+             from portal_user u left join organisation o on o.id = u.organisation_id
+             where ($1 is null or u.organisation_id = $1) and ($2 is null or u.is_wmda_admin = $2)
+             order by u.email"
+        );
+        let rows: Vec<UserSummaryRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(filter.organisation_id)
+            .bind(filter.wmda_admin)
+            .fetch_all(pool)
+            .await)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let user: User = r.user.try_into()?;
+            let status = if user.disabled_at.is_some() {
+                UserStatus::Disabled
+            } else if r.has_password && r.enrolled {
+                UserStatus::Active
+            } else {
+                UserStatus::Invited
+            };
+            if filter.status.is_some_and(|s| s != status) {
+                continue;
+            }
+            let organisation = r.country_code.zip(r.code).map(|(cc, code)| format!("{cc}-{code}"));
+            out.push(UserSummary { user, status, organisation, grants: r.grants, has_password: r.has_password });
+        }
+        Ok(out)
+    }
+
+    /// A user by id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    pub async fn find_user(&self, id: Uuid) -> Result<User, StoreError> {
+        let sql = format!("select {USER_COLUMNS} from portal_user where id = $1");
+        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// Whether the database has any user at all (the first admin's invitation is due otherwise).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn has_users(&self) -> Result<bool, StoreError> {
+        let n: i64 =
+            on_pool!(self, |pool| sqlx::query_scalar("select count(*) from portal_user").fetch_one(pool).await)?;
+        Ok(n > 0)
     }
 }
