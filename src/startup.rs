@@ -77,13 +77,15 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
         recovery_key: RecoveryCodeKey::derive(&config.master_key),
         totp_vault: TotpVault::new(config.master_key.clone()),
         mailer: mail_sender(config, store, clock)?,
-        tokens: crate::oauth::TokenIssuer {
-            issuer: config.base_url.as_str().to_owned(),
-            lifetime: chrono::Duration::seconds(config.token_lifetime_seconds),
-            keys,
-        },
-        usage: crate::oauth::usage::UsageRecorder::default(),
-        token_throttle: crate::oauth::throttle::TokenThrottle::new(config.rate_limits),
+        tokens: crate::oauth::TokenEndpoint::new(
+            crate::oauth::TokenIssuer {
+                issuer: config.base_url.as_str().to_owned(),
+                lifetime: chrono::Duration::seconds(config.token_lifetime_seconds),
+                keys,
+            },
+            crate::oauth::throttle::TokenThrottle::new(config.rate_limits),
+            store.clone(),
+        ),
         password_resets: crate::jobs::password_resets::ResetRequests::default(),
         reset_requests: Arc::new(crate::store::SharedWindow::new(config.rate_limits, RESET_RULE)),
     })
@@ -107,7 +109,7 @@ fn jobs(config: &Config, state: &AppState, sessions: PortalSessionStore) -> crat
         }
     });
     let usage_flush = pass({
-        let (usage, store) = (services.usage.clone(), store.clone());
+        let (usage, store) = (services.tokens.usage.clone(), store.clone());
         move |_| {
             let (usage, store) = (usage.clone(), store.clone());
             async move {
@@ -117,7 +119,7 @@ fn jobs(config: &Config, state: &AppState, sessions: PortalSessionStore) -> crat
         }
     });
     let key_reload = pass({
-        let keys = services.tokens.keys.clone();
+        let keys = services.tokens.issuer.keys.clone();
         move |now| {
             let keys = keys.clone();
             async move { keys.reload(now).await.map_err(|e| e.to_string()) }

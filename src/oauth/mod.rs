@@ -1,12 +1,14 @@
 //! The token endpoint's logic (RFC 6749 client credentials grant, RFC 9068 JWT access tokens,
 //! RFC 8414 metadata) as typed results and an [`OAuthError`]; no HTTP types here.
 
+pub mod endpoint;
 pub mod keys;
 pub mod request;
 pub mod throttle;
 pub mod token;
 pub mod usage;
 
+pub use endpoint::TokenEndpoint;
 pub use keys::{Jwk, SigningKeys};
 pub use request::{ClientAuth, TokenRequest};
 pub use token::{TokenIssuer, TokenResponse};

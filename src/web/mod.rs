@@ -48,13 +48,10 @@ pub struct Services {
     pub totp_vault: TotpVault,
     /// The outbox sender, to wake after queueing mail.
     pub mailer: crate::jobs::outbox::Sender,
-    /// Token issuance with the signing keys.
-    pub tokens: crate::oauth::TokenIssuer,
-    /// Secret usage, recorded off the request path.
-    pub usage: crate::oauth::usage::UsageRecorder,
-    /// Token endpoint failures per (client ID, address): 10 a minute answer 429, shared by
-    /// replicas, behind a per-address pre-limit in memory.
-    pub token_throttle: crate::oauth::throttle::TokenThrottle,
+    /// The token endpoint: issuance with the signing keys, failures per (client ID, address)
+    /// (10 a minute answer 429, shared by replicas, behind a per-address pre-limit in memory),
+    /// secret uses recorded off the request path.
+    pub tokens: crate::oauth::TokenEndpoint,
     /// Password-reset requests, handled off the request path.
     pub password_resets: crate::jobs::password_resets::ResetRequests,
     /// Password-reset requests per address (IPv6: per /64): 10 an hour, then 429 for known and
@@ -66,7 +63,7 @@ pub struct Services {
 impl Services {
     /// The throttle windows shared by replicas, for the job that writes their counts.
     pub fn shared_windows(&self) -> Vec<std::sync::Arc<crate::store::SharedWindow>> {
-        let mut windows = vec![self.token_throttle.clients.clone(), self.reset_requests.clone()];
+        let mut windows = vec![self.tokens.throttle.clients.clone(), self.reset_requests.clone()];
         windows.extend(self.throttle.shared_windows());
         windows
     }

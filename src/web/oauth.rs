@@ -10,10 +10,9 @@ use serde_json::json;
 
 use super::AppState;
 use super::extract::ClientIp;
-use crate::domain::failure_window::ThrottleVerdict;
+use crate::oauth::OAuthError;
+use crate::oauth::endpoint::Refusal;
 use crate::oauth::request::Authorization;
-use crate::oauth::throttle::TokenThrottle;
-use crate::oauth::{OAuthError, TokenRequest};
 
 fn no_store(mut response: Response) -> Response {
     let h = response.headers_mut();
@@ -50,9 +49,9 @@ fn error_response(e: &OAuthError) -> Response {
 }
 
 /// `POST /oauth2/token`: `grant_type=client_credentials`, client authentication by Basic or by
-/// form fields, the resource by `resource=` or `scope=`. Answers the RFC 6749 5.1 JSON (plus the
-/// Azure AD v1 fields) or a 5.2 error; refusals are counted and logged with client ID and IP,
-/// never the secret; successes are counted, not logged.
+/// form fields, the resource by `resource=` or `scope=`. Maps HTTP onto
+/// [`crate::oauth::TokenEndpoint::token`] and its answer onto the RFC 6749 5.1 JSON (plus the
+/// Azure AD v1 fields) or a 5.2 error.
 pub async fn token(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -66,7 +65,6 @@ pub async fn token(
         *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
         return response;
     };
-    let now = state.clock.now();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let form = super::syntax::media_type_is(content_type, "application/x-www-form-urlencoded");
     let authorization = match headers.get(header::AUTHORIZATION) {
@@ -77,52 +75,17 @@ pub async fn token(
             .and_then(|v| super::syntax::credentials_for_scheme(v, "Basic"))
             .map_or(Authorization::Other, Authorization::Basic),
     };
-    let request = match TokenRequest::parse(form, authorization, &body) {
-        Ok(r) => r,
-        Err(e) => return refuse(None, ip, &e),
-    };
-    // Keyed on the parsed client ID (every spelling ClientId::parse accepts is one key) and the
-    // address's bucket (IPv6 per /64): refusing one address never refuses the same client from
-    // another. Shared by replicas through the database (oauth::throttle).
-    let throttle = &state.services.token_throttle;
-    let key = TokenThrottle::key(&request.auth.client_id, ip);
-    // Logged only as a parsed client ID: a value that is none may be a secret sent in the wrong
-    // field (DESIGN.md section 6: secrets never in logs).
-    let client_id = crate::domain::ClientId::parse(&request.auth.client_id)
-        .map_or_else(|_| "(not a client ID)".to_owned(), |id| id.to_string());
-    // Held until the answer is decided: a request in progress counts as a failure.
-    let _attempt = match throttle.begin(key, ip, now) {
-        Ok(attempt) => attempt,
-        Err(verdict) => {
-            throttle.refused(key, ip, now);
-            let retry_after = match verdict {
-                ThrottleVerdict::Blocked { retry_after } => ThrottleVerdict::retry_after_seconds(retry_after),
-                ThrottleVerdict::Allowed => 1,
-            };
-            return refuse(Some(&client_id), ip, &OAuthError::TooManyRequests { retry_after });
-        }
-    };
-    match state.services.tokens.issue(&state.store, &request, &key, now).await {
-        Ok(issued) => {
-            state.services.usage.record(issued.secret_id, now);
+    match state.services.tokens.token(form, authorization, &body, ip, state.clock.now()).await {
+        Ok(response) => {
             metrics::counter!("tokens_issued_total").increment(1);
-            no_store(Json(issued.response).into_response())
+            no_store(Json(response).into_response())
         }
-        Err(e) => {
-            match e {
-                OAuthError::InvalidClient { .. } => throttle.failed(key, ip, now),
-                OAuthError::TooManyRequests { retry_after } => {
-                    // Another replica's failures blocked the key: cached until the block ends.
-                    throttle.clients.learn(key, now + chrono::Duration::seconds(retry_after), now);
-                    throttle.refused(key, ip, now);
-                }
-                _ => {}
-            }
-            refuse(Some(&client_id), ip, &e)
-        }
+        Err(Refusal { error, client_id }) => refuse(client_id.as_deref(), ip, &error),
     }
 }
 
+/// Counts a refusal (`tokens_refused_total` by error code), logs it with the client ID and the
+/// address, never the secret, and gives its answer. Successes are counted, not logged.
 fn refuse(client_id: Option<&str>, ip: std::net::IpAddr, e: &OAuthError) -> Response {
     metrics::counter!("tokens_refused_total", "error" => e.code()).increment(1);
     tracing::info!(client_id = client_id.unwrap_or(""), %ip, error = e.code(), "token request refused");
@@ -151,7 +114,7 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
 /// before it signs and a retired one until its last token (and any cached copy) has expired;
 /// cached for the `--jwks-max-age` (60 s). Verifiers should refetch on an unknown `kid`.
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let keys = &state.services.tokens.keys;
+    let keys = &state.services.tokens.issuer.keys;
     match keys.jwks(state.clock.now()).await {
         Ok(published) => {
             let mut response = Json(json!({ "keys": published })).into_response();

@@ -544,7 +544,7 @@ async fn a_rotation_leaves_no_gap_for_a_verifier_that_refetches_on_an_unknown_ki
         let jwks = json(new_client().get(w.app.url("/.well-known/jwks.json")).send().await.unwrap()).await;
         jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
     };
-    let keys = &w.app.state.services.tokens.keys;
+    let keys = &w.app.state.services.tokens.issuer.keys;
     let schedule = w.app.config.key_schedule;
     let mut tokens = vec![json(post(&w, &form).await).await["access_token"].as_str().unwrap().to_owned()];
     let old_kid = kid_of(&tokens[0]);
