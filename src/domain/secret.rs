@@ -306,6 +306,21 @@ impl fmt::Debug for SecretHash {
     }
 }
 
+/// The secret limit (DESIGN.md section 3: at most `PORTAL_SECRET_LIMIT`, 3 by default, unexpired
+/// and undeleted secrets per application, so a rotation has room for the new one): whether an
+/// application holding `live` such secrets is at the limit of `most`. The one rule behind the
+/// store's check (under the application's lock), the page's "at limit" state and the message.
+pub fn secret_limit_reached(live: i64, most: i64) -> bool {
+    live >= most
+}
+
+/// What a credential manager reads when `application` is at the limit of `most` secrets.
+pub fn secret_limit_message(application: &str, most: i64) -> String {
+    format!(
+        "{application} already has {most} unexpired secrets, the most allowed. Delete a secret it no longer needs, then create the new one."
+    )
+}
+
 /// Whether `date` is 29 February.
 pub fn is_leap_day(date: NaiveDate) -> bool {
     date.month() == 2 && date.day() == 29

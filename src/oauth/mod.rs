@@ -1,6 +1,7 @@
 //! The token endpoint's logic (RFC 6749 client credentials grant, RFC 9068 JWT access tokens,
 //! RFC 8414 metadata) as typed results and an [`OAuthError`]; no HTTP types here.
 
+pub mod client_secrets;
 pub mod endpoint;
 pub mod keys;
 pub mod request;

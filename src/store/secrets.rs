@@ -249,7 +249,7 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            if live >= limit {
+            if crate::domain::secret::secret_limit_reached(live, limit) {
                 return Err(Conflict::SecretLimitReached.into());
             }
             sqlx::query(

@@ -6,12 +6,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::view::CreateForm;
-use crate::domain::{ClientId, ExpiryDate, PlainSecret, SecretName};
-use crate::store::AuditAction;
-use crate::store::{Conflict, NewSecret, StoreError};
+use crate::domain::ClientId;
+use crate::oauth::client_secrets::{self, CreateError, Created, SecretForm};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::Form;
@@ -81,65 +79,41 @@ pub async fn create(
     Path(id): Path<String>,
     Form(fields): Form<CreateFields>,
 ) -> Result<Response, AppError> {
-    let user = &member.current.user;
     let client_id = client_id(&id)?;
     // The application must be one the user manages before anything else is said.
-    let managed = state.store.managed_application(user.id, client_id).await?;
-    let today = state.clock.today();
-    let name = SecretName::parse(&fields.name);
-    let date = ExpiryDate::parse(&fields.expires_on, today);
-    let form_id = Uuid::parse_str(fields.form_id.trim()).ok();
-    let again = |form: CreateForm| {
+    let managed = state.store.managed_application(member.current.user.id, client_id).await?;
+    let app_name = &managed.application.name;
+    let form = SecretForm { name: &fields.name, expires_on: &fields.expires_on, form_id: &fields.form_id };
+    let (actor, user_id, limit) = (member.current.actor(), member.current.user.id, state.settings.secret_limit);
+    let created =
+        client_secrets::create(&state.store, &actor, user_id, client_id, app_name, form, limit, state.clock.now())
+            .await;
+    let again = |name_error, date_error, form_error| {
+        let mut form = CreateForm::fresh(state.clock.today());
+        (form.name, form.expires_on) = (fields.name.clone(), fields.expires_on.clone());
+        (form.name_error, form.date_error, form.form_error) = (name_error, date_error, form_error);
         let page = NewSecretPage {
             nav: Nav::of(&member.current),
-            app_name: managed.application.name.clone(),
+            app_name: app_name.clone(),
             client_id: client_id.to_string(),
-            limit: state.settings.secret_limit,
+            limit,
             form,
         };
-        (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+        Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
     };
-    let mut form = CreateForm::fresh(today);
-    form.name = fields.name.clone();
-    form.expires_on = fields.expires_on.clone();
-    let (name, expires, form_id) = match (name, date, form_id) {
-        (Ok(n), Ok(d), Some(f)) => (n, d, f),
-        (n, d, f) => {
-            form.name_error = n.err().map(|e| e.to_string());
-            form.date_error = d.err().map(|e| e.to_string());
-            if f.is_none() && form.name_error.is_none() && form.date_error.is_none() {
-                form.form_error = Some("This form is incomplete. Check the fields and select Create again.".into());
-            }
-            return Ok(again(form));
-        }
-    };
-    let value = PlainSecret::generate();
-    let new = NewSecret { name, expires, hash: value.hash(), hint: value.hint(), form_id };
-    let now = state.clock.now();
-    let event = member.current.actor().event(AuditAction::SecretCreated, now).with_details(serde_json::json!({
-        "application": managed.application.name,
-        "name": new.name.as_str(),
-        "hint": new.hint,
-        "expires_on": new.expires.date().to_string(),
-    }));
-    match state.store.create_client_secret(user.id, client_id, &new, state.settings.secret_limit, &event, now).await {
-        Ok(secret) => Ok(CreatedPage {
+    match created {
+        Ok(Created { secret, value }) => Ok(CreatedPage {
             nav: Nav::of(&member.current),
-            app_name: managed.application.name,
+            app_name: app_name.clone(),
             name: secret.name,
             hint: secret.hint,
             expires_on: secret.expires_on.to_string(),
             value: value.expose().to_owned(),
         }
         .into_response()),
-        Err(StoreError::Conflict(Conflict::SecretLimitReached)) => {
-            form.form_error = Some(format!(
-                "{} already has {} unexpired secrets, the most allowed. Delete a secret it no longer needs, then create the new one.",
-                managed.application.name, state.settings.secret_limit
-            ));
-            Ok(again(form))
-        }
-        Err(StoreError::Conflict(Conflict::FormAlreadySubmitted)) => Ok(message(
+        Err(CreateError::Invalid { name, expires_on, form }) => again(name, expires_on, form),
+        Err(CreateError::LimitReached(message)) => again(None, None, Some(message)),
+        Err(CreateError::AlreadySubmitted) => Ok(message(
             StatusCode::CONFLICT,
             "Secret already created",
             &[
@@ -148,6 +122,6 @@ pub async fn create(
             ],
             Some(("/manage-api-credentials", "Back to Manage API Credentials")),
         )),
-        Err(e) => Err(e.into()),
+        Err(CreateError::Store(e)) => Err(e.into()),
     }
 }

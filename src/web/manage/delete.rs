@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use super::view::{SecretRow, secret_row};
 use crate::domain::ClientId;
-use crate::store::AuditAction;
 use crate::store::Deletion;
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -62,12 +61,8 @@ pub async fn delete(
     Path((client_id, secret_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let (client_id, secret_id) = ids(&client_id, &secret_id)?;
-    let user = &member.current.user;
-    let now = state.clock.now();
-    let event = member.current.actor().event(AuditAction::SecretDeleted, now);
-    let managed = state.store.managed_secret(user.id, client_id, secret_id).await?;
-    let event = event.with_details(serde_json::json!({ "name": managed.secret.name, "hint": managed.secret.hint }));
-    match state.store.delete_client_secret(user.id, client_id, secret_id, &event, now).await? {
+    let (actor, user_id, now) = (member.current.actor(), member.current.user.id, state.clock.now());
+    match crate::oauth::client_secrets::delete(&state.store, &actor, user_id, client_id, secret_id, now).await? {
         Deletion::Deleted(_) => {
             Ok(Redirect::to(&format!("/manage-api-credentials?deleted={secret_id}")).into_response())
         }

@@ -166,7 +166,10 @@ pub fn app_view(state: &AppState, m: &ManagedApplication, today: NaiveDate) -> A
         managers: m.managers.clone(),
         few_managers: m.managers.len() < 2,
         secrets: m.secrets.iter().map(|s| secret_row(s, today)).collect(),
-        at_limit: i64::try_from(live).unwrap_or(i64::MAX) >= state.settings.secret_limit,
+        at_limit: crate::domain::secret::secret_limit_reached(
+            i64::try_from(live).unwrap_or(i64::MAX),
+            state.settings.secret_limit,
+        ),
         form: CreateForm::fresh(today),
         curl: curl_example(&token_endpoint, &m.application.client_id, m.resources.first().map(|r| r.id.as_str())),
     }
