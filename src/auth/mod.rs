@@ -6,6 +6,7 @@ pub mod link;
 pub mod password;
 pub mod recovery;
 pub mod session;
+pub mod sign_in;
 pub mod stage;
 pub mod throttle;
 pub mod totp;

@@ -42,6 +42,15 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<crate::auth::sign_in::SignInError> for AppError {
+    fn from(e: crate::auth::sign_in::SignInError) -> Self {
+        match e {
+            crate::auth::sign_in::SignInError::Store(e) => e.into(),
+            seed @ crate::auth::sign_in::SignInError::Seed(_) => AppError::Internal(seed.into()),
+        }
+    }
+}
+
 impl From<tower_sessions::session::Error> for AppError {
     fn from(e: tower_sessions::session::Error) -> Self {
         AppError::Internal(anyhow::anyhow!("session store: {e}"))

@@ -8,13 +8,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{advance, second_factor_failed, second_factor_locked_page, stage};
-use crate::auth::recovery::RECOVERY_CODES;
+use super::{advance, second_factor_locked_page, stage};
+use crate::auth::TotpSeed;
 use crate::auth::session::{IDLE_TIMEOUT, SessionAuth};
-use crate::auth::{RecoveryCode, TotpCode, TotpSeed};
-use crate::domain::ThrottleVerdict;
-use crate::store::AuditAction;
-use crate::store::{Actor, Credentials};
+use crate::auth::sign_in::EnrolOutcome;
+use crate::store::Credentials;
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
@@ -95,7 +93,7 @@ pub async fn show(State(state): State<AppState>, session: Session) -> Result<Res
         return Ok(Redirect::to("/login").into_response());
     };
     if crate::auth::second_factor_locked(&creds, state.clock.now()) {
-        return second_factor_locked_page(&session).await;
+        return second_factor_locked_page(&state, &session, false).await;
     }
     let seed = offered_seed(&state, &creds).await?;
     setup_page(&state, &creds, &seed, None)
@@ -113,43 +111,18 @@ pub async fn submit(
         return Ok(Redirect::to("/login").into_response());
     };
     let now = state.clock.now();
-    if crate::auth::second_factor_locked(&creds, now) {
-        return second_factor_locked_page(&session).await;
-    }
+    let seed = offered_seed(&state, &creds).await?;
+    let codes = match super::sign_in(&state).enrol(&creds, &seed, &form.code, ip, now).await? {
+        EnrolOutcome::Locked { mail_queued } => return second_factor_locked_page(&state, &session, mail_queued).await,
+        EnrolOutcome::Refused { message } => return setup_page(&state, &creds, &seed, Some(message)),
+        EnrolOutcome::Gone => {
+            session.flush().await?;
+            return Ok(Redirect::to("/login").into_response());
+        }
+        EnrolOutcome::Enrolled { codes } => codes,
+    };
     let user = &creds.user;
     let key = user.email.as_str();
-    let throttle = &state.services.throttle;
-    let seed = offered_seed(&state, &creds).await?;
-    // Held until the answer: an attempt in progress counts as a failure (bursts).
-    let attempt = throttle.begin_pair(&state.store, key, ip, now).await;
-    if let Err(ThrottleVerdict::Blocked { retry_after }) = attempt {
-        throttle.refused(Some(key), ip, now);
-        return setup_page(&state, &creds, &seed, Some(ThrottleVerdict::message(retry_after)));
-    }
-    let step = TotpCode::parse(&form.code).ok().and_then(|code| seed.matching_step(&code, now));
-    let Some(step) = step else {
-        // Counts toward the account's lock (20), but does not end the enrolment at 5: its link
-        // is used up, and the code of a seed on screen is no guess.
-        let actor = Actor { user_id: Some(user.id), label: key.to_owned(), ip: Some(ip.to_string()) };
-        if let crate::auth::SecondFactorFailure::Locked(_) = second_factor_failed(&state, user, &actor, now).await? {
-            return second_factor_locked_page(&session).await;
-        }
-        let error = match throttle.record_failure(Some(key), ip, now) {
-            Some(block) => ThrottleVerdict::message(block),
-            None => "The code is wrong. Enter the 6-digit code your app shows now for this account.".to_owned(),
-        };
-        return setup_page(&state, &creds, &seed, Some(error));
-    };
-    let codes: Vec<RecoveryCode> = (0..RECOVERY_CODES).map(|_| RecoveryCode::generate()).collect();
-    let hashes: Vec<Vec<u8>> = codes.iter().map(|c| state.services.recovery_key.hash(c)).collect();
-    let actor = Actor { user_id: Some(user.id), label: key.to_owned(), ip: Some(ip.to_string()) };
-    let event = actor.event(AuditAction::MfaEnrolled, now).on_user(user);
-    let step = i64::try_from(step).unwrap_or(i64::MAX);
-    if !state.store.complete_totp_enrolment(user.id, step, &hashes, &event, now).await? {
-        session.flush().await?;
-        return Ok(Redirect::to("/login").into_response());
-    }
-    throttle.record_success(&state.store, key, ip).await;
     advance(&session, SessionAuth::SignedIn { user_id: user.id, authenticated_at: now, last_seen: now }).await?;
     let nav = Some(Nav { name: if user.display_name.is_empty() { key.to_owned() } else { user.display_name.clone() } });
     Ok(RecoveryCodesPage {

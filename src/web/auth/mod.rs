@@ -11,7 +11,6 @@ use tower_sessions::Session;
 use super::error::AppError;
 use super::session::AUTH_KEY;
 use crate::auth::session::SessionAuth;
-use crate::store::AuditAction;
 
 /// The session's sign-in stage, if any.
 pub(crate) async fn stage(session: &Session) -> Result<Option<SessionAuth>, AppError> {
@@ -65,46 +64,30 @@ pub(crate) fn with_retry_after(
     response
 }
 
-/// Counts a second-factor failure of `user` (from any address) and says what follows: after 5
-/// the password step again, after 20 a 24-hour lock with an email to the user (issue 12).
-pub(crate) async fn second_factor_failed(
-    state: &super::AppState,
-    user: &crate::store::User,
-    actor: &crate::store::Actor,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<crate::auth::SecondFactorFailure, AppError> {
-    let until = now + crate::auth::stage::SECOND_FACTOR_LOCK;
-    let mail = crate::mail::views::second_factor_locked_email(
-        user.email.as_str(),
-        &user.display_name,
-        until,
-        &state.settings.base_url.join("/password/forgot"),
-        &state.settings.support_email,
-    );
-    let event = actor
-        .event(AuditAction::MfaLocked, now)
-        .on_user(user)
-        .with_details(serde_json::json!({ "locked_until": until.to_rfc3339() }));
-    let (count, locked) = state
-        .store
-        .record_second_factor_failure(
-            user.id,
-            crate::auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK,
-            until,
-            &mail,
-            &event,
-            now,
-        )
-        .await?;
-    if locked.is_some() {
-        metrics::counter!("sign_in_throttled_total", "scope" => "second_factor_lock").increment(1);
-        state.services.mailer.wake();
+/// The sign-in use cases over this portal's services.
+pub(crate) fn sign_in(state: &super::AppState) -> crate::auth::sign_in::SignIn<'_> {
+    let services = &state.services;
+    crate::auth::sign_in::SignIn {
+        store: &state.store,
+        hasher: &services.hasher,
+        throttle: &services.throttle,
+        vault: &services.totp_vault,
+        recovery_key: &services.recovery_key,
+        base_url: &state.settings.base_url,
+        support_email: &state.settings.support_email,
     }
-    Ok(crate::auth::SecondFactorFailure::of(count, locked))
 }
 
-/// The page of a session whose account's second factor is locked; the session is cleared.
-pub(crate) async fn second_factor_locked_page(session: &Session) -> Result<axum::response::Response, AppError> {
+/// The page of a session whose account's second factor is locked; the session is cleared, and
+/// the sender woken when the lock email was queued now.
+pub(crate) async fn second_factor_locked_page(
+    state: &super::AppState,
+    session: &Session,
+    mail_queued: bool,
+) -> Result<axum::response::Response, AppError> {
+    if mail_queued {
+        state.services.mailer.wake();
+    }
     session.flush().await?;
     Ok(super::pages::message(
         axum::http::StatusCode::FORBIDDEN,
