@@ -107,12 +107,8 @@ fn query_string(q: &AuditQuery, page: i64, format: Option<&str>) -> String {
     format!("/admin/audit?{}", s.finish())
 }
 
-/// `GET /admin/audit`.
-pub async fn page(
-    State(state): State<AppState>,
-    WmdaAdmin(admin): WmdaAdmin,
-    Query(q): Query<AuditQuery>,
-) -> Result<Response, AppError> {
+/// The query's filter, and a message for a date that is none (that bound is then left out).
+fn filter_of(q: &AuditQuery) -> (AuditFilter, Option<String>) {
     let mut error = None;
     let mut date = |s: &str, label: &str| -> Option<NaiveDate> {
         if s.trim().is_empty() {
@@ -133,27 +129,54 @@ pub async fn page(
         from: date(&q.from, "from"),
         to: date(&q.to, "to"),
     };
-    if q.format == "csv" {
-        let (events, _) = state.store.audit_log(&filter, EXPORT_LIMIT, 0).await?;
-        let mut body =
-            crate::web::csv::line(&["time", "actor", "ip", "action", "organisation_id", "target", "details"]);
-        for e in &events {
-            let cells = [
-                time(e),
-                e.actor_label.clone(),
-                e.ip.clone().unwrap_or_default(),
-                e.action.clone(),
-                e.organisation_id.map(|o| o.to_string()).unwrap_or_default(),
-                target(e),
-                e.details.clone(),
-            ];
-            body.push_str(&crate::web::csv::line(&cells));
+    (filter, error)
+}
+
+impl EventRow {
+    fn of(e: &AuditEvent) -> Self {
+        EventRow {
+            time: time(e),
+            actor: e.actor_label.clone(),
+            ip: e.ip.clone().unwrap_or_default(),
+            action: e.action.clone(),
+            target: target(e),
+            details: e.details.clone(),
         }
-        let mut response = body.into_response();
-        let h = response.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8; header=present"));
-        h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"audit-log.csv\""));
-        return Ok(response);
+    }
+}
+
+/// The filtered log as CSV (at most [`EXPORT_LIMIT`] events), no cell read as a formula.
+async fn csv_export(state: &AppState, filter: &AuditFilter) -> Result<Response, AppError> {
+    let (events, _) = state.store.audit_log(filter, EXPORT_LIMIT, 0).await?;
+    let mut body = crate::web::csv::line(&["time", "actor", "ip", "action", "organisation_id", "target", "details"]);
+    for e in &events {
+        let cells = [
+            time(e),
+            e.actor_label.clone(),
+            e.ip.clone().unwrap_or_default(),
+            e.action.clone(),
+            e.organisation_id.map(|o| o.to_string()).unwrap_or_default(),
+            target(e),
+            e.details.clone(),
+        ];
+        body.push_str(&crate::web::csv::line(&cells));
+    }
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8; header=present"));
+    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"audit-log.csv\""));
+    Ok(response)
+}
+
+/// `GET /admin/audit`: the log, filtered and paged, or (`format=csv`) its export.
+pub async fn page(
+    State(state): State<AppState>,
+    WmdaAdmin(admin): WmdaAdmin,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, AppError> {
+    let (filter, error) = filter_of(&q);
+    if q.format == "csv" {
+        return csv_export(&state, &filter).await;
     }
     // A bounded page number before any arithmetic; past the end, the last page, said so.
     let (mut page, mut notice) = match PageNumber::parse(&q.page) {
@@ -169,26 +192,11 @@ pub async fn page(
         (events, total) = state.store.audit_log(&filter, i64::from(PAGE_SIZE), offset(page)).await?;
     }
     let (page, pages) = (i64::from(page.get()), i64::from(pages.get()));
-    let organisations = state
-        .store
-        .list_organisations()
-        .await?
-        .into_iter()
-        .map(|o| (o.id.to_string(), o.reference().to_string()))
-        .collect();
+    let organisations = state.store.list_organisations().await?;
+    let organisations = organisations.into_iter().map(|o| (o.id.to_string(), o.reference().to_string())).collect();
     Ok(AuditPage {
         nav: Nav::of(&admin),
-        events: events
-            .iter()
-            .map(|e| EventRow {
-                time: time(e),
-                actor: e.actor_label.clone(),
-                ip: e.ip.clone().unwrap_or_default(),
-                action: e.action.clone(),
-                target: target(e),
-                details: e.details.clone(),
-            })
-            .collect(),
+        events: events.iter().map(EventRow::of).collect(),
         organisations,
         actions: state.store.audit_actions().await?,
         q_actor: q.actor.clone(),

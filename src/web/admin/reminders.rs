@@ -44,6 +44,25 @@ struct RemindersPage {
     failed: i64,
 }
 
+impl OutboxLine {
+    fn of(o: crate::store::OutboxRow) -> Self {
+        OutboxLine {
+            created: o.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            kind: o.kind,
+            recipient: o.recipient,
+            subject: o.subject,
+            state: match (o.sent_at, o.failed_at, &o.last_error) {
+                (Some(_), _, _) => "sent".into(),
+                (None, Some(_), _) => "failed".into(),
+                (None, None, Some(_)) => format!("retrying at {}", o.next_attempt_at.format("%H:%M:%S UTC")),
+                (None, None, None) => "queued".into(),
+            },
+            attempts: o.attempts,
+            error: o.last_error.unwrap_or_default(),
+        }
+    }
+}
+
 /// `GET /admin/reminders`.
 pub async fn page(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) -> Result<Response, AppError> {
     let now = state.clock.now();
@@ -79,26 +98,7 @@ pub async fn page(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) ->
             }
         }
     }
-    let outbox = state
-        .store
-        .recent_outbox(100)
-        .await?
-        .into_iter()
-        .map(|o| OutboxLine {
-            created: o.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            kind: o.kind,
-            recipient: o.recipient,
-            subject: o.subject,
-            state: match (o.sent_at, o.failed_at, &o.last_error) {
-                (Some(_), _, _) => "sent".into(),
-                (None, Some(_), _) => "failed".into(),
-                (None, None, Some(_)) => format!("retrying at {}", o.next_attempt_at.format("%H:%M:%S UTC")),
-                (None, None, None) => "queued".into(),
-            },
-            attempts: o.attempts,
-            error: o.last_error.unwrap_or_default(),
-        })
-        .collect();
+    let outbox = state.store.recent_outbox(100).await?.into_iter().map(OutboxLine::of).collect();
     let depth = state.store.outbox_depth().await?;
     Ok(RemindersPage {
         nav: Nav::of(&admin),

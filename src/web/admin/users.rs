@@ -72,6 +72,29 @@ pub struct InviteForm {
     organisation: String,
 }
 
+impl UserRow {
+    fn of(u: &crate::store::UserSummary, admin: &CurrentUser) -> Self {
+        UserRow {
+            id: u.user.id.to_string(),
+            email: u.user.email.to_string(),
+            name: u.user.display_name.clone(),
+            organisation: u.organisation.clone().unwrap_or_else(|| "WMDA".into()),
+            role: match u.user.role {
+                UserRole::WmdaAdmin => "WMDA admin".into(),
+                UserRole::Member(_) if u.grants > 0 => "credential manager".into(),
+                UserRole::Member(_) => "member".into(),
+            },
+            status: u.status.as_str().to_owned(),
+            grants: u.grants,
+            // Only an account without a password can be sent an invitation again.
+            invited: u.status == UserStatus::Invited && !u.has_password,
+            disabled: u.status == UserStatus::Disabled,
+            mfa_resettable: u.has_password && u.status != UserStatus::Disabled,
+            is_me: u.user.id == admin.user.id,
+        }
+    }
+}
+
 async fn page_for(
     state: &AppState,
     admin: &CurrentUser,
@@ -89,30 +112,7 @@ async fn page_for(
         },
         status: UserStatus::parse(&q.status),
     };
-    let users = state
-        .store
-        .list_users(&filter)
-        .await?
-        .into_iter()
-        .map(|u| UserRow {
-            id: u.user.id.to_string(),
-            email: u.user.email.to_string(),
-            name: u.user.display_name.clone(),
-            organisation: u.organisation.clone().unwrap_or_else(|| "WMDA".into()),
-            role: match u.user.role {
-                UserRole::WmdaAdmin => "WMDA admin".into(),
-                UserRole::Member(_) if u.grants > 0 => "credential manager".into(),
-                UserRole::Member(_) => "member".into(),
-            },
-            status: u.status.as_str().to_owned(),
-            grants: u.grants,
-            // Only an account without a password can be sent an invitation again.
-            invited: u.status == UserStatus::Invited && !u.has_password,
-            disabled: u.status == UserStatus::Disabled,
-            mfa_resettable: u.has_password && u.status != UserStatus::Disabled,
-            is_me: u.user.id == admin.user.id,
-        })
-        .collect();
+    let users = state.store.list_users(&filter).await?.into_iter().map(|u| UserRow::of(&u, admin)).collect();
     let organisations = state
         .store
         .list_organisations()
