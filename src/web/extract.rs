@@ -143,6 +143,61 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// A value a path segment names: a UUID, a client ID, a resource id.
+pub trait PathSegment: Sized {
+    /// The value, when the segment is one (exactly what the type's own `parse` accepts).
+    fn parse_segment(text: &str) -> Option<Self>;
+}
+
+impl PathSegment for uuid::Uuid {
+    fn parse_segment(text: &str) -> Option<Self> {
+        uuid::Uuid::parse_str(text).ok()
+    }
+}
+
+impl PathSegment for crate::domain::ClientId {
+    fn parse_segment(text: &str) -> Option<Self> {
+        crate::domain::ClientId::parse(text).ok()
+    }
+}
+
+impl PathSegment for crate::domain::ResourceId {
+    fn parse_segment(text: &str) -> Option<Self> {
+        crate::domain::ResourceId::parse(text).ok()
+    }
+}
+
+/// The one segment of a route's path as a `T`; a segment that is none answers 404, as an
+/// unknown id does. Put it after the session extractors in a handler's arguments, so a
+/// signed-out user is still sent to sign in first.
+#[derive(Debug, Clone, Copy)]
+pub struct PathId<T>(pub T);
+
+impl<T: PathSegment, S: Send + Sync> FromRequestParts<S> for PathId<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let axum::extract::Path(text) =
+            axum::extract::Path::<String>::from_request_parts(parts, state).await.map_err(|_| AppError::NotFound)?;
+        T::parse_segment(&text).map(PathId).ok_or(AppError::NotFound)
+    }
+}
+
+/// The two segments of a route's path as an `A` and a `B`; as [`PathId`], 404 otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct PathIds<A, B>(pub A, pub B);
+
+impl<A: PathSegment, B: PathSegment, S: Send + Sync> FromRequestParts<S> for PathIds<A, B> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let axum::extract::Path((a, b)) = axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::NotFound)?;
+        A::parse_segment(&a).zip(B::parse_segment(&b)).map(|(a, b)| PathIds(a, b)).ok_or(AppError::NotFound)
+    }
+}
+
 /// A signed-in user (password and TOTP), checked on every request: the session is within its
 /// idle (30 min) and absolute (12 h) limits, and the account is enabled, enrolled, and has not
 /// ended its sessions since (disable, MFA reset, password change).

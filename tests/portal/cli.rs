@@ -1,4 +1,5 @@
 //! The `secret-portal` binary as an operator runs it: defaults, refusals, shutdown.
+#![allow(clippy::disallowed_methods, reason = "these tests drive the real binary, which runs on the wall clock")]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -500,3 +500,39 @@ async fn a_secret_value_appears_nowhere_but_its_one_response() {
         assert!(!mail.raw.contains(&value), "the value is in an email");
     }
 }
+
+/// Issue 13, point 6: the typed path extractors. A segment that is no client ID (or no UUID)
+/// answers 404 to a signed-in user, but a signed-out one is sent to sign in first, whatever the
+/// path holds; every spelling `ClientId::parse` accepts (upper case, no hyphens) names the
+/// application, and the nil UUID, which it refuses, is 404.
+#[tokio::test]
+async fn path_ids_answer_404_after_the_sign_in_check_and_accept_what_client_id_parse_accepts() {
+    let w = world().await;
+    let id = w.dm.client_id.to_string();
+    let secret = seed(&w.app, &w.dm, "Path", w.app.clock.today() + Duration::days(30)).await;
+    for path in ["/manage-api-credentials/not-a-client-id/secrets/new", &format!("{}/{secret}", secrets_path(&w.dm))] {
+        let res = new_client().get(w.app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 303, "{path}");
+        assert!(location(&res).starts_with("/login"), "{path}");
+    }
+    for spelling in [id.to_uppercase(), id.replace('-', ""), format!("{{{id}}}")] {
+        let path = format!("/manage-api-credentials/{spelling}/secrets/new");
+        assert_eq!(w.jane.get(w.app.url(&path)).send().await.unwrap().status(), 200, "{spelling}");
+        let path = format!("/manage-api-credentials/{spelling}/secrets/{secret}");
+        assert_eq!(w.jane.get(w.app.url(&path)).send().await.unwrap().status(), 200, "{spelling}");
+    }
+    for bad in ["not-a-client-id", "00000000-0000-0000-0000-000000000000", "%00"] {
+        let path = format!("/manage-api-credentials/{bad}/secrets/new");
+        let status = w.jane.get(w.app.url(&path)).send().await.unwrap().status();
+        assert!(status == 404 || (bad == "%00" && status == 400), "{bad}: {status}");
+        let path = format!("{}/{bad}", secrets_path(&w.dm));
+        let status = w.jane.get(w.app.url(&path)).send().await.unwrap().status();
+        assert!(status == 404 || (bad == "%00" && status == 400), "{bad}: {status}");
+    }
+    let (_, admin) = w.app.account("admin@wmda.example", UserRole::WmdaAdmin).await;
+    for path in
+        ["/admin/organisations/x", "/admin/applications/x", "/admin/applications/00000000-0000-0000-0000-000000000000"]
+    {
+        assert_eq!(admin.get(w.app.url(path)).send().await.unwrap().status(), 404, "{path}");
+    }
+}

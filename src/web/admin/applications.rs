@@ -3,12 +3,10 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-
-use super::id;
 
 /// Parameters the application form may carry: kind, API, client ID and one `resource` per
 /// allowed resource (an API has a handful; 256 is far above any real list).
@@ -19,8 +17,10 @@ use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{CurrentUser, WmdaAdmin};
 use crate::web::extract::{Form, Query};
+use crate::web::extract::{PathId, PathIds};
 use crate::web::manage::view::{SecretRow, secret_row};
 use crate::web::pages::Nav;
+use uuid::Uuid;
 
 /// `?kind=&api=` of the registration form.
 #[derive(Deserialize)]
@@ -105,21 +105,21 @@ async fn new_page_for(
 pub async fn new_page(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path(org): Path<String>,
+    PathId(org): PathId<Uuid>,
     Query(q): Query<KindQuery>,
 ) -> Result<Response, AppError> {
     let form = CreateForm { kind: q.kind, api: q.api, client_id: String::new(), resource: vec![] };
-    new_page_for(&state, &admin, id(&org)?, &form, vec![]).await
+    new_page_for(&state, &admin, org, &form, vec![]).await
 }
 
 /// `POST /admin/organisations/{id}/applications`.
 pub async fn create(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path(org): Path<String>,
+    PathId(org): PathId<Uuid>,
     Form(form): Form<CreateForm, MAX_APPLICATION_FIELDS>,
 ) -> Result<Response, AppError> {
-    let org_id = id(&org)?;
+    let org_id = org;
     let kind = ApplicationKind::parse(&form.kind).map_err(|_| AppError::NotFound)?;
     let api = Api::parse(&form.api).map_err(|_| AppError::NotFound)?;
     let mut errors = Vec::new();
@@ -262,9 +262,9 @@ async fn show_page(
 pub async fn show(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path(app): Path<String>,
+    PathId(app): PathId<Uuid>,
 ) -> Result<Response, AppError> {
-    show_page(&state, &admin, id(&app)?, None).await
+    show_page(&state, &admin, app, None).await
 }
 
 /// The grant form.
@@ -278,10 +278,10 @@ pub struct GrantForm {
 pub async fn grant(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path(app): Path<String>,
+    PathId(app): PathId<Uuid>,
     Form(form): Form<GrantForm>,
 ) -> Result<Response, AppError> {
-    let app_id = id(&app)?;
+    let app_id = app;
     let Ok(user_id) = uuid::Uuid::parse_str(form.user_id.trim()) else {
         return show_page(&state, &admin, app_id, Some("Choose a user.".into())).await;
     };
@@ -296,9 +296,9 @@ pub async fn grant(
 pub async fn revoke(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path((app, user)): Path<(String, String)>,
+    PathIds(app, user): PathIds<Uuid, Uuid>,
 ) -> Result<Response, AppError> {
-    let (app_id, user_id) = (id(&app)?, id(&user)?);
+    let (app_id, user_id) = (app, user);
     state.store.revoke_credential_manager(user_id, app_id, &admin.actor(), state.clock.now()).await?;
     Ok(Redirect::to(&format!("/admin/applications/{app_id}")).into_response())
 }
@@ -315,10 +315,10 @@ pub struct DeleteForm {
 pub async fn delete_secret(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path((app, secret)): Path<(String, String)>,
+    PathIds(app, secret): PathIds<Uuid, Uuid>,
     Form(form): Form<DeleteForm>,
 ) -> Result<Response, AppError> {
-    let (app_id, secret_id) = (id(&app)?, id(&secret)?);
+    let (app_id, secret_id) = (app, secret);
     let reason = form.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
         return show_page(

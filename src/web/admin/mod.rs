@@ -13,10 +13,8 @@ mod users;
 
 use axum::Router;
 use axum::routing::{get, post};
-use uuid::Uuid;
 
 use super::AppState;
-use super::error::AppError;
 
 /// The routes under `/admin`.
 pub fn routes() -> Router<AppState> {
@@ -41,9 +39,4 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/{id}/reset-mfa", post(users::reset_mfa))
         .route("/admin/audit", get(audit::page))
         .route("/admin/reminders", get(reminders::page))
-}
-
-/// A path id that must be a UUID; anything else is 404.
-fn id(text: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(text).map_err(|_| AppError::NotFound)
 }

@@ -2,20 +2,21 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::id;
 use crate::domain::organisation::OrganisationDisplayName;
 use crate::domain::{Api, ApplicationKind, ApplicationName, CountryCode, OrganisationCode};
 use crate::store::{Conflict, Organisation, StoreError, UserFilter};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::Form;
+use crate::web::extract::PathId;
 use crate::web::extract::WmdaAdmin;
 use crate::web::pages::Nav;
+use uuid::Uuid;
 
 /// An organisation's line.
 pub struct OrgRow {
@@ -174,9 +175,9 @@ async fn show_page(
 pub async fn show(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path(org): Path<String>,
+    PathId(org): PathId<Uuid>,
 ) -> Result<Response, AppError> {
-    Ok(show_page(&state, &admin, id(&org)?, None).await?.into_response())
+    Ok(show_page(&state, &admin, org, None).await?.into_response())
 }
 
 /// The rename form.
@@ -190,10 +191,10 @@ pub struct RenameForm {
 pub async fn rename(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path(org): Path<String>,
+    PathId(org): PathId<Uuid>,
     Form(form): Form<RenameForm>,
 ) -> Result<Response, AppError> {
-    let org_id = id(&org)?;
+    let org_id = org;
     match OrganisationDisplayName::parse(&form.display_name) {
         Ok(name) => {
             state.store.rename_organisation(org_id, &name, &admin.actor(), state.clock.now()).await?;

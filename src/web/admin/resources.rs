@@ -3,7 +3,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use crate::store::StoreError;
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::Form;
+use crate::web::extract::PathId;
 use crate::web::extract::{CurrentUser, WmdaAdmin};
 use crate::web::pages::Nav;
 
@@ -79,10 +80,9 @@ pub struct AudienceForm {
 pub async fn update(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path(id): Path<String>,
+    PathId(resource): PathId<ResourceId>,
     Form(form): Form<AudienceForm>,
 ) -> Result<Response, AppError> {
-    let resource = ResourceId::parse(&id).map_err(|_| AppError::NotFound)?;
     match state.store.set_resource_audience(resource, &form.audience, &admin.actor(), state.clock.now()).await {
         Ok(()) => Ok(Redirect::to("/admin/resources").into_response()),
         Err(StoreError::Conflict(c)) => {

@@ -2,20 +2,21 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::id;
 use crate::auth::invitation::invite_user;
 use crate::domain::EmailAddress;
 use crate::store::{AuditAction, NewUser, StoreError, UserFilter, UserRole, UserStatus};
 use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::web::extract::PathId;
 use crate::web::extract::{CurrentUser, WmdaAdmin};
 use crate::web::extract::{Form, Query};
 use crate::web::pages::Nav;
+use uuid::Uuid;
 
 /// The list's filters, as query parameters; empty means any.
 #[derive(Deserialize, Default)]
@@ -197,9 +198,9 @@ pub async fn invite(
 pub async fn resend(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path(user): Path<String>,
+    PathId(user): PathId<Uuid>,
 ) -> Result<Response, AppError> {
-    let user = state.store.find_user(id(&user)?).await?;
+    let user = state.store.find_user(user).await?;
     let new = NewUser { email: user.email.clone(), display_name: user.display_name.clone(), role: user.role };
     match invite_user(&state.store, &state.settings.base_url, &new, &admin.actor(), state.clock.now()).await {
         Ok(_) => {
@@ -215,8 +216,8 @@ pub async fn resend(
     }
 }
 
-async fn set_disabled(state: &AppState, admin: &CurrentUser, user: &str, disabled: bool) -> Result<Response, AppError> {
-    let user = state.store.find_user(id(user)?).await?;
+async fn set_disabled(state: &AppState, admin: &CurrentUser, user: Uuid, disabled: bool) -> Result<Response, AppError> {
+    let user = state.store.find_user(user).await?;
     if user.id == admin.user.id {
         let errors = vec!["You cannot disable your own account.".to_owned()];
         return page_for(state, admin, &ListQuery::default(), &InviteForm::default(), errors, None).await;
@@ -231,18 +232,18 @@ async fn set_disabled(state: &AppState, admin: &CurrentUser, user: &str, disable
 pub async fn disable(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path(user): Path<String>,
+    PathId(user): PathId<Uuid>,
 ) -> Result<Response, AppError> {
-    set_disabled(&state, &admin, &user, true).await
+    set_disabled(&state, &admin, user, true).await
 }
 
 /// `POST /admin/users/{id}/enable`.
 pub async fn enable(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path(user): Path<String>,
+    PathId(user): PathId<Uuid>,
 ) -> Result<Response, AppError> {
-    set_disabled(&state, &admin, &user, false).await
+    set_disabled(&state, &admin, user, false).await
 }
 
 /// `POST /admin/users/{id}/reset-mfa`: removes the authenticator and recovery codes, ends the
@@ -251,9 +252,9 @@ pub async fn enable(
 pub async fn reset_mfa(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    Path(user): Path<String>,
+    PathId(user): PathId<Uuid>,
 ) -> Result<Response, AppError> {
-    let user = state.store.find_user(id(&user)?).await?;
+    let user = state.store.find_user(user).await?;
     crate::auth::link::reset_mfa(&state.store, &state.settings.base_url, &user, &admin.actor(), state.clock.now())
         .await?;
     state.services.mailer.wake();

@@ -2,7 +2,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::Form;
 use crate::web::extract::OrganisationMember;
+use crate::web::extract::PathId;
 use crate::web::pages::{Nav, message};
 
 #[derive(Template, WebTemplate)]
@@ -48,17 +49,13 @@ pub struct CreateFields {
     form_id: String,
 }
 
-fn client_id(text: &str) -> Result<ClientId, AppError> {
-    ClientId::parse(text).map_err(|_| AppError::NotFound)
-}
-
 /// `GET /manage-api-credentials/{client_id}/secrets/new`: the form as a page (without JavaScript).
 pub async fn new_page(
     State(state): State<AppState>,
     member: OrganisationMember,
-    Path(id): Path<String>,
+    PathId(client_id): PathId<ClientId>,
 ) -> Result<Response, AppError> {
-    let managed = state.store.managed_application(member.current.user.id, client_id(&id)?).await?;
+    let managed = state.store.managed_application(member.current.user.id, client_id).await?;
     Ok(NewSecretPage {
         nav: Nav::of(&member.current),
         app_name: managed.application.name,
@@ -76,10 +73,9 @@ pub async fn new_page(
 pub async fn create(
     State(state): State<AppState>,
     member: OrganisationMember,
-    Path(id): Path<String>,
+    PathId(client_id): PathId<ClientId>,
     Form(fields): Form<CreateFields>,
 ) -> Result<Response, AppError> {
-    let client_id = client_id(&id)?;
     // The application must be one the user manages before anything else is said.
     let managed = state.store.managed_application(member.current.user.id, client_id).await?;
     let app_name = &managed.application.name;

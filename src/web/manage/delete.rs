@@ -2,7 +2,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
@@ -12,6 +12,7 @@ use crate::store::Deletion;
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::OrganisationMember;
+use crate::web::extract::PathIds;
 use crate::web::pages::Nav;
 
 #[derive(Template, WebTemplate)]
@@ -25,20 +26,13 @@ struct SecretPage {
     token_lifetime_minutes: i64,
 }
 
-fn ids(client_id: &str, secret_id: &str) -> Result<(ClientId, Uuid), AppError> {
-    let c = ClientId::parse(client_id).map_err(|_| AppError::NotFound)?;
-    let s = Uuid::parse_str(secret_id).map_err(|_| AppError::NotFound)?;
-    Ok((c, s))
-}
-
 /// `GET /manage-api-credentials/{client_id}/secrets/{secret_id}`: the delete confirmation as a
 /// page (without JavaScript); a deleted secret says "already deleted".
 pub async fn confirm_page(
     State(state): State<AppState>,
     member: OrganisationMember,
-    Path((client_id, secret_id)): Path<(String, String)>,
+    PathIds(client_id, secret_id): PathIds<ClientId, Uuid>,
 ) -> Result<Response, AppError> {
-    let (client_id, secret_id) = ids(&client_id, &secret_id)?;
     let user = &member.current.user;
     let managed = state.store.managed_application(user.id, client_id).await?;
     let secret = state.store.managed_secret(user.id, client_id, secret_id).await?;
@@ -58,16 +52,13 @@ pub async fn confirm_page(
 pub async fn delete(
     State(state): State<AppState>,
     member: OrganisationMember,
-    Path((client_id, secret_id)): Path<(String, String)>,
+    PathIds(client_id, secret_id): PathIds<ClientId, Uuid>,
 ) -> Result<Response, AppError> {
-    let (client_id, secret_id) = ids(&client_id, &secret_id)?;
     let (actor, user_id, now) = (member.current.actor(), member.current.user.id, state.clock.now());
     match crate::oauth::client_secrets::delete(&state.store, &actor, user_id, client_id, secret_id, now).await? {
         Deletion::Deleted(_) => {
             Ok(Redirect::to(&format!("/manage-api-credentials?deleted={secret_id}")).into_response())
         }
-        Deletion::AlreadyDeleted(_) => {
-            confirm_page(State(state), member, Path((client_id.to_string(), secret_id.to_string()))).await
-        }
+        Deletion::AlreadyDeleted(_) => confirm_page(State(state), member, PathIds(client_id, secret_id)).await,
     }
 }
