@@ -1,19 +1,104 @@
-//! The commands behind `main.rs`.
+//! The command line: its clap types ([`Cli`] and its commands) and the commands behind
+//! `main.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
 
 use crate::auth::invitation::invite_user;
-use crate::config::{
-    AdminCommand, Cli, Command, Config, InviteArgs, KeysCommand, RemindersCommand, RunOnceArgs, ServeArgs,
-    StartupNotice,
-};
+use crate::config::{Config, Settings, StartupNotice};
 use crate::demo::{self, DemoOutcome};
 use crate::domain::{Clock, EmailAddress, OrganisationRef, SystemClock};
 use crate::startup::{self, Application};
 use crate::store::{Actor, NewUser, Store, StoreError, UserRole};
+
+/// secret-portal: self-service client secrets for WMDA partner applications.
+#[derive(Parser)]
+#[command(name = "secret-portal", version, about, long_about = None)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub settings: Settings,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the portal (the default command).
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Administration tasks.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Expiry reminders.
+    #[command(subcommand)]
+    Reminders(RemindersCommand),
+    /// Token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `secret-portal admin …`
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Invite a user: prints a one-time link (valid 72 hours) that is also emailed.
+    Invite(InviteArgs),
+}
+
+/// `secret-portal keys …`
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Retire the active signing key and make a new one; the retired public key stays published
+    /// until its last token has expired.
+    Rotate,
+}
+
+/// `secret-portal reminders …`
+#[derive(Subcommand)]
+pub enum RemindersCommand {
+    /// Queue the reminder notices due now and deliver them before exiting.
+    RunOnce(RunOnceArgs),
+}
+
+/// Flags of `reminders run-once`.
+#[derive(Args, Clone, Copy, Default)]
+pub struct RunOnceArgs {
+    /// Print what would be sent; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Flags of `admin invite`.
+#[derive(Args, Clone)]
+#[command(group(clap::ArgGroup::new("role").required(true).args(["wmda_admin", "organisation"])))]
+pub struct InviteArgs {
+    /// The user's email address.
+    #[arg(long)]
+    pub email: String,
+    /// The user's name, shown to other users.
+    #[arg(long, default_value = "")]
+    pub name: String,
+    /// Make the user a WMDA admin.
+    #[arg(long)]
+    pub wmda_admin: bool,
+    /// The user's organisation, as CC-code (for example NL-DemoRegistry).
+    #[arg(long, value_name = "CC-code")]
+    pub organisation: Option<String>,
+}
+
+/// Flags of `serve`.
+#[derive(Args, Default, Clone, Copy)]
+pub struct ServeArgs {
+    /// Load the demo organisation, applications and secrets into an empty database.
+    #[arg(long)]
+    pub demo: bool,
+}
 
 /// The folder of the embedded default (`./data`, relative to the working directory).
 pub const DATA_DIR: &str = "data";

@@ -1,99 +1,14 @@
 //! Settings: command-line flags with environment variables (clap `env`), resolved into a
-//! [`Config`] the rest of the portal receives as plain values.
+//! [`Config`] the rest of the portal receives as plain values. The commands themselves are in
+//! `cli.rs`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 
 use crate::domain::{BaseUrl, BaseUrlError, MasterKey};
 use crate::store::{DatabaseUrl, PoolSettings};
-
-/// secret-portal: self-service client secrets for WMDA partner applications.
-#[derive(Parser)]
-#[command(name = "secret-portal", version, about, long_about = None)]
-pub struct Cli {
-    /// Settings shared by every command.
-    #[command(flatten)]
-    pub settings: Settings,
-    /// What to do; `serve` when omitted.
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// The commands.
-#[derive(Subcommand)]
-pub enum Command {
-    /// Serve the portal (the default command).
-    Serve(ServeArgs),
-    /// Apply the database migrations and exit.
-    Migrate,
-    /// Administration tasks.
-    #[command(subcommand)]
-    Admin(AdminCommand),
-    /// Expiry reminders.
-    #[command(subcommand)]
-    Reminders(RemindersCommand),
-    /// Token signing keys.
-    #[command(subcommand)]
-    Keys(KeysCommand),
-}
-
-/// `secret-portal admin …`
-#[derive(Subcommand)]
-pub enum AdminCommand {
-    /// Invite a user: prints a one-time link (valid 72 hours) that is also emailed.
-    Invite(InviteArgs),
-}
-
-/// `secret-portal keys …`
-#[derive(Subcommand)]
-pub enum KeysCommand {
-    /// Retire the active signing key and make a new one; the retired public key stays published
-    /// until its last token has expired.
-    Rotate,
-}
-
-/// `secret-portal reminders …`
-#[derive(Subcommand)]
-pub enum RemindersCommand {
-    /// Queue the reminder notices due now and deliver them before exiting.
-    RunOnce(RunOnceArgs),
-}
-
-/// Flags of `reminders run-once`.
-#[derive(Args, Clone, Copy, Default)]
-pub struct RunOnceArgs {
-    /// Print what would be sent; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-/// Flags of `admin invite`.
-#[derive(Args, Clone)]
-#[command(group(clap::ArgGroup::new("role").required(true).args(["wmda_admin", "organisation"])))]
-pub struct InviteArgs {
-    /// The user's email address.
-    #[arg(long)]
-    pub email: String,
-    /// The user's name, shown to other users.
-    #[arg(long, default_value = "")]
-    pub name: String,
-    /// Make the user a WMDA admin.
-    #[arg(long)]
-    pub wmda_admin: bool,
-    /// The user's organisation, as CC-code (for example NL-DemoRegistry).
-    #[arg(long, value_name = "CC-code")]
-    pub organisation: Option<String>,
-}
-
-/// Flags of `serve`.
-#[derive(Args, Default, Clone, Copy)]
-pub struct ServeArgs {
-    /// Load the demo organisation, applications and secrets into an empty database.
-    #[arg(long)]
-    pub demo: bool,
-}
 
 /// Output format of the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -23,7 +23,7 @@ fn return_large_allocations_to_the_system() {}
 
 fn main() -> ExitCode {
     return_large_allocations_to_the_system();
-    let cli = secret_portal::config::Cli::parse();
+    let cli = secret_portal::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
