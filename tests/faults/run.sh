@@ -89,7 +89,7 @@ pg_port=$($HELPER free-port)
 pg_as_postgres() { (cd "$pgdir" && runuser -u postgres -- "$PG_BIN/$1" "${@:2}"); }
 pg_start() {
   pg_as_postgres pg_ctl -D "$pgdata" -l "$pgdir/server.log" -w -t 30 \
-    -o "-p $pg_port -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50" start >/dev/null
+    -o "-p $pg_port -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50 -c max_prepared_transactions=4" start >/dev/null
 }
 pg_stop() { pg_as_postgres pg_ctl -D "$pgdata" -m "$1" -w -t 30 stop >/dev/null; }
 sql() { psql -h "$pgdir" -p "$pg_port" -U postgres -d "$1" -X -Atq -v ON_ERROR_STOP=1 "${@:2}"; }
@@ -202,9 +202,12 @@ scenario1() {
   sleep 2
   # 1b: a page request held inside its database query (a lock on one_time_token) when the
   # cluster stops; the server ends its connection with an error, and the page must say 503.
+  # The lock belongs to a prepared transaction, not to a session: the stop ends every session
+  # at once, and a lock held by one could be released before the waiting query is ended, which
+  # then ran and answered 404 (about one run in five). A prepared transaction outlives the stop;
+  # it is rolled back once the cluster is up again.
   PGAPPNAME=faults-lock sql faults -c "begin" -c "lock table one_time_token in access exclusive mode" \
-    -c "select pg_sleep(60)" >/dev/null 2>&1 &
-  local lock_pid=$!; pids+=("$lock_pid")
+    -c "prepare transaction 'faults_lock'" >/dev/null 2>&1
   local i waiting=0
   for i in $(seq 1 100); do
     [ "$(sql faults -c "select count(*) from pg_locks l join pg_class c on c.oid = l.relation
@@ -238,13 +241,13 @@ scenario1() {
   local starting; starting=$(now)
   pg_start
   local started; started=$(now)
+  sql faults -c "rollback prepared 'faults_lock'" >/dev/null 2>&1 || note "problem: cannot roll back the lock's prepared transaction"
   note "cluster down for $(secs "$stopped" "$starting") s; pg_ctl start -w took $(secs "$starting" "$started") s"
   sleep 2
   wait "$wrk_pid" || true
   touch "$stopfile"
   wait "$probe_pid" || true
   wait "$page_pid" || true
-  wait "$lock_pid" || true
   local ok=1
   local verdict
   if ! verdict=$($HELPER outage "$probe_log" "$stop_begin" "$stopped" "$starting" "$ANSWER_BOUND" "$RECOVERY_BOUND"); then ok=0; fi
