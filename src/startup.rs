@@ -50,14 +50,6 @@ pub fn mail_sender(
     Ok(crate::jobs::outbox::Sender::new(store.clone(), mail_transport(config)?, config.mail_from.clone(), clock))
 }
 
-/// Password-reset requests per address within an hour before 429 (issue 12), shared by replicas.
-pub const RESET_RULE: crate::domain::throttle::ThrottleRule = crate::domain::throttle::ThrottleRule {
-    scope: "reset",
-    limit: 10,
-    period: chrono::Duration::hours(1),
-    counting: crate::domain::throttle::Counting::Window,
-};
-
 /// The services the handlers share, built once: loads (or creates) the signing key.
 ///
 /// # Errors
@@ -87,7 +79,10 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
             store.clone(),
         ),
         password_resets: crate::jobs::password_resets::ResetRequests::default(),
-        reset_requests: Arc::new(crate::store::SharedWindow::new(config.rate_limits, RESET_RULE)),
+        reset_requests: Arc::new(crate::store::SharedWindow::new(
+            config.rate_limits,
+            crate::auth::throttle::RESET_RULE,
+        )),
     })
 }
 

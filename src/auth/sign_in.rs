@@ -93,7 +93,8 @@ pub enum SecondFactorOutcome {
         /// Until the next attempt is allowed.
         retry_after: Duration,
     },
-    /// Signed in, by `totp` or `recovery_code`.
+    /// The second factor is right: once the session is signed in, [`SignIn::record_sign_in`]
+    /// records it.
     SignedIn {
         /// `totp` or `recovery_code`.
         method: &'static str,
@@ -228,12 +229,6 @@ impl SignIn<'_> {
         let (reason, message) = match checked {
             Ok(method) => {
                 self.throttle.record_success(self.store, key, ip).await;
-                let event = actor
-                    .event(AuditAction::SignIn, now)
-                    .on_user(user)
-                    .with_details(serde_json::json!({ "method": method }));
-                self.store.record_audit_event(&event).await?;
-                metrics::counter!("sign_ins_total", "result" => "success", "step" => "mfa").increment(1);
                 return Ok(SecondFactorOutcome::SignedIn { method });
             }
             Err(refused) => refused,
@@ -256,6 +251,26 @@ impl SignIn<'_> {
             }
         }
         Ok(SecondFactorOutcome::Refused { message: block.map_or(message, ThrottleVerdict::message) })
+    }
+
+    /// Records a completed sign-in of `user` by `method` from `ip` at `now` (UTC), once the
+    /// session is signed in: the audit event `auth.sign_in` and the success metric.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn record_sign_in(
+        &self,
+        user: &User,
+        method: &'static str,
+        ip: IpAddr,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let actor = Actor { user_id: Some(user.id), label: user.email.to_string(), ip: Some(ip.to_string()) };
+        let event =
+            actor.event(AuditAction::SignIn, now).on_user(user).with_details(serde_json::json!({ "method": method }));
+        self.store.record_audit_event(&event).await?;
+        metrics::counter!("sign_ins_total", "result" => "success", "step" => "mfa").increment(1);
+        Ok(())
     }
 
     /// A TOTP code: `Ok(Ok("totp"))` when right and not used before, else the refusal's reason

@@ -97,6 +97,10 @@ pub const SIGN_IN_RULE: ThrottleRule =
 pub const LINK_RULE: ThrottleRule =
     ThrottleRule { scope: "link", limit: LINK_FAILURES, period: IP_WINDOW, counting: Counting::Window };
 
+/// Password-reset requests per address within an hour before 429 (issue 12), shared by replicas.
+pub const RESET_RULE: ThrottleRule =
+    ThrottleRule { scope: "reset", limit: 10, period: chrono::Duration::hours(1), counting: Counting::Window };
+
 /// Consecutive failures per (email, address), shared by replicas: the 5th blocks for 30 s, each
 /// further one twice as long, at most 15 minutes.
 pub const PAIR_RULE: ThrottleRule = ThrottleRule {

@@ -16,7 +16,7 @@
 #      arrives all get complete 200 answers; the process exits 0 within EXIT_BOUND s.
 #   3. SMTP down: an invitation queued while nothing listens on the SMTP port stays queued and is
 #      retried while the portal keeps answering; once a sink listens there the mail arrives by the
-#      retry the sender scheduled (backoff: 5 s doubling, src/mail/mod.rs) and exactly once.
+#      retry the sender scheduled (backoff: 5 s doubling, src/jobs/outbox.rs) and exactly once.
 #
 # Environment: PORTAL_BIN (default target/debug/secret-portal), PG_BIN (default
 # /usr/lib/postgresql/15/bin, else the newest installed), FAULTS_PG_STOP_MODES (default

@@ -111,6 +111,10 @@ pub async fn submit(
         return Ok(Redirect::to("/login").into_response());
     };
     let now = state.clock.now();
+    // Checked before a seed is offered (and stored): a locked account gets no new one.
+    if crate::auth::second_factor_locked(&creds, now) {
+        return second_factor_locked_page(&state, &session, false).await;
+    }
     let seed = offered_seed(&state, &creds).await?;
     let codes = match super::sign_in(&state).enrol(&creds, &seed, &form.code, ip, now).await? {
         EnrolOutcome::Locked { mail_queued } => return second_factor_locked_page(&state, &session, mail_queued).await,

@@ -84,10 +84,11 @@ pub async fn submit(
             let page = MfaPage { nav: None, error: Some(ThrottleVerdict::message(retry_after)) };
             Ok(super::with_retry_after((StatusCode::TOO_MANY_REQUESTS, page).into_response(), retry_after))
         }
-        SecondFactorOutcome::SignedIn { .. } => {
+        SecondFactorOutcome::SignedIn { method } => {
             let user = &creds.user;
             advance(&session, SessionAuth::SignedIn { user_id: user.id, authenticated_at: now, last_seen: now })
                 .await?;
+            sign_in(&state).record_sign_in(user, method, ip, now).await?;
             // `next` is checked again here, after the TOTP step.
             let target = NextPath::parse_optional(next.as_deref())
                 .map_or_else(|| home_path(user.role).to_owned(), |n| n.to_string());
