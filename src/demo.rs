@@ -129,15 +129,12 @@ pub async fn load(store: &Store, base_url: &BaseUrl, now: DateTime<Utc>) -> Resu
     }
     store
         .record_audit_event(&NewAuditEvent {
-            occurred_at: now,
-            actor_user_id: None,
-            actor_label: "cli".into(),
-            ip: None,
-            action: AuditAction::DemoLoaded,
             organisation_id: Some(org.id),
             target_type: Some("organisation"),
             target_id: Some(reference.to_string()),
-            details: serde_json::json!({ "applications": applications }),
+            ..Actor::cli()
+                .event(AuditAction::DemoLoaded, now)
+                .with_details(serde_json::json!({ "applications": applications }))
         })
         .await?;
     Ok(DemoOutcome::Loaded { applications, users })

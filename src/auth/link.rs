@@ -7,7 +7,6 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::{BaseUrl, EmailAddress, LinkPurpose, LinkToken, NewEmail};
 use crate::mail::views::link_email;
-use crate::store::AuditAction;
 use crate::store::{Actor, NewLink, Store, StoreError, User};
 
 /// Reset emails per account within [`RESET_WINDOW`]; past it the email is silently not queued
@@ -67,9 +66,8 @@ pub async fn request_password_reset(
         return Ok(false);
     }
     let link = issue(LinkPurpose::PasswordReset, base_url, email, &creds.user.display_name, now);
-    let event = actor.event(AuditAction::PasswordResetRequested, now).on_user(&creds.user);
     let limit = Some((RESETS_PER_ACCOUNT, now - RESET_WINDOW));
-    let queued = store.issue_link_within(&creds.user, &link.stored, &link.email, &event, now, limit).await?;
+    let queued = store.issue_link_within(&creds.user, &link.stored, &link.email, actor, now, limit).await?;
     if !queued {
         metrics::counter!("link_emails_suppressed_total", "email" => "password_reset").increment(1);
     }
@@ -90,6 +88,5 @@ pub async fn reset_mfa(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let link = issue(LinkPurpose::MfaReenrolment, base_url, &user.email, &user.display_name, now);
-    let event = actor.event(AuditAction::UserMfaReset, now).on_user(user);
-    store.reset_mfa(user, &link.stored, &link.email, &event, now).await
+    store.reset_mfa(user, &link.stored, &link.email, actor, now).await
 }

@@ -350,13 +350,9 @@ impl SignIn<'_> {
         let reset = self.base_url.join("/password/forgot");
         let mail =
             second_factor_locked_email(user.email.as_str(), &user.display_name, until, &reset, self.support_email);
-        let event = actor
-            .event(AuditAction::MfaLocked, now)
-            .on_user(user)
-            .with_details(serde_json::json!({ "locked_until": until.to_rfc3339() }));
         let (count, locked) = self
             .store
-            .record_second_factor_failure(user.id, SECOND_FACTOR_FAILURES_BEFORE_LOCK, until, &mail, &event, now)
+            .record_second_factor_failure((user, actor), SECOND_FACTOR_FAILURES_BEFORE_LOCK, until, &mail, now)
             .await?;
         if locked.is_some() {
             metrics::counter!("sign_in_throttled_total", "scope" => "second_factor_lock").increment(1);
@@ -405,9 +401,8 @@ impl SignIn<'_> {
         };
         let codes: Vec<RecoveryCode> = (0..RECOVERY_CODES).map(|_| RecoveryCode::generate()).collect();
         let hashes: Vec<Vec<u8>> = codes.iter().map(|c| self.recovery_key.hash(c)).collect();
-        let event = actor.event(AuditAction::MfaEnrolled, now).on_user(user);
         let step = i64::try_from(step).unwrap_or(i64::MAX);
-        if !self.store.complete_totp_enrolment(user.id, step, &hashes, &event, now).await? {
+        if !self.store.complete_totp_enrolment((user, &actor), step, &hashes, now).await? {
             return Ok(EnrolOutcome::Gone);
         }
         self.throttle.record_success(self.store, key, ip).await;

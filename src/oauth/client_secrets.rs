@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::secret::secret_limit_message;
 use crate::domain::{ClientId, ExpiryDate, PlainSecret, SecretName};
-use crate::store::{Actor, AuditAction, ClientSecret, Conflict, Deletion, NewSecret, Store, StoreError};
+use crate::store::{Actor, ClientSecret, Conflict, Deletion, NewSecret, Store, StoreError};
 
 /// A new secret as the credential manager typed it.
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +60,7 @@ pub enum CreateError {
 }
 
 /// Creates a secret named and dated as `form` for `client_id`, an application named
-/// `application` that `actor` (the user `user_id`) manages, at `now` (UTC; the expiration date is
+/// `application` (for the limit's message) that `actor` (the user `user_id`) manages, at `now` (UTC; the expiration date is
 /// checked against its date), within `limit` unexpired secrets.
 ///
 /// # Errors
@@ -90,13 +90,7 @@ pub async fn create(
     };
     let value = PlainSecret::generate();
     let new = NewSecret { name, expires, hash: value.hash(), hint: value.hint(), form_id };
-    let event = actor.event(AuditAction::SecretCreated, now).with_details(serde_json::json!({
-        "application": application,
-        "name": new.name.as_str(),
-        "hint": new.hint,
-        "expires_on": new.expires.date().to_string(),
-    }));
-    match store.create_client_secret(user_id, client_id, &new, limit, &event, now).await {
+    match store.create_client_secret((user_id, actor), client_id, &new, limit, now).await {
         Ok(secret) => Ok(Created { secret, value }),
         Err(StoreError::Conflict(Conflict::SecretLimitReached)) => {
             Err(CreateError::LimitReached(secret_limit_message(application, limit)))
@@ -121,9 +115,5 @@ pub async fn delete(
     secret_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Deletion, StoreError> {
-    let managed = store.managed_secret(user_id, client_id, secret_id).await?;
-    let event = actor
-        .event(AuditAction::SecretDeleted, now)
-        .with_details(serde_json::json!({ "name": managed.secret.name, "hint": managed.secret.hint }));
-    store.delete_client_secret(user_id, client_id, secret_id, &event, now).await
+    store.delete_client_secret((user_id, actor), client_id, secret_id, now).await
 }

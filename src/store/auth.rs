@@ -120,6 +120,15 @@ macro_rules! insert_link {
     }};
 }
 
+/// The audit action of a link stored for an existing user, by its purpose.
+fn link_action(purpose: LinkPurpose) -> AuditAction {
+    match purpose {
+        LinkPurpose::Invitation => AuditAction::InvitationSent,
+        LinkPurpose::PasswordReset => AuditAction::PasswordResetRequested,
+        LinkPurpose::MfaReenrolment => AuditAction::UserMfaReset,
+    }
+}
+
 /// What else storing a link does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LinkRule {
@@ -226,10 +235,11 @@ impl Store {
         user: &User,
         link: &NewLink,
         email: &NewEmail,
-        event: &NewAuditEvent,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.store_link(user, link, email, event, now, LinkRule::Plain).await.map(|_| ())
+        let event = actor.event(link_action(link.purpose), now).on_user(user);
+        self.store_link(user, link, email, &event, now, LinkRule::Plain).await.map(|_| ())
     }
 
     /// [`Store::issue_link`] unless the user already has `limit.0` links of this purpose made
@@ -243,12 +253,13 @@ impl Store {
         user: &User,
         link: &NewLink,
         email: &NewEmail,
-        event: &NewAuditEvent,
+        actor: &Actor,
         now: DateTime<Utc>,
         limit: Option<(i64, DateTime<Utc>)>,
     ) -> Result<bool, StoreError> {
         let rule = limit.map_or(LinkRule::Plain, |(most, since)| LinkRule::Within { most, since });
-        self.store_link(user, link, email, event, now, rule).await
+        let event = actor.event(link_action(link.purpose), now).on_user(user);
+        self.store_link(user, link, email, &event, now, rule).await
     }
 
     /// Ends a user's MFA: removes the authenticator and recovery codes, ends every session, and
@@ -261,10 +272,11 @@ impl Store {
         user: &User,
         link: &NewLink,
         email: &NewEmail,
-        event: &NewAuditEvent,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.store_link(user, link, email, event, now, LinkRule::ResetMfa).await.map(|_| ())
+        let event = actor.event(AuditAction::UserMfaReset, now).on_user(user);
+        self.store_link(user, link, email, &event, now, LinkRule::ResetMfa).await.map(|_| ())
     }
 
     /// Retires the user's unused links of `link.purpose`, stores `link`, queues `email` and
@@ -354,10 +366,11 @@ impl Store {
         &self,
         link: &LinkRecord,
         password_hash: &str,
-        event: &NewAuditEvent,
+        (user, actor): (&User, &Actor),
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.use_link(link, Some(password_hash), event, now).await
+        let event = actor.event(AuditAction::InvitationAccepted, now).on_user(user);
+        self.use_link(link, Some(password_hash), &event, now).await
     }
 
     /// Uses an MFA re-enrolment link (after the caller verified the current password).
@@ -368,10 +381,11 @@ impl Store {
     pub async fn accept_reenrolment(
         &self,
         link: &LinkRecord,
-        event: &NewAuditEvent,
+        (user, actor): (&User, &Actor),
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.use_link(link, None, event, now).await
+        let event = actor.event(AuditAction::MfaReenrolmentStarted, now).on_user(user);
+        self.use_link(link, None, &event, now).await
     }
 
     /// Uses a password-reset link: sets the new password and ends every session of the user.
@@ -383,10 +397,11 @@ impl Store {
         &self,
         link: &LinkRecord,
         password_hash: &str,
-        event: &NewAuditEvent,
+        (user, actor): (&User, &Actor),
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.use_link(link, Some(password_hash), event, now).await
+        let event = actor.event(AuditAction::PasswordReset, now).on_user(user);
+        self.use_link(link, Some(password_hash), &event, now).await
     }
 
     async fn use_link(
@@ -444,12 +459,13 @@ impl Store {
     /// [`StoreError`].
     pub async fn complete_totp_enrolment(
         &self,
-        user_id: Uuid,
+        (user, actor): (&User, &Actor),
         step: i64,
         recovery_code_hashes: &[Vec<u8>],
-        event: &NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let user_id = user.id;
+        let event = &actor.event(AuditAction::MfaEnrolled, now).on_user(user);
         on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
@@ -545,13 +561,17 @@ impl Store {
     /// [`StoreError::NotFound`] for an unknown user.
     pub async fn record_second_factor_failure(
         &self,
-        user_id: Uuid,
+        (user, actor): (&User, &Actor),
         limit: u32,
         lock_until: DateTime<Utc>,
         lock_email: &NewEmail,
-        lock_event: &NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<(u32, Option<DateTime<Utc>>), StoreError> {
+        let user_id = user.id;
+        let lock_event = &actor
+            .event(AuditAction::MfaLocked, now)
+            .on_user(user)
+            .with_details(serde_json::json!({ "locked_until": lock_until.to_rfc3339() }));
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;

@@ -8,8 +8,7 @@ use uuid::Uuid;
 use super::audit::insert_audit_event;
 use super::manage::{GRANTED, SECRET_JOIN, SECRET_VIEW_COLUMNS, SecretViewRow, joined};
 use super::{
-    Actor, AuditAction, Backend, BeginWrite, Conflict, Deletion, NewAuditEvent, NewSecret, SecretView, Store,
-    StoreError, on_pool,
+    Actor, AuditAction, Backend, BeginWrite, Conflict, Deletion, NewSecret, SecretView, Store, StoreError, on_pool,
 };
 use crate::domain::secret::expiry_instant;
 use crate::domain::{ClientId, SecretHash};
@@ -194,7 +193,8 @@ impl Store {
     }
 
     /// Creates a secret for an application the user manages: checks the one-time form id and the
-    /// limit of unexpired, undeleted secrets, inserts, and records the audit event, in one
+    /// limit of unexpired, undeleted secrets, inserts, and records `secret.created` by `actor`
+    /// (with the application, the name, the hint and the expiration date), in one
     /// transaction that holds the application's lock (`FOR UPDATE` on Postgres, the write lock
     /// on SQLite), so concurrent creates never pass the limit.
     ///
@@ -203,18 +203,17 @@ impl Store {
     /// [`Conflict::FormAlreadySubmitted`]; [`Conflict::SecretLimitReached`].
     pub async fn create_client_secret(
         &self,
-        user_id: Uuid,
+        (user_id, actor): (Uuid, &Actor),
         client_id: ClientId,
         new: &NewSecret,
         limit: i64,
-        event: &NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<ClientSecret, StoreError> {
         let lock = match self.backend() {
             Backend::Postgres(_) => " for update of a",
             Backend::Sqlite(_) => "",
         };
-        let find_sql = format!("select a.id, a.organisation_id from {GRANTED}{lock}");
+        let find_sql = format!("select a.id, a.organisation_id, a.name from {GRANTED}{lock}");
         let id = Uuid::new_v4();
         let secret = ClientSecret {
             id,
@@ -232,9 +231,9 @@ impl Store {
         let application_id = on_pool!(self, |pool| {
             async {
             let mut tx = pool.begin_write().await?;
-            let found: Option<(Uuid, Uuid)> =
+            let found: Option<(Uuid, Uuid, String)> =
                 sqlx::query_as(&find_sql).bind(user_id).bind(Some(client_id.as_uuid())).fetch_optional(&mut *tx).await?;
-            let (application_id, organisation_id) = found.ok_or(StoreError::NotFound)?;
+            let (application_id, organisation_id, application) = found.ok_or(StoreError::NotFound)?;
             let replay: Option<Uuid> = sqlx::query_scalar("select secret_id from secret_form where form_id = $1")
                 .bind(new.form_id)
                 .fetch_optional(&mut *tx)
@@ -277,7 +276,12 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let mut event = event.clone();
+            let mut event = actor.event(AuditAction::SecretCreated, now).with_details(serde_json::json!({
+                "application": application,
+                "name": new.name.as_str(),
+                "hint": new.hint,
+                "expires_on": new.expires.date().to_string(),
+            }));
             event.organisation_id = Some(organisation_id);
             event.target_type = Some("client_secret");
             event.target_id = Some(id.to_string());
@@ -291,17 +295,17 @@ impl Store {
     }
 
     /// Deletes (tombstones) a secret of an application the user manages: wipes its hash so the
-    /// token endpoint refuses it from the next request on, and records the audit event.
+    /// token endpoint refuses it from the next request on, and records `secret.deleted` by
+    /// `actor` with the secret's name and hint.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when the secret is not of that application or the user does not
     /// manage it.
     pub async fn delete_client_secret(
         &self,
-        user_id: Uuid,
+        (user_id, actor): (Uuid, &Actor),
         client_id: ClientId,
         secret_id: Uuid,
-        event: &NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<Deletion, StoreError> {
         let find_sql = format!(
@@ -326,7 +330,8 @@ impl Store {
                 if tombstone!(&mut *tx, secret_id, Some(user_id), now)? != 1 {
                     return Ok(Deletion::AlreadyDeleted(view.secret));
                 }
-                let mut event = event.clone();
+                let details = serde_json::json!({ "name": view.secret.name, "hint": view.secret.hint });
+                let mut event = actor.event(AuditAction::SecretDeleted, now).with_details(details);
                 event.organisation_id = Some(organisation_id);
                 event.target_type = Some("client_secret");
                 event.target_id = Some(secret_id.to_string());

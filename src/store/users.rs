@@ -362,11 +362,13 @@ impl Store {
     /// [`StoreError::NotFound`] for an unknown user.
     pub async fn set_user_disabled(
         &self,
-        user_id: Uuid,
+        (user, actor): (&User, &super::Actor),
         disabled: bool,
-        event: &super::NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let user_id = user.id;
+        let action = if disabled { AuditAction::UserDisabled } else { AuditAction::UserEnabled };
+        let event = &actor.event(action, now).on_user(user);
         use super::BeginWrite as _;
         let done = on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;

@@ -273,8 +273,8 @@ async fn an_enrolment_in_progress_is_over_once_the_account_changed_and_completin
     assert!(creds.totp_secret_enc.is_none());
     let seed = secret_portal::auth::TotpSeed::generate();
     app.store.set_pending_totp(jane.user_id, &seed.encrypt(&app.config.master_key)).await.unwrap();
-    let event = Actor::cli().event(secret_portal::store::AuditAction::MfaEnrolled, now);
-    assert!(app.store.complete_totp_enrolment(jane.user_id, 1, &[], &event, now).await.unwrap());
+    let (user, cli) = (app.user(jane.user_id).await, Actor::cli());
+    assert!(app.store.complete_totp_enrolment((&user, &cli), 1, &[], now).await.unwrap());
     let creds = app.store.find_credentials(jane.user_id).await.unwrap().unwrap();
     assert_eq!(creds.sessions_valid_after, Some(now));
     // And never replaces an active authenticator: no pending seed is kept, none completes.
@@ -282,7 +282,7 @@ async fn an_enrolment_in_progress_is_over_once_the_account_changed_and_completin
     app.store.set_pending_totp(jane.user_id, &other.encrypt(&app.config.master_key)).await.unwrap();
     let creds = app.store.find_credentials(jane.user_id).await.unwrap().unwrap();
     assert!(creds.totp_pending_enc.is_none());
-    assert!(!app.store.complete_totp_enrolment(jane.user_id, 2, &[], &event, now).await.unwrap());
+    assert!(!app.store.complete_totp_enrolment((&user, &cli), 2, &[], now).await.unwrap());
 }
 
 #[tokio::test]
@@ -320,16 +320,7 @@ async fn an_invitation_is_resent_only_to_an_account_without_a_password() {
     let link = NewLink { token_hash: token.hash(), purpose, expires_at: app.clock.now() + Duration::hours(72) };
     let mail = secret_portal::mail::views::link_email(purpose, &jane.email, "", "http://x");
     let user = app.store.find_user(jane.user_id).await.unwrap();
-    app.store
-        .issue_link(
-            &user,
-            &link,
-            &mail,
-            &Actor::cli().event(secret_portal::store::AuditAction::InvitationSent, app.clock.now()),
-            app.clock.now(),
-        )
-        .await
-        .unwrap();
+    app.store.issue_link(&user, &link, &mail, &Actor::cli(), app.clock.now()).await.unwrap();
     let res = new_client().get(app.url(&purpose.path(&token))).send().await.unwrap();
     assert_eq!(res.status(), 404);
 }
@@ -510,14 +501,14 @@ async fn twenty_wrong_codes_from_many_addresses_lock_the_second_factor_and_email
     let unlocked = Account { password: new_password.into(), ..jane };
     assert_eq!(app.sign_in(&new_client(), &unlocked).await.status(), 303);
     // An admin's MFA reset lifts a lock at once.
+    let (locked_user, cli) = (app.user(unlocked.user_id).await, Actor::cli());
     let mut tx_ok = app
         .store
         .record_second_factor_failure(
-            unlocked.user_id,
+            (&locked_user, &cli),
             secret_portal::auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK,
             app.clock.now() + Duration::hours(24),
             &secret_portal::mail::views::second_factor_locked_email(&unlocked.email, "", app.clock.now(), "x", "y"),
-            &Actor::cli().event(secret_portal::store::AuditAction::MfaLocked, app.clock.now()),
             app.clock.now(),
         )
         .await
@@ -526,11 +517,10 @@ async fn twenty_wrong_codes_from_many_addresses_lock_the_second_factor_and_email
         tx_ok = app
             .store
             .record_second_factor_failure(
-                unlocked.user_id,
+                (&locked_user, &cli),
                 secret_portal::auth::stage::SECOND_FACTOR_FAILURES_BEFORE_LOCK,
                 app.clock.now() + Duration::hours(24),
                 &secret_portal::mail::views::second_factor_locked_email(&unlocked.email, "", app.clock.now(), "x", "y"),
-                &Actor::cli().event(secret_portal::store::AuditAction::MfaLocked, app.clock.now()),
                 app.clock.now(),
             )
             .await

@@ -202,8 +202,7 @@ async fn deleting_a_secret_stops_its_notices_including_queued_ones() {
     assert_eq!(pass(&w).await.recorded, 1);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let now = w.app.clock.now();
-    let event = Actor::cli().event(secret_portal::store::AuditAction::SecretDeleted, now);
-    w.app.store.delete_client_secret(w.jane, w.dm.client_id, id, &event, now).await.unwrap();
+    w.app.store.delete_client_secret((w.jane, &Actor::cli()), w.dm.client_id, id, now).await.unwrap();
     w.app.smtp.set_down(false);
     w.app.clock.advance(Duration::hours(1));
     w.app.state.services.mailer.wake();
@@ -247,17 +246,7 @@ async fn a_replaced_secret_gets_one_rotation_notice_and_resumes_when_used_again_
     assert!(pass(&w).await.due.is_empty());
     // The newer one is deleted: the countdown resumes with the latest due notice.
     let now = w.app.clock.now();
-    w.app
-        .store
-        .delete_client_secret(
-            w.jane,
-            w.dm.client_id,
-            newer,
-            &Actor::cli().event(secret_portal::store::AuditAction::SecretDeleted, now),
-            now,
-        )
-        .await
-        .unwrap();
+    w.app.store.delete_client_secret((w.jane, &Actor::cli()), w.dm.client_id, newer, now).await.unwrap();
     let r = pass(&w).await;
     assert_eq!(r.due.iter().map(|d| d.notice.subject_tail()).collect::<Vec<_>>(), vec!["expires in 5 days"]);
     let _ = new;
@@ -282,16 +271,7 @@ async fn recipients_are_the_enrolled_managers_when_queued_or_else_the_wmda_admin
     let (kees, _) = w.app.account("kees@demo.example", UserRole::Member(w.org_id)).await;
     w.app.store.grant_credential_manager(kees.user_id, w.dm.id, &Actor::cli(), w.app.clock.now()).await.unwrap();
     let now = w.app.clock.now();
-    w.app
-        .store
-        .set_user_disabled(
-            kees.user_id,
-            true,
-            &Actor::cli().event(secret_portal::store::AuditAction::UserDisabled, now),
-            now,
-        )
-        .await
-        .unwrap();
+    w.app.store.set_user_disabled((&w.app.user(kees.user_id).await, &Actor::cli()), true, now).await.unwrap();
     assert_eq!(pass(&w).await.emails, 1);
     subjects(&w, "jane@demo.example", 1).await;
     // A manager granted later joins from the next notice on.

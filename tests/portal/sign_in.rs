@@ -173,15 +173,7 @@ async fn unknown_email_wrong_password_and_disabled_account_get_the_same_answer()
     let org = app.create_org("NL", "DemoRegistry").await;
     let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
     let (piet, _) = app.account("piet@demo.example", UserRole::Member(org.id)).await;
-    app.store
-        .set_user_disabled(
-            piet.user_id,
-            true,
-            &Actor::cli().event(secret_portal::store::AuditAction::UserDisabled, app.clock.now()),
-            app.clock.now(),
-        )
-        .await
-        .unwrap();
+    app.store.set_user_disabled((&app.user(piet.user_id).await, &Actor::cli()), true, app.clock.now()).await.unwrap();
     let mut bodies = Vec::new();
     for (email, password) in [
         ("nobody@demo.example", PASSWORD),
@@ -472,25 +464,9 @@ async fn a_copied_session_cookie_dies_with_sign_out_disabling_and_password_chang
     app.sign_in(&client, &jane).await;
     assert_eq!(client.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 200);
     let now = app.clock.now();
-    app.store
-        .set_user_disabled(
-            jane.user_id,
-            true,
-            &Actor::cli().event(secret_portal::store::AuditAction::UserDisabled, now),
-            now,
-        )
-        .await
-        .unwrap();
+    app.store.set_user_disabled((&app.user(jane.user_id).await, &Actor::cli()), true, now).await.unwrap();
     assert_eq!(client.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 303);
-    app.store
-        .set_user_disabled(
-            jane.user_id,
-            false,
-            &Actor::cli().event(secret_portal::store::AuditAction::UserEnabled, now),
-            now,
-        )
-        .await
-        .unwrap();
+    app.store.set_user_disabled((&app.user(jane.user_id).await, &Actor::cli()), false, now).await.unwrap();
 
     // A password reset ends every session too.
     let client = new_client();
@@ -663,16 +639,7 @@ async fn an_mfa_reenrolment_link_asks_for_the_current_password_and_enrols_a_new_
     let now = app.clock.now();
     let link = NewLink { token_hash: token.hash(), purpose, expires_at: now + purpose.lifetime() };
     let mail = link_email(purpose, &jane.email, "Jane", &format!("http://127.0.0.1:8080{}", purpose.path(&token)));
-    app.store
-        .reset_mfa(
-            &user,
-            &link,
-            &mail,
-            &Actor::cli().event(secret_portal::store::AuditAction::UserMfaReset, now).on_user(&user),
-            now,
-        )
-        .await
-        .unwrap();
+    app.store.reset_mfa(&user, &link, &mail, &Actor::cli(), now).await.unwrap();
     // The reset ended the session.
     assert_eq!(client.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 303);
     let path = purpose.path(&token);

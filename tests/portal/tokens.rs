@@ -212,17 +212,7 @@ async fn a_deleted_secret_is_refused_on_the_very_next_request() {
     let (jane, _) = w.app.account("jane@demo.example", UserRole::Member(w.smc.organisation_id)).await;
     w.app.store.grant_credential_manager(jane.user_id, w.smc.id, &Actor::cli(), w.app.clock.now()).await.unwrap();
     let now = w.app.clock.now();
-    w.app
-        .store
-        .delete_client_secret(
-            jane.user_id,
-            w.smc.client_id,
-            w.secret_id,
-            &Actor::cli().event(secret_portal::store::AuditAction::SecretDeleted, now),
-            now,
-        )
-        .await
-        .unwrap();
+    w.app.store.delete_client_secret((jane.user_id, &Actor::cli()), w.smc.client_id, w.secret_id, now).await.unwrap();
     let res = post(&w, &form).await;
     assert_eq!(res.status(), 401);
     assert_eq!(json(res).await["error"], "invalid_client");

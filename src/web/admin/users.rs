@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::auth::invitation::invite_user;
 use crate::domain::EmailAddress;
-use crate::store::{AuditAction, NewUser, StoreError, UserFilter, UserRole, UserStatus};
+use crate::store::{NewUser, StoreError, UserFilter, UserRole, UserStatus};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::PathId;
@@ -223,8 +223,7 @@ async fn set_disabled(state: &AppState, admin: &CurrentUser, user: Uuid, disable
         return page_for(state, admin, &ListQuery::default(), &InviteForm::default(), errors, None).await;
     }
     let now = state.clock.now();
-    let action = if disabled { AuditAction::UserDisabled } else { AuditAction::UserEnabled };
-    state.store.set_user_disabled(user.id, disabled, &admin.actor().event(action, now).on_user(&user), now).await?;
+    state.store.set_user_disabled((&user, &admin.actor()), disabled, now).await?;
     Ok(Redirect::to("/admin/users").into_response())
 }
 

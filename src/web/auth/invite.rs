@@ -13,7 +13,6 @@ use crate::auth::NewPassword;
 use crate::auth::session::SessionAuth;
 use crate::domain::LinkPurpose;
 use crate::domain::ThrottleVerdict;
-use crate::store::AuditAction;
 use crate::store::{Actor, Credentials, LinkRecord};
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -85,10 +84,7 @@ pub async fn submit(
                 Err(e) => return Ok(page(&link, &creds, &token, Some(e.to_string()))),
             };
             let hash = state.services.hasher.hash(&password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            state
-                .store
-                .accept_invitation(&link, &hash, &actor.event(AuditAction::InvitationAccepted, now).on_user(user), now)
-                .await?
+            state.store.accept_invitation(&link, &hash, (user, &actor), now).await?
         }
         LinkPurpose::MfaReenrolment | LinkPurpose::PasswordReset => {
             let throttle = &state.services.throttle;
@@ -105,10 +101,7 @@ pub async fn submit(
                     .map_or_else(|| "The password is wrong.".to_owned(), ThrottleVerdict::message);
                 return Ok(page(&link, &creds, &token, Some(error)));
             }
-            state
-                .store
-                .accept_reenrolment(&link, &actor.event(AuditAction::MfaReenrolmentStarted, now).on_user(user), now)
-                .await?
+            state.store.accept_reenrolment(&link, (user, &actor), now).await?
         }
     };
     if !used {

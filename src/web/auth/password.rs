@@ -14,7 +14,6 @@ use crate::auth::NewPassword;
 use crate::domain::EmailAddress;
 use crate::domain::LinkPurpose;
 use crate::store::Actor;
-use crate::store::AuditAction;
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
@@ -153,11 +152,7 @@ pub async fn reset_submit(
     let now = state.clock.now();
     let hash = state.services.hasher.hash(&password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let actor = Actor { user_id: Some(user.id), label: user.email.to_string(), ip: Some(ip.to_string()) };
-    if !state
-        .store
-        .reset_password(&link, &hash, &actor.event(AuditAction::PasswordReset, now).on_user(user), now)
-        .await?
-    {
+    if !state.store.reset_password(&link, &hash, (user, &actor), now).await? {
         return Ok(link_not_valid());
     }
     session.flush().await?;

@@ -51,6 +51,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The stored user of `id`.
+    pub async fn user(&self, id: uuid::Uuid) -> secret_portal::store::User {
+        self.store.find_user(id).await.unwrap()
+    }
+
     /// Registers an application of `kind` for `api` in the store for the organisation: a
     /// generated client ID and every resource the pair allows.
     pub async fn register(&self, organisation_id: uuid::Uuid, kind: ApplicationKind, api: Api) -> Application {
