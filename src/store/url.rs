@@ -11,19 +11,55 @@ use secrecy::{ExposeSecret, SecretString};
 #[derive(Clone)]
 pub struct DatabaseUrl(SecretString);
 
-/// Why a text is not a database URL this portal can use.
+/// Why a text is not a database URL this portal can use: the URL (password redacted) and why,
+/// e.g. `DATABASE_URL postgres://portal:***@db:5432 names no database: ...`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("DATABASE_URL {0} is not a postgres:// or sqlite: URL")]
-pub struct UnsupportedDatabaseUrl(String);
+#[error("DATABASE_URL {url} {reason}")]
+pub struct UnsupportedDatabaseUrl {
+    url: String,
+    reason: &'static str,
+}
+
+/// What a URL of another kind is told.
+const NOT_SUPPORTED: &str = "is not a postgres:// or sqlite: URL";
+/// What a URL without a database is told (a driver would pick one of its own: Postgres the
+/// user's name, SQLite none).
+const NO_DATABASE: &str =
+    "names no database: add its name (postgres://user:password@host:5432/portal) or file (sqlite://data/portal.db)";
 
 impl DatabaseUrl {
-    /// Checks the scheme: `postgres://`, `postgresql://` or `sqlite:`.
+    /// Checks the scheme (`postgres://`, `postgresql://` or `sqlite:`) and that the URL names a
+    /// database: a Postgres database name in the path (or a `dbname=` parameter), a SQLite file
+    /// (or `:memory:`).
     ///
     /// # Errors
     /// [`UnsupportedDatabaseUrl`], naming the URL with its password redacted.
     pub fn parse(text: &str) -> Result<Self, UnsupportedDatabaseUrl> {
         let url = Self(SecretString::from(text.trim()));
-        if url.is_postgres() || url.is_sqlite() { Ok(url) } else { Err(UnsupportedDatabaseUrl(url.redacted())) }
+        let refuse = |reason| Err(UnsupportedDatabaseUrl { url: url.redacted(), reason });
+        if !(url.is_postgres() || url.is_sqlite()) {
+            return refuse(NOT_SUPPORTED);
+        }
+        if !url.names_a_database() {
+            return refuse(NO_DATABASE);
+        }
+        Ok(url)
+    }
+
+    /// Whether the URL names a database (see [`DatabaseUrl::parse`]).
+    fn names_a_database(&self) -> bool {
+        let s = self.expose();
+        if let Some(rest) = s.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            return !path.split('?').next().unwrap_or_default().is_empty();
+        }
+        let Some((_, rest)) = s.split_once("://") else { return false };
+        // The user information ends at the last '@' (a password may hold '/' or '?').
+        let host_and_path = rest.rfind('@').map_or(rest, |at| &rest[at + 1..]);
+        let (before_query, query) = host_and_path.split_once('?').unwrap_or((host_and_path, ""));
+        let database = before_query.split_once('/').map_or("", |(_, db)| db);
+        !database.trim_matches('/').is_empty()
+            || query.split('&').any(|kv| kv.split_once('=').is_some_and(|(k, v)| k == "dbname" && !v.is_empty()))
     }
 
     /// A SQLite database file at `path`.
@@ -114,6 +150,34 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(redact(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_url_must_name_its_database() {
+        for ok in [
+            "postgres://u:p@db:5432/portal",
+            "postgresql://db/portal?sslmode=require",
+            "postgres://u:pa/ss@db/portal",
+            "postgres://db?dbname=portal",
+            "sqlite://data/portal.db",
+            "sqlite:portal.db",
+            "sqlite::memory:",
+        ] {
+            assert!(DatabaseUrl::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "postgres://u:hunter2@db:5432",
+            "postgres://u:hunter2@db:5432/",
+            "postgres://u:hunter2@db:5432/?sslmode=require",
+            "postgres://u:hunter2/x@db",
+            "postgresql://",
+            "sqlite:",
+            "sqlite://",
+            "sqlite://?mode=rwc",
+        ] {
+            let err = DatabaseUrl::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("names no database") && !err.contains("hunter2"), "{bad}: {err}");
         }
     }
 

@@ -231,6 +231,15 @@ fn an_unusable_database_url_fails_fast_on_one_line_without_the_password() {
             "postgres://portal:***@127.0.0.1:5432/portal".to_owned(),
         ),
         ("mysql://root:hunter2@127.0.0.1/portal".to_owned(), "mysql://root:***@127.0.0.1/portal".to_owned()),
+        // Issue 14, point 8: no database name (the driver would pick the user's name instead).
+        (
+            "postgres://portal:hunter2@127.0.0.1:5432".to_owned(),
+            "postgres://portal:***@127.0.0.1:5432 names no database".to_owned(),
+        ),
+        (
+            "postgres://portal:hunter2@127.0.0.1:5432/".to_owned(),
+            "postgres://portal:***@127.0.0.1:5432/ names no database".to_owned(),
+        ),
     ];
     for (url, shown) in cases {
         let mut cmd = portal(dir.path());
