@@ -267,10 +267,9 @@ fn a_plain_http_base_url_off_loopback_is_refused() {
 }
 
 #[test]
+#[ignore = "needs TEST_DATABASE_URL (Postgres)"]
 fn migrate_and_serve_run_on_postgres_when_configured() {
-    let Ok(admin) = std::env::var(crate::support::TEST_DATABASE_URL) else {
-        return;
-    };
+    let admin = crate::support::require_postgres();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let db = rt.block_on(crate::support::TestDb::new());
     assert!(db.is_postgres(), "{admin}");
@@ -421,8 +420,9 @@ fn reminders_run_once_dry_run_changes_nothing_and_the_real_run_queues_once() {
 }
 
 #[test]
+#[ignore = "needs TEST_DATABASE_URL (Postgres)"]
 fn two_reminder_processes_at_once_on_one_postgres_queue_each_notice_once() {
-    let Ok(_) = std::env::var(crate::support::TEST_DATABASE_URL) else { return };
+    crate::support::require_postgres();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let db = rt.block_on(crate::support::TestDb::new());
     let dir = tempfile::tempdir().unwrap();
@@ -590,8 +590,9 @@ fn keys_rotate_prints_a_new_key_id_each_time() {
 /// is refused by the other's token endpoint on the next request; each reminder goes out once
 /// although both run the reminder loop every second.
 #[test]
+#[ignore = "needs TEST_DATABASE_URL (Postgres)"]
 fn two_replicas_on_one_postgres_act_as_one() {
-    let Ok(_) = std::env::var(crate::support::TEST_DATABASE_URL) else { return };
+    crate::support::require_postgres();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let db = rt.block_on(crate::support::TestDb::new());
     let smtp = crate::support::smtp::SmtpSink::start();
@@ -776,4 +777,18 @@ fn memory_stays_flat_over_five_thousand_failed_sign_ins_with_maximal_inputs() {
     assert_eq!(terminate(&mut child).code(), Some(0));
     eprintln!("VmRSS after the warm-up {before} KiB, after 5,000 more failed sign-ins {after} KiB");
     assert!(after < before + 4 * 1024, "VmRSS grew from {before} KiB to {after} KiB");
+}
+
+/// Issue 14, point 9: a Postgres-only test is ignored by default and, run anyway without
+/// `TEST_DATABASE_URL`, fails instead of passing having asserted nothing.
+#[test]
+fn a_postgres_only_test_run_without_the_url_fails() {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--include-ignored", "--exact", "health::shutdown_lets_requests_in_flight_finish"])
+        .env_remove(crate::support::TEST_DATABASE_URL)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("1 failed") && text.contains("needs TEST_DATABASE_URL"), "{text}");
 }

@@ -17,6 +17,15 @@ use sqlx::Connection as _;
 /// `postgres://postgres@127.0.0.1:5432/postgres`. Unset: every test uses its own SQLite file.
 pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
 
+/// The Postgres server of a Postgres-only test (those are `#[ignore = "needs TEST_DATABASE_URL
+/// (Postgres)"]`, run by `.ci/run` with `-- --include-ignored`). Such a test run without it
+/// fails here rather than passing having asserted nothing (issue 14, point 9).
+pub fn require_postgres() -> String {
+    std::env::var(TEST_DATABASE_URL).unwrap_or_else(|_| {
+        panic!("this test needs TEST_DATABASE_URL (Postgres): TEST_DATABASE_URL=postgres://... cargo test -- --include-ignored")
+    })
+}
+
 /// A database of its own for one test; dropped (Postgres) or deleted (SQLite) afterwards.
 pub struct TestDb {
     pub url: DatabaseUrl,
