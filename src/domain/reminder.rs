@@ -59,8 +59,10 @@ impl Notice {
         })
     }
 
-    /// What the subject says after `Client secret "<name>" of <application>`.
-    pub fn subject_tail(self) -> String {
+    /// The schedule's name of the notice, as DESIGN.md section 3's table gives it ("expires in 42
+    /// days", ..., "has expired", "was replaced: delete it"): which notice it is, not what a
+    /// late one says (that is [`Notice::wording`]).
+    pub fn schedule_name(self) -> String {
         match self {
             Notice::SixWeeks => "expires in 42 days".into(),
             Notice::ThreeWeeks => "expires in 21 days".into(),
@@ -70,6 +72,22 @@ impl Notice {
             Notice::LastDay => "expires today".into(),
             Notice::Expired => "has expired".into(),
             Notice::RotationComplete => "was replaced: delete it".into(),
+        }
+    }
+
+    /// What the notice says on the day it is sent, `days_left` (D minus the send date, in UTC
+    /// days) before its secret's expiration date: the real count, so a notice sent late (after
+    /// downtime, or for a secret created inside a window) never promises more days than are left
+    /// (DESIGN.md section 12). The one wording of the subject, the body's headline and the admin
+    /// reminders page: "expires in 5 days", "expires in 1 day", "expires today", "has expired",
+    /// "was replaced: delete it".
+    pub fn wording(self, days_left: super::DaysLeft) -> String {
+        match (self, days_left.days()) {
+            (Notice::RotationComplete, _) => "was replaced: delete it".into(),
+            (Notice::Expired, _) | (_, ..0) => "has expired".into(),
+            (_, 0) => "expires today".into(),
+            (_, 1) => "expires in 1 day".into(),
+            (_, days) => format!("expires in {days} days"),
         }
     }
 
@@ -191,6 +209,22 @@ mod tests {
     use chrono::TimeZone;
     use proptest::prelude::*;
 
+    #[test]
+    fn late_notices_say_the_days_really_left() {
+        let left = |n| crate::domain::DaysLeft::between(d("2026-12-01"), d("2026-12-01") + Duration::days(n));
+        // Late 3-week and 1-week notices (after downtime, or a secret created inside a window).
+        assert_eq!(Notice::ThreeWeeks.wording(left(19)), "expires in 19 days");
+        assert_eq!(Notice::OneWeek.wording(left(5)), "expires in 5 days");
+        assert_eq!(Notice::OneWeek.wording(left(1)), "expires in 1 day");
+        assert_eq!(Notice::SixWeeks.wording(left(0)), "expires today");
+        // On time they say what the schedule names them.
+        for (notice, due) in Notice::countdown() {
+            assert_eq!(notice.wording(left(-due)), notice.schedule_name(), "{notice}");
+        }
+        assert_eq!(Notice::RotationComplete.wording(left(30)), "was replaced: delete it");
+        assert_eq!(Notice::Daily(2).wording(left(-1)), "has expired");
+    }
+
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
@@ -226,7 +260,7 @@ mod tests {
         let s = secret("2026-01-01", "2026-12-31");
         let got: Vec<(String, String)> = walk(&s, d("2026-11-01"), d("2027-01-31"))
             .into_iter()
-            .map(|(day, n)| (day.to_string(), n.subject_tail()))
+            .map(|(day, n)| (day.to_string(), n.schedule_name()))
             .collect();
         let expected = [
             ("2026-11-19", "expires in 42 days"),

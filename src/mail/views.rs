@@ -173,7 +173,8 @@ struct ReminderHtml<'a> {
 /// a secret value (the portal does not have it).
 pub fn reminder_email(f: &ReminderFacts, recipient: &str, name: &str) -> NewEmail {
     use crate::domain::reminder::Notice;
-    let subject = format!("Client secret \"{}\" of {} {}", f.secret_name, f.application, f.notice.subject_tail());
+    let wording = f.notice.wording(f.days_left);
+    let subject = format!("Client secret \"{}\" of {} {wording}", f.secret_name, f.application);
     let headline = subject.clone();
     let last_used = f.last_used_at.map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string());
     let name = if name.trim().is_empty() { recipient } else { name };

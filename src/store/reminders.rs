@@ -51,6 +51,8 @@ pub struct SentReminder {
     pub recipients: i32,
     /// Sent to the WMDA admins.
     pub to_admins: bool,
+    /// The secret's expiration date (UTC): with `queued_at`, the days left the notice said.
+    pub expires_on: chrono::NaiveDate,
 }
 
 /// An outbox row for the admin page (bodies never leave the store here).
@@ -230,26 +232,37 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn recent_reminders(&self, limit: i64) -> Result<Vec<SentReminder>, StoreError> {
-        let rows: Vec<(DateTime<Utc>, String, String, String, i32, bool)> = on_pool!(self, |pool| {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            queued_at: DateTime<Utc>,
+            application: String,
+            secret: String,
+            notice: String,
+            recipients: i32,
+            to_admins: bool,
+            expires_on: chrono::NaiveDate,
+        }
+        let rows: Vec<Row> = on_pool!(self, |pool| {
             sqlx::query_as(
-            "select r.queued_at, a.name, s.name, r.notice, r.recipients, r.to_admins
-             from reminder_sent r join client_secret s on s.id = r.secret_id join application a on a.id = s.application_id
-             order by r.queued_at desc limit $1"
-        )
-        .bind(limit)
-        .fetch_all(pool)
-        .await
+                "select r.queued_at, a.name as application, s.name as secret, r.notice, r.recipients, r.to_admins, s.expires_on
+                 from reminder_sent r join client_secret s on s.id = r.secret_id join application a on a.id = s.application_id
+                 order by r.queued_at desc limit $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
         })?;
         Ok(rows
             .into_iter()
-            .filter_map(|(queued_at, application, secret, notice, recipients, to_admins)| {
-                Notice::parse(&notice).map(|notice| SentReminder {
-                    queued_at,
-                    application,
-                    secret,
+            .filter_map(|r| {
+                Notice::parse(&r.notice).map(|notice| SentReminder {
+                    queued_at: r.queued_at,
+                    application: r.application,
+                    secret: r.secret,
                     notice,
-                    recipients,
-                    to_admins,
+                    recipients: r.recipients,
+                    to_admins: r.to_admins,
+                    expires_on: r.expires_on,
                 })
             })
             .collect())

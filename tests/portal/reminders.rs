@@ -139,6 +139,29 @@ async fn after_downtime_only_the_latest_due_notice_goes_out() {
     assert!(got[0].ends_with("expires in 4 days"));
 }
 
+/// Issue 14, point 2: a 3-week notice sent late (the portal was down from D-22 to D-19) says the
+/// days really left, 19, in the subject, the body and the admin reminders page alike; the
+/// schedule still names it the 3-week notice.
+#[tokio::test]
+async fn a_late_three_week_notice_says_the_days_really_left_everywhere() {
+    let w = world().await;
+    let today = w.app.clock.today();
+    let d = today + Duration::days(50);
+    seed(&w, &w.dm, "Late", noon(today - Duration::days(300)), d).await;
+    w.app.clock.set(noon(d - Duration::days(19)));
+    let report = pass(&w).await;
+    assert_eq!(report.due.iter().map(|n| n.notice.schedule_name()).collect::<Vec<_>>(), vec!["expires in 21 days"]);
+    let got = subjects(&w, "jane@demo.example", 1).await;
+    assert_eq!(got, vec![format!("Client secret \"Late\" of {} expires in 19 days", w.dm.name)]);
+    let mail = w.app.smtp.messages_to("jane@demo.example").into_iter().find(|m| m.subject() == got[0]).unwrap();
+    let text = mail.part("text/plain");
+    assert!(text.contains("expires in 19 days") && text.contains("19 days left"), "{text}");
+    assert!(!text.contains("21 days"), "{text}");
+    let (_, admin) = w.app.account("admin@wmda.example", UserRole::WmdaAdmin).await;
+    let page = admin.get(w.app.url("/admin/reminders")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("expires in 19 days") && !page.contains("expires in 21 days"), "sent row");
+}
+
 #[tokio::test]
 async fn a_29_february_expiry_and_a_dst_change_follow_utc_dates() {
     let w = world().await;
@@ -153,7 +176,7 @@ async fn a_29_february_expiry_and_a_dst_change_follow_utc_dates() {
         let t = NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap().and_hms_opt(hour, 30, 0).unwrap().and_utc();
         w.app.clock.set(t);
         let r = pass(&w).await;
-        by_day.push((date, r.due.iter().map(|d| d.notice.subject_tail()).collect::<Vec<_>>()));
+        by_day.push((date, r.due.iter().map(|d| d.notice.schedule_name()).collect::<Vec<_>>()));
     }
     assert_eq!(
         by_day,
@@ -222,7 +245,7 @@ async fn a_replaced_secret_gets_one_rotation_notice_and_resumes_when_used_again_
     let new = seed(&w, &w.dm, "New", noon(today - Duration::days(1)), today + Duration::days(365)).await;
     w.app.store.record_secret_use(new, w.app.clock.now() - Duration::days(1)).await.unwrap();
     let r = pass(&w).await;
-    assert_eq!(r.due.iter().map(|d| d.notice.subject_tail()).collect::<Vec<_>>(), vec!["was replaced: delete it"]);
+    assert_eq!(r.due.iter().map(|d| d.notice.schedule_name()).collect::<Vec<_>>(), vec!["was replaced: delete it"]);
     let got = subjects(&w, "jane@demo.example", 1).await;
     assert!(got[0].ends_with("was replaced: delete it"));
     // No countdown while replaced, and the rotation notice only once.
@@ -237,7 +260,7 @@ async fn a_replaced_secret_gets_one_rotation_notice_and_resumes_when_used_again_
         w
     };
     let r = pass(&w).await;
-    assert_eq!(r.due.iter().map(|d| d.notice.subject_tail()).collect::<Vec<_>>(), vec!["expires in 6 days"]);
+    assert_eq!(r.due.iter().map(|d| d.notice.schedule_name()).collect::<Vec<_>>(), vec!["expires in 6 days"]);
     // A newer one again, used after the old one's last use: replaced again, and the rotation
     // notice does not come twice.
     let newer = seed(&w, &w.dm, "Newer", w.app.clock.now(), today + Duration::days(400)).await;
@@ -248,7 +271,7 @@ async fn a_replaced_secret_gets_one_rotation_notice_and_resumes_when_used_again_
     let now = w.app.clock.now();
     w.app.store.delete_client_secret((w.jane, &Actor::cli()), w.dm.client_id, newer, now).await.unwrap();
     let r = pass(&w).await;
-    assert_eq!(r.due.iter().map(|d| d.notice.subject_tail()).collect::<Vec<_>>(), vec!["expires in 5 days"]);
+    assert_eq!(r.due.iter().map(|d| d.notice.schedule_name()).collect::<Vec<_>>(), vec!["expires in 5 days"]);
     let _ = new;
 }
 

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::Duration;
 
+use crate::domain::DaysLeft;
 use crate::domain::reminder::due_notices;
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -75,7 +76,7 @@ pub async fn page(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) ->
             date: r.queued_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             application: r.application,
             secret: r.secret,
-            notice: r.notice.subject_tail(),
+            notice: r.notice.wording(DaysLeft::between(r.queued_at.date_naive(), r.expires_on)),
             recipients: format!("{}{}", r.recipients, if r.to_admins { " (WMDA admins)" } else { "" }),
         })
         .collect();
@@ -92,7 +93,7 @@ pub async fn page(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) ->
                     date: date.to_string(),
                     application: s.application.clone(),
                     secret: s.name.clone(),
-                    notice: notice.subject_tail(),
+                    notice: notice.wording(DaysLeft::between(date, s.usage.expires_on)),
                     recipients: String::new(),
                 });
             }
