@@ -14,6 +14,8 @@ pub enum EmailKind {
     Reminder,
     /// The second factor was locked after 20 failures (issue 12): someone knows the password.
     SecondFactorLocked,
+    /// A WMDA admin deleted a secret of the application (compromised), with the reason.
+    SecretDeleted,
 }
 
 impl EmailKind {
@@ -25,14 +27,22 @@ impl EmailKind {
             EmailKind::MfaReenrolment => "mfa_reenrolment",
             EmailKind::Reminder => "reminder",
             EmailKind::SecondFactorLocked => "second_factor_locked",
+            EmailKind::SecretDeleted => "secret_deleted",
         }
     }
 
     /// Parses the database value; `None` for any other text.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Invitation, Self::PasswordReset, Self::MfaReenrolment, Self::Reminder, Self::SecondFactorLocked]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Self::Invitation,
+            Self::PasswordReset,
+            Self::MfaReenrolment,
+            Self::Reminder,
+            Self::SecondFactorLocked,
+            Self::SecretDeleted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -75,6 +85,7 @@ mod tests {
             EmailKind::MfaReenrolment,
             EmailKind::Reminder,
             EmailKind::SecondFactorLocked,
+            EmailKind::SecretDeleted,
         ] {
             assert_eq!(EmailKind::parse(k.as_str()), Some(k));
         }

@@ -121,6 +121,43 @@ pub fn second_factor_locked_email(
     )
 }
 
+/// What the email about a secret a WMDA admin deleted says.
+#[derive(Debug, Clone)]
+pub struct DeletedSecretFacts<'a> {
+    /// The secret's name.
+    pub secret_name: &'a str,
+    /// Its hint (three characters).
+    pub hint: &'a str,
+    /// Its application's name.
+    pub application: &'a str,
+    /// Its application's client ID.
+    pub client_id: &'a str,
+    /// The admin's reason (one line, at most 500 characters).
+    pub reason: &'a str,
+    /// The Manage API Credentials page, from `PORTAL_BASE_URL`.
+    pub manage_url: &'a str,
+}
+
+/// The email to a credential manager of an application whose secret a WMDA admin deleted (as
+/// compromised): which secret, why, and what to do next (issue 14, point 3). Never carries a
+/// secret value (the portal does not have it).
+pub fn secret_deleted_email(f: &DeletedSecretFacts<'_>, recipient: &str, name: &str) -> NewEmail {
+    let paragraphs = [
+        format!(
+            "WMDA deleted the client secret \"{}\" ({}…) of {} (client ID {}). The reason given: {}",
+            f.secret_name, f.hint, f.application, f.client_id, f.reason
+        ),
+        "It no longer works: a system that still uses it cannot obtain tokens.".to_owned(),
+        format!(
+            "What to do next: create a new secret on the Manage API Credentials page ({}), update your \
+             system with it, and confirm that it connects. If you did not expect this, contact WMDA.",
+            f.manage_url
+        ),
+    ];
+    let subject = format!("Client secret \"{}\" of {} was deleted by WMDA", f.secret_name, f.application);
+    notice_email(EmailKind::SecretDeleted, recipient, name, &subject, &paragraphs)
+}
+
 /// What a reminder email says about its secret.
 #[derive(Debug, Clone)]
 pub struct ReminderFacts {

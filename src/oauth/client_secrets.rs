@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::secret::secret_limit_message;
 use crate::domain::{ClientId, ExpiryDate, PlainSecret, SecretName};
+use crate::mail::views::{DeletedSecretFacts, secret_deleted_email};
 use crate::store::{Actor, ClientSecret, Conflict, Deletion, NewSecret, Store, StoreError};
 
 /// A new secret as the credential manager typed it.
@@ -116,4 +117,46 @@ pub async fn delete(
     now: DateTime<Utc>,
 ) -> Result<Deletion, StoreError> {
     store.delete_client_secret((user_id, actor), client_id, secret_id, now).await
+}
+
+/// A WMDA admin's deletion of a compromised secret `secret_id` of the application
+/// `application_id`, by `actor` with `reason` (checked by the caller: one line, 1 to 500
+/// characters), at `now` (UTC): the secret is tombstoned, `secret.deleted` records the reason,
+/// and each credential manager of the application is emailed at once, in the same transaction,
+/// which secret, why, and what to do next (issue 14, point 3). Returns how many emails were
+/// queued (wake the sender).
+///
+/// # Errors
+/// [`StoreError::NotFound`] when the secret is not of that application or already deleted.
+pub async fn admin_delete(
+    store: &Store,
+    base_url: &crate::domain::BaseUrl,
+    actor: &Actor,
+    (application_id, secret_id): (Uuid, Uuid),
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let manage_url = base_url.join("/manage-api-credentials");
+    let render = |deleted: &crate::store::DeletedSecret, managers: &[(String, String)]| {
+        let client_id = deleted.client_id.to_string();
+        let facts = secret_deleted_facts(deleted, &client_id, reason, &manage_url);
+        managers.iter().map(|(email, name)| secret_deleted_email(&facts, email, name)).collect()
+    };
+    store.admin_delete_secret((application_id, secret_id), reason, actor, &render, now).await
+}
+
+fn secret_deleted_facts<'a>(
+    deleted: &'a crate::store::DeletedSecret,
+    client_id: &'a str,
+    reason: &'a str,
+    manage_url: &'a str,
+) -> DeletedSecretFacts<'a> {
+    DeletedSecretFacts {
+        secret_name: &deleted.name,
+        hint: &deleted.hint,
+        application: &deleted.application,
+        client_id,
+        reason,
+        manage_url,
+    }
 }

@@ -42,7 +42,7 @@ pub use outbox::{OutboxDepth, QueuedEmail};
 pub use pool::{Backend, KeyCheckError, PoolSettings, Store};
 pub(crate) use pool::{BeginWrite, on_pool};
 pub use reminders::{OutboxRow, Recipients, ReminderSecret, SentReminder};
-pub use secrets::{ClientSecret, SeedSecret};
+pub use secrets::{ClientSecret, DeletedSecret, SeedSecret};
 pub use shared_window::{SharedWindow, flush_all};
 pub use tokens::{NewSigningKey, ScheduledKeyRow, TokenClient, TokenLookup};
 pub use url::DatabaseUrl;

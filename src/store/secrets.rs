@@ -7,11 +7,12 @@ use uuid::Uuid;
 
 use super::audit::insert_audit_event;
 use super::manage::{GRANTED, SECRET_JOIN, SECRET_VIEW_COLUMNS, SecretViewRow, joined};
+use super::outbox::insert_email;
 use super::{
     Actor, AuditAction, Backend, BeginWrite, Conflict, Deletion, NewSecret, SecretView, Store, StoreError, on_pool,
 };
 use crate::domain::secret::expiry_instant;
-use crate::domain::{ClientId, SecretHash};
+use crate::domain::{ClientId, NewEmail, SecretHash};
 
 /// A client secret's metadata as stored; the value itself is never stored, only its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,45 +345,76 @@ impl Store {
     }
 
     /// Deletes a secret of any application (a compromised one), with the admin's reason in the
-    /// audit event.
+    /// audit event, and queues `render`'s emails to the application's credential managers
+    /// (enabled and enrolled; (email, display name) pairs) in the same transaction. Returns how
+    /// many emails were queued.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when the secret is not of that application or already deleted.
     pub async fn admin_delete_secret(
         &self,
-        application_id: Uuid,
-        secret_id: Uuid,
+        (application_id, secret_id): (Uuid, Uuid),
         reason: &str,
         actor: &Actor,
+        render: &RenderDeletionEmails<'_>,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<usize, StoreError> {
         let mut event = actor.event(AuditAction::SecretDeleted, now);
         event.target_type = Some("client_secret");
         event.target_id = Some(secret_id.to_string());
         on_pool!(self, |pool| {
             async {
             let mut tx = pool.begin_write().await?;
-            let found: Option<(String, String, Uuid, String)> = sqlx::query_as(
-                "select s.name, s.hint, a.organisation_id, a.name from client_secret s join application a on a.id = s.application_id
+            let found: Option<(String, String, Uuid, String, Uuid)> = sqlx::query_as(
+                "select s.name, s.hint, a.organisation_id, a.name, a.client_id from client_secret s join application a on a.id = s.application_id
                  where s.id = $1 and s.application_id = $2 and s.deleted_at is null",
             )
             .bind(secret_id)
             .bind(application_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((name, hint, organisation_id, application)) = found else { return Err(StoreError::NotFound) };
+            let Some((name, hint, organisation_id, application, client_id)) = found else { return Err(StoreError::NotFound) };
             if tombstone!(&mut *tx, secret_id, actor.user_id, now)? != 1 {
                 return Err(StoreError::NotFound);
             }
             event.organisation_id = Some(organisation_id);
             event.details = serde_json::json!({ "application": application, "name": name, "hint": hint, "reason": reason, "by": "wmda-admin" });
             insert_audit_event!(&mut *tx, &event)?;
+            let managers: Vec<(String, String)> = sqlx::query_as(
+                "select u.email, u.display_name from credential_manager_grant g join portal_user u on u.id = g.user_id
+                 where g.application_id = $1 and u.disabled_at is null and u.totp_secret_enc is not null order by u.email",
+            )
+            .bind(application_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let deleted = DeletedSecret { name, hint, application, client_id: crate::domain::ClientId::from_uuid(client_id) };
+            let emails = render(&deleted, &managers);
+            for email in &emails {
+                insert_email!(&mut *tx, email, now)?;
+            }
             tx.commit().await?;
-            Ok::<_, StoreError>(())
+            Ok::<_, StoreError>(emails.len())
         }
         .await
         })
     }
+}
+
+/// Renders the emails about a deleted secret for its application's credential managers, given
+/// as (email, display name) pairs.
+pub type RenderDeletionEmails<'a> = dyn Fn(&DeletedSecret, &[(String, String)]) -> Vec<NewEmail> + Sync + 'a;
+
+/// A secret a WMDA admin deleted, for the emails to its application's credential managers.
+#[derive(Debug, Clone)]
+pub struct DeletedSecret {
+    /// Its name.
+    pub name: String,
+    /// Its hint.
+    pub hint: String,
+    /// Its application's name.
+    pub application: String,
+    /// Its application's client ID.
+    pub client_id: crate::domain::ClientId,
 }
 
 #[derive(sqlx::FromRow)]

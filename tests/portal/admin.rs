@@ -477,3 +477,39 @@ async fn credential_managers_get_404_on_every_admin_route_and_cross_site_posts_a
     // Signed out: sign in first.
     assert_eq!(new_client().get(app.url("/admin/users")).send().await.unwrap().status(), 303);
 }
+
+/// Issue 14, point 3: when a WMDA admin deletes a secret as compromised, the application's
+/// credential managers are emailed at once: which secret, why, and what to do next.
+#[tokio::test]
+async fn credential_managers_are_emailed_when_an_admin_deletes_their_secret() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm =
+        app.register(org.id, secret_portal::domain::ApplicationKind::Partner, secret_portal::domain::Api::Dm).await;
+    let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    app.store.grant_credential_manager(jane.user_id, dm.id, &Actor::cli(), app.clock.now()).await.unwrap();
+    let (_, admin) = app.account("admin@wmda.example", UserRole::WmdaAdmin).await;
+    let created_at = app.clock.now() - Duration::days(30);
+    let (value, secret_id) =
+        app.seed_secret(dm.id, "Leaked <one>", created_at, app.clock.today() + Duration::days(90)).await;
+    let before = app.smtp.messages_to("jane@demo.example").len();
+    let path = format!("/admin/applications/{}/secrets/{secret_id}/delete", dm.id);
+    let res = app.post_form(&admin, &path, &[("reason", "Posted in a public <b>repository</b>")]).await;
+    assert_eq!(res.status(), 303);
+    let mails = app.smtp.wait_for("jane@demo.example", before + 1).await;
+    let mail = mails.last().unwrap();
+    assert_eq!(mail.subject(), format!("Client secret \"Leaked <one>\" of {} was deleted by WMDA", dm.name));
+    let text = mail.part("text/plain");
+    for expected in [
+        value.hint().as_str(),
+        &dm.client_id.to_string(),
+        "Posted in a public <b>repository</b>",
+        "create a new secret",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    let html = mail.part("text/html");
+    assert!(!html.contains("<b>repository</b>") && !html.contains("Leaked <one>"), "escaped: {html}");
+    assert!(!mail.raw.contains(value.expose()), "the value is in the email");
+    assert!(app.smtp.messages_to("admin@wmda.example").iter().all(|m| !m.subject().contains("was deleted")));
+}

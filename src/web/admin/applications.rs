@@ -329,6 +329,10 @@ pub async fn delete_secret(
         )
         .await;
     }
-    state.store.admin_delete_secret(app_id, secret_id, reason, &admin.actor(), state.clock.now()).await?;
+    let (base_url, now) = (&state.settings.base_url, state.clock.now());
+    let ids = (app_id, secret_id);
+    if crate::oauth::client_secrets::admin_delete(&state.store, base_url, &admin.actor(), ids, reason, now).await? > 0 {
+        state.services.mailer.wake();
+    }
     Ok(Redirect::to(&format!("/admin/applications/{app_id}")).into_response())
 }
