@@ -153,6 +153,8 @@ async fn serve(config: Config, clock: Arc<dyn Clock>, args: ServeArgs) -> anyhow
     let base_url = config.base_url.clone();
     let database = config.database_url.to_string();
     let admin_email = config.admin_email.clone();
+    // Mail written to files reaches nobody's inbox: the first admin's link is printed then.
+    let print_link = matches!(config.mail_transport, crate::config::MailTransportConfig::Files(_));
     let app = Application::build(config, clock.clone()).await?;
     let store = app.store().clone();
     if args.demo {
@@ -167,7 +169,7 @@ async fn serve(config: Config, clock: Arc<dyn Clock>, args: ServeArgs) -> anyhow
             DemoOutcome::AlreadyPresent => tracing::debug!("demo data already present"),
         }
     }
-    invite_first_admin(&store, &base_url, admin_email, clock.as_ref()).await?;
+    invite_first_admin(&store, &base_url, admin_email, print_link, clock.as_ref()).await?;
     let addr = app.local_addr()?;
     tracing::info!(database = %database, backend = store.backend_name(), "database ready");
     if let Some(metrics) = app.metrics_addr() {
@@ -180,11 +182,14 @@ async fn serve(config: Config, clock: Arc<dyn Clock>, args: ServeArgs) -> anyhow
 }
 
 /// On a database without users: invites `PORTAL_ADMIN_EMAIL` as the first WMDA admin, or says
-/// how to. There is no default account or password.
+/// how to. There is no default account or password. With `print_link` (mail goes to files, the
+/// embedded default) the one-time link is also printed on standard output, as `admin invite`
+/// prints it: the operator's terminal, never the logs.
 async fn invite_first_admin(
     store: &Store,
     base_url: &crate::domain::BaseUrl,
     admin_email: Option<EmailAddress>,
+    print_link: bool,
     clock: &dyn Clock,
 ) -> anyhow::Result<()> {
     if store.has_users().await? {
@@ -193,8 +198,11 @@ async fn invite_first_admin(
     match admin_email {
         Some(email) => {
             let new = NewUser { email: email.clone(), display_name: String::new(), role: UserRole::WmdaAdmin };
-            invite_user(store, base_url, &new, &Actor::system(), clock.now()).await?;
+            let invited = invite_user(store, base_url, &new, &Actor::system(), clock.now()).await?;
             tracing::info!(email = %email, "no users yet: emailed the first WMDA admin an invitation (PORTAL_ADMIN_EMAIL)");
+            if print_link {
+                println!("{}", invited.link);
+            }
         }
         None => tracing::warn!(
             "no users yet: create the first WMDA admin with `secret-portal admin invite --email you@example.org --wmda-admin` (or set PORTAL_ADMIN_EMAIL)"

@@ -77,6 +77,12 @@ impl LinkToken {
             .then(|| Self(Zeroizing::new(text.to_owned())))
     }
 
+    /// Whether `text` looks like a token cut short (copied from a wrapped line, or only partly):
+    /// between 1 and 42 characters of the token alphabet. Such a link is incomplete, not expired.
+    pub fn looks_cut(text: &str) -> bool {
+        (1..43).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+
     /// The token text.
     pub fn expose(&self) -> &str {
         &self.0
@@ -106,6 +112,8 @@ mod tests {
         assert_eq!(LinkToken::from_link(t.expose()).unwrap().hash(), t.hash());
         assert!(LinkToken::from_link("short").is_none());
         assert!(LinkToken::from_link(&"a/".repeat(22)[..43]).is_none());
+        assert!(LinkToken::looks_cut(&t.expose()[..30]) && !LinkToken::looks_cut(t.expose()));
+        assert!(!LinkToken::looks_cut("") && !LinkToken::looks_cut("a/b"));
         assert_eq!(LinkPurpose::Invitation.lifetime(), Duration::hours(72));
         assert_eq!(LinkPurpose::PasswordReset.lifetime(), Duration::hours(1));
         for p in [LinkPurpose::Invitation, LinkPurpose::PasswordReset, LinkPurpose::MfaReenrolment] {

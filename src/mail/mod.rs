@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -111,7 +112,10 @@ impl Transport {
 }
 
 /// A MIME message with a plain-text and an HTML part. lettre encodes non-ASCII subjects per
-/// RFC 2047; control characters (a CR/LF header injection) are replaced by spaces first.
+/// RFC 2047; control characters (a CR/LF header injection) are replaced by spaces first. The
+/// parts are 8bit (issue 14, point 6): a link in an `.eml` file or a mail client's source view
+/// copies whole, where quoted-printable's soft line breaks would cut it; a body with a line
+/// over 998 octets (RFC 5322 2.1.1), which no view writes, falls back to lettre's choice.
 fn build_message(from: &Mailbox, email: &NewEmail) -> Result<Message, SendError> {
     let to: Mailbox =
         email.recipient.parse().map_err(|_| SendError::Permanent("the recipient is not an email address".into()))?;
@@ -120,9 +124,31 @@ fn build_message(from: &Mailbox, email: &NewEmail) -> Result<Message, SendError>
         .from(from.clone())
         .to(to)
         .subject(subject)
-        .multipart(MultiPart::alternative_plain_html(email.text_body.clone(), email.html_body.clone()))
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(eight_bit(ContentType::TEXT_PLAIN, &email.text_body))
+                .singlepart(eight_bit(ContentType::TEXT_HTML, &email.html_body)),
+        )
         .map_err(|e| SendError::Permanent(e.to_string()))
 }
+
+/// One part of `content_type`, 8bit when its lines allow (see [`build_message`]). lettre's own
+/// 8bit check keeps lines under 76 characters, which would push every paragraph with a link to
+/// quoted-printable; RFC 5322 2.1.1 allows 998 octets, so the portal checks that limit itself
+/// (CRLF line ends, no NUL, no bare CR) and hands lettre the body as it is.
+fn eight_bit(content_type: ContentType, text: &str) -> SinglePart {
+    let crlf = text.replace("\r\n", "\n").replace('\r', " ").replace('\n', "\r\n");
+    let fits = !crlf.contains('\0') && crlf.split("\r\n").all(|line| line.len() <= MAX_LINE_OCTETS);
+    let body = if fits {
+        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::EightBit)
+    } else {
+        Body::new(text.to_owned())
+    };
+    SinglePart::builder().header(content_type).body(body)
+}
+
+/// The longest line of a message body, without its CRLF (RFC 5322 2.1.1).
+const MAX_LINE_OCTETS: usize = 998;
 
 /// Parses `PORTAL_MAIL_FROM` (`Name <address>` or `address`).
 ///
@@ -153,6 +179,36 @@ mod tests {
         let raw = String::from_utf8(build_message(&from, &email).unwrap().formatted()).unwrap();
         let subject = raw.lines().find(|l| l.starts_with("Subject:")).unwrap();
         assert!(subject.contains("=?utf-8?b?") && subject.is_ascii(), "{raw}");
+    }
+
+    /// Issue 14, point 6: a link copies whole from an `.eml` file: the text and HTML parts are
+    /// 7bit or 8bit (never quoted-printable, whose soft breaks cut a link), with lines of at most
+    /// 998 octets (RFC 5322 2.1.1).
+    #[test]
+    fn parts_are_8bit_with_short_lines_so_links_copy_whole() {
+        let from = parse_from("WMDA <no-reply@wmda.info>").unwrap();
+        let link = format!("https://portal.wmda.info/invite/{}", "A".repeat(43));
+        let email = crate::mail::views::link_email(
+            crate::domain::LinkPurpose::Invitation,
+            "jane@example.org",
+            "Jané Müller — “DM”",
+            &link,
+        );
+        let raw = String::from_utf8(build_message(&from, &email).unwrap().formatted()).unwrap();
+        assert!(!raw.to_ascii_lowercase().contains("quoted-printable") && !raw.contains("base64"), "{raw}");
+        assert_eq!(
+            raw.matches("Content-Transfer-Encoding: 8bit").count()
+                + raw.matches("Content-Transfer-Encoding: 7bit").count(),
+            2,
+            "{raw}"
+        );
+        assert!(raw.split("\r\n").all(|line| line.len() <= 998), "a line is over 998 octets");
+        assert!(raw.matches(&link).count() >= 2, "the link is cut in a part: {raw}");
+        // A line past 998 octets (no view writes one) is left to lettre's choice.
+        let long = NewEmail { text_body: "é".repeat(600), ..email };
+        let raw = String::from_utf8(build_message(&from, &long).unwrap().formatted()).unwrap();
+        assert!(raw.split("\r\n").all(|line| line.len() <= 998), "a line is over 998 octets");
+        assert!(!raw.contains(&"é".repeat(600)), "sent 8bit past the line limit");
     }
 
     #[test]

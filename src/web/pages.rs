@@ -55,6 +55,25 @@ pub fn home_path(role: UserRole) -> &'static str {
     }
 }
 
+/// The answer to the one-time link of `token`: for a token cut short ([`LinkToken::looks_cut`],
+/// a link copied in part), that it is incomplete (issue 14, point 6); otherwise
+/// [`link_not_valid`]. A cut token names no account, so saying so tells nothing.
+///
+/// [`LinkToken::looks_cut`]: crate::domain::LinkToken::looks_cut
+pub fn link_refused(token: &str) -> Response {
+    if !crate::domain::LinkToken::looks_cut(token) {
+        return link_not_valid();
+    }
+    message(
+        StatusCode::NOT_FOUND,
+        "This link is incomplete",
+        &[
+            "This link is incomplete: part of it is missing. Copy the whole link from the email (it may run on to the next line) and open it again.",
+        ],
+        Some(("/login", "Go to sign in")),
+    )
+}
+
 /// The answer to a one-time link that is unknown, used, expired, or for a disabled account:
 /// the same page for each, so the link tells nothing about the account.
 pub fn link_not_valid() -> Response {

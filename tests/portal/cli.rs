@@ -365,6 +365,28 @@ fn an_empty_database_invites_portal_admin_email_or_says_how_to_create_the_first_
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(terminate(&mut child).code(), Some(0));
     assert_eq!(smtp.messages_to("first@wmda.example").len(), 1);
+
+    // Issue 14, point 6: with mail going to files (no SMTP), the link is printed as well, and it
+    // is the one in the .eml file, whole.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = portal(dir.path());
+    cmd.env("PORTAL_ADMIN_EMAIL", "first@wmda.example");
+    let (mut child, _, lines) = start(cmd);
+    let link =
+        lines.iter().find(|l| l.starts_with("http") && l.contains("/invite/")).unwrap_or_else(|| panic!("{lines:#?}"));
+    let mail_dir = dir.path().join("data/mail");
+    let read_mail = || -> String {
+        std::fs::read_dir(&mail_dir)
+            .map(|entries| entries.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default()).collect())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !read_mail().contains("/invite/") {
+        assert!(Instant::now() < deadline, "no invitation in {}", mail_dir.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(terminate(&mut child).code(), Some(0));
+    assert!(read_mail().contains(link.as_str()), "the printed link is not whole in the .eml file");
 }
 
 #[test]

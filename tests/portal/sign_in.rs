@@ -779,3 +779,24 @@ async fn bursts_of_simultaneous_sign_ins_meet_the_limits_of_the_pair_and_the_add
     let tried = answers.iter().filter(|(s, _)| *s != 429).count();
     assert!(tried <= 30, "{tried} of 60 were tried");
 }
+
+/// Issue 14, point 6: a link cut short (part of it copied) says it is incomplete, not expired;
+/// a whole link that is unknown or used still says it is no longer valid.
+#[tokio::test]
+async fn a_link_cut_short_says_it_is_incomplete() {
+    let app = TestApp::spawn().await;
+    let path = app.invite("jane@demo.example", UserRole::WmdaAdmin).await;
+    let token = path.trim_start_matches("/invite/").to_owned();
+    assert_eq!(token.len(), 43, "{path}");
+    for prefix in ["/invite/", "/password/reset/"] {
+        let res = app.get(&format!("{prefix}{}", &token[..30])).await;
+        assert_eq!(res.status(), 404);
+        let page = res.text().await.unwrap();
+        assert!(page.contains("This link is incomplete") && page.contains("Copy the whole link"), "{prefix}: {page}");
+        let whole_but_unknown = format!("{prefix}{}", "B".repeat(43));
+        let page = app.get(&whole_but_unknown).await.text().await.unwrap();
+        assert!(page.contains("This link is no longer valid") && !page.contains("incomplete"), "{prefix}");
+    }
+    // The whole link still works.
+    assert_eq!(app.get(&path).await.status(), 200);
+}

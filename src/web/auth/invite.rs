@@ -18,7 +18,7 @@ use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
 use crate::web::extract::Form;
-use crate::web::pages::{Nav, link_not_valid};
+use crate::web::pages::{Nav, link_refused};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "auth/invite.html")]
@@ -60,7 +60,7 @@ pub async fn show(
 ) -> Result<Response, AppError> {
     Ok(match usable_link(&state, &token, PURPOSES, ip).await? {
         Some((link, creds)) => page(&link, &creds, &token, None),
-        None => link_not_valid(),
+        None => link_refused(&token),
     })
 }
 
@@ -72,7 +72,7 @@ pub async fn submit(
     Path(token): Path<String>,
     Form(form): Form<InviteForm>,
 ) -> Result<Response, AppError> {
-    let Some((link, creds)) = usable_link(&state, &token, PURPOSES, ip).await? else { return Ok(link_not_valid()) };
+    let Some((link, creds)) = usable_link(&state, &token, PURPOSES, ip).await? else { return Ok(link_refused(&token)) };
     let now = state.clock.now();
     let user = &creds.user;
     let actor = Actor { user_id: Some(user.id), label: user.email.to_string(), ip: Some(ip.to_string()) };
@@ -105,7 +105,7 @@ pub async fn submit(
         }
     };
     if !used {
-        return Ok(link_not_valid());
+        return Ok(link_refused(&token));
     }
     advance(&session, SessionAuth::Enrolling { user_id: user.id, at: now }).await?;
     Ok(Redirect::to("/mfa/setup").into_response())

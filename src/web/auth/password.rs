@@ -18,7 +18,7 @@ use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
 use crate::web::extract::Form;
-use crate::web::pages::{Nav, link_not_valid, message};
+use crate::web::pages::{Nav, link_refused, message};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "auth/password_forgot.html")]
@@ -120,7 +120,7 @@ pub async fn reset_show(
             error: None,
         }
         .into_response(),
-        None => link_not_valid(),
+        None => link_refused(&token),
     })
 }
 
@@ -133,7 +133,7 @@ pub async fn reset_submit(
     Form(form): Form<ResetForm>,
 ) -> Result<Response, AppError> {
     let Some((link, creds)) = usable_link(&state, &token, &[LinkPurpose::PasswordReset], ip).await? else {
-        return Ok(link_not_valid());
+        return Ok(link_refused(&token));
     };
     let user = &creds.user;
     let inputs = [user.email.as_str(), user.display_name.as_str()];
@@ -153,7 +153,7 @@ pub async fn reset_submit(
     let hash = state.services.hasher.hash(&password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let actor = Actor { user_id: Some(user.id), label: user.email.to_string(), ip: Some(ip.to_string()) };
     if !state.store.reset_password(&link, &hash, (user, &actor), now).await? {
-        return Ok(link_not_valid());
+        return Ok(link_refused(&token));
     }
     session.flush().await?;
     Ok(message(
