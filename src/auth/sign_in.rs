@@ -211,7 +211,7 @@ impl SignIn<'_> {
         }
         let user = &creds.user;
         let key = user.email.as_str();
-        let actor = Actor { user_id: Some(user.id), label: key.to_owned(), ip: Some(ip.to_string()) };
+        let actor = Actor::user(user, ip);
         // Held until the answer: an attempt in progress counts as a failure (bursts).
         let attempt = self.throttle.begin_pair(self.store, key, ip, now).await;
         if let Err(ThrottleVerdict::Blocked { retry_after }) = attempt {
@@ -265,7 +265,7 @@ impl SignIn<'_> {
         ip: IpAddr,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let actor = Actor { user_id: Some(user.id), label: user.email.to_string(), ip: Some(ip.to_string()) };
+        let actor = Actor::user(user, ip);
         let event =
             actor.event(AuditAction::SignIn, now).on_user(user).with_details(serde_json::json!({ "method": method }));
         self.store.record_audit_event(&event).await?;
@@ -381,7 +381,7 @@ impl SignIn<'_> {
         }
         let user = &creds.user;
         let key = user.email.as_str();
-        let actor = Actor { user_id: Some(user.id), label: key.to_owned(), ip: Some(ip.to_string()) };
+        let actor = Actor::user(user, ip);
         // Held until the answer: an attempt in progress counts as a failure (bursts).
         let attempt = self.throttle.begin_pair(self.store, key, ip, now).await;
         if let Err(ThrottleVerdict::Blocked { retry_after }) = attempt {

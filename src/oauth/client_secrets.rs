@@ -139,24 +139,15 @@ pub async fn admin_delete(
     let manage_url = base_url.join("/manage-api-credentials");
     let render = |deleted: &crate::store::DeletedSecret, managers: &[(String, String)]| {
         let client_id = deleted.client_id.to_string();
-        let facts = secret_deleted_facts(deleted, &client_id, reason, &manage_url);
+        let facts = DeletedSecretFacts {
+            secret_name: &deleted.name,
+            hint: &deleted.hint,
+            application: &deleted.application,
+            client_id: &client_id,
+            reason,
+            manage_url: &manage_url,
+        };
         managers.iter().map(|(email, name)| secret_deleted_email(&facts, email, name)).collect()
     };
     store.admin_delete_secret((application_id, secret_id), reason, actor, &render, now).await
-}
-
-fn secret_deleted_facts<'a>(
-    deleted: &'a crate::store::DeletedSecret,
-    client_id: &'a str,
-    reason: &'a str,
-    manage_url: &'a str,
-) -> DeletedSecretFacts<'a> {
-    DeletedSecretFacts {
-        secret_name: &deleted.name,
-        hint: &deleted.hint,
-        application: &deleted.application,
-        client_id,
-        reason,
-        manage_url,
-    }
 }

@@ -135,6 +135,11 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// `user` acting over HTTP from `ip`: labelled with their email.
+    pub fn user(user: &User, ip: std::net::IpAddr) -> Self {
+        Self { user_id: Some(user.id), label: user.email.to_string(), ip: Some(ip.to_string()) }
+    }
+
     /// The command line.
     pub fn cli() -> Self {
         Self { user_id: None, label: "cli".into(), ip: None }

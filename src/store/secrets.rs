@@ -380,10 +380,7 @@ impl Store {
             event.organisation_id = Some(organisation_id);
             event.details = serde_json::json!({ "application": application, "name": name, "hint": hint, "reason": reason, "by": "wmda-admin" });
             insert_audit_event!(&mut *tx, &event)?;
-            let managers: Vec<(String, String)> = sqlx::query_as(
-                "select u.email, u.display_name from credential_manager_grant g join portal_user u on u.id = g.user_id
-                 where g.application_id = $1 and u.disabled_at is null and u.totp_secret_enc is not null order by u.email",
-            )
+            let managers: Vec<(String, String)> = sqlx::query_as(super::users::ELIGIBLE_MANAGERS)
             .bind(application_id)
             .fetch_all(&mut *tx)
             .await?;

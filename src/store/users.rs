@@ -195,6 +195,12 @@ struct UserSummaryRow {
     grants: i64,
 }
 
+/// The credential managers of application `$1` who can receive mail about it, as (email,
+/// display name) by email: enabled and enrolled. Reminders and the admin's deletion notice use it.
+pub(super) const ELIGIBLE_MANAGERS: &str =
+    "select u.email, u.display_name from credential_manager_grant g join portal_user u on u.id = g.user_id
+     where g.application_id = $1 and u.disabled_at is null and u.totp_secret_enc is not null order by u.email";
+
 impl Store {
     /// Creates a user.
     ///

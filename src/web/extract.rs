@@ -212,7 +212,7 @@ pub struct CurrentUser {
 impl CurrentUser {
     /// The user as the actor of an audit event.
     pub fn actor(&self) -> Actor {
-        Actor { user_id: Some(self.user.id), label: self.user.email.to_string(), ip: Some(self.ip.to_string()) }
+        Actor::user(&self.user, self.ip)
     }
 
     /// The name to show: display name, or email when empty.

@@ -39,14 +39,18 @@ async fn readyz_is_200_while_the_database_answers_and_503_when_it_is_gone() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_template_and_status() {
     let mut app = TestApp::spawn().await;
+    // Counters are process-wide: each must grow by what this test did.
+    let healthz = r#"http_requests_total{method="GET",route="/healthz",status="200"}"#;
+    let unmatched = r#"http_requests_total{method="GET",route="unmatched",status="404"}"#;
+    let (healthz_before, unmatched_before) = (app.metric(healthz).await, app.metric(unmatched).await);
     app.get("/healthz").await;
     app.get("/no/such/page/with-a-token-abc123").await;
     let res = app.get("/metrics").await;
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
-    assert!(text.contains(r#"http_requests_total{method="GET",route="/healthz",status="200"}"#), "{text}");
+    assert!(crate::support::metric_in(&text, healthz) > healthz_before, "{text}");
+    assert!(crate::support::metric_in(&text, unmatched) > unmatched_before, "{text}");
     assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
-    assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
     assert!(!text.contains("abc123"), "a raw path reached the metrics");
     assert!(text.contains("db_pool_connections"), "{text}");
     app.stop().await.unwrap();

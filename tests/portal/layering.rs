@@ -90,6 +90,14 @@ fn every_crate_arrow_points_down_and_dialects_stay_in_the_store() {
                     }
                 }
             }
+            // Issue 13, point 6 (clippy.toml enforces it too): one reader of the wall clock.
+            if relative != Path::new("domain/clock.rs") {
+                for wall_clock in ["Utc::now(", "SystemTime::now(", "Local::now("] {
+                    if line.contains(wall_clock) {
+                        broken.push(format!("{place}: `{wall_clock}` outside domain::clock::SystemClock"));
+                    }
+                }
+            }
             let Some(may_use) = allowed(&part) else { continue };
             for used in named_parts(line) {
                 if used != part && !may_use.contains(&used.as_str()) {

@@ -357,6 +357,8 @@ async fn a_crash_between_queueing_and_sending_delivers_each_email_once_after_res
 #[tokio::test]
 async fn the_admin_page_lists_sent_and_upcoming_reminders_and_the_outbox() {
     let w = world().await;
+    let queued = r#"reminders_queued_total{notice="1w"}"#;
+    let queued_before = w.app.metric(queued).await;
     let today = w.app.clock.today();
     seed(&w, &w.dm, "Soon", noon(today - Duration::days(100)), today + Duration::days(8)).await;
     w.app.clock.set(noon(today + Duration::days(1)));
@@ -367,6 +369,6 @@ async fn the_admin_page_lists_sent_and_upcoming_reminders_and_the_outbox() {
     assert!(page.contains("expires in 7 days"), "sent");
     assert!(page.contains("expires in 6 days") && page.contains("expires today"), "upcoming");
     assert!(page.contains("jane@demo.example") && page.contains("sent"), "outbox");
-    let metrics = w.app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("reminders_queued_total") && metrics.contains("outbox_emails"));
+    assert!(w.app.metric(queued).await > queued_before, "the 1-week notice was not counted");
+    assert!(w.app.get("/metrics").await.text().await.unwrap().contains("outbox_emails"));
 }

@@ -75,7 +75,7 @@ pub async fn submit(
     let Some((link, creds)) = usable_link(&state, &token, PURPOSES, ip).await? else { return Ok(link_refused(&token)) };
     let now = state.clock.now();
     let user = &creds.user;
-    let actor = Actor { user_id: Some(user.id), label: user.email.to_string(), ip: Some(ip.to_string()) };
+    let actor = Actor::user(user, ip);
     let used = match link.purpose {
         LinkPurpose::Invitation => {
             let inputs = [user.email.as_str(), user.display_name.as_str()];

@@ -111,7 +111,7 @@ pub async fn logout(
 ) -> Result<Response, AppError> {
     if let Some(SessionAuth::SignedIn { user_id, .. }) = stage(&session).await? {
         if let Some(c) = state.store.find_credentials(user_id).await? {
-            let actor = Actor { user_id: Some(user_id), label: c.user.email.to_string(), ip: Some(ip.to_string()) };
+            let actor = Actor::user(&c.user, ip);
             state
                 .store
                 .record_audit_event(&actor.event(AuditAction::SignOut, state.clock.now()).on_user(&c.user))

@@ -151,7 +151,7 @@ pub async fn reset_submit(
     };
     let now = state.clock.now();
     let hash = state.services.hasher.hash(&password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let actor = Actor { user_id: Some(user.id), label: user.email.to_string(), ip: Some(ip.to_string()) };
+    let actor = Actor::user(user, ip);
     if !state.store.reset_password(&link, &hash, (user, &actor), now).await? {
         return Ok(link_refused(&token));
     }
