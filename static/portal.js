@@ -42,3 +42,71 @@ document.addEventListener("click", (event) => {
 document.addEventListener("DOMContentLoaded", () => {
   for (const dialog of document.querySelectorAll("dialog[data-open]")) dialog.showModal();
 });
+
+// Changes that ask first (web::confirm): a form with data-confirm asks its question in a dialog
+// and is sent with confirm=yes only after "yes". Without JavaScript (or <dialog>) the form is
+// sent as it is and the server answers with the same question on a page.
+let confirmDialog = null;
+function confirmDialogFor(form) {
+  if (!confirmDialog) {
+    confirmDialog = document.createElement("dialog");
+    confirmDialog.setAttribute("aria-labelledby", "confirm-title");
+    confirmDialog.setAttribute("aria-describedby", "confirm-detail");
+    const title = document.createElement("h2");
+    title.id = "confirm-title";
+    const detail = document.createElement("p");
+    detail.id = "confirm-detail";
+    const value = document.createElement("p");
+    value.id = "confirm-value";
+    value.append(document.createElement("span"), document.createElement("code"));
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    const yes = document.createElement("button");
+    yes.type = "button";
+    yes.id = "confirm-yes";
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "secondary";
+    cancel.textContent = "Cancel";
+    cancel.dataset.close = "";
+    actions.append(yes, cancel);
+    confirmDialog.append(title, detail, value, actions);
+    document.body.append(confirmDialog);
+  }
+  const d = form.dataset;
+  confirmDialog.querySelector("#confirm-title").textContent = d.confirm;
+  confirmDialog.querySelector("#confirm-detail").textContent = d.confirmDetail ?? "";
+  const value = confirmDialog.querySelector("#confirm-value");
+  const input = d.confirmValue ? document.getElementById(d.confirmValue) : null;
+  value.hidden = !input;
+  if (input) {
+    value.querySelector("span").textContent = `${d.confirmValueLabel ?? "New value"}: `;
+    value.querySelector("code").textContent = input.value.trim();
+  }
+  const yes = confirmDialog.querySelector("#confirm-yes");
+  yes.textContent = d.confirmButton ?? "Confirm";
+  yes.className = "danger" in d ? "danger" : "";
+  yes.onclick = () => {
+    const field = document.createElement("input");
+    field.type = "hidden";
+    field.name = "confirm";
+    field.value = "yes";
+    form.append(field);
+    confirmDialog.close();
+    form.submit();
+  };
+  return confirmDialog;
+}
+
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || !form.dataset.confirm) return;
+  if (typeof HTMLDialogElement !== "function") return;
+  event.preventDefault();
+  const opener = event.submitter ?? document.activeElement;
+  const dialog = confirmDialogFor(form);
+  dialog.addEventListener("close", () => opener?.focus?.(), { once: true });
+  dialog.showModal();
+  // The safe choice has the focus: Enter or Space on it changes nothing.
+  dialog.querySelector("[data-close]").focus();
+});

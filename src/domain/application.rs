@@ -193,6 +193,48 @@ pub enum ResourceId {
     DataManagerSandbox,
 }
 
+/// A resource's token audience, the `aud` of every token for it, e.g.
+/// `api://wmda/match-connect-production` (DESIGN.md section 3, Resources): after trimming, 1 to
+/// 200 characters, none a control character, and never a resource id (so a `resource=` or
+/// `scope=` value names one resource only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience(String);
+
+/// Why a text is not an [`Audience`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("An audience is 1 to 200 characters on one line, and never a resource id.")]
+pub struct InvalidAudience;
+
+impl Audience {
+    /// Parses an audience as an admin typed it (trimmed).
+    ///
+    /// # Errors
+    /// [`InvalidAudience`] for an empty value, more than 200 characters, a control character,
+    /// or a resource id.
+    pub fn parse(input: &str) -> Result<Self, InvalidAudience> {
+        let value = input.trim();
+        if value.is_empty()
+            || value.chars().count() > 200
+            || value.chars().any(char::is_control)
+            || ResourceId::parse(value).is_ok()
+        {
+            return Err(InvalidAudience);
+        }
+        Ok(Audience(value.to_owned()))
+    }
+
+    /// The audience.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Audience {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Why a text is not a [`ResourceId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("There is no resource with this id.")]

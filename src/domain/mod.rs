@@ -18,7 +18,7 @@ pub mod reminder;
 pub mod secret;
 pub mod throttle;
 
-pub use application::{Api, ApplicationKind, ApplicationName, ClientId, Environment, ResourceId};
+pub use application::{Api, ApplicationKind, ApplicationName, Audience, ClientId, Environment, ResourceId};
 pub use base_url::{BaseUrl, BaseUrlError};
 pub use cipher::MasterKey;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -123,8 +123,8 @@ pub async fn delete(
 /// `application_id`, by `actor` with `reason` (checked by the caller: one line, 1 to 500
 /// characters), at `now` (UTC): the secret is tombstoned, `secret.deleted` records the reason,
 /// and each credential manager of the application is emailed at once, in the same transaction,
-/// which secret, why, and what to do next (issue 14, point 3). Returns how many emails were
-/// queued (wake the sender).
+/// which secret, why, and what to do next (issue 14, point 3). Returns the deleted secret and how
+/// many emails were queued (wake the sender).
 ///
 /// # Errors
 /// [`StoreError::NotFound`] when the secret is not of that application or already deleted.
@@ -135,7 +135,7 @@ pub async fn admin_delete(
     (application_id, secret_id): (Uuid, Uuid),
     reason: &str,
     now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
+) -> Result<(crate::store::DeletedSecret, usize), StoreError> {
     let manage_url = base_url.join("/manage-api-credentials");
     let render = |deleted: &crate::store::DeletedSecret, managers: &[(String, String)]| {
         let client_id = deleted.client_id.to_string();

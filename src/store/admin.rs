@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::AuditAction;
 use super::audit::insert_audit_event;
 use super::{Actor, AuditEvent, BeginWrite, ClientSecret, Conflict, Store, StoreError, on_pool, unique_violation};
-use crate::domain::ResourceId;
+use crate::domain::{Audience, ResourceId};
 
 /// A secret on the admin overview.
 #[derive(Debug, Clone)]
@@ -53,22 +53,16 @@ impl Store {
     /// holds it; unique; never a resource id. Audited in the same transaction.
     ///
     /// # Errors
-    /// [`Conflict::AudienceInvalid`] for an empty value or a resource id; [`Conflict::AudienceTaken`].
+    /// [`Conflict::AudienceTaken`] when another resource has it; [`StoreError::NotFound`] for a
+    /// resource the database does not hold.
     pub async fn set_resource_audience(
         &self,
         resource: ResourceId,
-        audience: &str,
+        audience: &Audience,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let audience = audience.trim();
-        if audience.is_empty()
-            || audience.chars().count() > 200
-            || audience.chars().any(char::is_control)
-            || ResourceId::parse(audience).is_ok()
-        {
-            return Err(Conflict::AudienceInvalid.into());
-        }
+        let audience = audience.as_str();
         let mut event = actor
             .event(AuditAction::ResourceAudienceChanged, now)
             .with_details(serde_json::json!({ "resource": resource.as_str(), "audience": audience }));

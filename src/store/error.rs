@@ -34,9 +34,6 @@ pub enum Conflict {
     /// An invitation for an email that belongs to a user of another organisation or role.
     #[error("This email address belongs to a user of another organisation or role.")]
     RoleDiffers,
-    /// An audience that is empty, too long, or a resource id.
-    #[error("An audience is 1 to 200 characters and never a resource id.")]
-    AudienceInvalid,
     /// An audience another resource has.
     #[error("Another resource already has this audience.")]
     AudienceTaken,

@@ -203,7 +203,7 @@ impl Store {
             if let (Some(user), Some(name), Some(email)) = (row.manager_id, row.manager_name, row.manager_email) {
                 let managers = managers_by_app.entry(app).or_default();
                 if !managers.iter().any(|(u, _)| *u == user) {
-                    managers.push((user, if name.is_empty() { email } else { name }));
+                    managers.push((user, super::users::shown_name(&name, &email).to_owned()));
                 }
             }
             if apps.last().is_none_or(|last| last.id != app) {

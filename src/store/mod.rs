@@ -32,7 +32,7 @@ pub(crate) mod users;
 
 pub use admin::{ApplicationAttention, AuditFilter, ExpiringSecret};
 pub use applications::{Application, NewApplication, Resource};
-pub use audit::{Actor, AuditAction, AuditEvent, NewAuditEvent};
+pub use audit::{Actor, AuditAction, AuditEvent, NewAuditEvent, TargetName};
 pub use auth::{Credentials, LinkRecord, NewLink};
 pub(crate) use error::unique_violation;
 pub use error::{Conflict, StoreError};

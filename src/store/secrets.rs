@@ -346,8 +346,8 @@ impl Store {
 
     /// Deletes a secret of any application (a compromised one), with the admin's reason in the
     /// audit event, and queues `render`'s emails to the application's credential managers
-    /// (enabled and enrolled; (email, display name) pairs) in the same transaction. Returns how
-    /// many emails were queued.
+    /// (enabled and enrolled; (email, display name) pairs) in the same transaction. Returns the
+    /// deleted secret and how many emails were queued.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when the secret is not of that application or already deleted.
@@ -358,7 +358,7 @@ impl Store {
         actor: &Actor,
         render: &RenderDeletionEmails<'_>,
         now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<(DeletedSecret, usize), StoreError> {
         let mut event = actor.event(AuditAction::SecretDeleted, now);
         event.target_type = Some("client_secret");
         event.target_id = Some(secret_id.to_string());
@@ -390,7 +390,7 @@ impl Store {
                 insert_email!(&mut *tx, email, now)?;
             }
             tx.commit().await?;
-            Ok::<_, StoreError>(emails.len())
+            Ok::<_, StoreError>((deleted, emails.len()))
         }
         .await
         })

@@ -36,6 +36,20 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+impl User {
+    /// The name to show: the display name, or the email when the user has none
+    /// ([`shown_name`]).
+    pub fn shown_name(&self) -> &str {
+        shown_name(&self.display_name, self.email.as_str())
+    }
+}
+
+/// The name to show for a user with `display_name` and `email`: the display name, or the email
+/// when it is blank (an admin may invite without a name; issue 14, point 4: never a blank).
+pub fn shown_name<'a>(display_name: &'a str, email: &'a str) -> &'a str {
+    if display_name.trim().is_empty() { email } else { display_name }
+}
+
 /// A user to create.
 #[derive(Debug, Clone)]
 pub struct NewUser {

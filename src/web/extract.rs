@@ -207,6 +207,9 @@ pub struct CurrentUser {
     pub user: User,
     /// The client IP.
     pub ip: IpAddr,
+    /// The one-time notice of the change this session made last, taken on a GET
+    /// ([`super::notice`]), for the page's header.
+    pub notice: Option<String>,
 }
 
 impl CurrentUser {
@@ -217,7 +220,7 @@ impl CurrentUser {
 
     /// The name to show: display name, or email when empty.
     pub fn name(&self) -> &str {
-        if self.user.display_name.is_empty() { self.user.email.as_str() } else { &self.user.display_name }
+        self.user.shown_name()
     }
 }
 
@@ -252,7 +255,9 @@ impl FromRequestParts<AppState> for CurrentUser {
         };
         let ClientIp(ip) =
             ClientIp::from_request_parts(parts, state).await.unwrap_or(ClientIp(IpAddr::from([0, 0, 0, 0])));
-        Ok(CurrentUser { user, ip })
+        // A page shows the notice; a POST leaves it for the page it redirects to.
+        let notice = if parts.method == axum::http::Method::GET { super::notice::take(&session).await? } else { None };
+        Ok(CurrentUser { user, ip, notice })
     }
 }
 

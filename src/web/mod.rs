@@ -2,13 +2,16 @@
 
 mod admin;
 mod assets;
+pub mod audit_words;
 mod auth;
+pub mod confirm;
 pub mod csv;
 pub mod error;
 pub mod extract;
 mod health;
 mod home;
 pub(crate) mod manage;
+pub mod notice;
 mod oauth;
 mod observability;
 mod pages;

@@ -11,14 +11,17 @@ use crate::store::UserRole;
 /// The signed-in part of the page header.
 #[derive(Debug, Clone)]
 pub struct Nav {
-    /// The user's name.
+    /// The user's name (their email when they have none).
     pub name: String,
+    /// What the user's last change did, shown once above the page's content
+    /// ([`super::notice`]).
+    pub notice: Option<String>,
 }
 
 impl Nav {
-    /// The header for a signed-in user.
+    /// The header for a signed-in user, with the notice of their last change.
     pub fn of(user: &CurrentUser) -> Option<Nav> {
-        Some(Nav { name: user.name().to_owned() })
+        Some(Nav { name: user.name().to_owned(), notice: user.notice.clone() })
     }
 }
 

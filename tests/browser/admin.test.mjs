@@ -99,6 +99,39 @@ test("an admin invites a user who enrols, receives a grant and sees the applicat
   await karin.reload();
   await karin.getByRole("heading", { name: "Partner-NL-DemoRegistry-DM" }).waitFor();
 
+  // Issue 14, point 4: a change to access asks first in a dialog; Cancel changes nothing, the
+  // answer yes ends on the page with a notice of what happened.
+  await admin.getByRole("link", { name: "Users" }).click();
+  const disable = admin.getByRole("button", { name: "Disable karin@demoregistry.example" });
+  await disable.click();
+  const dialog = admin.getByRole("dialog", { name: "Disable Karin de Vries?" });
+  await dialog.waitFor();
+  assert.equal(await admin.evaluate(() => document.activeElement?.textContent), "Cancel", "the safe choice has the focus");
+  await accessible(admin, "confirmation dialog");
+  await dialog.getByRole("button", { name: "Cancel" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  assert.ok(admin.url().endsWith("/admin/users"));
+  await karin.reload();
+  await karin.getByRole("heading", { name: "Partner-NL-DemoRegistry-DM" }).waitFor();
+  await disable.click();
+  await dialog.getByRole("button", { name: "Disable" }).click();
+  await admin.getByText("Karin de Vries is disabled").waitFor();
+  assert.ok(admin.url().endsWith("/admin/users"), admin.url());
+  await karin.reload();
+  await karin.waitForURL("**/login**");
+  await admin.getByRole("button", { name: "Enable karin@demoregistry.example" }).click();
+  await admin.getByRole("dialog", { name: "Enable Karin de Vries?" }).getByRole("button", { name: "Enable" }).click();
+  await admin.getByText("Karin de Vries is enabled").waitFor();
+
+  // The audience dialog shows the value it would set.
+  await admin.goto(`${portal.url}/admin/resources`);
+  await admin.getByLabel("Audience").first().fill("https://api.wmda.example/smp");
+  await admin.getByRole("button", { name: "Save audience" }).first().click();
+  const audience = admin.getByRole("dialog", { name: "Change the audience of Search and Match production?" });
+  await audience.getByText("New audience: https://api.wmda.example/smp").waitFor();
+  await audience.getByRole("button", { name: "Change audience" }).click();
+  await admin.getByText("The audience of Search and Match production is now https://api.wmda.example/smp").waitFor();
+
   for (const [name, path] of [["organisations", "/admin/organisations"], ["resources", "/admin/resources"], ["audit", "/admin/audit"]]) {
     await admin.goto(`${portal.url}${path}`);
     await accessible(admin, name);

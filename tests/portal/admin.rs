@@ -6,6 +6,9 @@ use chrono::Duration;
 use secret_portal::domain::{Clock as _, EmailAddress, PlainSecret};
 use secret_portal::store::{Actor, SeedSecret, UserRole};
 
+/// The answer to a change that asks first (issue 14, point 4).
+const YES: &[(&str, &str)] = &[("confirm", "yes")];
+
 async fn admin_app() -> (TestApp, reqwest::Client) {
     let app = TestApp::spawn().await;
     let (_, admin) = app.account("admin@wmda.example", UserRole::WmdaAdmin).await;
@@ -177,7 +180,7 @@ async fn audiences_are_unique_and_never_a_resource_id() {
         .post_form(
             &admin,
             "/admin/resources/match-connect-sandbox",
-            &[("audience", "https://api.wmda.example/mc-sandbox")],
+            &[("audience", "https://api.wmda.example/mc-sandbox"), ("confirm", "yes")],
         )
         .await;
     assert_eq!(res.status(), 303);
@@ -186,7 +189,7 @@ async fn audiences_are_unique_and_never_a_resource_id() {
         .post_form(
             &admin,
             "/admin/resources/match-connect-production",
-            &[("audience", "https://api.wmda.example/mc-sandbox")],
+            &[("audience", "https://api.wmda.example/mc-sandbox"), ("confirm", "yes")],
         )
         .await;
     assert_eq!(taken.status(), 422);
@@ -214,13 +217,13 @@ async fn users_are_invited_listed_disabled_enabled_and_their_mfa_reset() {
             &[("email", "Jane@Demo.example"), ("name", "Jane Doe"), ("organisation", &org)],
         )
         .await;
-    assert_eq!(res.status(), 200);
-    assert!(res.text().await.unwrap().contains("Invitation emailed to jane@demo.example"));
+    assert_eq!(location(&res), "/admin/users");
+    assert!(html(&admin, &app, "/admin/users").await.contains("Invitation emailed to jane@demo.example"));
     let first = app.smtp.wait_for("jane@demo.example", 1).await[0].link_path("/invite/");
     // Resend: a new link; the old one stops working.
     let jane = app.store.find_user_by_email(&EmailAddress::parse("jane@demo.example").unwrap()).await.unwrap();
     let res = app.post_form(&admin, &format!("/admin/users/{}/resend", jane.id), &[]).await;
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 303);
     let second = app.smtp.wait_for("jane@demo.example", 2).await[1].link_path("/invite/");
     assert_ne!(first, second);
     assert_eq!(new_client().get(app.url(&first)).send().await.unwrap().status(), 404);
@@ -240,10 +243,10 @@ async fn users_are_invited_listed_disabled_enabled_and_their_mfa_reset() {
     let (seed, _) = app.enrol(&jane_client, &second, crate::support::flows::PASSWORD).await;
     assert_eq!(jane_client.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 200);
     assert!(html(&admin, &app, "/admin/users?status=active").await.contains("jane@demo.example"));
-    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/disable", jane.id), &[]).await.status(), 303);
+    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/disable", jane.id), YES).await.status(), 303);
     assert_eq!(jane_client.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 303);
     assert!(html(&admin, &app, "/admin/users?status=disabled").await.contains("jane@demo.example"));
-    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/enable", jane.id), &[]).await.status(), 303);
+    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/enable", jane.id), YES).await.status(), 303);
     let account = crate::support::flows::Account {
         email: "jane@demo.example".into(),
         password: crate::support::flows::PASSWORD.into(),
@@ -255,8 +258,8 @@ async fn users_are_invited_listed_disabled_enabled_and_their_mfa_reset() {
     assert_eq!(app.sign_in(&c, &account).await.status(), 303);
 
     // MFA reset: sessions end, a re-enrolment link is emailed, the old authenticator is gone.
-    let res = app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", jane.id), &[]).await;
-    assert_eq!(res.status(), 200);
+    let res = app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", jane.id), YES).await;
+    assert_eq!(res.status(), 303);
     assert_eq!(c.get(app.url("/manage-api-credentials")).send().await.unwrap().status(), 303);
     let mails = app.smtp.wait_for("jane@demo.example", 3).await;
     assert_eq!(mails[2].subject(), "Set up your authenticator again for the WMDA secret portal");
@@ -268,7 +271,7 @@ async fn users_are_invited_listed_disabled_enabled_and_their_mfa_reset() {
     assert_eq!(res.status(), 403, "a password alone must not lead anywhere after an MFA reset");
     // An admin cannot disable themselves.
     let me = app.store.find_user_by_email(&EmailAddress::parse("admin@wmda.example").unwrap()).await.unwrap();
-    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/disable", me.id), &[]).await.status(), 422);
+    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/disable", me.id), YES).await.status(), 422);
     let all = actions(&app).await;
     for action in ["invitation.sent", "user.disabled", "user.enabled", "user.mfa_reset"] {
         assert!(all.contains(&action.to_owned()), "{action}");
@@ -304,7 +307,7 @@ async fn grants_go_to_the_applications_organisation_only_and_take_effect_at_once
     assert!(res.text().await.unwrap().contains("only go to users of the application"));
     assert!(html(&admin, &app, &app_path).await.contains("Credential managers (1)"));
     // Revoke: the next request no longer sees it.
-    let res = app.post_form(&admin, &format!("{app_path}/grants/{}/revoke", jane.user_id), &[]).await;
+    let res = app.post_form(&admin, &format!("{app_path}/grants/{}/revoke", jane.user_id), YES).await;
     assert_eq!(res.status(), 303);
     assert!(!html(&jane_client, &app, "/manage-api-credentials").await.contains("Partner-NL-DemoRegistry-DM"));
     let all = actions(&app).await;
@@ -353,6 +356,8 @@ async fn the_overview_shows_what_needs_attention_and_admins_delete_compromised_s
         )
         .await;
     assert_eq!(res.status(), 303);
+    let page = html(&admin, &app, &location(&res)).await;
+    assert!(page.contains("The client secret “Leaked one”") && page.contains("It has no credential manager to email."));
     assert!(!html(&admin, &app, &dm_path).await.contains("Leaked one"));
     let event =
         app.store.recent_audit_events(20).await.unwrap().into_iter().find(|e| e.action == "secret.deleted").unwrap();
@@ -385,7 +390,10 @@ async fn the_audit_log_filters_pages_and_exports_csv_without_formulas() {
     let page2 = html(&admin, &app, "/admin/audit?action=demo.loaded&page=2").await;
     assert!(page2.contains("Page 2 of 2") && page2.contains("Newer"));
     let by_actor = html(&admin, &app, "/admin/audit?actor=ADMIN@wmda").await;
-    assert!(by_actor.contains("<td>organisation.created</td>") && !by_actor.contains("<td>demo.loaded</td>"));
+    assert!(
+        by_actor.contains(r#"<span title="organisation.created">Organisation created</span>"#)
+            && !by_actor.contains(r#"title="demo.loaded""#)
+    );
     let by_org = html(&admin, &app, &format!("/admin/audit?organisation={org}")).await;
     assert!(by_org.contains("1 event") && by_org.contains("organisation.created"));
     let today = app.clock.today();
@@ -406,8 +414,16 @@ async fn the_audit_log_filters_pages_and_exports_csv_without_formulas() {
     let body = csv.text().await.unwrap();
     let lines: Vec<&str> = body.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 2, "{body}");
-    assert_eq!(lines[0], "\"time\",\"actor\",\"ip\",\"action\",\"organisation_id\",\"target\",\"details\"");
+    assert_eq!(
+        lines[0],
+        r#""time","actor","ip","action","action_words","organisation_id","target","target_name","details","details_json""#
+    );
     assert!(lines[1].contains("\"'=HYPERLINK(\"\"http://evil\"\")\""), "{}", lines[1]);
+    assert!(
+        lines[1].contains(r#""Reused authentication code refused""#) && lines[1].contains(r#""Note: +1""#),
+        "{}",
+        lines[1]
+    );
     let all = admin.get(app.url("/admin/audit?format=csv")).send().await.unwrap().text().await.unwrap();
     assert!(all.split("\r\n").filter(|l| !l.is_empty()).count() > 60);
 }
@@ -512,4 +528,181 @@ async fn credential_managers_are_emailed_when_an_admin_deletes_their_secret() {
     assert!(!html.contains("<b>repository</b>") && !html.contains("Leaked <one>"), "escaped: {html}");
     assert!(!mail.raw.contains(value.expose()), "the value is in the email");
     assert!(app.smtp.messages_to("admin@wmda.example").iter().all(|m| !m.subject().contains("was deleted")));
+}
+
+/// Posts a change that asks first without its answer: the confirmation page (no JavaScript)
+/// shows `question` and a form that sends `confirm=yes`, and nothing is recorded.
+async fn asks_first(app: &TestApp, admin: &reqwest::Client, path: &str, fields: &[(&str, &str)], question: &str) {
+    let before = app.store.recent_audit_events(1000).await.unwrap().len();
+    let res = app.post_form(admin, path, fields).await;
+    assert_eq!(res.status(), 200, "{path}");
+    let page = res.text().await.unwrap();
+    assert!(page.contains(&format!("<h1>{question}</h1>")), "{path}: {page}");
+    assert!(page.contains(&format!(r#"action="{path}""#)) && page.contains(r#"name="confirm" value="yes""#), "{page}");
+    for (name, value) in fields.iter().filter(|(name, _)| *name != "confirm") {
+        assert!(page.contains(&format!(r#"name="{name}" value="{value}""#)), "{name} is carried: {page}");
+    }
+    assert_eq!(app.store.recent_audit_events(1000).await.unwrap().len(), before, "{path} changed something");
+}
+
+/// Issue 14, point 4: disabling, enabling, resetting MFA, revoking a grant and changing an
+/// audience ask first (a dialog with JavaScript, whose question the form carries; a
+/// confirmation page without) and change nothing until the answer is yes; every admin change
+/// ends on a page (303, not the POST URL) that says once what happened; the application page
+/// names its organisation; a user without a name shows their email; an empty overview says where
+/// to start.
+#[tokio::test]
+async fn changes_to_access_ask_first_and_every_admin_change_ends_on_a_page_that_says_what_happened() {
+    let (app, admin) = admin_app().await;
+    assert!(
+        html(&admin, &app, "/admin").await.contains(r#"<a href="/admin/organisations">Create an organisation</a>"#)
+    );
+    let fields = [("display_name", "Demo Registry"), ("country", "NL"), ("code", "DemoRegistry")];
+    let (org_path, page) = app.post_and_follow(&admin, "/admin/organisations", &fields).await;
+    assert!(page.contains("NL-DemoRegistry (Demo Registry) is created"), "{page}");
+    assert!(!html(&admin, &app, &org_path).await.contains("is created"), "a notice is shown once");
+    assert!(!html(&admin, &app, "/admin").await.contains("Create an organisation"));
+    let rename = format!("{org_path}/rename");
+    let (_, page) = app.post_and_follow(&admin, &rename, &[("display_name", "Demo Registry B.V.")]).await;
+    assert!(page.contains("renamed to Demo Registry B.V."));
+    let fields = [("kind", "Partner"), ("api", "DM"), ("resource", "data-manager-sandbox")];
+    let (app_path, page) = app.post_and_follow(&admin, &format!("{org_path}/applications"), &fields).await;
+    assert!(page.contains("Partner-NL-DemoRegistry-DM is registered with client ID"), "{page}");
+    assert!(page.contains(&format!(r#"<a href="{org_path}">NL-DemoRegistry (Demo Registry B.V.)</a>"#)), "{page}");
+
+    // An invitation without a name: the email stands where the name would.
+    let org = org_path.trim_start_matches("/admin/organisations/").to_owned();
+    let fields = [("email", "piet@demo.example"), ("name", ""), ("organisation", org.as_str())];
+    let (users_path, page) = app.post_and_follow(&admin, "/admin/users", &fields).await;
+    assert_eq!(users_path, "/admin/users");
+    assert!(page.contains("Invitation emailed to piet@demo.example"));
+    assert!(page.contains("<td>piet@demo.example</td><td>piet@demo.example</td>"), "{page}");
+    let org_id = uuid::Uuid::parse_str(&org).unwrap();
+    let (jane, _) = app.account("jane@demo.example", UserRole::Member(org_id)).await;
+    let grant = format!("{app_path}/grants");
+    let (_, page) = app.post_and_follow(&admin, &grant, &[("user_id", &jane.user_id.to_string())]).await;
+    assert!(page.contains("Name of jane@demo.example is now a credential manager of this application"), "{page}");
+    let piet = app.store.find_user_by_email(&EmailAddress::parse("piet@demo.example").unwrap()).await.unwrap();
+    let (_, page) = app.post_and_follow(&admin, &grant, &[("user_id", &piet.id.to_string())]).await;
+    assert!(page.contains("piet@demo.example is now a credential manager"), "{page}");
+    assert!(page.contains("<li>piet@demo.example\n"), "a manager without a name shows the email once: {page}");
+
+    // The list pages carry each question for the dialog.
+    let users = html(&admin, &app, "/admin/users").await;
+    assert!(users.contains(r#"data-confirm="Disable Name of jane@demo.example?""#), "{users}");
+    assert!(users.contains(r#"data-confirm="Reset the MFA of Name of jane@demo.example?""#));
+    assert!(html(&admin, &app, &app_path).await.contains(
+        r#"data-confirm="Revoke the credential manager role of Name of jane@demo.example on Partner-NL-DemoRegistry-DM?""#
+    ));
+    assert!(
+        html(&admin, &app, "/admin/resources")
+            .await
+            .contains(r#"data-confirm="Change the audience of Data Manager sandbox?""#)
+    );
+
+    // Each asks first, then changes and says so.
+    let jane_path = format!("/admin/users/{}", jane.user_id);
+    // (path, fields, the question, the page it ends on, what that page says)
+    type Step<'a> = (String, Vec<(&'a str, &'a str)>, &'a str, String, &'a str);
+    let steps: [Step; 5] = [
+        (
+            format!("{jane_path}/disable"),
+            vec![],
+            "Disable Name of jane@demo.example?",
+            "/admin/users".into(),
+            "Name of jane@demo.example is disabled",
+        ),
+        (
+            format!("{jane_path}/enable"),
+            vec![],
+            "Enable Name of jane@demo.example?",
+            "/admin/users".into(),
+            "Name of jane@demo.example is enabled",
+        ),
+        (
+            format!("{jane_path}/reset-mfa"),
+            vec![],
+            "Reset the MFA of Name of jane@demo.example?",
+            "/admin/users".into(),
+            "MFA reset for Name of jane@demo.example",
+        ),
+        (
+            format!("{app_path}/grants/{}/revoke", jane.user_id),
+            vec![],
+            "Revoke the credential manager role of Name of jane@demo.example on Partner-NL-DemoRegistry-DM?",
+            app_path.clone(),
+            "The credential manager role of Name of jane@demo.example on Partner-NL-DemoRegistry-DM is revoked",
+        ),
+        (
+            "/admin/resources/data-manager-sandbox".into(),
+            vec![("audience", "https://dm.wmda.example/sandbox")],
+            "Change the audience of Data Manager sandbox?",
+            "/admin/resources".into(),
+            "The audience of Data Manager sandbox is now https://dm.wmda.example/sandbox",
+        ),
+    ];
+    for (path, fields, question, page_path, said) in steps {
+        asks_first(&app, &admin, &path, &fields, question).await;
+        // Any other answer than yes is no answer.
+        let mut no = fields.clone();
+        no.push(("confirm", "no"));
+        asks_first(&app, &admin, &path, &no, question).await;
+        let mut yes = fields.clone();
+        yes.push(("confirm", "yes"));
+        let (landed, page) = app.post_and_follow(&admin, &path, &yes).await;
+        assert_eq!(landed, page_path);
+        assert!(page.contains(said), "{said}: {page}");
+    }
+    let all = actions(&app).await;
+    for action in ["user.disabled", "user.enabled", "user.mfa_reset", "grant.revoked", "resource.audience_changed"] {
+        assert_eq!(all.iter().filter(|a| *a == action).count(), 1, "{action}");
+    }
+    // Setting the audience it has asks nothing and changes nothing.
+    let same = [("audience", "https://dm.wmda.example/sandbox")];
+    let (_, page) = app.post_and_follow(&admin, "/admin/resources/data-manager-sandbox", &same).await;
+    assert!(page.contains("is already https://dm.wmda.example/sandbox: nothing changed"));
+    assert_eq!(actions(&app).await.iter().filter(|a| *a == "resource.audience_changed").count(), 1);
+}
+
+/// Issue 14, point 5: the audit log shows actions and details in words, targets by name (the
+/// type and id on hover and in the CSV), the time on one line, and each filter's label with its
+/// input.
+#[tokio::test]
+async fn the_audit_log_reads_as_words_with_targets_by_name_and_ids_on_hover_and_in_the_csv() {
+    let (app, admin) = admin_app().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm =
+        app.register(org.id, secret_portal::domain::ApplicationKind::Partner, secret_portal::domain::Api::Dm).await;
+    let (jane, jane_client) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    let grant = format!("/admin/applications/{}/grants", dm.id);
+    app.post_and_follow(&admin, &grant, &[("user_id", &jane.user_id.to_string())]).await;
+    let (value, secret_id) =
+        app.seed_secret(dm.id, "Leaked one", app.clock.now(), app.clock.today() + Duration::days(90)).await;
+    let hint = value.hint();
+    let path = format!("/admin/applications/{}/secrets/{secret_id}/delete", dm.id);
+    app.post_and_follow(&admin, &path, &[("reason", "Posted in a public repository")]).await;
+    let _ = jane_client;
+
+    let page = html(&admin, &app, "/admin/audit").await;
+    for expected in [
+        r#"<span title="secret.deleted">Client secret deleted</span>"#.to_owned(),
+        format!(r#"<span title="client_secret {secret_id}">“Leaked one” ({hint}…) of {}</span>"#, dm.name),
+        format!(
+            "Application: {}; Name: Leaked one; Hint: {hint}…; Reason: Posted in a public repository; By: a WMDA admin",
+            dm.name
+        ),
+        format!(r#"<span title="user {}">Name of jane@demo.example &#60;jane@demo.example&#62;</span>"#, jane.user_id),
+        r#"<span title="grant.added">Credential manager role granted</span>"#.to_owned(),
+        r#"<td class="nowrap">"#.to_owned(),
+        r#"<span class="field"><label for="action">Action</label>"#.to_owned(),
+        r#"<option value="secret.deleted">Client secret deleted</option>"#.to_owned(),
+    ] {
+        assert!(page.contains(&expected), "{expected}: {page}");
+    }
+    assert!(!page.contains("{&#34;") && !page.contains("{\""), "no raw JSON on the page");
+    let csv =
+        admin.get(app.url("/admin/audit?action=secret.deleted&format=csv")).send().await.unwrap().text().await.unwrap();
+    let line = csv.split("\r\n").nth(1).unwrap();
+    assert!(line.contains(&format!(r#""client_secret {secret_id}""#)) && line.contains("“Leaked one”"), "{line}");
+    assert!(line.contains(r#""{""application"":"#), "the stored details stay in the CSV: {line}");
 }

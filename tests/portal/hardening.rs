@@ -213,7 +213,8 @@ async fn a_password_step_is_over_once_the_account_is_disabled_and_enabled_again(
     assert_eq!(location(&app.password_step(&client, &jane.email, PASSWORD, "").await), "/login/mfa");
     app.clock.advance(Duration::seconds(5));
     for action in ["disable", "enable"] {
-        let res = app.post_form(&admin, &format!("/admin/users/{}/{action}", jane.user_id), &[]).await;
+        let res =
+            app.post_form(&admin, &format!("/admin/users/{}/{action}", jane.user_id), &[("confirm", "yes")]).await;
         assert_eq!(res.status(), 303);
     }
     app.clock.advance(Duration::seconds(30));
@@ -250,7 +251,12 @@ async fn an_enrolment_in_progress_is_over_once_the_account_changed_and_completin
     let (app, admin, jane, jane_client) = admin_and_jane().await;
     // An MFA reset: Jane's sessions end and a re-enrolment link is emailed.
     let before = app.smtp.messages_to(&jane.email).len();
-    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", jane.user_id), &[]).await.status(), 200);
+    assert_eq!(
+        app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", jane.user_id), &[("confirm", "yes")])
+            .await
+            .status(),
+        303
+    );
     let link = app.smtp.wait_for(&jane.email, before + 1).await.last().unwrap().link_path("/invite/");
     let link = link.replace("http://127.0.0.1:8080", "");
     app.clock.advance(Duration::seconds(5));
@@ -260,7 +266,7 @@ async fn an_enrolment_in_progress_is_over_once_the_account_changed_and_completin
     // The admin disables and enables Jane meanwhile: the enrolment stage is over.
     app.clock.advance(Duration::seconds(5));
     for action in ["disable", "enable"] {
-        app.post_form(&admin, &format!("/admin/users/{}/{action}", jane.user_id), &[]).await;
+        app.post_form(&admin, &format!("/admin/users/{}/{action}", jane.user_id), &[("confirm", "yes")]).await;
     }
     assert_eq!(location(&enrolling.get(app.url("/mfa/setup")).send().await.unwrap()), "/login");
     let res = app.post_form(&enrolling, "/mfa/setup", &[("code", "123456")]).await;
@@ -289,7 +295,12 @@ async fn an_enrolment_in_progress_is_over_once_the_account_changed_and_completin
 async fn an_invitation_is_resent_only_to_an_account_without_a_password() {
     let (app, admin, jane, _) = admin_and_jane().await;
     // After an MFA reset Jane has a password and no authenticator.
-    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", jane.user_id), &[]).await.status(), 200);
+    assert_eq!(
+        app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", jane.user_id), &[("confirm", "yes")])
+            .await
+            .status(),
+        303
+    );
     let mails = app.smtp.wait_for(&jane.email, 2).await.len();
     let users = admin.get(app.url("/admin/users")).send().await.unwrap().text().await.unwrap();
     assert!(!users.contains(&format!("/admin/users/{}/resend", jane.user_id)), "no Resend button for her");
@@ -332,7 +343,12 @@ async fn while_an_mfa_re_enrolment_is_pending_a_password_reset_opens_no_path_to_
     app.post_form(&new_client(), "/password/forgot", &[("email", &jane.email)]).await;
     let early = app.smtp.wait_for(&jane.email, 2).await.last().unwrap().link_path("/password/reset/");
     let early = early.replace("http://127.0.0.1:8080", "");
-    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", jane.user_id), &[]).await.status(), 200);
+    assert_eq!(
+        app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", jane.user_id), &[("confirm", "yes")])
+            .await
+            .status(),
+        303
+    );
     let reenrol = app.smtp.wait_for(&jane.email, 3).await.last().unwrap().link_path("/invite/");
     let reenrol = reenrol.replace("http://127.0.0.1:8080", "");
     // Someone with the mailbox asks for a reset: the same answer, and no link is sent.
@@ -518,7 +534,12 @@ async fn twenty_wrong_codes_from_many_addresses_lock_the_second_factor_and_email
     assert!(locked.is_some(), "twenty failures lock");
     let admin = new_client();
     assert_eq!(app.sign_in(&admin, &admin_account).await.status(), 303);
-    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", unlocked.user_id), &[]).await.status(), 200);
+    assert_eq!(
+        app.post_form(&admin, &format!("/admin/users/{}/reset-mfa", unlocked.user_id), &[("confirm", "yes")])
+            .await
+            .status(),
+        303
+    );
     let creds = app.store.find_credentials(unlocked.user_id).await.unwrap().unwrap();
     assert!(creds.mfa_locked_until.is_none());
 }
@@ -533,14 +554,16 @@ async fn reset_and_invitation_emails_are_limited_per_account_and_per_address() {
     let org = app.create_org("NL", "DemoRegistry").await;
     let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
     // Invitations: five an hour per account, then the admin is told to wait.
-    let res = app
-        .post_form(&admin, "/admin/users", &[("email", "piet@demo.example"), ("organisation", &org.id.to_string())])
-        .await;
-    assert_eq!(res.status(), 200);
+    app.post_and_follow(
+        &admin,
+        "/admin/users",
+        &[("email", "piet@demo.example"), ("organisation", &org.id.to_string())],
+    )
+    .await;
     let piet = app.store.find_user_by_email(&EmailAddress::parse("piet@demo.example").unwrap()).await.unwrap();
     for _ in 0..4 {
-        let res = app.post_form(&admin, &format!("/admin/users/{}/resend", piet.id), &[]).await;
-        assert!(res.text().await.unwrap().contains("A new invitation was emailed"));
+        let (_, page) = app.post_and_follow(&admin, &format!("/admin/users/{}/resend", piet.id), &[]).await;
+        assert!(page.contains("A new invitation was emailed"));
     }
     let res = app.post_form(&admin, &format!("/admin/users/{}/resend", piet.id), &[]).await;
     assert!(res.text().await.unwrap().contains("wait before sending another"));

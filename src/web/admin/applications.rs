@@ -5,21 +5,24 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 /// Parameters the application form may carry: kind, API, client ID and one `resource` per
 /// allowed resource (an API has a handful; 256 is far above any real list).
 const MAX_APPLICATION_FIELDS: usize = 256;
 use crate::domain::{Api, ApplicationKind, ApplicationName, ClientId, ResourceId};
-use crate::store::{Conflict, NewApplication, StoreError, UserFilter, UserRole, UserStatus};
+use crate::store::{Conflict, NewApplication, StoreError, User, UserFilter, UserRole, UserStatus};
 use crate::web::AppState;
+use crate::web::confirm::{self, Question};
 use crate::web::error::AppError;
 use crate::web::extract::{CurrentUser, WmdaAdmin};
 use crate::web::extract::{Form, Query};
 use crate::web::extract::{PathId, PathIds};
 use crate::web::manage::view::{SecretRow, secret_row};
+use crate::web::notice;
 use crate::web::pages::Nav;
+use tower_sessions::Session;
 use uuid::Uuid;
 
 /// `?kind=&api=` of the registration form.
@@ -117,6 +120,7 @@ pub async fn create(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
     PathId(org): PathId<Uuid>,
+    session: Session,
     Form(form): Form<CreateForm, MAX_APPLICATION_FIELDS>,
 ) -> Result<Response, AppError> {
     let org_id = org;
@@ -149,7 +153,13 @@ pub async fn create(
     }
     let new = NewApplication { organisation_id: org_id, kind, api, client_id, resources };
     match state.store.create_application(&new, &admin.actor(), state.clock.now()).await {
-        Ok(app) => Ok(Redirect::to(&format!("/admin/applications/{}", app.id)).into_response()),
+        Ok(app) => {
+            let text = format!(
+                "{} is registered with client ID {}. Grant the credential manager role to two of its organisation's users below.",
+                app.name, app.client_id
+            );
+            notice::redirect(&session, &application_path(app.id), text).await
+        }
         Err(StoreError::Conflict(c @ (Conflict::ApplicationExists | Conflict::ClientIdTaken))) => {
             new_page_for(&state, &admin, org_id, &form, vec![c.to_string()]).await
         }
@@ -196,6 +206,24 @@ pub struct ManagerRow {
     user_id: String,
     name: String,
     email: String,
+    revoke: Question,
+}
+
+/// The application page's path.
+fn application_path(id: Uuid) -> String {
+    format!("/admin/applications/{id}")
+}
+
+/// What revoking the credential-manager role of `user` on the application `application` asks.
+fn revoke_question(user: &User, application: &str) -> Question {
+    Question {
+        title: format!("Revoke the credential manager role of {} on {application}?", user.shown_name()),
+        detail: "From their next request they no longer see this application, its client ID or its secrets, and \
+                 they get no more reminders about it. The secrets they created keep working."
+            .into(),
+        button: "Revoke".into(),
+        danger: true,
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -206,6 +234,7 @@ struct ShowPage {
     name: String,
     client_id: String,
     org_id: String,
+    org_label: String,
     resources: Vec<(String, String)>,
     managers: Vec<ManagerRow>,
     candidates: Vec<(String, String)>,
@@ -221,6 +250,7 @@ async fn show_page(
 ) -> Result<Response, AppError> {
     let m = state.store.all_applications(Some(app_id), None).await?.pop().ok_or(AppError::NotFound)?;
     let org_id = m.application.organisation_id;
+    let org = state.store.find_organisation_by_id(org_id).await?;
     let members = state.store.list_users(&UserFilter { organisation_id: Some(org_id), ..Default::default() }).await?;
     let granted: Vec<uuid::Uuid> = state.store.list_credential_managers(app_id).await?.iter().map(|u| u.id).collect();
     let managers = members
@@ -228,8 +258,9 @@ async fn show_page(
         .filter(|u| granted.contains(&u.user.id))
         .map(|u| ManagerRow {
             user_id: u.user.id.to_string(),
-            name: u.user.display_name.clone(),
+            name: u.user.shown_name().to_owned(),
             email: u.user.email.to_string(),
+            revoke: revoke_question(&u.user, &m.application.name),
         })
         .collect();
     let candidates = members
@@ -239,7 +270,14 @@ async fn show_page(
                 && u.status != UserStatus::Disabled
                 && matches!(u.user.role, UserRole::Member(_))
         })
-        .map(|u| (u.user.id.to_string(), format!("{} <{}>", u.user.display_name, u.user.email)))
+        .map(|u| {
+            let label = if u.user.display_name.trim().is_empty() {
+                u.user.email.to_string()
+            } else {
+                format!("{} <{}>", u.user.display_name, u.user.email)
+            };
+            (u.user.id.to_string(), label)
+        })
         .collect();
     let today = state.clock.today();
     let page = ShowPage {
@@ -248,6 +286,7 @@ async fn show_page(
         name: m.application.name.clone(),
         client_id: m.application.client_id.to_string(),
         org_id: org_id.to_string(),
+        org_label: format!("{} ({})", org.reference(), org.display_name),
         resources: m.resources.iter().map(|r| (r.id.to_string(), r.audience.clone())).collect(),
         managers,
         candidates,
@@ -279,6 +318,7 @@ pub async fn grant(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
     PathId(app): PathId<Uuid>,
+    session: Session,
     Form(form): Form<GrantForm>,
 ) -> Result<Response, AppError> {
     let app_id = app;
@@ -286,21 +326,49 @@ pub async fn grant(
         return show_page(&state, &admin, app_id, Some("Choose a user.".into())).await;
     };
     match state.store.grant_credential_manager(user_id, app_id, &admin.actor(), state.clock.now()).await {
-        Ok(()) => Ok(Redirect::to(&format!("/admin/applications/{app_id}")).into_response()),
+        Ok(()) => {
+            let user = state.store.find_user(user_id).await?;
+            let text = format!(
+                "{} is now a credential manager of this application: they see it from their next request.",
+                user.shown_name()
+            );
+            notice::redirect(&session, &application_path(app_id), text).await
+        }
         Err(StoreError::Conflict(c)) => show_page(&state, &admin, app_id, Some(c.to_string())).await,
         Err(e) => Err(e.into()),
     }
 }
 
-/// `POST /admin/applications/{id}/grants/{user_id}/revoke`: effective on the user's next request.
+/// The form of a change that asks first: `confirm=yes` once asked ([`confirm`]).
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `POST /admin/applications/{id}/grants/{user_id}/revoke` (asks first): effective on the user's
+/// next request.
 pub async fn revoke(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
-    PathIds(app, user): PathIds<Uuid, Uuid>,
+    PathIds(app_id, user_id): PathIds<Uuid, Uuid>,
+    session: Session,
+    Form(form): Form<ConfirmForm>,
 ) -> Result<Response, AppError> {
-    let (app_id, user_id) = (app, user);
+    let application = state.store.all_applications(Some(app_id), None).await?.pop().ok_or(AppError::NotFound)?;
+    let user = state.store.find_user(user_id).await?;
+    let path = application_path(app_id);
+    if !confirm::given(&form.confirm) {
+        let question = revoke_question(&user, &application.application.name);
+        return Ok(confirm::page(&admin, question, None, (&format!("{path}/grants/{user_id}/revoke"), &[]), &path));
+    }
     state.store.revoke_credential_manager(user_id, app_id, &admin.actor(), state.clock.now()).await?;
-    Ok(Redirect::to(&format!("/admin/applications/{app_id}")).into_response())
+    let text = format!(
+        "The credential manager role of {} on {} is revoked: from their next request they no longer see it.",
+        user.shown_name(),
+        application.application.name
+    );
+    notice::redirect(&session, &path, text).await
 }
 
 /// The admin's deletion form: a reason is required.
@@ -316,6 +384,7 @@ pub async fn delete_secret(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
     PathIds(app, secret): PathIds<Uuid, Uuid>,
+    session: Session,
     Form(form): Form<DeleteForm>,
 ) -> Result<Response, AppError> {
     let (app_id, secret_id) = (app, secret);
@@ -331,8 +400,19 @@ pub async fn delete_secret(
     }
     let (base_url, now) = (&state.settings.base_url, state.clock.now());
     let ids = (app_id, secret_id);
-    if crate::oauth::client_secrets::admin_delete(&state.store, base_url, &admin.actor(), ids, reason, now).await? > 0 {
+    let (deleted, emailed) =
+        crate::oauth::client_secrets::admin_delete(&state.store, base_url, &admin.actor(), ids, reason, now).await?;
+    if emailed > 0 {
         state.services.mailer.wake();
     }
-    Ok(Redirect::to(&format!("/admin/applications/{app_id}")).into_response())
+    let told = match emailed {
+        0 => "It has no credential manager to email.".to_owned(),
+        1 => "Its credential manager was emailed the reason.".to_owned(),
+        n => format!("Its {n} credential managers were emailed the reason."),
+    };
+    let text = format!(
+        "The client secret “{}” ({}…) is deleted: it can no longer obtain tokens. {told}",
+        deleted.name, deleted.hint
+    );
+    notice::redirect(&session, &application_path(app_id), text).await
 }

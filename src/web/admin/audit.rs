@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::domain::PageNumber;
 use crate::store::{AuditEvent, AuditFilter};
 use crate::web::AppState;
+use crate::web::audit_words as words;
 use crate::web::error::AppError;
 use crate::web::extract::Query;
 use crate::web::extract::WmdaAdmin;
@@ -41,13 +42,17 @@ pub struct AuditQuery {
     format: String,
 }
 
-/// An event's line.
+/// An event's line, in words (issue 14, point 5).
 pub struct EventRow {
     time: String,
     actor: String,
     ip: String,
+    /// The stored action name (a tooltip) and the action in words.
     action: String,
+    action_words: String,
+    /// The target's type and id (a tooltip) and its name.
     target: String,
+    target_name: String,
     details: String,
 }
 
@@ -57,7 +62,8 @@ struct AuditPage {
     nav: Option<Nav>,
     events: Vec<EventRow>,
     organisations: Vec<(String, String)>,
-    actions: Vec<String>,
+    /// (stored name, words) of the actions the log holds.
+    actions: Vec<(String, String)>,
     q_actor: String,
     q_organisation: String,
     q_action: String,
@@ -75,14 +81,6 @@ struct AuditPage {
 
 fn time(e: &AuditEvent) -> String {
     e.occurred_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
-fn target(e: &AuditEvent) -> String {
-    match (&e.target_type, &e.target_id) {
-        (Some(t), Some(i)) => format!("{t} {i}"),
-        (Some(t), None) => t.clone(),
-        _ => String::new(),
-    }
 }
 
 fn query_string(q: &AuditQuery, page: i64, format: Option<&str>) -> String {
@@ -133,30 +131,51 @@ fn filter_of(q: &AuditQuery) -> (AuditFilter, Option<String>) {
 }
 
 impl EventRow {
-    fn of(e: &AuditEvent) -> Self {
+    fn of(e: &AuditEvent, names: &TargetNames) -> Self {
         EventRow {
             time: time(e),
             actor: e.actor_label.clone(),
             ip: e.ip.clone().unwrap_or_default(),
             action: e.action.clone(),
-            target: target(e),
-            details: e.details.clone(),
+            action_words: words::action(&e.action),
+            target: words::target_id(e),
+            target_name: words::target_name(e, names),
+            details: words::details(&e.details),
         }
     }
 }
 
-/// The filtered log as CSV (at most [`EXPORT_LIMIT`] events), no cell read as a formula.
+/// Names of the events' targets, by (type, id).
+type TargetNames = std::collections::HashMap<(String, String), crate::store::TargetName>;
+
+/// The filtered log as CSV (at most [`EXPORT_LIMIT`] events), no cell read as a formula: the
+/// stored action, target and details for programs, and beside them the same in words.
 async fn csv_export(state: &AppState, filter: &AuditFilter) -> Result<Response, AppError> {
     let (events, _) = state.store.audit_log(filter, EXPORT_LIMIT, 0).await?;
-    let mut body = crate::web::csv::line(&["time", "actor", "ip", "action", "organisation_id", "target", "details"]);
+    let names = state.store.audit_target_names(&events).await?;
+    let mut body = crate::web::csv::line(&[
+        "time",
+        "actor",
+        "ip",
+        "action",
+        "action_words",
+        "organisation_id",
+        "target",
+        "target_name",
+        "details",
+        "details_json",
+    ]);
     for e in &events {
         let cells = [
             time(e),
             e.actor_label.clone(),
             e.ip.clone().unwrap_or_default(),
             e.action.clone(),
+            words::action(&e.action),
             e.organisation_id.map(|o| o.to_string()).unwrap_or_default(),
-            target(e),
+            words::target_id(e),
+            words::target_name(e, &names),
+            words::details(&e.details),
             e.details.clone(),
         ];
         body.push_str(&crate::web::csv::line(&cells));
@@ -194,11 +213,23 @@ pub async fn page(
     let (page, pages) = (i64::from(page.get()), i64::from(pages.get()));
     let organisations = state.store.list_organisations().await?;
     let organisations = organisations.into_iter().map(|o| (o.id.to_string(), o.reference().to_string())).collect();
+    let names = state.store.audit_target_names(&events).await?;
+    let mut actions: Vec<(String, String)> = state
+        .store
+        .audit_actions()
+        .await?
+        .into_iter()
+        .map(|a| {
+            let w = words::action(&a);
+            (a, w)
+        })
+        .collect();
+    actions.sort_by(|a, b| a.1.cmp(&b.1));
     Ok(AuditPage {
         nav: Nav::of(&admin),
-        events: events.iter().map(EventRow::of).collect(),
+        events: events.iter().map(|e| EventRow::of(e, &names)).collect(),
         organisations,
-        actions: state.store.audit_actions().await?,
+        actions,
         q_actor: q.actor.clone(),
         q_organisation: q.organisation.clone(),
         q_action: q.action.clone(),

@@ -4,7 +4,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::domain::organisation::OrganisationDisplayName;
@@ -15,7 +15,9 @@ use crate::web::error::AppError;
 use crate::web::extract::Form;
 use crate::web::extract::PathId;
 use crate::web::extract::WmdaAdmin;
+use crate::web::notice;
 use crate::web::pages::Nav;
+use tower_sessions::Session;
 use uuid::Uuid;
 
 /// An organisation's line.
@@ -84,6 +86,7 @@ pub async fn list(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) ->
 pub async fn create(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
+    session: Session,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, AppError> {
     let name = OrganisationDisplayName::parse(&form.display_name);
@@ -102,7 +105,14 @@ pub async fn create(
         }
     };
     match state.store.create_organisation(&name, &country, &code, &admin.actor(), state.clock.now()).await {
-        Ok(org) => Ok(Redirect::to(&format!("/admin/organisations/{}", org.id)).into_response()),
+        Ok(org) => {
+            let text = format!(
+                "{} ({}) is created. Next: register its applications below, then invite its users.",
+                org.reference(),
+                org.display_name
+            );
+            notice::redirect(&session, &format!("/admin/organisations/{}", org.id), text).await
+        }
         Err(StoreError::Conflict(Conflict::OrganisationExists)) => {
             let errors = vec![format!("{country}-{code} already exists (codes are compared ignoring case).")];
             Ok((StatusCode::CONFLICT, list_page(&state, &admin, Some(&form), errors).await?).into_response())
@@ -163,7 +173,7 @@ async fn show_page(
         .into_iter()
         .map(|u| MemberRow {
             email: u.user.email.to_string(),
-            name: u.user.display_name,
+            name: u.user.shown_name().to_owned(),
             status: u.status.as_str().to_owned(),
         })
         .collect();
@@ -192,13 +202,18 @@ pub async fn rename(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
     PathId(org): PathId<Uuid>,
+    session: Session,
     Form(form): Form<RenameForm>,
 ) -> Result<Response, AppError> {
     let org_id = org;
     match OrganisationDisplayName::parse(&form.display_name) {
         Ok(name) => {
             state.store.rename_organisation(org_id, &name, &admin.actor(), state.clock.now()).await?;
-            Ok(Redirect::to(&format!("/admin/organisations/{org_id}")).into_response())
+            let text = format!(
+                "The organisation is renamed to {}; its code and application names stay as they are.",
+                name.as_str()
+            );
+            notice::redirect(&session, &format!("/admin/organisations/{org_id}"), text).await
         }
         Err(e) => Ok((StatusCode::UNPROCESSABLE_ENTITY, show_page(&state, &admin, org_id, Some(e.to_string())).await?)
             .into_response()),

@@ -35,6 +35,8 @@ struct OverviewPage {
     soon: Vec<SoonRow>,
     without_secret: Vec<AppRow>,
     few_managers: Vec<AppRow>,
+    /// No organisation exists yet: the page says where to start.
+    empty: bool,
 }
 
 /// `GET /admin`: secrets with fewer than 30 days left across all organisations; applications
@@ -56,6 +58,7 @@ pub async fn page(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) ->
         })
         .collect();
     let apps = state.store.application_attention(state.clock.now()).await?;
+    let empty = apps.is_empty() && state.store.list_organisations().await?.is_empty();
     let row = |a: &crate::store::ApplicationAttention| AppRow {
         id: a.id.to_string(),
         name: a.name.clone(),
@@ -66,6 +69,7 @@ pub async fn page(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) ->
         soon,
         without_secret: apps.iter().filter(|a| a.live_secrets == 0).map(row).collect(),
         few_managers: apps.iter().filter(|a| a.managers < 2).map(row).collect(),
+        empty,
     }
     .into_response())
 }

@@ -4,19 +4,25 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::auth::invitation::invite_user;
 use crate::domain::EmailAddress;
-use crate::store::{NewUser, StoreError, UserFilter, UserRole, UserStatus};
+use crate::store::{NewUser, StoreError, User, UserFilter, UserRole, UserStatus};
 use crate::web::AppState;
+use crate::web::confirm::{self, Question};
 use crate::web::error::AppError;
 use crate::web::extract::PathId;
 use crate::web::extract::{CurrentUser, WmdaAdmin};
 use crate::web::extract::{Form, Query};
+use crate::web::notice;
 use crate::web::pages::Nav;
+use tower_sessions::Session;
 use uuid::Uuid;
+
+/// The users page, where every change on it ends.
+const USERS: &str = "/admin/users";
 
 /// The list's filters, as query parameters; empty means any.
 #[derive(Deserialize, Default)]
@@ -44,6 +50,9 @@ pub struct UserRow {
     /// account whose enrolment never finished).
     mfa_resettable: bool,
     is_me: bool,
+    disable: Question,
+    enable: Question,
+    reset_mfa: Question,
 }
 
 #[derive(Template, WebTemplate)]
@@ -59,7 +68,6 @@ struct UsersPage {
     name: String,
     organisation: String,
     errors: Vec<String>,
-    notice: Option<String>,
 }
 
 /// The invitation form: `organisation` is an organisation id, or `wmda` for a WMDA admin.
@@ -78,7 +86,7 @@ impl UserRow {
         UserRow {
             id: u.user.id.to_string(),
             email: u.user.email.to_string(),
-            name: u.user.display_name.clone(),
+            name: u.user.shown_name().to_owned(),
             organisation: u.organisation.clone().unwrap_or_else(|| "WMDA".into()),
             role: match u.user.role {
                 UserRole::WmdaAdmin => "WMDA admin".into(),
@@ -92,6 +100,9 @@ impl UserRow {
             disabled: u.status == UserStatus::Disabled,
             mfa_resettable: u.has_password && u.status != UserStatus::Disabled,
             is_me: u.user.id == admin.user.id,
+            disable: disable_question(&u.user),
+            enable: enable_question(&u.user),
+            reset_mfa: reset_mfa_question(&u.user),
         }
     }
 }
@@ -102,7 +113,6 @@ async fn page_for(
     q: &ListQuery,
     form: &InviteForm,
     errors: Vec<String>,
-    notice: Option<String>,
 ) -> Result<Response, AppError> {
     let filter = UserFilter {
         organisation_id: uuid::Uuid::parse_str(&q.organisation).ok(),
@@ -133,7 +143,6 @@ async fn page_for(
         name: form.name.clone(),
         organisation: form.organisation.clone(),
         errors,
-        notice,
     };
     Ok((status, page).into_response())
 }
@@ -144,7 +153,7 @@ pub async fn list(
     WmdaAdmin(admin): WmdaAdmin,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, AppError> {
-    page_for(&state, &admin, &q, &InviteForm::default(), vec![], None).await
+    page_for(&state, &admin, &q, &InviteForm::default(), vec![]).await
 }
 
 /// `POST /admin/users`: invites a user (email, name, organisation or WMDA admin); the link is
@@ -152,6 +161,7 @@ pub async fn list(
 pub async fn invite(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
+    session: Session,
     Form(form): Form<InviteForm>,
 ) -> Result<Response, AppError> {
     let mut errors = Vec::new();
@@ -178,17 +188,21 @@ pub async fn invite(
         errors.push("The name has at most 200 characters, on one line.".into());
     }
     let (Some(email), Some(role), true) = (email, role, errors.is_empty()) else {
-        return page_for(&state, &admin, &ListQuery::default(), &form, errors, None).await;
+        return page_for(&state, &admin, &ListQuery::default(), &form, errors).await;
     };
     let new = NewUser { email: email.clone(), display_name: form.name.trim().to_owned(), role };
     match invite_user(&state.store, &state.settings.base_url, &new, &admin.actor(), state.clock.now()).await {
         Ok(_) => {
             state.services.mailer.wake();
-            let notice = Some(format!("Invitation emailed to {email}. The link works once, for 72 hours."));
-            page_for(&state, &admin, &ListQuery::default(), &InviteForm::default(), vec![], notice).await
+            notice::redirect(
+                &session,
+                USERS,
+                format!("Invitation emailed to {email}. The link works once, for 72 hours."),
+            )
+            .await
         }
         Err(StoreError::Conflict(c)) => {
-            page_for(&state, &admin, &ListQuery::default(), &form, vec![c.to_string()], None).await
+            page_for(&state, &admin, &ListQuery::default(), &form, vec![c.to_string()]).await
         }
         Err(e) => Err(e.into()),
     }
@@ -199,65 +213,141 @@ pub async fn resend(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
     PathId(user): PathId<Uuid>,
+    session: Session,
 ) -> Result<Response, AppError> {
     let user = state.store.find_user(user).await?;
     let new = NewUser { email: user.email.clone(), display_name: user.display_name.clone(), role: user.role };
     match invite_user(&state.store, &state.settings.base_url, &new, &admin.actor(), state.clock.now()).await {
         Ok(_) => {
             state.services.mailer.wake();
-            let notice =
-                Some(format!("A new invitation was emailed to {}; the previous link no longer works.", user.email));
-            page_for(&state, &admin, &ListQuery::default(), &InviteForm::default(), vec![], notice).await
+            let text = format!("A new invitation was emailed to {}; the previous link no longer works.", user.email);
+            notice::redirect(&session, USERS, text).await
         }
         Err(StoreError::Conflict(c)) => {
-            page_for(&state, &admin, &ListQuery::default(), &InviteForm::default(), vec![c.to_string()], None).await
+            page_for(&state, &admin, &ListQuery::default(), &InviteForm::default(), vec![c.to_string()]).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
-async fn set_disabled(state: &AppState, admin: &CurrentUser, user: Uuid, disabled: bool) -> Result<Response, AppError> {
+/// The form of a change that asks first: `confirm=yes` once asked ([`confirm`]).
+#[derive(Deserialize, Default)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// What disabling `user` asks first.
+fn disable_question(user: &User) -> Question {
+    Question {
+        title: format!("Disable {}?", user.shown_name()),
+        detail: "Their sessions end at once and they can no longer sign in or reset their password. Their \
+                 credential-manager roles and the secrets they created stay as they are; enable them to give the \
+                 access back."
+            .into(),
+        button: "Disable".into(),
+        danger: true,
+    }
+}
+
+/// What enabling `user` asks first.
+fn enable_question(user: &User) -> Question {
+    Question {
+        title: format!("Enable {}?", user.shown_name()),
+        detail: "They can sign in again with their password and authenticator, with the credential-manager roles \
+                 they held."
+            .into(),
+        button: "Enable".into(),
+        danger: false,
+    }
+}
+
+/// What resetting the MFA of `user` asks first.
+fn reset_mfa_question(user: &User) -> Question {
+    Question {
+        title: format!("Reset the MFA of {}?", user.shown_name()),
+        detail: format!(
+            "Their authenticator and recovery codes stop working and their sessions end. {} gets an email with a \
+             link, valid for 72 hours, to enrol a new authenticator; it asks for their current password.",
+            user.email
+        ),
+        button: "Reset MFA".into(),
+        danger: true,
+    }
+}
+
+async fn set_disabled(
+    state: &AppState,
+    (admin, session): (&CurrentUser, &Session),
+    user: Uuid,
+    disabled: bool,
+    confirm: &str,
+) -> Result<Response, AppError> {
     let user = state.store.find_user(user).await?;
     if user.id == admin.user.id {
         let errors = vec!["You cannot disable your own account.".to_owned()];
-        return page_for(state, admin, &ListQuery::default(), &InviteForm::default(), errors, None).await;
+        return page_for(state, admin, &ListQuery::default(), &InviteForm::default(), errors).await;
+    }
+    let (question, verb) =
+        if disabled { (disable_question(&user), "disable") } else { (enable_question(&user), "enable") };
+    if !confirm::given(confirm) {
+        let action = format!("{USERS}/{}/{verb}", user.id);
+        return Ok(confirm::page(admin, question, None, (&action, &[]), USERS));
     }
     let now = state.clock.now();
     state.store.set_user_disabled((&user, &admin.actor()), disabled, now).await?;
-    Ok(Redirect::to("/admin/users").into_response())
+    let text = if disabled {
+        format!("{} is disabled: their sessions ended and they can no longer sign in.", user.shown_name())
+    } else {
+        format!("{} is enabled: they can sign in again.", user.shown_name())
+    };
+    notice::redirect(session, USERS, text).await
 }
 
-/// `POST /admin/users/{id}/disable`: ends the user's sessions at once.
+/// `POST /admin/users/{id}/disable`: ends the user's sessions at once (asks first).
 pub async fn disable(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
     PathId(user): PathId<Uuid>,
+    session: Session,
+    Form(form): Form<ConfirmForm>,
 ) -> Result<Response, AppError> {
-    set_disabled(&state, &admin, user, true).await
+    set_disabled(&state, (&admin, &session), user, true, &form.confirm).await
 }
 
-/// `POST /admin/users/{id}/enable`.
+/// `POST /admin/users/{id}/enable` (asks first).
 pub async fn enable(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
     PathId(user): PathId<Uuid>,
+    session: Session,
+    Form(form): Form<ConfirmForm>,
 ) -> Result<Response, AppError> {
-    set_disabled(&state, &admin, user, false).await
+    set_disabled(&state, (&admin, &session), user, false, &form.confirm).await
 }
 
-/// `POST /admin/users/{id}/reset-mfa`: removes the authenticator and recovery codes, ends the
-/// user's sessions, and emails a one-time re-enrolment link (which asks for the current password,
-/// so a password alone never enrols a new authenticator).
+/// `POST /admin/users/{id}/reset-mfa` (asks first): removes the authenticator and recovery
+/// codes, ends the user's sessions, and emails a one-time re-enrolment link (which asks for the
+/// current password, so a password alone never enrols a new authenticator).
 pub async fn reset_mfa(
     State(state): State<AppState>,
     WmdaAdmin(admin): WmdaAdmin,
     PathId(user): PathId<Uuid>,
+    session: Session,
+    Form(form): Form<ConfirmForm>,
 ) -> Result<Response, AppError> {
     let user = state.store.find_user(user).await?;
+    if !confirm::given(&form.confirm) {
+        let action = format!("{USERS}/{}/reset-mfa", user.id);
+        return Ok(confirm::page(&admin, reset_mfa_question(&user), None, (&action, &[]), USERS));
+    }
     crate::auth::link::reset_mfa(&state.store, &state.settings.base_url, &user, &admin.actor(), state.clock.now())
         .await?;
     state.services.mailer.wake();
-    let notice =
-        Some(format!("MFA reset for {}: their sessions ended, and a re-enrolment link was emailed.", user.email));
-    page_for(&state, &admin, &ListQuery::default(), &InviteForm::default(), vec![], notice).await
+    let text = format!(
+        "MFA reset for {}: their sessions ended, and a re-enrolment link was emailed to {}.",
+        user.shown_name(),
+        user.email
+    );
+    notice::redirect(&session, USERS, text).await
 }

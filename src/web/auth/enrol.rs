@@ -126,9 +126,8 @@ pub async fn submit(
         EnrolOutcome::Enrolled { codes } => codes,
     };
     let user = &creds.user;
-    let key = user.email.as_str();
     advance(&session, SessionAuth::SignedIn { user_id: user.id, authenticated_at: now, last_seen: now }).await?;
-    let nav = Some(Nav { name: if user.display_name.is_empty() { key.to_owned() } else { user.display_name.clone() } });
+    let nav = Some(Nav { name: user.shown_name().to_owned(), notice: None });
     Ok(RecoveryCodesPage {
         nav,
         codes: codes.iter().map(|c| c.expose().to_owned()).collect(),

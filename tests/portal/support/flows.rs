@@ -38,6 +38,22 @@ impl TestApp {
         client.post(self.url(path)).form(fields).send().await.expect("request")
     }
 
+    /// Posts a change that ends on a page (303, issue 14, point 4) and opens that page with the
+    /// same client: (the page's path, its HTML, with the change's notice).
+    pub async fn post_and_follow(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (String, String) {
+        let res = self.post_form(client, path, fields).await;
+        assert_eq!(res.status(), 303, "{path} did not end on a page: {}", res.text().await.unwrap_or_default());
+        let page = location(&res);
+        let res = client.get(self.url(&page)).send().await.expect("request");
+        assert_eq!(res.status(), 200, "{page}");
+        (page, res.text().await.expect("body"))
+    }
+
     pub async fn create_org(&self, cc: &str, code: &str) -> Organisation {
         self.store
             .create_organisation(
