@@ -116,6 +116,30 @@ test("a credential manager creates, copies and deletes a secret", async () => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px at 360px`);
 
+  // Issue 14, point 1: at 390 px a secret's row is a card in which each value keeps its
+  // column's name beside it, on the same line; the table keeps its rows and cells for
+  // screen readers.
+  await page.setViewportSize({ width: 390, height: 844 });
+  const smc = page.locator("section.app", { has: page.getByRole("heading", { name: "Partner-NL-DemoRegistry-SMC", exact: true }) });
+  const row = smc.locator("tbody tr").first();
+  for (const label of ["Created", "Expires (UTC)"]) {
+    const cell = row.locator(`td[data-label="${label}"]`);
+    const seen = await cell.evaluate((td) => {
+      const before = getComputedStyle(td, "::before").content;
+      const date = [...td.childNodes].find((n) => n.nodeType === Node.TEXT_NODE && /\d{4}-\d{2}-\d{2}/.test(n.textContent));
+      const range = document.createRange();
+      range.selectNodeContents(date);
+      const cellTop = td.getBoundingClientRect().top + parseFloat(getComputedStyle(td).paddingTop);
+      return { before, dateTop: range.getBoundingClientRect().top, cellTop, display: getComputedStyle(td).display };
+    });
+    assert.equal(seen.before, `"${label}: "`, `${label} is not shown`);
+    assert.equal(seen.display, "block", "the row is not a card");
+    assert.ok(Math.abs(seen.dateTop - seen.cellTop) < 4, `${label}: the date is not beside its label (${JSON.stringify(seen)})`);
+  }
+  assert.equal(await smc.getByRole("row").count() > 1, true, "the rows are gone for screen readers");
+  assert.ok((await smc.getByRole("columnheader", { name: "Created" }).count()) === 1, "the header is gone for screen readers");
+  await accessible(page, "manage page at 390 px");
+
   assert.deepEqual(errors, [], "console errors (a CSP violation shows here)");
   await context.close();
 });

@@ -576,7 +576,10 @@ async fn changes_to_access_ask_first_and_every_admin_change_ends_on_a_page_that_
     let (users_path, page) = app.post_and_follow(&admin, "/admin/users", &fields).await;
     assert_eq!(users_path, "/admin/users");
     assert!(page.contains("Invitation emailed to piet@demo.example"));
-    assert!(page.contains("<td>piet@demo.example</td><td>piet@demo.example</td>"), "{page}");
+    assert!(
+        page.contains(r#"data-label="Email">piet@demo.example</td><td role="cell" data-label="Name">piet@demo.example</td>"#),
+        "{page}"
+    );
     let org_id = uuid::Uuid::parse_str(&org).unwrap();
     let (jane, _) = app.account("jane@demo.example", UserRole::Member(org_id)).await;
     let grant = format!("{app_path}/grants");
@@ -693,7 +696,7 @@ async fn the_audit_log_reads_as_words_with_targets_by_name_and_ids_on_hover_and_
         ),
         format!(r#"<span title="user {}">Name of jane@demo.example &#60;jane@demo.example&#62;</span>"#, jane.user_id),
         r#"<span title="grant.added">Credential manager role granted</span>"#.to_owned(),
-        r#"<td class="nowrap">"#.to_owned(),
+        r#"<td role="cell" data-label="Time (UTC)" class="nowrap">"#.to_owned(),
         r#"<span class="field"><label for="action">Action</label>"#.to_owned(),
         r#"<option value="secret.deleted">Client secret deleted</option>"#.to_owned(),
     ] {
