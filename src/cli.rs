@@ -216,29 +216,79 @@ async fn invite_first_admin(
 /// now stays queued for the portal's sender).
 async fn reminders_run_once(config: Config, clock: Arc<dyn Clock>, args: RunOnceArgs) -> anyhow::Result<()> {
     let store = startup::connect_and_migrate(&config).await?;
-    let report = crate::jobs::reminders::run_once(&store, &config.base_url, clock.now(), args.dry_run).await?;
+    let now = clock.now();
+    let report = crate::jobs::reminders::run_once(&store, &config.base_url, now, args.dry_run).await?;
+    if report.due.is_empty() {
+        println!("Nothing is due: no reminder notice to queue on {} (UTC).", now.date_naive());
+    }
     for due in &report.due {
-        let what = match due.outcome {
-            crate::jobs::reminders::Outcome::Due => "due".to_owned(),
-            crate::jobs::reminders::Outcome::Queued(n) => format!("queued({n} emails)"),
-            crate::jobs::reminders::Outcome::AlreadyRecorded => "already-queued".to_owned(),
-        };
-        println!("{what} {} {} {}", due.notice, due.application, due.secret);
+        println!("{}", due_line(due));
     }
     if !args.dry_run {
         let delivered = startup::mail_sender(&config, &store, clock)?.run_once().await?;
-        tracing::info!(
-            notices = report.recorded,
-            emails = report.emails,
-            already_recorded = report.already_recorded,
-            sent = delivered.sent,
-            retrying = delivered.retrying,
-            failed = delivered.failed,
-            "reminder pass done"
-        );
+        println!("{}", run_summary(&report, &delivered));
     }
     store.close().await;
     Ok(())
+}
+
+/// `n` and the noun, singular for one ("1 notice", "2 emails").
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// One line of `reminders run-once`: what happened (`due` on a dry run, `queued`, or
+/// `already-queued` by another process), the notice, the secret with its hint and application,
+/// and the recipients (issue 14, point 7).
+fn due_line(due: &crate::jobs::reminders::DueNotice) -> String {
+    use crate::jobs::reminders::Outcome;
+    let what = match due.outcome {
+        Outcome::Due => "due".to_owned(),
+        Outcome::Queued(n) => format!("queued ({})", count(n, "email")),
+        Outcome::AlreadyRecorded => "already-queued (by another process)".to_owned(),
+    };
+    let to = match &due.recipients {
+        None => String::new(),
+        Some(r) if r.people.is_empty() => {
+            ": to nobody (no enrolled credential manager, and no enrolled WMDA admin)".to_owned()
+        }
+        Some(r) => {
+            let people: Vec<String> = r
+                .people
+                .iter()
+                .map(|(email, name)| match crate::store::shown_name(name, email) {
+                    shown if shown == email => email.clone(),
+                    shown => format!("{shown} <{email}>"),
+                })
+                .collect();
+            let whom = if r.to_admins { "to the WMDA admins (no enrolled credential manager) " } else { "to " };
+            format!(": {whom}{}", people.join(", "))
+        }
+    };
+    format!(
+        "{what} {} [{}] for secret \"{}\" ({}…) of {}{to}",
+        due.notice.title(),
+        due.notice.key(),
+        due.secret,
+        due.hint,
+        due.application
+    )
+}
+
+/// The last line of a real `reminders run-once`: what it queued and delivered, in words.
+fn run_summary(report: &crate::jobs::reminders::Report, delivered: &crate::jobs::outbox::DeliveryReport) -> String {
+    let mut out =
+        format!("Queued {} with {}", count(report.recorded, "reminder notice"), count(report.emails, "email"));
+    if report.already_recorded > 0 {
+        out.push_str(&format!(" ({} already queued by another process)", count(report.already_recorded, "notice")));
+    }
+    out.push_str(&format!(
+        "; delivered {} now, {} to retry, {} failed.",
+        count(delivered.sent, "email"),
+        delivered.retrying,
+        delivered.failed
+    ));
+    out
 }
 
 /// `secret-portal admin invite`: prints the link and delivers the email before exiting (it stays
@@ -274,4 +324,47 @@ async fn admin_invite(config: Config, clock: Arc<dyn Clock>, args: InviteArgs) -
     }
     store.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::reminder::Notice;
+    use crate::jobs::reminders::{DueNotice, Outcome};
+    use crate::store::Recipients;
+
+    fn due(recipients: Option<Recipients>, outcome: Outcome) -> DueNotice {
+        DueNotice {
+            secret_id: uuid::Uuid::nil(),
+            secret: "Production (Jane)".into(),
+            application: "Partner-NL-X-DM".into(),
+            hint: "aB3".into(),
+            notice: Notice::Daily(3),
+            recipients,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn a_reminder_line_names_the_notice_the_secret_and_each_recipient() {
+        let people =
+            vec![("jane@x.example".to_owned(), "Jane Doe".to_owned()), ("piet@x.example".to_owned(), String::new())];
+        let managers = Recipients { people: people.clone(), to_admins: false };
+        assert_eq!(
+            due_line(&due(Some(managers), Outcome::Due)),
+            "due daily notice (D-3) [d3] for secret \"Production (Jane)\" (aB3…) of Partner-NL-X-DM: to Jane Doe <jane@x.example>, piet@x.example"
+        );
+        let admins = Recipients { people, to_admins: true };
+        assert!(due_line(&due(Some(admins), Outcome::Queued(2))).starts_with("queued (2 emails) daily notice"));
+        assert!(
+            due_line(&due(Some(Recipients { people: vec![], to_admins: true }), Outcome::Queued(0)))
+                .ends_with(": to nobody (no enrolled credential manager, and no enrolled WMDA admin)")
+        );
+        assert!(due_line(&due(None, Outcome::AlreadyRecorded)).ends_with("of Partner-NL-X-DM"));
+        let admins = Recipients { people: vec![("a@wmda.example".into(), "A".into())], to_admins: true };
+        assert!(
+            due_line(&due(Some(admins), Outcome::Due))
+                .ends_with(": to the WMDA admins (no enrolled credential manager) A <a@wmda.example>")
+        );
+    }
 }

@@ -25,6 +25,7 @@ pub enum LogFormat {
 /// Secret-bearing values (`DATABASE_URL`, `PORTAL_MASTER_KEY`) are never echoed: `--help` hides
 /// their environment values and there is no `Debug`.
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Settings of every command (each flag also reads the environment variable shown)")]
 pub struct Settings {
     /// Database URL: postgres://user:password@host:5432/db, or sqlite:path. Default: SQLite at
     /// ./data/portal.db.

@@ -91,6 +91,19 @@ impl Notice {
         }
     }
 
+    /// The notice's name for people, e.g. "3-week notice", "daily notice (D-3)".
+    pub fn title(self) -> String {
+        match self {
+            Notice::SixWeeks => "6-week notice".into(),
+            Notice::ThreeWeeks => "3-week notice".into(),
+            Notice::OneWeek => "1-week notice".into(),
+            Notice::Daily(n) => format!("daily notice (D-{n})"),
+            Notice::LastDay => "last-day notice".into(),
+            Notice::Expired => "expired notice".into(),
+            Notice::RotationComplete => "rotation-complete notice".into(),
+        }
+    }
+
     /// The countdown notices in date order with the day each becomes due (offset from D).
     pub fn countdown() -> [(Notice, i64); 11] {
         [

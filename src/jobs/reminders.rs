@@ -24,8 +24,13 @@ pub struct DueNotice {
     pub secret: String,
     /// Its application.
     pub application: String,
+    /// Its hint.
+    pub hint: String,
     /// The notice.
     pub notice: Notice,
+    /// Who it goes to (a dry run: who it would go to now); `None` when another process recorded
+    /// it first.
+    pub recipients: Option<Recipients>,
     /// What the pass did with it.
     pub outcome: Outcome,
 }
@@ -69,7 +74,8 @@ fn facts(s: &ReminderSecret, notice: Notice, now: DateTime<Utc>, base_url: &Base
     }
 }
 
-/// One pass at `now`: with `dry_run`, only reports what is due and changes nothing.
+/// One pass at `now`: with `dry_run`, only reports what is due and to whom (one read of the
+/// recipients per due notice) and changes nothing.
 ///
 /// # Errors
 /// [`StoreError`] when the database fails; the notices recorded before the failure stay
@@ -91,10 +97,13 @@ pub async fn run_once(
             secret_id,
             secret: secret.name.clone(),
             application: secret.application.clone(),
+            hint: secret.hint.clone(),
             notice,
+            recipients: None,
             outcome: Outcome::Due,
         };
         if dry_run {
+            due.recipients = Some(store.reminder_recipients(secret.usage.application_id).await?);
             report.due.push(due);
             continue;
         }
@@ -103,10 +112,11 @@ pub async fn run_once(
             r.people.iter().map(|(email, name)| reminder_email(&f, email, name)).collect()
         };
         match store.queue_reminder(secret_id, secret.usage.application_id, notice, now, &render).await? {
-            Some(n) => {
+            Some((n, recipients)) => {
                 report.recorded += 1;
                 report.emails += n;
                 due.outcome = Outcome::Queued(n);
+                due.recipients = Some(recipients);
                 metrics::counter!("reminders_queued_total", "notice" => notice.key()).increment(1);
             }
             None => {

@@ -404,7 +404,7 @@ impl Store {
                         "organisation" => TargetName::Organisation { reference: format!("{a}-{b}"), display_name: c },
                         "application" => TargetName::Application(a),
                         "client_secret" => TargetName::Secret { name: a, hint: b, application: c },
-                        _ => TargetName::User { name: super::users::shown_name(&b, &a).to_owned(), email: a },
+                        _ => TargetName::User { name: super::shown_name(&b, &a).to_owned(), email: a },
                     };
                     names.insert((kind.to_owned(), id.to_string()), name);
                 }

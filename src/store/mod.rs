@@ -46,4 +46,4 @@ pub use secrets::{ClientSecret, DeletedSecret, SeedSecret};
 pub use shared_window::{SharedWindow, flush_all};
 pub use tokens::{NewSigningKey, ScheduledKeyRow, TokenClient, TokenLookup};
 pub use url::DatabaseUrl;
-pub use users::{NewUser, User, UserFilter, UserRole, UserStatus, UserSummary};
+pub use users::{NewUser, User, UserFilter, UserRole, UserStatus, UserSummary, shown_name};

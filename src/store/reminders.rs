@@ -28,7 +28,7 @@ pub struct ReminderSecret {
 
 /// Who receives a notice: the application's enabled, enrolled credential managers, or, when it
 /// has none, the WMDA admins.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipients {
     /// (email, display name).
     pub people: Vec<(String, String)>,
@@ -80,6 +80,30 @@ pub struct OutboxRow {
 
 type CandidateRow =
     (Uuid, Uuid, String, String, DateTime<Utc>, NaiveDate, Option<DateTime<Utc>>, Option<DateTime<Utc>>, String, Uuid);
+
+/// The recipients of an application's reminders as they are now, through an executor (a pool or
+/// an open transaction): its credential managers who are enabled and enrolled, or, when it has
+/// none, the enabled and enrolled WMDA admins (DESIGN.md section 3, Reminders). A macro so the
+/// same text compiles against both backends' executors.
+macro_rules! eligible_recipients {
+    ($executor:expr, $application_id:expr) => {
+        async {
+            let managers: Vec<(String, String)> =
+                sqlx::query_as(super::users::ELIGIBLE_MANAGERS).bind($application_id).fetch_all($executor).await?;
+            if !managers.is_empty() {
+                return Ok::<_, sqlx::Error>(Recipients { people: managers, to_admins: false });
+            }
+            let admins: Vec<(String, String)> = sqlx::query_as(
+                "select email, display_name from portal_user
+                 where is_wmda_admin and disabled_at is null and totp_secret_enc is not null order by email",
+            )
+            .fetch_all($executor)
+            .await?;
+            Ok(Recipients { people: admins, to_admins: true })
+        }
+        .await
+    };
+}
 
 impl Store {
     /// The undeleted secrets of every application that has one within the reminder horizon
@@ -150,7 +174,8 @@ impl Store {
     /// Records `notice` for a secret and queues its emails, in one transaction: the recipients are
     /// read inside it (as they are when queued), `render` makes one email per recipient, and the
     /// record's primary key makes a second attempt (another process, a rerun) queue nothing.
-    /// Returns the number of emails queued, or `None` when the notice was already recorded.
+    /// Returns the number of emails queued and their recipients, or `None` when the notice was
+    /// already recorded (or the secret is deleted).
     ///
     /// # Errors
     /// [`StoreError`].
@@ -161,7 +186,7 @@ impl Store {
         notice: Notice,
         now: DateTime<Utc>,
         render: &(dyn Fn(&Recipients) -> Vec<NewEmail> + Sync),
-    ) -> Result<Option<usize>, StoreError> {
+    ) -> Result<Option<(usize, Recipients)>, StoreError> {
         on_pool!(self, |pool| {
             async {
             let mut tx = pool.begin_write().await?;
@@ -173,21 +198,7 @@ impl Store {
             if live.is_none() {
                 return Ok(None);
             }
-            let managers: Vec<(String, String)> = sqlx::query_as(super::users::ELIGIBLE_MANAGERS)
-            .bind(application_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            let recipients = if managers.is_empty() {
-                let admins: Vec<(String, String)> = sqlx::query_as(
-                    "select email, display_name from portal_user
-                     where is_wmda_admin and disabled_at is null and totp_secret_enc is not null order by email",
-                )
-                .fetch_all(&mut *tx)
-                .await?;
-                Recipients { people: admins, to_admins: true }
-            } else {
-                Recipients { people: managers, to_admins: false }
-            };
+            let recipients = eligible_recipients!(&mut *tx, application_id)?;
             let emails = render(&recipients);
             let recorded = sqlx::query(
                 "insert into reminder_sent (secret_id, notice, queued_at, recipients, to_admins) values ($1, $2, $3, $4, $5)
@@ -218,10 +229,19 @@ impl Store {
                     .await?;
             }
             tx.commit().await?;
-            Ok::<_, StoreError>(Some(emails.len()))
+            Ok::<_, StoreError>(Some((emails.len(), recipients)))
         }
         .await
         })
+    }
+
+    /// Who a reminder of the application `application_id` would go to now (for the dry run;
+    /// [`Store::queue_reminder`] reads the same inside its transaction).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn reminder_recipients(&self, application_id: Uuid) -> Result<Recipients, StoreError> {
+        Ok(on_pool!(self, |pool| eligible_recipients!(pool, application_id))?)
     }
 
     /// The latest `limit` recorded notices, newest first.

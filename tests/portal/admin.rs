@@ -577,7 +577,9 @@ async fn changes_to_access_ask_first_and_every_admin_change_ends_on_a_page_that_
     assert_eq!(users_path, "/admin/users");
     assert!(page.contains("Invitation emailed to piet@demo.example"));
     assert!(
-        page.contains(r#"data-label="Email">piet@demo.example</td><td role="cell" data-label="Name">piet@demo.example</td>"#),
+        page.contains(
+            r#"data-label="Email">piet@demo.example</td><td role="cell" data-label="Name">piet@demo.example</td>"#
+        ),
         "{page}"
     );
     let org_id = uuid::Uuid::parse_str(&org).unwrap();

@@ -429,16 +429,68 @@ fn reminders_run_once_dry_run_changes_nothing_and_the_real_run_queues_once() {
         }
         run_to_end(cmd, Duration::from_secs(30))
     };
+    // Issue 14, point 7: every line names the notice, the secret and its recipients (the demo's
+    // users have not enrolled yet, so nobody); nothing due is said in words.
     let (code, out, err, _) = run(true);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("due 3w Partner-NL-DemoRegistry-SMC Integration tests (Piet Jansen)"), "{out}");
+    let line = out.lines().find(|l| l.contains("[3w]")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.starts_with("due 3-week notice [3w] for secret \"Integration tests (Piet Jansen)\" ("), "{line}");
+    assert!(line.contains("…) of Partner-NL-DemoRegistry-SMC: to nobody (no enrolled credential manager"), "{line}");
     let (_, again, _, _) = run(true);
     assert_eq!(out, again, "the dry run changed something");
     let (code, out, err, _) = run(false);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("queued(0 emails) 3w Partner-NL-DemoRegistry-SMC"), "{out}");
+    assert!(
+        out.contains("queued (0 emails) 3-week notice [3w] for secret \"Integration tests (Piet Jansen)\""),
+        "{out}"
+    );
+    assert!(
+        out.lines().last().unwrap().starts_with("Queued 1 reminder notice with 0 emails; delivered 0 emails now"),
+        "{out}"
+    );
     let (_, after, _, _) = run(false);
-    assert!(!after.contains("3w"), "{after}");
+    assert!(!after.contains("[3w]"), "{after}");
+    assert!(after.starts_with("Nothing is due: no reminder notice to queue on "), "{after}");
+    assert!(after.contains("Queued 0 reminder notices with 0 emails"), "{after}");
+    let (_, dry, _, _) = run(true);
+    assert!(dry.starts_with("Nothing is due") && dry.lines().count() == 1, "{dry}");
+}
+
+/// Issue 14, point 7: a subcommand's `--help` shows its own options under "Options" and the
+/// settings every command shares under a heading of their own.
+#[test]
+fn each_commands_help_shows_its_own_options_apart_from_the_shared_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let heading = "Settings of every command";
+    for (args, own) in [
+        (vec!["reminders", "run-once", "--help"], vec!["--dry-run"]),
+        (vec!["admin", "invite", "--help"], vec!["--email", "--name", "--wmda-admin", "--organisation"]),
+        (vec!["serve", "--help"], vec!["--demo"]),
+        (vec!["keys", "rotate", "--help"], vec![]),
+        (vec!["migrate", "--help"], vec![]),
+    ] {
+        let out = portal(dir.path()).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (options, settings) = text.split_once(heading).unwrap_or_else(|| panic!("{args:?}: no heading: {text}"));
+        let options = options.split_once("Options:").map(|(_, o)| o).unwrap_or_else(|| panic!("{text}"));
+        let flags: Vec<&str> = options
+            .lines()
+            .filter_map(|l| {
+                l.trim_start().strip_prefix("-h, ").map_or_else(|| l.trim_start().strip_prefix("--"), |_| None)
+            })
+            .map(|f| f.split([' ', '=']).next().unwrap_or_default())
+            .collect();
+        let mut want: Vec<&str> = own.iter().map(|o| o.trim_start_matches("--")).collect();
+        want.sort_unstable();
+        let mut got = flags.clone();
+        got.sort_unstable();
+        assert_eq!(got, want, "{args:?}: its own options only: {options}");
+        assert!(
+            settings.contains("--database-url") && settings.contains("[env: PORTAL_BASE_URL"),
+            "{args:?}: {settings}"
+        );
+    }
 }
 
 #[test]
