@@ -9,10 +9,16 @@ use crate::domain::MasterKey;
 
 /// How many codes a user gets.
 pub const RECOVERY_CODES: usize = 10;
+/// What a typed code may hold: lower-case letters and digits (DESIGN.md section 4), so codes
+/// issued before [`GENERATED`] keep working.
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+/// What new codes are made of: [`ALPHABET`] without `l 1 0 o`, which people misread for one
+/// another (issue 14, point 11). 32 symbols, 5 bits each: a code carries 50 bits.
+const GENERATED: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
 
-/// A recovery code, `abcde-fghij`: ten characters from lower-case letters and digits (about 52
-/// bits). Secret: shown once, then stored only as an HMAC; `Debug` is redacted.
+/// A recovery code, `abcde-fghij`: ten characters from lower-case letters and digits, new ones
+/// without `l 1 0 o` (50 bits). Secret: shown once, then stored only as an HMAC; `Debug` is
+/// redacted.
 pub struct RecoveryCode(Zeroizing<String>);
 
 /// Why a text is not a recovery code.
@@ -30,14 +36,9 @@ impl RecoveryCode {
             if i == 5 {
                 text.push('-');
             }
-            // Rejection sampling keeps the 36 symbols equally likely.
-            loop {
-                let byte = (rng.next_u32() & 0xff) as u8;
-                if usize::from(byte) < 252 {
-                    text.push(char::from(ALPHABET[usize::from(byte) % ALPHABET.len()]));
-                    break;
-                }
-            }
+            // 32 symbols: five random bits pick one, each equally likely.
+            let index = usize::try_from(rng.next_u32() % 32).unwrap_or_default();
+            text.push(char::from(GENERATED[index]));
         }
         Self(Zeroizing::new(text))
     }
@@ -125,6 +126,21 @@ mod tests {
         assert!(RecoveryCode::parse("abcde-fghi!").is_err());
         let other = RecoveryCodeKey::derive(&MasterKey::generate());
         assert_ne!(other.hash(&code), key.hash(&code));
+    }
+
+    #[test]
+    fn new_codes_leave_out_look_alikes_and_older_codes_still_parse() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            let code = RecoveryCode::generate();
+            for c in code.expose().chars().filter(|c| *c != '-') {
+                assert!(!"l10o".contains(c), "{c} in a new code");
+                seen.insert(c);
+            }
+        }
+        assert_eq!(seen.len(), 32, "every symbol of the alphabet turns up");
+        // A code issued before, with the letters and digits since left out, still parses.
+        assert_eq!(RecoveryCode::parse("l10o5-abcde").unwrap().expose(), "l10o5-abcde");
     }
 
     proptest! {

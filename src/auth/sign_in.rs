@@ -79,6 +79,28 @@ pub enum PasswordOutcome {
     },
 }
 
+/// The second factor a sign-in used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactor {
+    /// A TOTP code.
+    Totp,
+    /// A recovery code, now used up; `left` codes remain (the user is told, issue 14, point 11).
+    RecoveryCode {
+        /// Unused recovery codes after this one.
+        left: i64,
+    },
+}
+
+impl SecondFactor {
+    /// The name recorded in `auth.sign_in`: `totp` or `recovery_code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecondFactor::Totp => "totp",
+            SecondFactor::RecoveryCode { .. } => "recovery_code",
+        }
+    }
+}
+
 /// What the second-factor step found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecondFactorOutcome {
@@ -96,8 +118,8 @@ pub enum SecondFactorOutcome {
     /// The second factor is right: once the session is signed in, [`SignIn::record_sign_in`]
     /// records it.
     SignedIn {
-        /// `totp` or `recovery_code`.
-        method: &'static str,
+        /// The factor that was used.
+        method: SecondFactor,
     },
     /// Too many wrong codes in a row: the password step again.
     PasswordAgain,
@@ -273,7 +295,7 @@ impl SignIn<'_> {
         Ok(())
     }
 
-    /// A TOTP code: `Ok(Ok("totp"))` when right and not used before, else the refusal's reason
+    /// A TOTP code: `Ok(Ok(SecondFactor::Totp))` when right and not used before, else the refusal's reason
     /// and message.
     async fn check_totp(
         &self,
@@ -281,7 +303,7 @@ impl SignIn<'_> {
         actor: &Actor,
         code: &str,
         now: DateTime<Utc>,
-    ) -> Result<Result<&'static str, (&'static str, String)>, SignInError> {
+    ) -> Result<Result<SecondFactor, (&'static str, String)>, SignInError> {
         let user = &creds.user;
         let code = match TotpCode::parse(code) {
             Ok(code) => code,
@@ -295,22 +317,22 @@ impl SignIn<'_> {
         };
         let step = i64::try_from(step).unwrap_or(i64::MAX);
         if self.store.accept_totp_step(user.id, step).await? {
-            return Ok(Ok("totp"));
+            return Ok(Ok(SecondFactor::Totp));
         }
         // RFC 6238 5.2: a code is accepted once.
         self.store.record_audit_event(&actor.event(AuditAction::TotpReplayRefused, now).on_user(user)).await?;
         Ok(Err(("replayed_code", "This code has already been used. Wait for the next code and enter it.".into())))
     }
 
-    /// A recovery code (or nothing typed at all): `Ok(Ok("recovery_code"))` when right and
-    /// unused (it is used up now), else the refusal's reason and message.
+    /// A recovery code (or nothing typed at all): `Ok(Ok(SecondFactor::RecoveryCode { left }))`
+    /// when right and unused (it is used up now), else the refusal's reason and message.
     async fn check_recovery_code(
         &self,
         user: &User,
         actor: &Actor,
         recovery_code: &str,
         now: DateTime<Utc>,
-    ) -> Result<Result<&'static str, (&'static str, String)>, SignInError> {
+    ) -> Result<Result<SecondFactor, (&'static str, String)>, SignInError> {
         if recovery_code.trim().is_empty() {
             return Ok(Err((
                 "empty",
@@ -330,7 +352,7 @@ impl SignIn<'_> {
             .on_user(user)
             .with_details(serde_json::json!({ "codes_left": left }));
         self.store.record_audit_event(&event).await?;
-        Ok(Ok("recovery_code"))
+        Ok(Ok(SecondFactor::RecoveryCode { left }))
     }
 
     /// Counts a second-factor failure of `user` (from any address, at sign-in or enrolment) and

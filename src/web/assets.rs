@@ -25,3 +25,9 @@ pub async fn serve(Path(path): Path<String>) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     response
 }
+
+/// `GET /favicon.ico`, for clients that ask there rather than reading the page's `<link
+/// rel="icon">`: the same self-hosted icon as `/static/favicon.svg`.
+pub async fn favicon() -> Response {
+    serve(Path("favicon.svg".to_owned())).await
+}

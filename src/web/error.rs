@@ -66,13 +66,29 @@ impl From<anyhow::Error> for AppError {
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
+    nav: Option<super::pages::Nav>,
     title: &'a str,
     message: &'a str,
     operation_id: Option<String>,
 }
 
+/// Marks the response of [`not_found`], so the pages' middleware can give it the header of a
+/// signed-in user ([`super::pages::signed_in_not_found`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NotFoundPage;
+
 fn page(status: StatusCode, title: &str, message: &str, operation_id: Option<String>) -> Response {
-    let body = ErrorPage { title, message, operation_id }.render().unwrap_or_else(|_| message.to_owned());
+    page_with(None, status, title, message, operation_id)
+}
+
+fn page_with(
+    nav: Option<super::pages::Nav>,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    operation_id: Option<String>,
+) -> Response {
+    let body = ErrorPage { nav, title, message, operation_id }.render().unwrap_or_else(|_| message.to_owned());
     let mut response = (status, axum::response::Html(body)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -90,9 +106,23 @@ pub fn internal(detail: &str) -> Response {
     )
 }
 
-/// The 404 page.
+/// The 404 page, with the header of `nav`'s user when one is signed in (issue 14, point 11).
+pub fn not_found_for(nav: Option<super::pages::Nav>) -> Response {
+    let mut response = page_with(
+        nav,
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is nothing here, or you have no access to it.",
+        None,
+    );
+    response.extensions_mut().insert(NotFoundPage);
+    response
+}
+
+/// The 404 page without a header; on the pages, [`super::pages::signed_in_not_found`] adds the
+/// signed-in user's.
 pub fn not_found() -> Response {
-    page(StatusCode::NOT_FOUND, "Page not found", "There is nothing here, or you have no access to it.", None)
+    not_found_for(None)
 }
 
 impl IntoResponse for AppError {

@@ -170,6 +170,8 @@ pub fn router(
         .merge(manage::routes())
         .merge(admin::routes().layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT)))
         .merge(sign_in)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), pages::signed_in_not_found))
         .layer(session::layer(session_store))
         .layer(security::csrf_layer(&state.settings.base_url)?);
     // Machines' routes: no session, no cookie, no CSRF check.
@@ -182,13 +184,13 @@ pub fn router(
         .merge(machines)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/static/{*path}", get(assets::serve));
+        .route("/static/{*path}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon));
     if with_metrics {
         app = app.route("/metrics", get(observability::metrics));
     }
     Ok(app
         .merge(pages)
-        .fallback(not_found)
         .with_state(state.clone())
         // A handler's panic becomes the error page, with the security headers below.
         .layer(catch_panic_layer())

@@ -90,3 +90,27 @@ pub fn link_not_valid() -> Response {
         Some(("/login", "Go to sign in")),
     )
 }
+
+/// Middleware of the pages: a 404 page ([`super::error::not_found`], from an unknown path or a
+/// handler's `NotFound`) answered to a signed-in user keeps the header with their name and "Sign
+/// out" (issue 14, point 11). Only 404s read the session and the account again.
+pub async fn signed_in_not_found(
+    axum::extract::State(state): axum::extract::State<super::AppState>,
+    session: tower_sessions::Session,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.extensions().get::<super::error::NotFoundPage>().is_none() {
+        return response;
+    }
+    let Ok(auth) = session.get::<crate::auth::session::SessionAuth>(super::session::AUTH_KEY).await else {
+        return response;
+    };
+    match crate::auth::session::check_signed_in(&state.store, auth, state.clock.now()).await {
+        Ok(crate::auth::session::SessionCheck::Valid { user, .. }) => {
+            super::error::not_found_for(Some(Nav { name: user.shown_name().to_owned(), notice: None }))
+        }
+        _ => response,
+    }
+}

@@ -17,6 +17,7 @@ mod health;
 mod layering;
 mod manage;
 mod outbox;
+mod readme;
 mod reminders;
 mod sign_in;
 mod store;

@@ -95,7 +95,7 @@ async fn the_page_lists_exactly_the_granted_applications_with_their_facts() {
     assert!(
         html.contains(&format!("client_id={}", w.dm.client_id)) && html.contains("resource=data-manager-production")
     );
-    assert!(html.contains("&lt;your client secret&gt;") || html.contains("&#60;your client secret&#62;"));
+    assert!(html.contains("read -rs CLIENT_SECRET") && html.contains("client_secret=$CLIENT_SECRET"));
     // The create dialog: labels, default and bounds of the date.
     let max = secret_portal::domain::ExpiryDate::max_for(today).to_string();
     assert!(
@@ -535,4 +535,34 @@ async fn path_ids_answer_404_after_the_sign_in_check_and_accept_what_client_id_p
     {
         assert_eq!(admin.get(w.app.url(path)).send().await.unwrap().status(), 404, "{path}");
     }
+}
+
+/// Issue 14, point 11: the created-secret page repeats the client ID and offers a token request
+/// that reads the secret from a variable; pasted into bash with the secret on its input, it gets
+/// a token, and the value is nowhere in the command.
+#[tokio::test]
+async fn the_created_page_offers_a_token_request_that_reads_the_secret_from_a_variable() {
+    let w = world().await;
+    let res = create(&w, &w.dm, "Shell", "2027-06-01").await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    let value = shown_value(&html);
+    assert!(html.contains(&format!(r#"<code id="client-id">{}</code>"#, w.dm.client_id)), "{html}");
+    let request = between(&html, r#"<code id="token-request">"#, "</code>").expect("a token request");
+    let request = request.replace("&#39;", "'").replace("&#34;", "\"").replace("&quot;", "\"").replace("&amp;", "&");
+    assert!(request.starts_with("read -rs CLIENT_SECRET"), "{request}");
+    assert!(request.contains(r#"--data-urlencode "client_secret=$CLIENT_SECRET""#) && !request.contains(&value));
+    // The portal's own address stands in the command; the test portal listens elsewhere.
+    let script = request.replace("http://127.0.0.1:8080", &w.app.url("")).replace("curl ", "curl -s ");
+    let mut bash = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    writeln!(bash.stdin.take().unwrap(), "{value}").unwrap();
+    let out = tokio::task::spawn_blocking(move || bash.wait_with_output().unwrap()).await.unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert!(answer["access_token"].is_string(), "{}", String::from_utf8_lossy(&out.stdout));
 }

@@ -302,6 +302,14 @@ async fn a_recovery_code_signs_in_once() {
     app.password_step(&client, &jane.email, PASSWORD, "").await;
     let res = app.post_form(&client, "/login/mfa", &[("code", ""), ("recovery_code", &code)]).await;
     assert_eq!(location(&res), "/manage-api-credentials");
+    // Issue 14, point 11: the user is told how many are left, once.
+    let page = client.get(app.url("/manage-api-credentials")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains("You signed in with a recovery code; it cannot be used again. You have 9 recovery codes left."),
+        "{page}"
+    );
+    let page = client.get(app.url("/manage-api-credentials")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("recovery codes left"));
     let client = new_client();
     app.password_step(&client, &jane.email, PASSWORD, "").await;
     let res = app.post_form(&client, "/login/mfa", &[("recovery_code", &jane.recovery_codes[3])]).await;
@@ -799,4 +807,56 @@ async fn a_link_cut_short_says_it_is_incomplete() {
     }
     // The whole link still works.
     assert_eq!(app.get(&path).await.status(), 200);
+}
+
+/// Issue 14, point 11: the code step has "Cancel", which ends the half-signed-in session and goes
+/// back to the password step.
+#[tokio::test]
+async fn the_code_step_can_be_cancelled() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    let client = new_client();
+    app.password_step(&client, &jane.email, PASSWORD, "").await;
+    let page = client.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
+    let cancel = between(&page, r#"<form method="post" action="/logout""#, "</form>").expect("a Cancel form");
+    assert!(cancel.contains(">Cancel</button>"), "{cancel}");
+    let res = app.post_form(&client, "/logout", &[]).await;
+    assert_eq!(location(&res), "/login");
+    assert_eq!(location(&client.get(app.url("/login/mfa")).send().await.unwrap()), "/login", "the step is over");
+}
+
+/// Issue 14, point 11: a 404 keeps the header (name and "Sign out") for a signed-in user, for an
+/// unknown path and for what the user may not see alike; signed out, it has neither.
+#[tokio::test]
+async fn a_404_keeps_the_signed_in_users_header() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let (_, jane) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    let unknown = format!("/manage-api-credentials/{}/secrets/new", uuid::Uuid::new_v4());
+    for path in ["/no/such/page", "/admin", unknown.as_str()] {
+        let res = jane.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        let page = res.text().await.unwrap();
+        assert!(page.contains("Page not found") && page.contains(">Sign out</button>"), "{path}: {page}");
+        assert!(page.contains("Name of jane@demo.example"), "{path}");
+        let res = new_client().get(app.url(path)).send().await.unwrap();
+        if res.status() == 404 {
+            assert!(!res.text().await.unwrap().contains("Sign out"), "{path} signed out");
+        }
+    }
+}
+
+/// Issue 14, point 11: a self-hosted favicon, linked from every page.
+#[tokio::test]
+async fn the_favicon_is_served_by_the_portal() {
+    let app = TestApp::spawn().await;
+    let login = app.get("/login").await.text().await.unwrap();
+    assert!(login.contains(r#"<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">"#));
+    for path in ["/static/favicon.svg", "/favicon.ico"] {
+        let res = app.get(path).await;
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(res.headers()["content-type"], "image/svg+xml");
+        assert!(res.text().await.unwrap().starts_with("<svg"));
+    }
 }

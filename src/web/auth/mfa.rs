@@ -10,7 +10,7 @@ use tower_sessions::Session;
 
 use super::{advance, second_factor_locked_page, sign_in, stage};
 use crate::auth::session::{STEP_TIMEOUT, SessionAuth};
-use crate::auth::sign_in::SecondFactorOutcome;
+use crate::auth::sign_in::{SecondFactor, SecondFactorOutcome};
 use crate::domain::NextPath;
 use crate::domain::ThrottleVerdict;
 use crate::store::Credentials;
@@ -18,6 +18,7 @@ use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
 use crate::web::extract::Form;
+use crate::web::notice;
 use crate::web::pages::{Nav, home_path, message};
 
 #[derive(Template, WebTemplate)]
@@ -88,11 +89,16 @@ pub async fn submit(
             let user = &creds.user;
             advance(&session, SessionAuth::SignedIn { user_id: user.id, authenticated_at: now, last_seen: now })
                 .await?;
-            sign_in(&state).record_sign_in(user, method, ip, now).await?;
+            sign_in(&state).record_sign_in(user, method.as_str(), ip, now).await?;
             // `next` is checked again here, after the TOTP step.
             let target = NextPath::parse_optional(next.as_deref())
                 .map_or_else(|| home_path(user.role).to_owned(), |n| n.to_string());
-            Ok(Redirect::to(&target).into_response())
+            match method {
+                SecondFactor::RecoveryCode { left } => {
+                    notice::redirect(&session, &target, recovery_codes_left(left)).await
+                }
+                SecondFactor::Totp => Ok(Redirect::to(&target).into_response()),
+            }
         }
         SecondFactorOutcome::PasswordAgain => {
             session.flush().await?;
@@ -105,4 +111,20 @@ pub async fn submit(
         }
         SecondFactorOutcome::Refused { message } => Ok(MfaPage { nav: None, error: Some(message) }.into_response()),
     }
+}
+
+/// What a user who signed in with a recovery code is told (issue 14, point 11): that it is used
+/// up, how many are left, and what to do when few are.
+fn recovery_codes_left(left: i64) -> String {
+    let count = match left {
+        0 => "You have no recovery codes left".to_owned(),
+        1 => "You have 1 recovery code left".to_owned(),
+        n => format!("You have {n} recovery codes left"),
+    };
+    let advice = if left <= 3 {
+        " If your authenticator is lost, ask WMDA to reset your MFA, so you can set up a new one and get new codes."
+    } else {
+        ""
+    };
+    format!("You signed in with a recovery code; it cannot be used again. {count}.{advice}")
 }

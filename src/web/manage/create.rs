@@ -36,6 +36,9 @@ struct CreatedPage {
     hint: String,
     expires_on: String,
     value: String,
+    client_id: String,
+    /// A token request that reads the secret from a variable (never the value itself).
+    curl: String,
 }
 
 /// The create form's fields; missing ones are empty, never a 4xx.
@@ -105,6 +108,12 @@ pub async fn create(
             hint: secret.hint,
             expires_on: secret.expires_on.to_string(),
             value: value.expose().to_owned(),
+            client_id: client_id.to_string(),
+            curl: super::view::curl_example(
+                &state.settings.base_url.join("/oauth2/token"),
+                &managed.application.client_id,
+                managed.resources.first().map(|r| r.id.as_str()),
+            ),
         }
         .into_response()),
         Err(CreateError::Invalid { name, expires_on, form }) => again(name, expires_on, form),

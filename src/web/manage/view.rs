@@ -136,10 +136,13 @@ pub fn secret_row(s: &SecretView, today: NaiveDate) -> SecretRow {
 }
 
 /// The partner-style token request (form fields and `resource=`, the Azure AD v1 shape that
-/// partner systems send today), with a placeholder where the secret goes.
+/// partner systems send today), ready to paste into bash or zsh: `read -rs` asks for the secret
+/// without echoing it, so the value never lands in the shell's history or the command line
+/// (issue 14, point 11).
 pub fn curl_example(token_endpoint: &str, client_id: &ClientId, resource: Option<&str>) -> String {
     format!(
-        "curl -X POST '{token_endpoint}' \\\n  -d 'grant_type=client_credentials' \\\n  -d 'client_id={client_id}' \\\n  --data-urlencode 'client_secret=<your client secret>' \\\n  -d 'resource={}'",
+        "read -rs CLIENT_SECRET  # paste the client secret, then press Enter\n\
+         curl -X POST '{token_endpoint}' \\\n  -d 'grant_type=client_credentials' \\\n  -d 'client_id={client_id}' \\\n  --data-urlencode \"client_secret=$CLIENT_SECRET\" \\\n  -d 'resource={}'",
         resource.unwrap_or("<resource id>")
     )
 }
