@@ -266,11 +266,11 @@ fn due_line(due: &crate::jobs::reminders::DueNotice) -> String {
         }
     };
     format!(
-        "{what} {} [{}] for secret \"{}\" ({}…) of {}{to}",
+        "{what} {} [{}] for secret \"{}\" ({}) of {}{to}",
         due.notice.title(),
         due.notice.key(),
         due.secret,
-        due.hint,
+        due.hint.shown(),
         due.application
     )
 }
@@ -338,7 +338,7 @@ mod tests {
             secret_id: uuid::Uuid::nil(),
             secret: "Production (Jane)".into(),
             application: "Partner-NL-X-DM".into(),
-            hint: "aB3".into(),
+            hint: crate::domain::Hint::new("aB3", crate::domain::SecretFormat::V1),
             notice: Notice::Daily(3),
             recipients,
             outcome,

@@ -83,6 +83,11 @@ fn describe_metrics() {
          unsupported_grant_type), slow_down (429 with Retry-After: the per client ID and address failure limit; \
          the code RFC 8628 3.5 registers for token responses) and temporarily_unavailable."
     );
+    describe_counter!(
+        "client_secrets_malformed_total",
+        "Presented client secrets that start with wmdacs_ but have the wrong length, alphabet or checksum, refused as \
+         invalid_client before any database query or throttle count (DESIGN.md section 7)."
+    );
     describe_counter!("sign_ins_total", "Sign-in steps, by result (success, failure) and step (password, mfa).");
     describe_counter!("sign_in_throttled_total", "Sign-in requests answered 429, by scope (account, ip).");
     describe_counter!(
@@ -119,6 +124,7 @@ fn describe_metrics() {
     );
     counter!("tokens_issued_total").increment(0);
     counter!("tokens_refused_total", "error" => "invalid_client").increment(0);
+    counter!("client_secrets_malformed_total").increment(0);
     counter!("sign_ins_total", "result" => "success", "step" => "mfa").increment(0);
     for step in ["password", "mfa"] {
         counter!("sign_ins_total", "result" => "failure", "step" => step).increment(0);

@@ -16,6 +16,7 @@ pub mod outgoing_email;
 pub mod paging;
 pub mod reminder;
 pub mod secret;
+pub mod secret_value;
 pub mod throttle;
 
 pub use application::{Api, ApplicationKind, ApplicationName, Audience, ClientId, Environment, ResourceId};
@@ -29,4 +30,5 @@ pub use next_path::NextPath;
 pub use organisation::{CountryCode, OrganisationCode, OrganisationRef};
 pub use outgoing_email::{EmailKind, NewEmail};
 pub use paging::{PageNumber, parse_date};
-pub use secret::{DaysLeft, ExpiryDate, PlainSecret, SecretHash, SecretName};
+pub use secret::{DaysLeft, ExpiryDate, SecretName};
+pub use secret_value::{Hint, PlainSecret, SecretFormat, SecretHash, Shape};

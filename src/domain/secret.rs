@@ -3,11 +3,9 @@
 use std::fmt;
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveTime, Utc};
-use rand::distr::{Alphanumeric, Distribution};
-use rand::{TryRngCore, rngs::OsRng};
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
+
+pub use super::secret_value::{HINT_LENGTH, Hint, PlainSecret, SECRET_LENGTH, SecretFormat, SecretHash, Shape};
 
 /// Most characters (Unicode scalar values) in a secret name.
 pub const SECRET_NAME_MAX: usize = 100;
@@ -233,79 +231,6 @@ impl fmt::Display for DaysLeft {
     }
 }
 
-/// Length of a client secret value.
-pub const SECRET_LENGTH: usize = 40;
-/// Length of a hint.
-pub const HINT_LENGTH: usize = 3;
-
-/// A client secret's value: 40 characters from `[A-Za-z0-9]` drawn from the OS CSPRNG (about 238
-/// bits), so it needs no escaping in forms, headers or shells.
-///
-/// It is shown once and never stored (DESIGN.md section 6): `Debug` is redacted, and there is no
-/// `Display`; [`PlainSecret::expose`] is the one way to the text.
-pub struct PlainSecret(SecretString);
-
-impl PlainSecret {
-    /// Draws a new value from the operating system's CSPRNG.
-    pub fn generate() -> Self {
-        // OsRng only fails when the OS has no entropy source at all; there is no secret to make
-        // then, and panicking is the only honest answer.
-        let mut rng = OsRng.unwrap_err();
-        let value: String = Alphanumeric.sample_iter(&mut rng).take(SECRET_LENGTH).map(char::from).collect();
-        Self(SecretString::from(value))
-    }
-
-    /// Wraps a value presented by a client (the token endpoint), whatever its shape.
-    pub fn presented(value: &str) -> Self {
-        Self(SecretString::from(value))
-    }
-
-    /// The value, for the one response that shows it and for the client's presentation.
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-
-    /// The hint: the first three characters, shown after creation (seed guide: "only the first
-    /// three characters (hint) will remain").
-    pub fn hint(&self) -> String {
-        self.expose().chars().take(HINT_LENGTH).collect()
-    }
-
-    /// SHA-256 of the value; ASVS 5.0 6.5.2 allows a fast hash for secrets of 112 bits or more.
-    pub fn hash(&self) -> SecretHash {
-        SecretHash(Sha256::digest(self.expose().as_bytes()).into())
-    }
-}
-
-impl fmt::Debug for PlainSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PlainSecret([REDACTED])")
-    }
-}
-
-/// SHA-256 of a client secret's value, as stored (32 bytes).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SecretHash([u8; 32]);
-
-impl SecretHash {
-    /// The 32 bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// Wraps 32 bytes read from the store; `None` for any other length.
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(Self)
-    }
-}
-
-impl fmt::Debug for SecretHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A prefix is enough to tell hashes apart in a test failure.
-        write!(f, "SecretHash({}…)", hex::encode(&self.0[..4]))
-    }
-}
-
 /// The secret limit (DESIGN.md section 3: at most `PORTAL_SECRET_LIMIT`, 3 by default, unexpired
 /// and undeleted secrets per application, so a rotation has room for the new one): whether an
 /// application holding `live` such secrets is at the limit of `most`. The one rule behind the
@@ -413,22 +338,6 @@ mod tests {
         assert!(DaysLeft::between(today, d("2026-11-28")).is_expired());
     }
 
-    #[test]
-    fn plain_secrets_are_40_alphanumerics_with_a_3_character_hint() {
-        let s = PlainSecret::generate();
-        assert_eq!(s.expose().len(), SECRET_LENGTH);
-        assert!(s.expose().bytes().all(|b| b.is_ascii_alphanumeric()));
-        assert_eq!(s.hint(), &s.expose()[..3]);
-        assert_ne!(s.expose(), PlainSecret::generate().expose());
-        assert_eq!(format!("{s:?}"), "PlainSecret([REDACTED])");
-        assert!(!format!("{:?}", s.hash()).contains(s.expose()));
-        // SHA-256 of "abc" (FIPS 180-2 appendix B.1).
-        assert_eq!(
-            hex::encode(PlainSecret::presented("abc").hash().as_bytes()),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-
     fn dates() -> impl Strategy<Value = NaiveDate> {
         (1970i32..2200, 1u32..=366).prop_filter_map("valid day", |(y, o)| NaiveDate::from_yo_opt(y, o))
     }
@@ -492,15 +401,6 @@ mod tests {
             if let Ok(e) = ExpiryDate::parse(&s, today) {
                 prop_assert_eq!(e.date().format("%Y-%m-%d").to_string(), s.trim());
             }
-        }
-
-        #[test]
-        fn hints_are_prefixes_and_hashes_differ(_i in 0..20u8) {
-            let a = PlainSecret::generate();
-            let b = PlainSecret::generate();
-            prop_assert!(a.expose().starts_with(&a.hint()));
-            prop_assert_ne!(a.hash(), b.hash());
-            prop_assert_eq!(PlainSecret::presented(a.expose()).hash(), a.hash());
         }
     }
 }

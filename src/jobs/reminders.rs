@@ -25,7 +25,7 @@ pub struct DueNotice {
     /// Its application.
     pub application: String,
     /// Its hint.
-    pub hint: String,
+    pub hint: crate::domain::Hint,
     /// The notice.
     pub notice: Notice,
     /// Who it goes to (a dry run: who it would go to now); `None` when another process recorded

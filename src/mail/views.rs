@@ -126,8 +126,8 @@ pub fn second_factor_locked_email(
 pub struct DeletedSecretFacts<'a> {
     /// The secret's name.
     pub secret_name: &'a str,
-    /// Its hint (three characters).
-    pub hint: &'a str,
+    /// Its hint.
+    pub hint: &'a crate::domain::Hint,
     /// Its application's name.
     pub application: &'a str,
     /// Its application's client ID.
@@ -144,7 +144,7 @@ pub struct DeletedSecretFacts<'a> {
 pub fn secret_deleted_email(f: &DeletedSecretFacts<'_>, recipient: &str, name: &str) -> NewEmail {
     let paragraphs = [
         format!(
-            "WMDA deleted the client secret \"{}\" ({}…) of {} (client ID {}). The reason given: {}",
+            "WMDA deleted the client secret \"{}\" (starts with {}) of {} (client ID {}). The reason given: {}",
             f.secret_name, f.hint, f.application, f.client_id, f.reason
         ),
         "It no longer works: a system that still uses it cannot obtain tokens.".to_owned(),
@@ -165,8 +165,8 @@ pub struct ReminderFacts {
     pub notice: crate::domain::reminder::Notice,
     /// The secret's name (user-chosen: escaped in HTML; control characters never reach headers).
     pub secret_name: String,
-    /// Its hint (three characters).
-    pub hint: String,
+    /// Its hint.
+    pub hint: crate::domain::Hint,
     /// Its application's name.
     pub application: String,
     /// Its application's client ID.
@@ -234,7 +234,7 @@ mod tests {
         let facts = ReminderFacts {
             notice: Notice::OneWeek,
             secret_name: "<b>Build</b> \"server\"".into(),
-            hint: "abc".into(),
+            hint: crate::domain::Hint::new("abc", crate::domain::SecretFormat::V2),
             application: "Partner-NL-DemoRegistry-DM".into(),
             client_id: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
             expires_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
@@ -253,7 +253,9 @@ mod tests {
         );
         assert!(!e.html_body.contains("<b>Build</b>"));
         assert!(
-            e.text_body.contains("abc…") && e.text_body.contains("2026-12-31") && e.text_body.contains("7 days left")
+            e.text_body.contains("(starts with wmdacs_abc)")
+                && e.text_body.contains("2026-12-31")
+                && e.text_body.contains("7 days left")
         );
         assert!(e.text_body.contains("Last used: never"));
         assert!(e.text_body.contains("https://portal.example/manage-api-credentials"));

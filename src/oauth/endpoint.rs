@@ -14,7 +14,7 @@ use super::request::Authorization;
 use super::throttle::TokenThrottle;
 use super::usage::UsageRecorder;
 use super::{OAuthError, TokenIssuer, TokenRequest, TokenResponse};
-use crate::domain::{ClientId, ThrottleVerdict};
+use crate::domain::{ClientId, Shape, ThrottleVerdict};
 use crate::store::Store;
 
 /// The token endpoint: issuer, throttle and usage recorder over the store; one per process.
@@ -60,6 +60,14 @@ impl TokenEndpoint {
         let client_id = ClientId::parse(&request.auth.client_id)
             .map_or_else(|_| "(not a client ID)".to_owned(), |id| id.to_string());
         let refuse = |error: OAuthError| Refusal { error, client_id: Some(client_id.clone()) };
+        // A `wmdacs_` value of the wrong length or alphabet, or whose checksum fails, cannot be a
+        // secret of ours: refused with a wrong secret's answer before any query, and before the
+        // throttle, so a stream of them costs no database work and blocks no one (DESIGN.md
+        // section 7). Counted in `client_secrets_malformed_total` only.
+        if Shape::of(request.secret()) == Shape::MalformedV2 {
+            metrics::counter!("client_secrets_malformed_total").increment(1);
+            return Err(refuse(OAuthError::InvalidClient { basic: request.auth.basic }));
+        }
         // Held until the answer is decided: a request in progress counts as a failure.
         let _attempt = match self.throttle.begin(key, ip, now) {
             Ok(attempt) => attempt,

@@ -107,6 +107,7 @@ impl Store {
             Uuid,
             String,
             String,
+            i32,
             NaiveDate,
             DateTime<Utc>,
             Option<Uuid>,
@@ -115,8 +116,9 @@ impl Store {
             Option<DateTime<Utc>>,
             String,
         );
-        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(
-            "select s.id, s.application_id, s.name, s.hint, s.expires_on, s.expires_at, s.created_by, s.created_at,
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+            "select s.id, s.application_id, s.name, s.hint, s.value_format, s.expires_on, s.expires_at, s.created_by, s.created_at,
                     s.first_used_at, s.last_used_at, a.name
              from client_secret s join application a on a.id = s.application_id
              where s.deleted_at is null and s.expires_on >= $1 and s.expires_on < $2
@@ -125,7 +127,8 @@ impl Store {
         .bind(today)
         .bind(today + chrono::Duration::days(crate::domain::secret::EXPIRES_SOON_DAYS))
         .fetch_all(pool)
-        .await)?;
+        .await
+        })?;
         Ok(rows
             .into_iter()
             .map(
@@ -134,6 +137,7 @@ impl Store {
                     application_id,
                     name,
                     hint,
+                    value_format,
                     expires_on,
                     expires_at,
                     created_by,
@@ -147,7 +151,7 @@ impl Store {
                             id,
                             application_id,
                             name,
-                            hint,
+                            hint: crate::domain::Hint::stored(hint, value_format),
                             expires_on,
                             expires_at,
                             created_by,

@@ -341,8 +341,8 @@ pub enum TargetName {
     Secret {
         /// The secret's name.
         name: String,
-        /// Its hint (three characters).
-        hint: String,
+        /// Its hint.
+        hint: crate::domain::Hint,
         /// Its application's name.
         application: String,
     },
@@ -380,17 +380,17 @@ impl Store {
         let mut names = std::collections::HashMap::new();
         for (kind, set) in ids {
             let sql = match kind {
-                "organisation" => "select id, country_code, code, display_name from organisation where id in (",
-                "application" => "select id, name, '', '' from application where id in (",
+                "organisation" => "select id, country_code, code, display_name, 0 from organisation where id in (",
+                "application" => "select id, name, '', '', 0 from application where id in (",
                 "client_secret" => {
-                    "select s.id, s.name, s.hint, a.name from client_secret s join application a on a.id = s.application_id where s.id in ("
+                    "select s.id, s.name, s.hint, a.name, s.value_format from client_secret s join application a on a.id = s.application_id where s.id in ("
                 }
-                "user" => "select id, email, display_name, '' from portal_user where id in (",
+                "user" => "select id, email, display_name, '', 0 from portal_user where id in (",
                 _ => continue,
             };
             let set: Vec<Uuid> = set.into_iter().collect();
             for chunk in set.chunks(TARGET_CHUNK) {
-                let rows: Vec<(Uuid, String, String, String)> = on_pool!(self, |pool| {
+                let rows: Vec<(Uuid, String, String, String, i32)> = on_pool!(self, |pool| {
                     let mut query = sqlx::QueryBuilder::new(sql);
                     let mut list = query.separated(", ");
                     for id in chunk {
@@ -399,11 +399,13 @@ impl Store {
                     query.push(")");
                     query.build_query_as().fetch_all(pool).await
                 })?;
-                for (id, a, b, c) in rows {
+                for (id, a, b, c, format) in rows {
                     let name = match kind {
                         "organisation" => TargetName::Organisation { reference: format!("{a}-{b}"), display_name: c },
                         "application" => TargetName::Application(a),
-                        "client_secret" => TargetName::Secret { name: a, hint: b, application: c },
+                        "client_secret" => {
+                            TargetName::Secret { name: a, hint: crate::domain::Hint::stored(b, format), application: c }
+                        }
                         _ => TargetName::User { name: super::shown_name(&b, &a).to_owned(), email: a },
                     };
                     names.insert((kind.to_owned(), id.to_string()), name);

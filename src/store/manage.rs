@@ -42,8 +42,8 @@ pub struct NewSecret {
     pub expires: ExpiryDate,
     /// SHA-256 of the value.
     pub hash: SecretHash,
-    /// First three characters of the value.
-    pub hint: String,
+    /// The value's hint ([`crate::domain::PlainSecret::hint`]).
+    pub hint: crate::domain::Hint,
     /// The create form's one-time id.
     pub form_id: Uuid,
 }
@@ -89,7 +89,7 @@ struct AppDetailRow {
     manager_email: Option<String>,
 }
 
-pub(super) const SECRET_VIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.expires_on, s.expires_at, s.created_by,
+pub(super) const SECRET_VIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.value_format, s.expires_on, s.expires_at, s.created_by,
     s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, c.display_name as creator_name, c.email as creator_email";
 
 /// The applications `user_id` manages (enabled users only), optionally just the one with

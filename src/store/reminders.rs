@@ -19,7 +19,7 @@ pub struct ReminderSecret {
     /// The secret's name.
     pub name: String,
     /// Its hint.
-    pub hint: String,
+    pub hint: crate::domain::Hint,
     /// Its application's name.
     pub application: String,
     /// Its application's client ID.
@@ -78,8 +78,19 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
 }
 
-type CandidateRow =
-    (Uuid, Uuid, String, String, DateTime<Utc>, NaiveDate, Option<DateTime<Utc>>, Option<DateTime<Utc>>, String, Uuid);
+type CandidateRow = (
+    Uuid,
+    Uuid,
+    String,
+    String,
+    i32,
+    DateTime<Utc>,
+    NaiveDate,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    String,
+    Uuid,
+);
 
 /// The recipients of an application's reminders as they are now, through an executor (a pool or
 /// an open transaction): its credential managers who are enabled and enrolled, or, when it has
@@ -120,7 +131,7 @@ impl Store {
         let (rows, sent): (Vec<CandidateRow>, Vec<(Uuid, String)>) = on_pool!(self, |pool| {
             async {
             let rows = sqlx::query_as(
-                "select s.id, s.application_id, s.name, s.hint, s.created_at, s.expires_on, s.first_used_at, s.last_used_at,
+                "select s.id, s.application_id, s.name, s.hint, s.value_format, s.created_at, s.expires_on, s.first_used_at, s.last_used_at,
                         a.name, a.client_id
                  from client_secret s join application a on a.id = s.application_id
                  where s.deleted_at is null and s.application_id in (
@@ -150,6 +161,7 @@ impl Store {
                     application_id,
                     name,
                     hint,
+                    value_format,
                     created_at,
                     expires_on,
                     first_used_at,
@@ -160,7 +172,7 @@ impl Store {
                     ReminderSecret {
                         usage: SecretUsage { id, application_id, created_at, expires_on, first_used_at, last_used_at },
                         name,
-                        hint,
+                        hint: crate::domain::Hint::stored(hint, value_format),
                         application,
                         client_id: ClientId::from_uuid(client_id),
                     }

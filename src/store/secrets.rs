@@ -12,7 +12,7 @@ use super::{
     Actor, AuditAction, Backend, BeginWrite, Conflict, Deletion, NewSecret, SecretView, Store, StoreError, on_pool,
 };
 use crate::domain::secret::expiry_instant;
-use crate::domain::{ClientId, NewEmail, SecretHash};
+use crate::domain::{ClientId, Hint, NewEmail, SecretHash};
 
 /// A client secret's metadata as stored; the value itself is never stored, only its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +23,8 @@ pub struct ClientSecret {
     pub application_id: Uuid,
     /// The name its creator gave it.
     pub name: String,
-    /// The value's first three characters.
-    pub hint: String,
+    /// Its hint: three characters of the value and its format (`hint`, `value_format`).
+    pub hint: Hint,
     /// Expiration date D (UTC); the secret works up to and including D.
     pub expires_on: NaiveDate,
     /// D+1 00:00:00Z, when it stops working.
@@ -49,8 +49,8 @@ pub struct SeedSecret {
     pub application_id: Uuid,
     /// The name (a checked [`crate::domain::SecretName`] as text).
     pub name: String,
-    /// The value's first three characters.
-    pub hint: String,
+    /// Its hint ([`crate::domain::PlainSecret::hint`]), which also says the value's format.
+    pub hint: Hint,
     /// SHA-256 of the value.
     pub hash: SecretHash,
     /// Expiration date D, in the past or the future.
@@ -67,6 +67,7 @@ pub(super) struct SecretRow {
     application_id: Uuid,
     name: String,
     hint: String,
+    value_format: i32,
     expires_on: NaiveDate,
     expires_at: DateTime<Utc>,
     created_by: Option<Uuid>,
@@ -82,7 +83,7 @@ impl From<SecretRow> for ClientSecret {
             id: r.id,
             application_id: r.application_id,
             name: r.name,
-            hint: r.hint,
+            hint: Hint::stored(r.hint, r.value_format),
             expires_on: r.expires_on,
             expires_at: r.expires_at,
             created_by: r.created_by,
@@ -132,13 +133,14 @@ impl Store {
         let id = Uuid::new_v4();
         let inserted = on_pool!(self, |pool| {
             sqlx::query(
-            "insert into client_secret (id, application_id, name, hint, secret_hash, expires_on, expires_at, created_by, created_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "insert into client_secret (id, application_id, name, hint, value_format, secret_hash, expires_on, expires_at, created_by, created_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         )
         .bind(id)
         .bind(seed.application_id)
         .bind(&seed.name)
-        .bind(&seed.hint)
+        .bind(seed.hint.chars())
+        .bind(seed.hint.format().stored())
         .bind(seed.hash.as_bytes().as_slice())
         .bind(seed.expires_on)
         .bind(expiry_instant(seed.expires_on))
@@ -162,7 +164,7 @@ impl Store {
     pub async fn list_client_secrets(&self, application_id: Uuid) -> Result<Vec<ClientSecret>, StoreError> {
         let rows: Vec<SecretRow> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "select id, application_id, name, hint, expires_on, expires_at, created_by, created_at,
+                "select id, application_id, name, hint, value_format, expires_on, expires_at, created_by, created_at,
                     first_used_at, last_used_at, deleted_at
              from client_secret where application_id = $1 order by created_at desc, id",
             )
@@ -253,13 +255,14 @@ impl Store {
                 return Err(Conflict::SecretLimitReached.into());
             }
             sqlx::query(
-                "insert into client_secret (id, application_id, name, hint, secret_hash, expires_on, expires_at, created_by, created_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "insert into client_secret (id, application_id, name, hint, value_format, secret_hash, expires_on, expires_at, created_by, created_at)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(id)
             .bind(application_id)
             .bind(&secret.name)
-            .bind(&secret.hint)
+            .bind(secret.hint.chars())
+            .bind(secret.hint.format().stored())
             .bind(new.hash.as_bytes().as_slice())
             .bind(secret.expires_on)
             .bind(secret.expires_at)
@@ -365,15 +368,16 @@ impl Store {
         on_pool!(self, |pool| {
             async {
             let mut tx = pool.begin_write().await?;
-            let found: Option<(String, String, Uuid, String, Uuid)> = sqlx::query_as(
-                "select s.name, s.hint, a.organisation_id, a.name, a.client_id from client_secret s join application a on a.id = s.application_id
+            let found: Option<(String, String, i32, Uuid, String, Uuid)> = sqlx::query_as(
+                "select s.name, s.hint, s.value_format, a.organisation_id, a.name, a.client_id from client_secret s join application a on a.id = s.application_id
                  where s.id = $1 and s.application_id = $2 and s.deleted_at is null",
             )
             .bind(secret_id)
             .bind(application_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((name, hint, organisation_id, application, client_id)) = found else { return Err(StoreError::NotFound) };
+            let Some((name, hint, value_format, organisation_id, application, client_id)) = found else { return Err(StoreError::NotFound) };
+            let hint = Hint::stored(hint, value_format);
             if tombstone!(&mut *tx, secret_id, actor.user_id, now)? != 1 {
                 return Err(StoreError::NotFound);
             }
@@ -407,7 +411,7 @@ pub struct DeletedSecret {
     /// Its name.
     pub name: String,
     /// Its hint.
-    pub hint: String,
+    pub hint: Hint,
     /// Its application's name.
     pub application: String,
     /// Its application's client ID.

@@ -33,7 +33,7 @@ pub fn target_name(e: &AuditEvent, names: &HashMap<(String, String), TargetName>
     match names.get(&(kind.clone(), id.clone())) {
         Some(TargetName::Organisation { reference, display_name }) => format!("{reference} ({display_name})"),
         Some(TargetName::Application(name)) => name.clone(),
-        Some(TargetName::Secret { name, hint, application }) => format!("“{name}” ({hint}…) of {application}"),
+        Some(TargetName::Secret { name, hint, application }) => format!("“{name}” ({}) of {application}", hint.shown()),
         Some(TargetName::User { name, email }) if name == email => email.clone(),
         Some(TargetName::User { name, email }) => format!("{name} <{email}>"),
         None => target_id(e),

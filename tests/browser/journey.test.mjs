@@ -174,7 +174,7 @@ async function createSecret(page, name, expiresOn, screenshots = false) {
   await dialog.getByRole("button", { name: "Create" }).click();
   await page.getByRole("heading", { name: "Client secret created" }).waitFor();
   const value = (await page.locator("#secret-value").innerText()).trim();
-  assert.match(value, /^[A-Za-z0-9]{40}$/);
+  assert.match(value, /^wmdacs_[0-9A-Za-z]{32}[0-4][0-9A-Za-z]{5}$/);
   assert.match(await page.locator("main").innerText(), new RegExp(`valid until ${expiresOn ?? "\\d{4}-\\d{2}-\\d{2}"}`));
   if (screenshots) await look(page, "secret-created");
   else await accessible(page, "created");
@@ -324,7 +324,7 @@ step("4. the user signs in, creates a secret, gets a token with it, deletes it; 
   await lookAtPhoneWidth(page, "manage-api-credentials-phone");
   const html = await page.content();
   assert.equal(html.includes(value), false, "the page shows the value again");
-  assert.ok(html.includes(`${value.slice(0, 3)}…`), "the hint is missing");
+  assert.ok(html.includes(`${value.slice(0, 10)}…`), "the hint is missing");
   await section.getByRole("link", { name: `Delete ${FIRST_SECRET}` }).click();
   const confirm = section.locator("dialog[open]");
   await confirm.waitFor();
@@ -372,7 +372,7 @@ step("5. a secret expiring 7 days from today gets a reminder email from `reminde
     assert.ok(body.includes(APP), `the ${part} part does not name the application`);
     assert.ok(body.includes(state.clientId), `the ${part} part does not give the client ID`);
     assert.ok(body.includes(expiresOn), `the ${part} part does not give the expiration date`);
-    assert.ok(body.includes(`${value.slice(0, 3)}…`), `the ${part} part does not give the hint`);
+    assert.ok(body.includes(value.slice(0, 10)), `the ${part} part does not give the hint`);
     assert.ok(body.includes(`${portal.url}/manage-api-credentials`), `the ${part} part does not link the page`);
   }
   // Neither the reminder nor any other email ever carries a secret value.

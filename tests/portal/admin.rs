@@ -516,12 +516,11 @@ async fn credential_managers_are_emailed_when_an_admin_deletes_their_secret() {
     let mail = mails.last().unwrap();
     assert_eq!(mail.subject(), format!("Client secret \"Leaked <one>\" of {} was deleted by WMDA", dm.name));
     let text = mail.part("text/plain");
-    for expected in [
-        value.hint().as_str(),
-        &dm.client_id.to_string(),
-        "Posted in a public <b>repository</b>",
-        "create a new secret",
-    ] {
+    let starts_with = format!("starts with {}", value.hint());
+    assert!(starts_with.starts_with("starts with wmdacs_"), "{starts_with}");
+    for expected in
+        [starts_with.as_str(), &dm.client_id.to_string(), "Posted in a public <b>repository</b>", "create a new secret"]
+    {
         assert!(text.contains(expected), "{expected}: {text}");
     }
     let html = mail.part("text/html");

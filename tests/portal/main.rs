@@ -19,6 +19,7 @@ mod manage;
 mod outbox;
 mod readme;
 mod reminders;
+mod secret_format;
 mod sign_in;
 mod store;
 mod tokens;

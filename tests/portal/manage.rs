@@ -135,11 +135,15 @@ async fn a_created_secret_is_shown_once_and_only_its_hint_remains() {
     assert_eq!(res.headers()["cache-control"], "no-store");
     let html = res.text().await.unwrap();
     let value = shown_value(&html);
-    assert_eq!(value.len(), 40);
+    // Issue 15, point 1: the v2 format of DESIGN.md section 7, checksum included.
+    assert_eq!(value.len(), 45);
+    assert!(value.starts_with("wmdacs_"), "{value}");
+    assert_eq!(secret_portal::domain::Shape::of(&value), secret_portal::domain::Shape::WellFormedV2);
+    let hint = format!("wmdacs_{}", &value[7..10]);
     assert!(html.contains("Copy secret") && html.contains("can never be shown again"));
     let listed = page(&w).await;
     assert!(!listed.contains(&value));
-    assert!(listed.contains("Build server (Jane Doe)") && listed.contains(&format!("{}…", &value[..3])));
+    assert!(listed.contains("Build server (Jane Doe)") && listed.contains(&format!("<code>{hint}…</code>")));
     assert!(listed.contains("by Name of jane@demo.example"));
     assert!(listed.contains("expires today"));
     let events = w.app.store.recent_audit_events(50).await.unwrap();
@@ -148,7 +152,7 @@ async fn a_created_secret_is_shown_once_and_only_its_hint_remains() {
     assert_eq!(created.ip.as_deref(), Some("127.0.0.1"));
     let details: serde_json::Value = serde_json::from_str(&created.details).unwrap();
     assert_eq!(details["name"], "Build server (Jane Doe)");
-    assert_eq!(details["hint"], &value[..3]);
+    assert_eq!(details["hint"], hint.as_str());
     assert_eq!(details["expires_on"], w.app.clock.today().to_string());
 }
 

@@ -319,7 +319,8 @@ async fn seeded_secrets_accept_past_dates_and_keep_their_invariants() {
     let listed = store.list_client_secrets(app.id).await.unwrap();
     assert_eq!(listed.len(), 1);
     let secret = &listed[0];
-    assert_eq!((secret.id, secret.hint.as_str(), secret.expires_on), (id, &value.expose()[..3], expired_on));
+    assert_eq!((secret.id, &secret.hint, secret.expires_on), (id, &value.hint(), expired_on));
+    assert_eq!(secret.hint.to_string(), format!("wmdacs_{}", &value.expose()[7..10]));
     assert_eq!(secret.expires_at, (expired_on + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap().and_utc());
     assert_eq!(secret.created_at, test_now() - Duration::days(400));
     assert_eq!(secret.created_by, None);

@@ -609,7 +609,7 @@ async fn the_oauth2_crate_gets_a_token() {
 }
 
 /// Rows the shared throttle holds in a scope.
-async fn throttle_rows(app: &TestApp, scope: &str) -> i64 {
+pub(crate) async fn throttle_rows(app: &TestApp, scope: &str) -> i64 {
     match app.store.backend() {
         secret_portal::store::Backend::Postgres(pool) => {
             sqlx::query_scalar("select count(*) from throttle_window where scope = $1")

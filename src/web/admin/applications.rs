@@ -411,8 +411,9 @@ pub async fn delete_secret(
         n => format!("Its {n} credential managers were emailed the reason."),
     };
     let text = format!(
-        "The client secret “{}” ({}…) is deleted: it can no longer obtain tokens. {told}",
-        deleted.name, deleted.hint
+        "The client secret “{}” ({}) is deleted: it can no longer obtain tokens. {told}",
+        deleted.name,
+        deleted.hint.shown()
     );
     notice::redirect(&session, &application_path(app_id), text).await
 }

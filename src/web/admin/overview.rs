@@ -52,7 +52,7 @@ pub async fn page(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) ->
             application_id: s.application_id.to_string(),
             application: s.application,
             name: s.secret.name,
-            hint: format!("{}…", s.secret.hint),
+            hint: s.secret.hint.shown(),
             expires_on: s.secret.expires_on.to_string(),
             days_left: DaysLeft::between(today, s.secret.expires_on).to_string(),
         })

@@ -105,7 +105,7 @@ pub async fn create(
             nav: Nav::of(&member.current),
             app_name: app_name.clone(),
             name: secret.name,
-            hint: secret.hint,
+            hint: secret.hint.shown(),
             expires_on: secret.expires_on.to_string(),
             value: value.expose().to_owned(),
             client_id: client_id.to_string(),

@@ -124,7 +124,7 @@ pub fn secret_row(s: &SecretView, today: NaiveDate) -> SecretRow {
     SecretRow {
         id: s.secret.id,
         name: s.secret.name.clone(),
-        hint: format!("{}…", s.secret.hint),
+        hint: s.secret.hint.shown(),
         created_on: s.secret.created_at.format("%Y-%m-%d").to_string(),
         created_by: s.created_by_name.clone().unwrap_or_else(|| "WMDA".to_owned()),
         expires_on: s.secret.expires_on.to_string(),
@@ -214,8 +214,10 @@ pub async fn page(
                 if let Ok(s) = state.store.managed_secret(user.id, m.application.client_id, secret_id).await {
                     if s.secret.deleted_at.is_some() {
                         found = Some(format!(
-                            "Deleted the client secret \"{}\" ({}…) of {}.",
-                            s.secret.name, s.secret.hint, m.application.name
+                            "Deleted the client secret \"{}\" ({}) of {}.",
+                            s.secret.name,
+                            s.secret.hint.shown(),
+                            m.application.name
                         ));
                     }
                     break;

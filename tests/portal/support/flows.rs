@@ -94,7 +94,18 @@ impl TestApp {
         created_at: chrono::DateTime<chrono::Utc>,
         expires_on: chrono::NaiveDate,
     ) -> (PlainSecret, uuid::Uuid) {
-        let value = PlainSecret::generate();
+        self.seed_secret_value(application_id, name, created_at, expires_on, PlainSecret::generate()).await
+    }
+
+    /// [`TestApp::seed_secret`] with a value of the caller's (a v1 value made before issue 15).
+    pub async fn seed_secret_value(
+        &self,
+        application_id: uuid::Uuid,
+        name: &str,
+        created_at: chrono::DateTime<chrono::Utc>,
+        expires_on: chrono::NaiveDate,
+        value: PlainSecret,
+    ) -> (PlainSecret, uuid::Uuid) {
         let id = self
             .store
             .seed_client_secret(&SeedSecret {
