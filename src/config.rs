@@ -109,6 +109,27 @@ pub struct Settings {
     /// Throttling of failed sign-ins and token requests: on, or off for benchmarks only.
     #[arg(long, env = "PORTAL_RATE_LIMITS", value_enum, default_value_t = Switch::On, global = true)]
     pub rate_limits: Switch,
+
+    /// A file of leak-report public keys in the format of GitHub's secret-scanning key list; when
+    /// set, POST /api/v1/leaks accepts only reports signed with one of them. Re-read when it
+    /// changes.
+    #[arg(long, env = "PORTAL_LEAK_REPORT_KEYS", global = true)]
+    pub leak_report_keys: Option<PathBuf>,
+
+    /// What a leak report of a live secret does: mark it exposed, or delete it as well (signed
+    /// reports only).
+    #[arg(long, env = "PORTAL_LEAK_ACTION", value_enum, default_value_t = LeakAction::Mark, global = true)]
+    pub leak_action: LeakAction,
+}
+
+/// What a leak report of a live secret does (`PORTAL_LEAK_ACTION`, DESIGN.md section 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LeakAction {
+    /// Mark it exposed and email its people; it keeps working.
+    #[default]
+    Mark,
+    /// Mark it and delete it too, when the report is signed.
+    Delete,
 }
 
 /// On or off.
@@ -183,6 +204,10 @@ pub struct Config {
     /// When rotated signing keys sign and how long retired ones stay published (the hidden
     /// `PORTAL_KEY_RELOAD_INTERVAL`, 30 s, and `PORTAL_JWKS_MAX_AGE`, 60 s).
     pub key_schedule: crate::oauth::keys::KeySchedule,
+    /// The leak-report keys file (`PORTAL_LEAK_REPORT_KEYS`).
+    pub leak_report_keys: Option<PathBuf>,
+    /// What a leak report of a live secret does (`PORTAL_LEAK_ACTION`).
+    pub leak_action: LeakAction,
 }
 
 /// Something the operator should hear about once logging is up.
@@ -300,6 +325,8 @@ impl Settings {
                 reload: chrono::Duration::seconds(i64::from(self.key_reload_interval)),
                 max_age: chrono::Duration::seconds(i64::from(self.jwks_max_age)),
             },
+            leak_report_keys: self.leak_report_keys.clone(),
+            leak_action: self.leak_action,
         };
         Ok((config, notices))
     }
@@ -370,6 +397,8 @@ mod tests {
             key_reload_interval: 30,
             jwks_max_age: 60,
             db_max_connections: None,
+            leak_report_keys: None,
+            leak_action: LeakAction::Mark,
         }
     }
 

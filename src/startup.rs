@@ -83,6 +83,15 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
             config.rate_limits,
             crate::auth::throttle::RESET_RULE,
         )),
+        leaks: crate::web::LeakSettings {
+            keys: match &config.leak_report_keys {
+                Some(path) => crate::oauth::leaks::LeakReportKeys::from_file(path.clone())
+                    .context("PORTAL_LEAK_REPORT_KEYS cannot be used")?,
+                None => crate::oauth::leaks::LeakReportKeys::none(),
+            },
+            delete: config.leak_action == crate::config::LeakAction::Delete,
+            unsigned: Arc::new(crate::store::SharedWindow::new(config.rate_limits, crate::web::leaks::UNSIGNED_RULE)),
+        },
     })
 }
 

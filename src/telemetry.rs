@@ -88,6 +88,11 @@ fn describe_metrics() {
         "Presented client secrets that start with wmdacs_ but have the wrong length, alphabet or checksum, refused as \
          invalid_client before any database query or throttle count (DESIGN.md section 7)."
     );
+    describe_counter!(
+        "leak_reports_total",
+        "Values reported to POST /api/v1/leaks, by label: true_positive (a live secret, now marked exposed) or \
+         false_positive (DESIGN.md section 7)."
+    );
     describe_counter!("sign_ins_total", "Sign-in steps, by result (success, failure) and step (password, mfa).");
     describe_counter!("sign_in_throttled_total", "Sign-in requests answered 429, by scope (account, ip).");
     describe_counter!(

@@ -9,6 +9,7 @@ pub mod cipher;
 pub mod clock;
 pub mod email;
 pub mod failure_window;
+pub mod leak;
 pub mod link;
 pub mod next_path;
 pub mod organisation;

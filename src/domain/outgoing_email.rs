@@ -16,6 +16,8 @@ pub enum EmailKind {
     SecondFactorLocked,
     /// A WMDA admin deleted a secret of the application (compromised), with the reason.
     SecretDeleted,
+    /// A leak report found a live secret of the application in public (issue 15): urgent.
+    SecretExposed,
 }
 
 impl EmailKind {
@@ -28,6 +30,7 @@ impl EmailKind {
             EmailKind::Reminder => "reminder",
             EmailKind::SecondFactorLocked => "second_factor_locked",
             EmailKind::SecretDeleted => "secret_deleted",
+            EmailKind::SecretExposed => "secret_exposed",
         }
     }
 
@@ -40,6 +43,7 @@ impl EmailKind {
             Self::Reminder,
             Self::SecondFactorLocked,
             Self::SecretDeleted,
+            Self::SecretExposed,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -158,6 +158,70 @@ pub fn secret_deleted_email(f: &DeletedSecretFacts<'_>, recipient: &str, name: &
     notice_email(EmailKind::SecretDeleted, recipient, name, &subject, &paragraphs)
 }
 
+/// What the urgent email about a secret found in public says (issue 15, point 4).
+#[derive(Debug, Clone)]
+pub struct ExposureFacts<'a> {
+    /// The secret's name.
+    pub secret_name: &'a str,
+    /// Its hint.
+    pub hint: &'a crate::domain::Hint,
+    /// Its application's name.
+    pub application: &'a str,
+    /// Its application's client ID.
+    pub client_id: &'a str,
+    /// Where it was found, as the report gives it (may be empty).
+    pub url: &'a str,
+    /// Whether the portal deleted it (`PORTAL_LEAK_ACTION=delete`).
+    pub deleted: bool,
+    /// The recipients are WMDA admins: the application has no eligible credential manager.
+    pub to_admins: bool,
+    /// The Manage API Credentials page, from `PORTAL_BASE_URL`.
+    pub manage_url: &'a str,
+}
+
+/// The urgent email to the credential managers (or the WMDA admins) of an application whose live
+/// secret a leak report found in public: which secret, where, and what to do now. Sent at once,
+/// not on the reminder schedule; never carries the value (the portal does not have it).
+pub fn secret_exposed_email(f: &ExposureFacts<'_>, recipient: &str, name: &str) -> NewEmail {
+    // A line of an email has at most 998 octets (RFC 5322 2.1.1): a longer URL is shortened here
+    // (the audit log keeps it whole).
+    let place = match f.url.chars().count() {
+        0 => "in a public place".to_owned(),
+        n if n > 700 => {
+            format!("at {}… (shortened; the audit log has it whole)", f.url.chars().take(700).collect::<String>())
+        }
+        _ => format!("at {}", f.url),
+    };
+    let mut paragraphs = vec![format!(
+        "The client secret \"{}\" (starts with {}) of {} (client ID {}) was found {place}. Anyone who saw it there can \
+         obtain tokens as your system.",
+        f.secret_name, f.hint, f.application, f.client_id
+    )];
+    if f.to_admins {
+        paragraphs.push(
+            "You receive this as a WMDA admin because the application has no credential manager who can act on it."
+                .to_owned(),
+        );
+    }
+    if f.deleted {
+        paragraphs.push(
+            "The portal has deleted it: it no longer works. Create a new secret on the Manage API Credentials page \
+             and update your system with it."
+                .to_owned(),
+        );
+    } else {
+        paragraphs.push(
+            "It still works. Act now: create a replacement on the Manage API Credentials page, update your system \
+             with it, confirm that it connects, then delete this one."
+                .to_owned(),
+        );
+    }
+    paragraphs.push(format!("Manage API Credentials: {}", f.manage_url));
+    paragraphs.push("Also remove the secret from where it was found, and from that place's history.".to_owned());
+    let subject = format!("Urgent: client secret \"{}\" of {} was found in public", f.secret_name, f.application);
+    notice_email(EmailKind::SecretExposed, recipient, name, &subject, &paragraphs)
+}
+
 /// What a reminder email says about its secret.
 #[derive(Debug, Clone)]
 pub struct ReminderFacts {

@@ -4,6 +4,7 @@
 pub mod client_secrets;
 pub mod endpoint;
 pub mod keys;
+pub mod leaks;
 pub mod request;
 pub mod throttle;
 pub mod token;

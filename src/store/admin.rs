@@ -20,6 +20,25 @@ pub struct ExpiringSecret {
     pub application_id: Uuid,
 }
 
+/// A secret row of the overview: the secret's columns and its application's name.
+const OVERVIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.value_format, s.expires_on, s.expires_at,
+    s.created_by, s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, s.exposed_at, s.exposed_url,
+    s.exposed_source, a.name as application";
+
+#[derive(sqlx::FromRow)]
+struct OverviewRow {
+    #[sqlx(flatten)]
+    secret: super::secrets::SecretRow,
+    application: String,
+}
+
+impl From<OverviewRow> for ExpiringSecret {
+    fn from(r: OverviewRow) -> Self {
+        let secret: ClientSecret = r.secret.into();
+        ExpiringSecret { application_id: secret.application_id, secret, application: r.application }
+    }
+}
+
 /// An application on the admin overview.
 #[derive(Debug, Clone)]
 pub struct ApplicationAttention {
@@ -102,70 +121,34 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn secrets_expiring_soon(&self, today: NaiveDate) -> Result<Vec<ExpiringSecret>, StoreError> {
-        type Row = (
-            Uuid,
-            Uuid,
-            String,
-            String,
-            i32,
-            NaiveDate,
-            DateTime<Utc>,
-            Option<Uuid>,
-            DateTime<Utc>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-            String,
-        );
-        let rows: Vec<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(
-            "select s.id, s.application_id, s.name, s.hint, s.value_format, s.expires_on, s.expires_at, s.created_by, s.created_at,
-                    s.first_used_at, s.last_used_at, a.name
-             from client_secret s join application a on a.id = s.application_id
+        let rows: Vec<OverviewRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+            "select {OVERVIEW_COLUMNS} from client_secret s join application a on a.id = s.application_id
              where s.deleted_at is null and s.expires_on >= $1 and s.expires_on < $2
              order by s.expires_on, a.name"
-        )
+        ))
         .bind(today)
         .bind(today + chrono::Duration::days(crate::domain::secret::EXPIRES_SOON_DAYS))
         .fetch_all(pool)
-        .await
-        })?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    application_id,
-                    name,
-                    hint,
-                    value_format,
-                    expires_on,
-                    expires_at,
-                    created_by,
-                    created_at,
-                    first_used_at,
-                    last_used_at,
-                    application,
-                )| {
-                    ExpiringSecret {
-                        secret: ClientSecret {
-                            id,
-                            application_id,
-                            name,
-                            hint: crate::domain::Hint::stored(hint, value_format),
-                            expires_on,
-                            expires_at,
-                            created_by,
-                            created_at,
-                            first_used_at,
-                            last_used_at,
-                            deleted_at: None,
-                        },
-                        application,
-                        application_id,
-                    }
-                },
-            )
-            .collect())
+        .await)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Live secrets (undeleted, not past their expiry instant at `now`) that a leak report found
+    /// in public, across all organisations, most recently exposed first: the admin overview lists
+    /// them before anything else (issue 15, point 4).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn exposed_secrets(&self, now: DateTime<Utc>) -> Result<Vec<ExpiringSecret>, StoreError> {
+        let rows: Vec<OverviewRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+            "select {OVERVIEW_COLUMNS} from client_secret s join application a on a.id = s.application_id
+             where s.deleted_at is null and s.exposed_at is not null and s.expires_at > $1
+             order by s.exposed_at desc, a.name"
+        ))
+        .bind(now)
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Every application with its number of unexpired secrets and of enabled credential managers,

@@ -25,6 +25,10 @@ pub enum AuditAction {
     SecretCreated,
     /// `secret.deleted`: A client secret was deleted (by its manager, or by an admin with a reason).
     SecretDeleted,
+    /// `secret.exposed`: A leak report found a live client secret in public (the first report).
+    SecretExposed,
+    /// `secret.leak_reported`: A later leak report of a secret already marked exposed (its URL).
+    SecretLeakReported,
     /// `invitation.sent`: An invitation link was emailed.
     InvitationSent,
     /// `invitation.accepted`: An invitation was accepted: a password was set.
@@ -63,7 +67,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order above.
-    pub const ALL: [AuditAction; 25] = [
+    pub const ALL: [AuditAction; 27] = [
         AuditAction::OrganisationCreated,
         AuditAction::OrganisationRenamed,
         AuditAction::ApplicationCreated,
@@ -72,6 +76,8 @@ impl AuditAction {
         AuditAction::GrantRevoked,
         AuditAction::SecretCreated,
         AuditAction::SecretDeleted,
+        AuditAction::SecretExposed,
+        AuditAction::SecretLeakReported,
         AuditAction::InvitationSent,
         AuditAction::InvitationAccepted,
         AuditAction::UserDisabled,
@@ -107,6 +113,8 @@ impl AuditAction {
             AuditAction::GrantRevoked => "Credential manager role revoked",
             AuditAction::SecretCreated => "Client secret created",
             AuditAction::SecretDeleted => "Client secret deleted",
+            AuditAction::SecretExposed => "Client secret found in public",
+            AuditAction::SecretLeakReported => "Client secret reported in public again",
             AuditAction::InvitationSent => "Invitation sent",
             AuditAction::InvitationAccepted => "Invitation accepted",
             AuditAction::UserDisabled => "User disabled",
@@ -138,6 +146,8 @@ impl AuditAction {
             AuditAction::GrantRevoked => "grant.revoked",
             AuditAction::SecretCreated => "secret.created",
             AuditAction::SecretDeleted => "secret.deleted",
+            AuditAction::SecretExposed => "secret.exposed",
+            AuditAction::SecretLeakReported => "secret.leak_reported",
             AuditAction::InvitationSent => "invitation.sent",
             AuditAction::InvitationAccepted => "invitation.accepted",
             AuditAction::UserDisabled => "user.disabled",

@@ -90,7 +90,7 @@ struct AppDetailRow {
 }
 
 pub(super) const SECRET_VIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.value_format, s.expires_on, s.expires_at, s.created_by,
-    s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, c.display_name as creator_name, c.email as creator_email";
+    s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, s.exposed_at, s.exposed_url, s.exposed_source, c.display_name as creator_name, c.email as creator_email";
 
 /// The applications `user_id` manages (enabled users only), optionally just the one with
 /// `client_id`. `$1` is the user, `$2` the client ID or null.

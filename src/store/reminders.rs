@@ -115,6 +115,7 @@ macro_rules! eligible_recipients {
         .await
     };
 }
+pub(super) use eligible_recipients;
 
 impl Store {
     /// The undeleted secrets of every application that has one within the reminder horizon

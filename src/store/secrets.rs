@@ -39,6 +39,20 @@ pub struct ClientSecret {
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it was deleted (a tombstone), if it was.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// When and where a leak report found it in public, if one did (issue 15).
+    pub exposure: Option<Exposure>,
+}
+
+/// The first leak report of a secret: when (UTC), where (the report's URL) and by what (its
+/// source), as reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposure {
+    /// When the report came in.
+    pub at: DateTime<Utc>,
+    /// The URL where it was found; may be empty.
+    pub url: String,
+    /// What found it (`content`, `commit`, ...); may be empty.
+    pub source: String,
 }
 
 /// A secret to store as it is, past dates included: the demo loader and imports use this; the
@@ -75,6 +89,9 @@ pub(super) struct SecretRow {
     first_used_at: Option<DateTime<Utc>>,
     last_used_at: Option<DateTime<Utc>>,
     deleted_at: Option<DateTime<Utc>>,
+    exposed_at: Option<DateTime<Utc>>,
+    exposed_url: Option<String>,
+    exposed_source: Option<String>,
 }
 
 impl From<SecretRow> for ClientSecret {
@@ -91,6 +108,11 @@ impl From<SecretRow> for ClientSecret {
             first_used_at: r.first_used_at,
             last_used_at: r.last_used_at,
             deleted_at: r.deleted_at,
+            exposure: r.exposed_at.map(|at| Exposure {
+                at,
+                url: r.exposed_url.unwrap_or_default(),
+                source: r.exposed_source.unwrap_or_default(),
+            }),
         }
     }
 }
@@ -122,6 +144,7 @@ macro_rules! tombstone {
         .await
     }};
 }
+pub(super) use tombstone;
 
 impl Store {
     /// Stores a secret without the create path's checks (limit, date window), for seeding.
@@ -165,7 +188,7 @@ impl Store {
         let rows: Vec<SecretRow> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "select id, application_id, name, hint, value_format, expires_on, expires_at, created_by, created_at,
-                    first_used_at, last_used_at, deleted_at
+                    first_used_at, last_used_at, deleted_at, exposed_at, exposed_url, exposed_source
              from client_secret where application_id = $1 order by created_at desc, id",
             )
             .bind(application_id)
@@ -230,6 +253,7 @@ impl Store {
             first_used_at: None,
             last_used_at: None,
             deleted_at: None,
+            exposure: None,
         };
         let application_id = on_pool!(self, |pool| {
             async {

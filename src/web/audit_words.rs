@@ -42,7 +42,7 @@ pub fn target_name(e: &AuditEvent, names: &HashMap<(String, String), TargetName>
 
 /// Labels of the detail keys the portal records, in the order they are shown; other keys follow
 /// in alphabetical order, labelled by their name.
-const LABELS: [(&str, &str); 22] = [
+const LABELS: [(&str, &str); 25] = [
     ("organisation", "Organisation"),
     ("application", "Application"),
     ("name", "Name"),
@@ -59,6 +59,9 @@ const LABELS: [(&str, &str); 22] = [
     ("step", "Step"),
     ("method", "With"),
     ("reason", "Reason"),
+    ("url", "Found at"),
+    ("source", "Source"),
+    ("signed_by", "Report signed with key"),
     ("by", "By"),
     ("codes_left", "Recovery codes left"),
     ("scope", "Throttled"),

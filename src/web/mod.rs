@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod home;
+pub mod leaks;
 pub(crate) mod manage;
 pub mod notice;
 mod oauth;
@@ -61,12 +62,27 @@ pub struct Services {
     /// unknown emails alike.
     /// Shared by replicas.
     pub reset_requests: std::sync::Arc<crate::store::SharedWindow>,
+    /// Leak reports (`POST /api/v1/leaks`): the signing keys, the action, and the window of
+    /// unsigned reports per address (10 a minute, shared by replicas).
+    pub leaks: LeakSettings,
+}
+
+/// How `POST /api/v1/leaks` takes reports (issue 15, DESIGN.md section 7).
+#[derive(Debug)]
+pub struct LeakSettings {
+    /// The keys reports must be signed with, when `PORTAL_LEAK_REPORT_KEYS` is set.
+    pub keys: crate::oauth::leaks::LeakReportKeys,
+    /// `PORTAL_LEAK_ACTION=delete`: signed reports delete a live secret as well.
+    pub delete: bool,
+    /// Unsigned reports (and bad signatures) per address: 10 a minute, then 429.
+    pub unsigned: std::sync::Arc<crate::store::SharedWindow>,
 }
 
 impl Services {
     /// The throttle windows shared by replicas, for the job that writes their counts.
     pub fn shared_windows(&self) -> Vec<std::sync::Arc<crate::store::SharedWindow>> {
-        let mut windows = vec![self.tokens.throttle.clients.clone(), self.reset_requests.clone()];
+        let mut windows =
+            vec![self.tokens.throttle.clients.clone(), self.reset_requests.clone(), self.leaks.unsigned.clone()];
         windows.extend(self.throttle.shared_windows());
         windows
     }
@@ -177,6 +193,7 @@ pub fn router(
     // Machines' routes: no session, no cookie, no CSRF check.
     let machines = Router::new()
         .route("/oauth2/token", post(oauth::token))
+        .route("/api/v1/leaks", post(leaks::report).layer(DefaultBodyLimit::max(crate::domain::leak::MAX_REPORT_BYTES)))
         .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
         .route("/.well-known/openid-configuration", get(oauth::metadata))
         .route("/.well-known/jwks.json", get(oauth::jwks));

@@ -15,6 +15,7 @@ mod cli;
 mod hardening;
 mod health;
 mod layering;
+mod leaks;
 mod manage;
 mod outbox;
 mod readme;

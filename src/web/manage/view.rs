@@ -50,6 +50,30 @@ pub struct SecretRow {
     pub expired: bool,
     /// "2026-11-29 10:15 UTC" or "Never used".
     pub last_used: String,
+    /// When and where a leak report found it, if one did (issue 15).
+    pub exposed: Option<ExposureView>,
+}
+
+/// A secret found in public, as the pages show it: "Exposed", when, and where.
+pub struct ExposureView {
+    /// When the first report came in, `YYYY-MM-DD HH:MM UTC`.
+    pub on: String,
+    /// Where it was found, as reported (escaped by the template); may be empty.
+    pub url: String,
+    /// The URL is `https://` or `http://`, so it may be a link (never `javascript:` and the like).
+    pub link: bool,
+}
+
+impl ExposureView {
+    /// The view of `e`.
+    pub fn of(e: &crate::store::Exposure) -> Self {
+        let lower = e.url.to_ascii_lowercase();
+        Self {
+            on: utc_minute(e.at),
+            url: e.url.clone(),
+            link: lower.starts_with("https://") || lower.starts_with("http://"),
+        }
+    }
 }
 
 /// The create form's state: values as typed and messages next to the fields.
@@ -132,6 +156,7 @@ pub fn secret_row(s: &SecretView, today: NaiveDate) -> SecretRow {
         soon: left.expires_soon(),
         expired: left.is_expired(),
         last_used: s.secret.last_used_at.map_or_else(|| "Never used".to_owned(), utc_minute),
+        exposed: s.secret.exposure.as_ref().map(ExposureView::of),
     }
 }
 

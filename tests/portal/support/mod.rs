@@ -164,6 +164,8 @@ pub fn test_config(db: &TestDb) -> Config {
             reload: chrono::Duration::seconds(30),
             max_age: chrono::Duration::seconds(60),
         },
+        leak_report_keys: None,
+        leak_action: secret_portal::config::LeakAction::Mark,
     }
 }
 

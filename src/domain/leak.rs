@@ -1,0 +1,169 @@
+//! Leak reports in GitHub's secret-scanning partner format (issue 15, point 4; DESIGN.md
+//! section 7): the request is a JSON array of `{"token", "type", "url", "source"}`, the answer
+//! one `{"token_hash", "token_type", "label"}` per item.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Most items in one report.
+pub const MAX_REPORT_ITEMS: usize = 100;
+/// Most bytes in one report's body (64 KiB).
+pub const MAX_REPORT_BYTES: usize = 64 * 1024;
+/// Most characters of a reported URL kept (longer ones are cut).
+pub const MAX_URL_CHARS: usize = 2048;
+/// Most characters of a reported `type` or `source` kept (longer ones are cut).
+pub const MAX_LABEL_CHARS: usize = 200;
+
+/// One reported value, with the fields of GitHub's format cut to their limits.
+pub struct ReportItem {
+    /// The value found (`token`). A secret, maybe live: never logged, never stored.
+    pub token: secrecy::SecretString,
+    /// Its `type`, as reported (any text; echoed in the answer).
+    pub token_type: String,
+    /// Where it was found (`url`); empty when not given.
+    pub url: String,
+    /// What found it (`source`); empty when not given.
+    pub source: String,
+}
+
+impl std::fmt::Debug for ReportItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportItem")
+            .field("token", &"[REDACTED]")
+            .field("token_type", &self.token_type)
+            .field("url", &self.url)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Why a report body cannot be read. Each case is a client error with its own message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// Not JSON at all (400).
+    #[error("The body is not valid JSON.")]
+    NotJson,
+    /// JSON, but not an array (422).
+    #[error("The body must be a JSON array of objects with a string \"token\".")]
+    NotAnArray,
+    /// More than [`MAX_REPORT_ITEMS`] items (422).
+    #[error("A report holds at most 100 items; this one holds {0}.")]
+    TooManyItems(usize),
+    /// Item `n` (from 0) is not an object with a string `token` (422).
+    #[error("Item {0} is not an object with a string \"token\".")]
+    BadItem(usize),
+}
+
+/// `s` without control characters (a line break in a URL would start a new line of an email or
+/// a log), cut to `most` characters.
+fn cut(s: &str, most: usize) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(most).collect()
+}
+
+/// Parses a report body: an array of at most 100 objects, each with a string `token`; `type`,
+/// `url` and `source` are optional strings (anything else there counts as absent), cut to
+/// [`MAX_LABEL_CHARS`] / [`MAX_URL_CHARS`]. An empty array is a report of nothing.
+///
+/// # Errors
+/// [`ReportError`].
+pub fn parse_report(body: &[u8]) -> Result<Vec<ReportItem>, ReportError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| ReportError::NotJson)?;
+    let serde_json::Value::Array(items) = value else {
+        return Err(ReportError::NotAnArray);
+    };
+    if items.len() > MAX_REPORT_ITEMS {
+        return Err(ReportError::TooManyItems(items.len()));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(n, item)| {
+            let token = item.get("token").and_then(serde_json::Value::as_str).ok_or(ReportError::BadItem(n))?;
+            let text = |key: &str, most: usize| {
+                item.get(key).and_then(serde_json::Value::as_str).map_or_else(String::new, |s| cut(s, most))
+            };
+            Ok(ReportItem {
+                token: secrecy::SecretString::from(token),
+                token_type: text("type", MAX_LABEL_CHARS),
+                url: text("url", MAX_URL_CHARS),
+                source: text("source", MAX_LABEL_CHARS),
+            })
+        })
+        .collect()
+}
+
+/// What a report says of one value: live or not, and nothing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    /// A live secret of the portal (undeleted, unexpired, well-formed v2).
+    TruePositive,
+    /// Anything else: unknown, deleted, expired, or not a well-formed v2 value.
+    FalsePositive,
+}
+
+impl Label {
+    /// `true_positive` or `false_positive`, as GitHub's format spells them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::TruePositive => "true_positive",
+            Label::FalsePositive => "false_positive",
+        }
+    }
+}
+
+/// One entry of the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportAnswer {
+    /// SHA-256 of the reported value, lower-case hex.
+    pub token_hash: String,
+    /// The item's `type`, as reported.
+    pub token_type: String,
+    /// Live or not.
+    pub label: Label,
+}
+
+/// SHA-256 of `token`, lower-case hex: how the answer names a value without repeating it.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn reports_are_arrays_of_objects_with_a_string_token() {
+        let items = parse_report(br#"[{"token":"abc","type":"wmda_client_secret","url":"https://x.example/a","source":"content"}, {"token":"d"}]"#).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].token.expose_secret(), "abc");
+        assert_eq!(
+            (items[0].token_type.as_str(), items[0].url.as_str(), items[0].source.as_str()),
+            ("wmda_client_secret", "https://x.example/a", "content")
+        );
+        assert_eq!((items[1].token_type.as_str(), items[1].url.as_str()), ("", ""));
+        assert!(!format!("{:?}", items[0]).contains("abc"));
+        assert!(parse_report(b"[]").unwrap().is_empty());
+        assert_eq!(parse_report(b"[{").unwrap_err(), ReportError::NotJson);
+        assert_eq!(parse_report(b"").unwrap_err(), ReportError::NotJson);
+        assert_eq!(parse_report(br#"{"token":"a"}"#).unwrap_err(), ReportError::NotAnArray);
+        assert_eq!(parse_report(br#"[{"token":"a"}, {"token": 5}]"#).unwrap_err(), ReportError::BadItem(1));
+        assert_eq!(parse_report(br#"["a"]"#).unwrap_err(), ReportError::BadItem(0));
+        let many = format!("[{}]", vec![r#"{"token":"a"}"#; 101].join(","));
+        assert_eq!(parse_report(many.as_bytes()).unwrap_err(), ReportError::TooManyItems(101));
+        let hundred = format!("[{}]", vec![r#"{"token":"a"}"#; 100].join(","));
+        assert_eq!(parse_report(hundred.as_bytes()).unwrap().len(), 100);
+        let long = format!(r#"[{{"token":"a","url":"{}","type":5}}]"#, "u".repeat(5000));
+        let item = &parse_report(long.as_bytes()).unwrap()[0];
+        assert_eq!((item.url.chars().count(), item.token_type.as_str()), (MAX_URL_CHARS, ""));
+    }
+
+    #[test]
+    fn answers_name_a_value_by_its_sha_256() {
+        assert_eq!(token_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let answer =
+            ReportAnswer { token_hash: token_hash("abc"), token_type: "t".into(), label: Label::FalsePositive };
+        assert_eq!(serde_json::to_value(&answer).unwrap()["label"], "false_positive");
+    }
+}
