@@ -42,6 +42,19 @@ pub enum Command {
     /// Token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Client secret values.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+/// `secret-portal secrets …`
+#[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Check client secret values read from standard input, one per line: says which are
+    /// well-formed client secrets (wmdacs_ with a valid checksum), the verifier behind secret
+    /// scanners' matches. Needs no database, prints no value, changes nothing; exits non-zero
+    /// when a value is not well-formed.
+    Check,
 }
 
 /// `secret-portal admin …`
@@ -108,6 +121,10 @@ pub const DATA_DIR: &str = "data";
 /// # Errors
 /// Any operator-facing failure; `main` prints it on one line and exits non-zero.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Needs no settings: resolving them would create ./data and a master key.
+    if let Some(Command::Secrets(SecretsCommand::Check)) = cli.command {
+        return secrets_check(std::io::stdin().lock(), &mut std::io::stdout().lock());
+    }
     let (config, notices) = cli.settings.resolve(Path::new(DATA_DIR))?;
     crate::telemetry::init_logging(config.log_format);
     for notice in notices {
@@ -127,6 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(AdminCommand::Invite(args)) => admin_invite(config, clock, args).await,
+        Command::Secrets(SecretsCommand::Check) => unreachable!("handled before the settings"),
         Command::Reminders(RemindersCommand::RunOnce(args)) => reminders_run_once(config, clock, args).await,
         Command::Keys(KeysCommand::Rotate) => {
             let store = startup::connect_and_migrate(&config).await?;
@@ -273,6 +291,42 @@ fn due_line(due: &crate::jobs::reminders::DueNotice) -> String {
         due.hint.shown(),
         due.application
     )
+}
+
+/// `secrets check`: one line per non-empty input line (its number, and its first ten characters
+/// when it carries the prefix, never the whole value), then a count (DESIGN.md section 7: no regex
+/// can check the checksum, so scanners' matches are confirmed here).
+///
+/// # Errors
+/// When a value is not a well-formed client secret, or the input cannot be read.
+pub fn secrets_check(input: impl std::io::BufRead, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    use crate::domain::Shape;
+    let (mut checked, mut good) = (0usize, 0usize);
+    for (n, line) in input.lines().enumerate() {
+        let line = line.context("cannot read standard input")?;
+        let value = line.trim();
+        if value.is_empty() {
+            continue;
+        }
+        checked += 1;
+        let shown = if value.starts_with(crate::domain::secret_value::V2_PREFIX) {
+            format!(" ({}…)", value.chars().take(10).collect::<String>())
+        } else {
+            String::new()
+        };
+        match Shape::explain(value) {
+            Ok(()) => {
+                good += 1;
+                writeln!(out, "line {}{shown}: a well-formed client secret (checksum valid)", n + 1)?;
+            }
+            Err(why) => writeln!(out, "line {}{shown}: not a well-formed client secret: {why}", n + 1)?,
+        }
+    }
+    writeln!(out, "{good} of {checked} value(s) are well-formed client secrets.")?;
+    if good < checked {
+        anyhow::bail!("{} value(s) are not well-formed client secrets", checked - good);
+    }
+    Ok(())
 }
 
 /// The last line of a real `reminders run-once`: what it queued and delivered, in words.

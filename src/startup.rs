@@ -84,12 +84,24 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
             crate::auth::throttle::RESET_RULE,
         )),
         leaks: crate::web::LeakSettings {
+            // Said once at start: how leak reports are taken (DESIGN.md section 7).
+            delete: {
+                match (&config.leak_report_keys, config.leak_action) {
+                    (None, crate::config::LeakAction::Delete) => tracing::warn!(
+                        "PORTAL_LEAK_ACTION=delete needs PORTAL_LEAK_REPORT_KEYS: unsigned leak reports only mark secrets exposed"
+                    ),
+                    (None, _) => tracing::info!(
+                        "PORTAL_LEAK_REPORT_KEYS is not set: unsigned leak reports are accepted (10 a minute per address); set it in production"
+                    ),
+                    _ => {}
+                }
+                config.leak_action == crate::config::LeakAction::Delete
+            },
             keys: match &config.leak_report_keys {
                 Some(path) => crate::oauth::leaks::LeakReportKeys::from_file(path.clone())
                     .context("PORTAL_LEAK_REPORT_KEYS cannot be used")?,
                 None => crate::oauth::leaks::LeakReportKeys::none(),
             },
-            delete: config.leak_action == crate::config::LeakAction::Delete,
             unsigned: Arc::new(crate::store::SharedWindow::new(config.rate_limits, crate::web::leaks::UNSIGNED_RULE)),
         },
     })

@@ -54,10 +54,50 @@ pub enum ReportError {
     BadItem(usize),
 }
 
-/// `s` without control characters (a line break in a URL would start a new line of an email or
-/// a log), cut to `most` characters.
+/// `s` without control characters (a line break would start a new line of an email or a log),
+/// cut to `most` characters.
 fn cut(s: &str, most: usize) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(most).collect()
+}
+
+/// `text` with every `wmdacs_` value (and `token`, the item's own value, whatever its shape)
+/// replaced by `[removed]`: a URL or source that carries a secret must not carry it into the
+/// database, the pages or an email.
+fn without_values(text: &str, token: &str) -> String {
+    let mut text = if token.len() >= 8 { text.replace(token, "[removed]") } else { text.to_owned() };
+    let mut from = 0;
+    while let Some(at) = text[from..].find(crate::domain::secret_value::V2_PREFIX).map(|i| from + i) {
+        let end = text[at..]
+            .char_indices()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
+            .map_or(text.len(), |(i, _)| at + i);
+        text.replace_range(at..end, "[removed]");
+        from = at + "[removed]".len();
+    }
+    text
+}
+
+/// The reported URL as the portal keeps it: an absolute `http(s)` URL in its ASCII serialisation
+/// (so no space, invisible or direction-changing character survives: they are percent-encoded),
+/// without secret values, at most [`MAX_URL_CHARS`]; anything else is dropped (empty).
+fn clean_url(s: &str, token: &str) -> String {
+    let Ok(url) = url::Url::parse(s.trim()) else { return String::new() };
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return String::new();
+    }
+    let text = without_values(url.as_str(), token);
+    if text.len() > MAX_URL_CHARS { String::new() } else { text }
+}
+
+/// The reported source (GitHub's are words such as `content`, `commit`, `pull_request_title`):
+/// letters, digits and `_ . : -` only, without secret values, at most [`MAX_LABEL_CHARS`].
+fn clean_source(s: &str, token: &str) -> String {
+    let kept: String = s
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-' | ' '))
+        .take(MAX_LABEL_CHARS)
+        .collect();
+    without_values(kept.trim(), token)
 }
 
 /// Parses a report body: an array of at most 100 objects, each with a string `token`; `type`,
@@ -79,14 +119,12 @@ pub fn parse_report(body: &[u8]) -> Result<Vec<ReportItem>, ReportError> {
         .enumerate()
         .map(|(n, item)| {
             let token = item.get("token").and_then(serde_json::Value::as_str).ok_or(ReportError::BadItem(n))?;
-            let text = |key: &str, most: usize| {
-                item.get(key).and_then(serde_json::Value::as_str).map_or_else(String::new, |s| cut(s, most))
-            };
+            let text = |key: &str| item.get(key).and_then(serde_json::Value::as_str).unwrap_or("");
             Ok(ReportItem {
+                token_type: without_values(&cut(text("type"), MAX_LABEL_CHARS), token),
+                url: clean_url(text("url"), token),
+                source: clean_source(text("source"), token),
                 token: secrecy::SecretString::from(token),
-                token_type: text("type", MAX_LABEL_CHARS),
-                url: text("url", MAX_URL_CHARS),
-                source: text("source", MAX_LABEL_CHARS),
             })
         })
         .collect()
@@ -154,9 +192,33 @@ mod tests {
         assert_eq!(parse_report(many.as_bytes()).unwrap_err(), ReportError::TooManyItems(101));
         let hundred = format!("[{}]", vec![r#"{"token":"a"}"#; 100].join(","));
         assert_eq!(parse_report(hundred.as_bytes()).unwrap().len(), 100);
-        let long = format!(r#"[{{"token":"a","url":"{}","type":5}}]"#, "u".repeat(5000));
+        let long = format!(r#"[{{"token":"a","url":"https://x.example/{}","type":5}}]"#, "u".repeat(5000));
         let item = &parse_report(long.as_bytes()).unwrap()[0];
-        assert_eq!((item.url.chars().count(), item.token_type.as_str()), (MAX_URL_CHARS, ""));
+        assert_eq!((item.url.as_str(), item.token_type.as_str()), ("", ""));
+    }
+
+    #[test]
+    fn urls_and_sources_keep_no_secret_no_prose_and_no_invisible_character() {
+        let value = crate::domain::PlainSecret::generate();
+        let v = value.expose();
+        let other = crate::domain::PlainSecret::generate();
+        let url = |u: &str, token: &str| clean_url(u, token);
+        assert_eq!(url("https://github.com/o/r/blob/main/.env#L3", v), "https://github.com/o/r/blob/main/.env#L3");
+        assert_eq!(
+            url(&format!("https://paste.example/?t={v}&u={}", other.expose()), v),
+            "https://paste.example/?t=[removed]&u=[removed]"
+        );
+        let v1 = crate::domain::PlainSecret::generate_v1();
+        assert_eq!(url(&format!("https://x.example/{}", v1.expose()), v1.expose()), "https://x.example/[removed]");
+        for dropped in ["javascript:alert(1)", "data:text/html,x", "ftp://x.example/", "not a url", ""] {
+            assert_eq!(url(dropped, v), "", "{dropped}");
+        }
+        // Spaces and a right-to-left override are percent-encoded, never shown as they are.
+        let shown = url("https://x.example/a b\u{202E}gpj.exe. Sign in at https://evil.example", v);
+        assert!(!shown.contains(' ') && !shown.contains('\u{202E}'), "{shown}");
+        assert_eq!(clean_source("content", v), "content");
+        assert_eq!(clean_source(&format!("<b>{v}</b>\u{202E}"), v), "b[removed]b");
+        assert_eq!(without_values("wmdacs_abc wmdacs_ wmdacs_Z1-x", ""), "[removed] [removed] [removed]-x");
     }
 
     #[test]

@@ -151,6 +151,33 @@ pub enum Shape {
 }
 
 impl Shape {
+    /// Why `value` is not a well-formed v2 secret, in words for the person who pasted it
+    /// (`secret-portal secrets check`); `Ok` when it is one.
+    ///
+    /// # Errors
+    /// The reason, one sentence without the value.
+    pub fn explain(value: &str) -> Result<(), String> {
+        let Some(rest) = value.strip_prefix(V2_PREFIX) else {
+            return Err(format!(
+                "it does not start with {V2_PREFIX} (a secret made before the current format, or not a portal secret)"
+            ));
+        };
+        let want = V2_RANDOM_LENGTH + V2_CHECKSUM_LENGTH;
+        if !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err("it has a character other than 0-9, A-Z and a-z after the prefix".to_owned());
+        }
+        if rest.len() != want {
+            return Err(format!("it has {} characters after {V2_PREFIX}; a client secret has {want}", rest.len()));
+        }
+        match Self::of(value) {
+            Self::WellFormedV2 => Ok(()),
+            _ => {
+                Err("its checksum does not match: a character was changed or lost, or it is not a portal secret"
+                    .to_owned())
+            }
+        }
+    }
+
     /// The shape of `value`. Only the exact lower-case prefix makes a v2 value: `WMDACS_…` or
     /// `wmdacs…` without its `_` is [`Shape::Other`] (and no stored secret has that hash).
     pub fn of(value: &str) -> Self {

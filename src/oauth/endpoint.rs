@@ -49,8 +49,11 @@ impl TokenEndpoint {
         ip: IpAddr,
         now: DateTime<Utc>,
     ) -> Result<TokenResponse, Refusal> {
-        let request =
-            TokenRequest::parse(form, authorization, body).map_err(|error| Refusal { error, client_id: None })?;
+        let request = TokenRequest::parse(form, authorization, body).map_err(|error| Refusal {
+            error,
+            client_id: None,
+            quiet: false,
+        })?;
         // Keyed on the parsed client ID (every spelling ClientId::parse accepts is one key) and
         // the address's bucket (IPv6 per /64): refusing one address never refuses the same client
         // from another.
@@ -59,14 +62,14 @@ impl TokenEndpoint {
         // wrong field.
         let client_id = ClientId::parse(&request.auth.client_id)
             .map_or_else(|_| "(not a client ID)".to_owned(), |id| id.to_string());
-        let refuse = |error: OAuthError| Refusal { error, client_id: Some(client_id.clone()) };
+        let refuse = |error: OAuthError| Refusal { error, client_id: Some(client_id.clone()), quiet: false };
         // A `wmdacs_` value of the wrong length or alphabet, or whose checksum fails, cannot be a
         // secret of ours: refused with a wrong secret's answer before any query, and before the
         // throttle, so a stream of them costs no database work and blocks no one (DESIGN.md
         // section 7). Counted in `client_secrets_malformed_total` only.
         if Shape::of(request.secret()) == Shape::MalformedV2 {
             metrics::counter!("client_secrets_malformed_total").increment(1);
-            return Err(refuse(OAuthError::InvalidClient { basic: request.auth.basic }));
+            return Err(Refusal { quiet: true, ..refuse(OAuthError::InvalidClient { basic: request.auth.basic }) });
         }
         // Held until the answer is decided: a request in progress counts as a failure.
         let _attempt = match self.throttle.begin(key, ip, now) {
@@ -109,4 +112,7 @@ pub struct Refusal {
     /// The client ID as logs may carry it: the parsed client ID, `(not a client ID)` for a value
     /// that is none, `None` when the request could not be read.
     pub client_id: Option<String>,
+    /// Counted in metrics only, not logged: a malformed `wmdacs_` value (DESIGN.md section 7),
+    /// which a flood could otherwise turn into a flood of log lines.
+    pub quiet: bool,
 }

@@ -67,7 +67,8 @@ struct KeyEntry {
 
 #[derive(Debug, Default)]
 struct Loaded {
-    modified: Option<SystemTime>,
+    /// The file's modification time and length when read: either changing means a re-read.
+    modified: Option<(SystemTime, u64)>,
     keys: Option<HashMap<String, VerifyingKey>>,
 }
 
@@ -116,7 +117,7 @@ impl LeakReportKeys {
     /// Re-reads the file when its modification time changed since the last read.
     fn reload(&self) -> Result<(), KeysFileError> {
         let Some(path) = &self.path else { return Ok(()) };
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let modified = std::fs::metadata(path).and_then(|m| Ok((m.modified()?, m.len()))).ok();
         {
             let loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
             if loaded.keys.is_some() && loaded.modified == modified && modified.is_some() {
@@ -180,9 +181,14 @@ pub async fn report(
         };
     let mut answers = Vec::with_capacity(items.len());
     let mut emails = 0;
+    // A value repeated in one report is looked up once: its first item decides its label.
+    let mut seen: HashMap<String, Label> = HashMap::new();
     for item in items {
         let token = item.token.expose_secret();
-        let label = if Shape::of(token) == Shape::WellFormedV2 {
+        let token_hash = token_hash(token);
+        let label = if let Some(label) = seen.get(&token_hash) {
+            *label
+        } else if Shape::of(token) == Shape::WellFormedV2 {
             let sighting = LeakSighting {
                 url: item.url.clone(),
                 source: item.source.clone(),
@@ -191,17 +197,17 @@ pub async fn report(
             let hash = PlainSecret::presented(token).hash();
             match store.report_leak(&hash, &sighting, (actor, delete), &render, now).await? {
                 LeakOutcome::NotLive => Label::FalsePositive,
-                LeakOutcome::FirstReport(_, queued) => {
+                LeakOutcome::FirstReport(_, queued) | LeakOutcome::AlreadyExposed(queued) => {
                     emails += queued;
                     Label::TruePositive
                 }
-                LeakOutcome::AlreadyExposed => Label::TruePositive,
             }
         } else {
             Label::FalsePositive
         };
         metrics::counter!("leak_reports_total", "label" => label.as_str()).increment(1);
-        answers.push(ReportAnswer { token_hash: token_hash(token), token_type: item.token_type.clone(), label });
+        seen.insert(token_hash.clone(), label);
+        answers.push(ReportAnswer { token_hash, token_type: item.token_type.clone(), label });
     }
     Ok((answers, emails))
 }

@@ -48,8 +48,9 @@ pub enum LeakOutcome {
     /// The first report of a live secret: marked exposed (and deleted when asked), audited, and
     /// this many emails queued.
     FirstReport(ExposedSecret, usize),
-    /// A secret marked exposed before: the report's URL was added to the audit trail.
-    AlreadyExposed,
+    /// A secret marked exposed before: the report's URL was added to the audit trail (when new),
+    /// and this many emails queued (when it was deleted now).
+    AlreadyExposed(usize),
 }
 
 /// Renders the urgent emails about an exposed secret for its recipients.
@@ -61,9 +62,10 @@ impl Store {
     /// (`exposed_at`, `exposed_url`, `exposed_source`), records `secret.exposed` by `actor` with
     /// the URL and source, queues `render`'s emails to the application's eligible credential
     /// managers (the WMDA admins when it has none), and, when `delete`, deletes it as well
-    /// (`secret.deleted`, by a leak report); later reports record `secret.leak_reported` with
-    /// their URL only. One transaction holding the secret's row, so two reports at once make one
-    /// first report.
+    /// (`secret.deleted`, by a leak report); later reports record `secret.leak_reported` when
+    /// their URL is not the first one (and, when `delete`, delete the secret and email its people).
+    /// A value no live secret has is answered by one read, without a write lock; the rest is one
+    /// transaction holding the secret's row, so two reports at once make one first report.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -79,19 +81,41 @@ impl Store {
             super::Backend::Postgres(_) => " for update of s",
             super::Backend::Sqlite(_) => "",
         };
+        const LIVE: &str = "s.secret_hash = $1 and s.deleted_at is null and s.expires_at > $2";
+        // A plain read first: a value no live secret has (most reports) takes no write lock.
+        let live: Option<Uuid> =
+            on_pool!(self, |pool| sqlx::query_scalar(&format!("select s.id from client_secret s where {LIVE}"))
+                .bind(hash.as_bytes().as_slice())
+                .bind(now)
+                .fetch_optional(pool)
+                .await)?;
+        if live.is_none() {
+            return Ok(LeakOutcome::NotLive);
+        }
         let find = format!(
-            "select s.id, s.name, s.hint, s.value_format, s.exposed_at is not null, a.id, a.organisation_id, a.name, a.client_id
+            "select s.id, s.name, s.hint, s.value_format, s.exposed_at is not null, coalesce(s.exposed_url, ''),
+                    a.id, a.organisation_id, a.name, a.client_id
              from client_secret s join application a on a.id = s.application_id
-             where s.secret_hash = $1 and s.deleted_at is null and s.expires_at > $2{lock}"
+             where {LIVE}{lock}"
         );
-        type Found = (Uuid, String, String, i32, bool, Uuid, Uuid, String, Uuid);
+        type Found = (Uuid, String, String, i32, bool, String, Uuid, Uuid, String, Uuid);
         on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin_write().await?;
                 let found: Option<Found> =
                     sqlx::query_as(&find).bind(hash.as_bytes().as_slice()).bind(now).fetch_optional(&mut *tx).await?;
-                let Some((id, name, hint, format, exposed, application_id, organisation_id, application, client_id)) =
-                    found
+                let Some((
+                    id,
+                    name,
+                    hint,
+                    format,
+                    exposed,
+                    exposed_url,
+                    application_id,
+                    organisation_id,
+                    application,
+                    client_id,
+                )) = found
                 else {
                     return Ok(LeakOutcome::NotLive);
                 };
@@ -110,22 +134,30 @@ impl Store {
                     event.target_id = Some(id.to_string());
                     event
                 };
+                if exposed && !delete {
+                    // Only a URL not recorded as the first one: a replayed report adds nothing.
+                    if sighting.url != exposed_url {
+                        insert_audit_event!(&mut *tx, &event(AuditAction::SecretLeakReported))?;
+                    }
+                    tx.commit().await?;
+                    return Ok(LeakOutcome::AlreadyExposed(0));
+                }
                 if exposed {
                     insert_audit_event!(&mut *tx, &event(AuditAction::SecretLeakReported))?;
-                    tx.commit().await?;
-                    return Ok(LeakOutcome::AlreadyExposed);
+                } else {
+                    sqlx::query(
+                        "update client_secret set exposed_at = $2, exposed_url = $3, exposed_source = $4
+                         where id = $1 and exposed_at is null",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .bind(&sighting.url)
+                    .bind(&sighting.source)
+                    .execute(&mut *tx)
+                    .await?;
+                    insert_audit_event!(&mut *tx, &event(AuditAction::SecretExposed))?;
                 }
-                sqlx::query(
-                    "update client_secret set exposed_at = $2, exposed_url = $3, exposed_source = $4
-                     where id = $1 and exposed_at is null",
-                )
-                .bind(id)
-                .bind(now)
-                .bind(&sighting.url)
-                .bind(&sighting.source)
-                .execute(&mut *tx)
-                .await?;
-                insert_audit_event!(&mut *tx, &event(AuditAction::SecretExposed))?;
+                // Under the row's lock (Postgres) or the write lock (SQLite): the secret is live.
                 let deleted = delete && tombstone!(&mut *tx, id, None, now)? == 1;
                 if deleted {
                     let mut gone = actor.event(AuditAction::SecretDeleted, now).with_details(serde_json::json!({
@@ -148,7 +180,11 @@ impl Store {
                     insert_email!(&mut *tx, email, now)?;
                 }
                 tx.commit().await?;
-                Ok::<_, StoreError>(LeakOutcome::FirstReport(secret, emails.len()))
+                Ok::<_, StoreError>(if exposed {
+                    LeakOutcome::AlreadyExposed(emails.len())
+                } else {
+                    LeakOutcome::FirstReport(secret, emails.len())
+                })
             }
             .await
         })

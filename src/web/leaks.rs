@@ -56,8 +56,8 @@ fn too_many(state: &AppState, retry_after: i64) -> Response {
 
 /// `POST /api/v1/leaks`: at most 64 KiB and 100 items. With `PORTAL_LEAK_REPORT_KEYS` set, the
 /// signature headers must verify against the exact body (checked before parsing) or the answer
-/// is 401; without it, unsigned reports are accepted. Unsigned reports and failed signatures
-/// count towards 10 a minute per address (429 with `Retry-After`). The answer is 200 with one
+/// is 401; without it, unsigned reports are accepted. Unsigned reports and refused signatures
+/// count towards 10 a minute per address (429 with `Retry-After`); verified ones never do. The answer is 200 with one
 /// `{"token_hash", "token_type", "label"}` per item, and never says more than the label.
 pub async fn report(
     State(state): State<AppState>,
@@ -70,23 +70,6 @@ pub async fn report(
     let key = crate::auth::throttle::address_key(ip);
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (key_id, signature) = (header(KEY_ID), header(SIGNATURE));
-    // Every report is refused while its address is blocked; only unsigned reports (and failed
-    // signatures, below) count towards the block, so a partner's signed reports never do.
-    if let ThrottleVerdict::Blocked { retry_after } = leaks.unsigned.check_shared(&state.store, &key, now).await {
-        leaks.unsigned.refused(key, now);
-        return too_many(&state, ThrottleVerdict::retry_after_seconds(retry_after));
-    }
-    let signed = leaks.keys.is_set() && key_id.is_some() && signature.is_some();
-    // Checked and counted at once: simultaneous unsigned reports cannot all pass the check first.
-    let _attempt = if signed {
-        None
-    } else {
-        let Ok(attempt) = leaks.unsigned.begin(key, now) else {
-            return too_many(&state, 1);
-        };
-        leaks.unsigned.record(key, now);
-        Some(attempt)
-    };
     let Ok(body) = body else {
         return problem(
             &state,
@@ -96,32 +79,41 @@ pub async fn report(
             "A leak report has at most 64 KiB.",
         );
     };
-    let signed_by = if leaks.keys.is_set() {
-        let verified = match (&key_id, &signature) {
-            (Some(id), Some(sig)) => leaks.keys.verify(id, sig, &body).map(|()| id.trim().to_owned()),
-            _ => Err(SignatureError::Missing),
-        };
-        match verified {
-            Ok(id) => Some(id),
-            Err(SignatureError::Unreadable) => {
-                return problem(
-                    &state,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "keys-unreadable",
-                    "Leak reports cannot be checked now",
-                    &SignatureError::Unreadable.to_string(),
-                );
+    // A report whose signature verifies is never limited (DESIGN.md section 7: signed ones are
+    // exempt); it is checked first, on the raw body, before anything is parsed.
+    let verified = match (leaks.keys.is_set(), &key_id, &signature) {
+        (false, ..) => None,
+        (true, Some(id), Some(sig)) => Some(leaks.keys.verify(id, sig, &body).map(|()| id.trim().to_owned())),
+        (true, ..) => Some(Err(SignatureError::Missing)),
+    };
+    if let Some(Err(SignatureError::Unreadable)) = verified {
+        return problem(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "keys-unreadable",
+            "Leak reports cannot be checked now",
+            &SignatureError::Unreadable.to_string(),
+        );
+    }
+    let signed_by = match verified {
+        Some(Ok(id)) => Some(id),
+        unsigned_or_refused => {
+            // Unsigned reports and refused signatures: 10 a minute per address, checked and
+            // counted at once, so simultaneous ones cannot all pass the check first.
+            if let ThrottleVerdict::Blocked { retry_after } = leaks.unsigned.check_shared(&state.store, &key, now).await
+            {
+                leaks.unsigned.refused(key, now);
+                return too_many(&state, ThrottleVerdict::retry_after_seconds(retry_after));
             }
-            Err(e) => {
-                // A failed signature counts like an unsigned report (a missing one was counted).
-                if signed {
-                    leaks.unsigned.record(key, now);
-                }
+            let Ok(_attempt) = leaks.unsigned.begin(key, now) else {
+                return too_many(&state, 1);
+            };
+            leaks.unsigned.record(key, now);
+            if let Some(Err(e)) = unsigned_or_refused {
                 return problem(&state, StatusCode::UNAUTHORIZED, "bad-signature", "Signature refused", &e.to_string());
             }
+            None
         }
-    } else {
-        None
     };
     let items = match parse_report(&body) {
         Ok(items) => items,

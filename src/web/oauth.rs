@@ -80,7 +80,11 @@ pub async fn token(
             metrics::counter!("tokens_issued_total").increment(1);
             no_store(Json(response).into_response())
         }
-        Err(Refusal { error, client_id }) => refuse(client_id.as_deref(), ip, &error),
+        Err(Refusal { error, quiet: true, .. }) => {
+            metrics::counter!("tokens_refused_total", "error" => error.code()).increment(1);
+            error_response(&error)
+        }
+        Err(Refusal { error, client_id, quiet: false }) => refuse(client_id.as_deref(), ip, &error),
     }
 }
 

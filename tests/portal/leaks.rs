@@ -179,21 +179,28 @@ async fn a_signed_report_marks_a_live_secret_exposed_once_and_emails_its_manager
     assert_eq!(token_status(&app, &dm, &value).await, 200, "marked, not deleted");
 
     // A second report: its URL goes to the audit trail, no second email.
-    let again = serde_json::to_vec(&json!([item(&value, "https://gist.github.com/x/2")])).unwrap();
+    // The URL carries the value itself: it is kept without it. Repeated in one report, and with
+    // the first URL again, it writes one audit row.
+    let with_value = format!("https://gist.github.com/x/2?secret={value}");
+    let again =
+        serde_json::to_vec(&json!([item(&value, &with_value), item(&value, &with_value), item(&value, url)])).unwrap();
     let res = post(&app, &again, Some((&keys.key, KEY_ID))).await;
     assert_eq!(res.json::<Value>().await.unwrap()[0]["label"], "true_positive");
     let reported = events(&app, "secret.leak_reported").await;
     assert_eq!(reported.len(), 1);
-    assert!(reported[0].details.contains("https://gist.github.com/x/2"));
+    assert!(reported[0].details.contains("https://gist.github.com/x/2?secret=[removed]"), "{:?}", reported[0]);
     assert_eq!(exposure(&app, &dm, id).await.unwrap().url, url, "the first URL stays");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let urgent =
         app.smtp.messages_to("jane@demo.example").iter().filter(|m| m.subject().starts_with("Urgent:")).count();
     assert_eq!(urgent, 1);
-    // No value in any log line, email or audit row.
+    // No value in any log line, email, audit row or anywhere in the database.
     let logs = app.logs();
+    let dump = String::from_utf8_lossy(&app.db.dump()).into_owned();
+    assert!(dump.contains("gist.github.com"), "the dump holds nothing");
     for v in [&value, &unknown, &deleted, &v1] {
         assert!(!logs.contains(v.as_str()), "a reported value is in the logs");
+        assert!(!dump.contains(v.as_str()), "a reported value is in the database");
         assert!(app.smtp.messages().iter().all(|m| !m.raw.contains(v.as_str())), "a reported value is in an email");
         assert!(app.store.recent_audit_events(500).await.unwrap().iter().all(|e| !e.details.contains(v.as_str())));
     }
@@ -326,7 +333,8 @@ async fn an_exposed_secret_shows_on_the_pages_and_first_on_the_admin_overview() 
     let body = serde_json::to_vec(&json!([item(&value, url), item(&other, "javascript:alert(1)")])).unwrap();
     assert_eq!(post(&app, &body, None).await.status(), 200);
     let on = app.clock.now().format("%Y-%m-%d %H:%M UTC").to_string();
-    let escaped = "https://github.com/acme/repo/blob/main/.env?x=&#60;b&#62;";
+    // Kept as a URL's ASCII form (<b> percent-encoded); a javascript: URL is no URL and is dropped.
+    let kept = "https://github.com/acme/repo/blob/main/.env?x=%3Cb%3E";
     for (client, path) in
         [(&jane_client, "/manage-api-credentials".to_owned()), (&admin, format!("/admin/applications/{}", dm.id))]
     {
@@ -334,11 +342,11 @@ async fn an_exposed_secret_shows_on_the_pages_and_first_on_the_admin_overview() 
         assert!(html.contains(r#"<span class="badge exposed">Exposed</span>"#), "{path}");
         assert!(
             html.contains(&format!(
-                "Found in public {on} at <a href=\"{escaped}\" rel=\"noopener noreferrer nofollow\">{escaped}</a>"
+                "Found in public {on} at <a href=\"{kept}\" rel=\"noopener noreferrer nofollow\">{kept}</a>"
             )),
             "{path}: {html}"
         );
-        assert!(html.contains("<code>javascript:alert(1)</code>") && !html.contains("href=\"javascript:"), "{path}");
+        assert!(html.contains(&format!("Found in public {on}. Create")) && !html.contains("javascript:"), "{path}");
         assert!(html.contains("Create a replacement, update your system, then delete this one."), "{path}");
         assert!(!html.contains("<b>"), "{path}: the URL is escaped");
     }
@@ -351,4 +359,30 @@ async fn an_exposed_secret_shows_on_the_pages_and_first_on_the_admin_overview() 
     // Three live secrets, exposed or not: the limit of 3 is reached.
     let page = jane_client.get(app.url("/manage-api-credentials")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("This application has 3 unexpired secrets, the most allowed."), "{page}");
+}
+
+/// A report whose signature verifies is never limited: after an address has sent 10 refused
+/// (forged) reports and is answered 429, a correctly signed report from it is still taken.
+#[tokio::test]
+async fn refused_signatures_are_limited_per_address_but_verified_reports_never_are() {
+    let keys = signer();
+    let app = spawn(Some(&keys), false).await;
+    let dm = world(&app).await;
+    let (value, id) = live(&app, &dm, "Live").await;
+    let body = serde_json::to_vec(&json!([item(&value, "https://example.com/x")])).unwrap();
+    let stranger = SigningKey::from_slice(&rand::random::<[u8; 32]>()).unwrap();
+    for i in 0..10 {
+        let forged =
+            if i % 2 == 0 { post(&app, &body, Some((&stranger, KEY_ID))).await } else { post(&app, &body, None).await };
+        assert_eq!(forged.status(), 401, "report {i}");
+    }
+    assert_eq!(post(&app, &body, Some((&stranger, KEY_ID))).await.status(), 429);
+    assert_eq!(post(&app, &body, None).await.status(), 429);
+    assert!(exposure(&app, &dm, id).await.is_none());
+    for _ in 0..3 {
+        let res = post(&app, &body, Some((&keys.key, KEY_ID))).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.json::<Value>().await.unwrap()[0]["label"], "true_positive");
+    }
+    assert!(exposure(&app, &dm, id).await.is_some());
 }

@@ -69,6 +69,8 @@ async fn a_malformed_v2_value_is_refused_like_a_wrong_secret_before_any_query_or
             assert_eq!(answer(token(&app, &dm, m, basic).await).await, wrong, "{m} (basic: {basic})");
         }
     }
+    // Malformed values are counted, not logged: the log has the two wrong secrets' lines only.
+    assert_eq!(app.logs().matches("token request refused").count(), 2, "{}", app.logs());
     // The two wrong secrets above are the only failures the throttle saw.
     app.flush_throttles().await;
     let failures_before = crate::tokens::throttle_rows(&app, "token").await;
@@ -133,4 +135,101 @@ async fn the_demo_data_is_made_of_v2_secrets() {
         }
     }
     assert!(seen > 0, "the demo data has no secrets");
+}
+
+/// The regexes shipped in `docs/secret-scanning/`, read from the files as a scanner reads them.
+fn shipped_patterns() -> Vec<(&'static str, regex::Regex)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/secret-scanning");
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap();
+    let between = |text: &str, start: &str, end: &str| -> String {
+        let from = text.find(start).unwrap_or_else(|| panic!("no {start}")) + start.len();
+        text[from..][..text[from..].find(end).unwrap()].to_owned()
+    };
+    let gitleaks = read("gitleaks.toml");
+    assert!(gitleaks.contains("secretGroup = 1"));
+    let trufflehog = read("trufflehog.yaml");
+    let github = read("github-custom-pattern.md");
+    let (format, before, after) = (
+        between(&github, "Secret format: `", "`"),
+        between(&github, "Before secret: `", "`"),
+        between(&github, "After secret: `", "`"),
+    );
+    vec![
+        ("gitleaks", regex::Regex::new(&between(&gitleaks, "regex = '''", "'''")).unwrap()),
+        ("trufflehog", regex::Regex::new(&between(&trufflehog, "secret: '", "'\n")).unwrap()),
+        ("github", regex::Regex::new(&format!("(?:{before})({format})(?:{after})")).unwrap()),
+    ]
+}
+
+/// Point 6: each shipped rule finds fresh secrets inside typical text (group 1 is the value) and
+/// none of a v1 secret, a v2 value one character short or long, or a UUID; a value of the right
+/// shape with a wrong checksum matches, and `secrets check` refuses it.
+#[test]
+fn the_shipped_scanner_rules_find_secrets_in_text_and_nothing_else() {
+    for (tool, re) in shipped_patterns() {
+        for _ in 0..20 {
+            let v = PlainSecret::generate().expose().to_owned();
+            for text in [
+                format!("WMDA_CLIENT_SECRET={v}\n"),
+                format!(r#"{{"client_id": "x", "client_secret": "{v}"}}"#),
+                format!("auth:\n  client_secret: {v}\n"),
+                format!("https://example.com/token?client_secret={v}&grant_type=client_credentials"),
+                v.clone(),
+            ] {
+                let found = re.captures(&text).unwrap_or_else(|| panic!("{tool} misses {text}"));
+                assert_eq!(&found[1], v.as_str(), "{tool}: {text}");
+            }
+            let v1 = PlainSecret::generate_v1().expose().to_owned();
+            for text in [
+                format!("secret={v1}"),
+                format!("secret={}", &v[..44]),
+                format!("secret={v}a"),
+                format!("secret=x{v}"),
+                "secret=0f8fad5b-d9cb-469f-a165-70867728950e".to_owned(),
+            ] {
+                assert!(!re.is_match(&text), "{tool} matches {text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn secrets_check_confirms_the_checksum_and_prints_no_value() {
+    let good = PlainSecret::generate().expose().to_owned();
+    let mut bad = good.clone().into_bytes();
+    bad[20] = if bad[20] == b'x' { b'y' } else { b'x' };
+    let bad = String::from_utf8(bad).unwrap();
+    for (tool, re) in shipped_patterns() {
+        assert!(re.is_match(&format!(" {bad} ")), "{tool}: the checksum is the verifier's to check");
+    }
+    let v1 = PlainSecret::generate_v1().expose().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |input: String| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_secret-portal"))
+            .args(["secrets", "check"])
+            .env_clear()
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (code, out, _) = run(format!("{good}\n"));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("line 1") && out.contains("a well-formed client secret (checksum valid)"), "{out}");
+    let (code, out, err) = run(format!("{good}\n\n{bad}\r\n{v1}\n{}\n", &good[..44]));
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("line 3") && out.contains("checksum does not match"), "{out}");
+    assert!(out.contains("line 4") && out.contains("does not start with wmdacs_"), "{out}");
+    assert!(out.contains("line 5") && out.contains("has 37 characters"), "{out}");
+    assert!(out.contains("1 of 4 value(s) are well-formed"), "{out}");
+    for v in [&good, &bad, &v1] {
+        assert!(!out.contains(v.as_str()) && !err.contains(v.as_str()), "a value was printed");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "it needs no ./data and no master key");
 }
