@@ -386,3 +386,26 @@ async fn refused_signatures_are_limited_per_address_but_verified_reports_never_a
     }
     assert!(exposure(&app, &dm, id).await.is_some());
 }
+
+/// The keys file is re-read when it changes: a report signed with a key added since the start
+/// is taken, and one signed with a key removed since is refused.
+#[tokio::test]
+async fn the_keys_file_is_re_read_when_it_changes() {
+    let keys = signer();
+    let app = spawn(Some(&keys), false).await;
+    let dm = world(&app).await;
+    let (value, id) = live(&app, &dm, "Live").await;
+    let body = serde_json::to_vec(&json!([item(&value, "https://example.com/x")])).unwrap();
+    let next = SigningKey::from_slice(&rand::random::<[u8; 32]>()).unwrap();
+    let pem = next.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+    std::fs::write(
+        &keys.path,
+        json!({ "public_keys": [{ "key_identifier": "next", "key": pem, "is_current": true }] }).to_string(),
+    )
+    .unwrap();
+    assert_eq!(post(&app, &body, Some((&keys.key, KEY_ID))).await.status(), 401, "the removed key is refused");
+    assert!(exposure(&app, &dm, id).await.is_none());
+    let res = post(&app, &body, Some((&next, "next"))).await;
+    assert_eq!(res.status(), 200);
+    assert!(exposure(&app, &dm, id).await.is_some());
+}

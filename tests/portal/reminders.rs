@@ -372,3 +372,21 @@ async fn the_admin_page_lists_sent_and_upcoming_reminders_and_the_outbox() {
     assert!(w.app.metric(queued).await > queued_before, "the 1-week notice was not counted");
     assert!(w.app.get("/metrics").await.text().await.unwrap().contains("outbox_emails"));
 }
+
+/// Issue 15, point 5: a secret a leak report marked exposed keeps working and keeps getting its
+/// reminders until it is deleted.
+#[tokio::test]
+async fn an_exposed_secret_still_gets_its_reminders() {
+    let w = world().await;
+    let today = w.app.clock.today();
+    let (value, id) =
+        w.app.seed_secret(w.dm.id, "Exposed", noon(today - Duration::days(100)), today + Duration::days(7)).await;
+    let report = serde_json::json!([{ "token": value.expose(), "type": "t", "url": "https://example.com/x", "source": "content" }]);
+    let res = crate::support::new_client().post(w.app.url("/api/v1/leaks")).json(&report).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let secrets = w.app.store.list_client_secrets(w.dm.id).await.unwrap();
+    assert!(secrets.iter().any(|s| s.id == id && s.exposure.is_some()));
+    assert_eq!(pass(&w).await.recorded, 1);
+    let got = subjects(&w, "jane@demo.example", 1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+}
