@@ -144,7 +144,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(AdminCommand::Invite(args)) => admin_invite(config, clock, args).await,
-        Command::Secrets(SecretsCommand::Check) => unreachable!("handled before the settings"),
+        // Handled before the settings are read; kept here so the match stays total.
+        Command::Secrets(SecretsCommand::Check) => {
+            secrets_check(std::io::stdin().lock(), &mut std::io::stdout().lock())
+        }
         Command::Reminders(RemindersCommand::RunOnce(args)) => reminders_run_once(config, clock, args).await,
         Command::Keys(KeysCommand::Rotate) => {
             let store = startup::connect_and_migrate(&config).await?;

@@ -83,27 +83,36 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
             config.rate_limits,
             crate::auth::throttle::RESET_RULE,
         )),
-        leaks: crate::web::LeakSettings {
-            // Said once at start: how leak reports are taken (DESIGN.md section 7).
-            delete: {
-                match (&config.leak_report_keys, config.leak_action) {
-                    (None, crate::config::LeakAction::Delete) => tracing::warn!(
-                        "PORTAL_LEAK_ACTION=delete needs PORTAL_LEAK_REPORT_KEYS: unsigned leak reports only mark secrets exposed"
-                    ),
-                    (None, _) => tracing::info!(
-                        "PORTAL_LEAK_REPORT_KEYS is not set: unsigned leak reports are accepted (10 a minute per address); set it in production"
-                    ),
-                    _ => {}
-                }
-                config.leak_action == crate::config::LeakAction::Delete
-            },
-            keys: match &config.leak_report_keys {
-                Some(path) => crate::oauth::leaks::LeakReportKeys::from_file(path.clone())
-                    .context("PORTAL_LEAK_REPORT_KEYS cannot be used")?,
-                None => crate::oauth::leaks::LeakReportKeys::none(),
-            },
-            unsigned: Arc::new(crate::store::SharedWindow::new(config.rate_limits, crate::web::leaks::UNSIGNED_RULE)),
-        },
+        leaks: leak_settings(config)?,
+    })
+}
+
+/// How `POST /api/v1/leaks` takes reports, said once in the log at start (DESIGN.md section 7).
+///
+/// # Errors
+/// When `PORTAL_LEAK_REPORT_KEYS` names a file that cannot be read or parsed.
+fn leak_settings(config: &Config) -> anyhow::Result<crate::web::LeakSettings> {
+    use crate::config::LeakAction;
+    use crate::oauth::leaks::LeakReportKeys;
+    let keys = match &config.leak_report_keys {
+        Some(path) => LeakReportKeys::from_file(path.clone()).context("PORTAL_LEAK_REPORT_KEYS cannot be used")?,
+        None if config.leak_action == LeakAction::Delete => {
+            tracing::warn!(
+                "PORTAL_LEAK_ACTION=delete needs PORTAL_LEAK_REPORT_KEYS: unsigned leak reports only mark secrets exposed"
+            );
+            LeakReportKeys::none()
+        }
+        None => {
+            tracing::info!(
+                "PORTAL_LEAK_REPORT_KEYS is not set: unsigned leak reports are accepted (10 a minute per address); set it in production"
+            );
+            LeakReportKeys::none()
+        }
+    };
+    Ok(crate::web::LeakSettings {
+        keys,
+        delete: config.leak_action == LeakAction::Delete,
+        unsigned: Arc::new(crate::store::SharedWindow::new(config.rate_limits, crate::web::leaks::UNSIGNED_RULE)),
     })
 }
 

@@ -211,3 +211,23 @@ pub async fn report(
     }
     Ok((answers, emails))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keys_file_that_is_missing_or_not_a_key_list_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.json");
+        assert!(matches!(LeakReportKeys::from_file(missing), Err(KeysFileError::Read(..))));
+        for bad in ["{}", "[]", r#"{"public_keys":[{"key_identifier":"k","key":"not a PEM"}]}"#] {
+            let path = dir.path().join("bad.json");
+            std::fs::write(&path, bad).unwrap();
+            let err = LeakReportKeys::from_file(path).unwrap_err();
+            assert!(matches!(err, KeysFileError::Format(..)), "{bad}: {err}");
+        }
+        assert!(!LeakReportKeys::none().is_set());
+        assert_eq!(LeakReportKeys::none().verify("k", "sig", b"body"), Err(SignatureError::Unreadable));
+    }
+}
