@@ -4,10 +4,19 @@
 //! within the secret limit under the application's lock, with the audit event `secret.created`;
 //! deletion tombstones it (refused by the token endpoint from the next request on) with
 //! `secret.deleted`. Authorisation is the store's: only an application the user manages is
-//! found (DESIGN.md section 3).
+//! found (DESIGN.md section 3). Leak reports ([`report_leaks`], DESIGN.md section 7) mark a
+//! reported live secret exposed and tell its people.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret as _;
 use uuid::Uuid;
+
+use crate::domain::leak::{Label, ReportAnswer, ReportItem, token_hash};
+use crate::domain::{BaseUrl, Shape};
+use crate::mail::views::{ExposureFacts, secret_exposed_email};
+use crate::store::{LeakOutcome, LeakSighting};
 
 use crate::domain::secret::secret_limit_message;
 use crate::domain::{ClientId, ExpiryDate, PlainSecret, SecretName};
@@ -150,4 +159,68 @@ pub async fn admin_delete(
         managers.iter().map(|(email, name)| secret_deleted_email(&facts, email, name)).collect()
     };
     store.admin_delete_secret((application_id, secret_id), reason, actor, &render, now).await
+}
+
+/// Reports each item of a leak report at `now`: a value that is not a well-formed v2 secret is
+/// `false_positive` without a lookup; a well-formed one goes to [`Store::report_leak`]
+/// (`delete`: `PORTAL_LEAK_ACTION=delete` and a signed report), and is `true_positive` when a
+/// live secret has it. The urgent emails link to the Manage page under `base_url`. Counts
+/// `leak_reports_total{label}`.
+///
+/// # Errors
+/// [`StoreError`] when the database fails (the items before it are reported).
+pub async fn report_leaks(
+    store: &Store,
+    items: &[ReportItem],
+    (actor, signed_by, delete): (&Actor, Option<&str>, bool),
+    base_url: &BaseUrl,
+    now: DateTime<Utc>,
+) -> Result<(Vec<ReportAnswer>, usize), StoreError> {
+    let manage_url = base_url.join("/manage-api-credentials");
+    let render =
+        |secret: &crate::store::ExposedSecret, sighting: &LeakSighting, recipients: &crate::store::Recipients| {
+            let client_id = secret.client_id.to_string();
+            let facts = ExposureFacts {
+                secret_name: &secret.name,
+                hint: &secret.hint,
+                application: &secret.application,
+                client_id: &client_id,
+                url: &sighting.url,
+                deleted: secret.deleted,
+                to_admins: recipients.to_admins,
+                manage_url: &manage_url,
+            };
+            recipients.people.iter().map(|(email, name)| secret_exposed_email(&facts, email, name)).collect()
+        };
+    let mut answers = Vec::with_capacity(items.len());
+    let mut emails = 0;
+    // A value repeated in one report is looked up once: its first item decides its label.
+    let mut seen: HashMap<String, Label> = HashMap::new();
+    for item in items {
+        let token = item.token.expose_secret();
+        let token_hash = token_hash(token);
+        let label = if let Some(label) = seen.get(&token_hash) {
+            *label
+        } else if Shape::of(token) == Shape::WellFormedV2 {
+            let sighting = LeakSighting {
+                url: item.url.clone(),
+                source: item.source.clone(),
+                signed_by: signed_by.map(str::to_owned),
+            };
+            let hash = PlainSecret::presented(token).hash();
+            match store.report_leak(&hash, &sighting, (actor, delete), &render, now).await? {
+                LeakOutcome::NotLive => Label::FalsePositive,
+                LeakOutcome::FirstReport(_, queued) | LeakOutcome::AlreadyExposed(queued) => {
+                    emails += queued;
+                    Label::TruePositive
+                }
+            }
+        } else {
+            Label::FalsePositive
+        };
+        metrics::counter!("leak_reports_total", "label" => label.as_str()).increment(1);
+        seen.insert(token_hash.clone(), label);
+        answers.push(ReportAnswer { token_hash, token_type: item.token_type.clone(), label });
+    }
+    Ok((answers, emails))
 }

@@ -1,5 +1,5 @@
-//! Leak reports (issue 15, point 4; DESIGN.md section 7): the keys that sign them, and the use
-//! case that marks a reported live secret exposed and tells its people.
+//! The keys that sign leak reports (issue 15, point 4; DESIGN.md section 7); the use case that
+//! marks a reported live secret exposed is [`super::client_secrets::report_leaks`].
 //!
 //! Signatures follow GitHub's secret-scanning partner program: the header
 //! `Github-Public-Key-Identifier` names a key of the keys file (`PORTAL_LEAK_REPORT_KEYS`, in the
@@ -13,16 +13,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey as _;
-use secrecy::ExposeSecret as _;
-
-use crate::domain::leak::{Label, ReportAnswer, ReportItem, token_hash};
-use crate::domain::{BaseUrl, PlainSecret, Shape};
-use crate::mail::views::{ExposureFacts, secret_exposed_email};
-use crate::store::{Actor, LeakOutcome, LeakSighting, Store, StoreError};
 
 /// Why a signature is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -146,70 +139,6 @@ impl LeakReportKeys {
         let signature = Signature::from_der(&der).map_err(|_| SignatureError::Invalid)?;
         key.verify(body, &signature).map_err(|_| SignatureError::Invalid)
     }
-}
-
-/// Reports each item of a leak report at `now`: a value that is not a well-formed v2 secret is
-/// `false_positive` without a lookup; a well-formed one goes to [`Store::report_leak`]
-/// (`delete`: `PORTAL_LEAK_ACTION=delete` and a signed report), and is `true_positive` when a
-/// live secret has it. The urgent emails link to the Manage page under `base_url`. Counts
-/// `leak_reports_total{label}`.
-///
-/// # Errors
-/// [`StoreError`] when the database fails (the items before it are reported).
-pub async fn report(
-    store: &Store,
-    items: &[ReportItem],
-    (actor, signed_by, delete): (&Actor, Option<&str>, bool),
-    base_url: &BaseUrl,
-    now: DateTime<Utc>,
-) -> Result<(Vec<ReportAnswer>, usize), StoreError> {
-    let manage_url = base_url.join("/manage-api-credentials");
-    let render =
-        |secret: &crate::store::ExposedSecret, sighting: &LeakSighting, recipients: &crate::store::Recipients| {
-            let client_id = secret.client_id.to_string();
-            let facts = ExposureFacts {
-                secret_name: &secret.name,
-                hint: &secret.hint,
-                application: &secret.application,
-                client_id: &client_id,
-                url: &sighting.url,
-                deleted: secret.deleted,
-                to_admins: recipients.to_admins,
-                manage_url: &manage_url,
-            };
-            recipients.people.iter().map(|(email, name)| secret_exposed_email(&facts, email, name)).collect()
-        };
-    let mut answers = Vec::with_capacity(items.len());
-    let mut emails = 0;
-    // A value repeated in one report is looked up once: its first item decides its label.
-    let mut seen: HashMap<String, Label> = HashMap::new();
-    for item in items {
-        let token = item.token.expose_secret();
-        let token_hash = token_hash(token);
-        let label = if let Some(label) = seen.get(&token_hash) {
-            *label
-        } else if Shape::of(token) == Shape::WellFormedV2 {
-            let sighting = LeakSighting {
-                url: item.url.clone(),
-                source: item.source.clone(),
-                signed_by: signed_by.map(str::to_owned),
-            };
-            let hash = PlainSecret::presented(token).hash();
-            match store.report_leak(&hash, &sighting, (actor, delete), &render, now).await? {
-                LeakOutcome::NotLive => Label::FalsePositive,
-                LeakOutcome::FirstReport(_, queued) | LeakOutcome::AlreadyExposed(queued) => {
-                    emails += queued;
-                    Label::TruePositive
-                }
-            }
-        } else {
-            Label::FalsePositive
-        };
-        metrics::counter!("leak_reports_total", "label" => label.as_str()).increment(1);
-        seen.insert(token_hash.clone(), label);
-        answers.push(ReportAnswer { token_hash, token_type: item.token_type.clone(), label });
-    }
-    Ok((answers, emails))
 }
 
 #[cfg(test)]

@@ -25,10 +25,10 @@ pub const UNSIGNED_RULE: ThrottleRule =
 const KEY_ID: &str = "github-public-key-identifier";
 const SIGNATURE: &str = "github-public-key-signature";
 
-/// An RFC 9457 problem: `type` is a stable URI per reason under `PORTAL_BASE_URL`.
-fn problem(state: &AppState, status: StatusCode, reason: &str, title: &str, detail: &str) -> Response {
+/// An RFC 9457 problem: `type` is `urn:wmda:secret-portal:problem:<reason>` (DESIGN.md section 8).
+fn problem(status: StatusCode, reason: &str, title: &str, detail: &str) -> Response {
     let body = serde_json::json!({
-        "type": state.settings.base_url.join(&format!("/api/v1/problems/{reason}")),
+        "type": format!("urn:wmda:secret-portal:problem:{reason}"),
         "title": title,
         "status": status.as_u16(),
         "detail": detail,
@@ -40,9 +40,8 @@ fn problem(state: &AppState, status: StatusCode, reason: &str, title: &str, deta
     response
 }
 
-fn too_many(state: &AppState, retry_after: i64) -> Response {
+fn too_many(retry_after: i64) -> Response {
     let mut response = problem(
-        state,
         StatusCode::TOO_MANY_REQUESTS,
         "rate-limited",
         "Too many unsigned reports",
@@ -72,9 +71,8 @@ pub async fn report(
     let (key_id, signature) = (header(KEY_ID), header(SIGNATURE));
     let Ok(body) = body else {
         return problem(
-            &state,
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
+            "body-too-large",
             "Report too large",
             "A leak report has at most 64 KiB.",
         );
@@ -88,7 +86,6 @@ pub async fn report(
     };
     if let Some(Err(SignatureError::Unreadable)) = verified {
         return problem(
-            &state,
             StatusCode::SERVICE_UNAVAILABLE,
             "keys-unreadable",
             "Leak reports cannot be checked now",
@@ -103,14 +100,14 @@ pub async fn report(
             if let ThrottleVerdict::Blocked { retry_after } = leaks.unsigned.check_shared(&state.store, &key, now).await
             {
                 leaks.unsigned.refused(key, now);
-                return too_many(&state, ThrottleVerdict::retry_after_seconds(retry_after));
+                return too_many(ThrottleVerdict::retry_after_seconds(retry_after));
             }
             let Ok(_attempt) = leaks.unsigned.begin(key, now) else {
-                return too_many(&state, 1);
+                return too_many(1);
             };
             leaks.unsigned.record(key, now);
             if let Some(Err(e)) = unsigned_or_refused {
-                return problem(&state, StatusCode::UNAUTHORIZED, "bad-signature", "Signature refused", &e.to_string());
+                return problem(StatusCode::UNAUTHORIZED, "invalid-signature", "Signature refused", &e.to_string());
             }
             None
         }
@@ -120,7 +117,7 @@ pub async fn report(
         Err(e) => {
             let status =
                 if e == ReportError::NotJson { StatusCode::BAD_REQUEST } else { StatusCode::UNPROCESSABLE_ENTITY };
-            return problem(&state, status, "validation", "The report cannot be read", &e.to_string());
+            return problem(status, "validation", "The report cannot be read", &e.to_string());
         }
     };
     let label = match &signed_by {
@@ -130,7 +127,14 @@ pub async fn report(
     let actor = Actor { user_id: None, label, ip: Some(ip.to_string()) };
     let delete = leaks.delete && signed_by.is_some();
     let base_url = &state.settings.base_url;
-    match crate::oauth::leaks::report(&state.store, &items, (&actor, signed_by.as_deref(), delete), base_url, now).await
+    match crate::oauth::client_secrets::report_leaks(
+        &state.store,
+        &items,
+        (&actor, signed_by.as_deref(), delete),
+        base_url,
+        now,
+    )
+    .await
     {
         Ok((answers, emails)) => {
             if emails > 0 {
@@ -143,7 +147,6 @@ pub async fn report(
         Err(e) => {
             tracing::error!(error = %e, "cannot record a leak report");
             problem(
-                &state,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Try again later",

@@ -248,7 +248,7 @@ async fn unsigned_forged_malformed_and_oversized_reports_are_refused_and_change_
         assert_eq!(res.headers()["content-type"], "application/problem+json");
         let problem: Value = res.json().await.unwrap();
         assert_eq!(problem["status"], status);
-        assert!(problem["type"].as_str().unwrap().contains("/api/v1/problems/"), "{problem}");
+        assert!(problem["type"].as_str().unwrap().starts_with("urn:wmda:secret-portal:problem:"), "{problem}");
         assert!(problem["detail"].as_str().unwrap().contains(words), "{problem}");
     }
     assert!(exposure(&app, &dm, id).await.is_none());
