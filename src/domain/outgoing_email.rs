@@ -18,6 +18,8 @@ pub enum EmailKind {
     SecretDeleted,
     /// A leak report found a live secret of the application in public (issue 15): urgent.
     SecretExposed,
+    /// A partner system created or deleted a secret through the machine API (issue 16).
+    ApiWrite,
 }
 
 impl EmailKind {
@@ -31,6 +33,7 @@ impl EmailKind {
             EmailKind::SecondFactorLocked => "second_factor_locked",
             EmailKind::SecretDeleted => "secret_deleted",
             EmailKind::SecretExposed => "secret_exposed",
+            EmailKind::ApiWrite => "api_write",
         }
     }
 
@@ -44,6 +47,7 @@ impl EmailKind {
             Self::SecondFactorLocked,
             Self::SecretDeleted,
             Self::SecretExposed,
+            Self::ApiWrite,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

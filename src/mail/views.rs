@@ -158,6 +158,60 @@ pub fn secret_deleted_email(f: &DeletedSecretFacts<'_>, recipient: &str, name: &
     notice_email(EmailKind::SecretDeleted, recipient, name, &subject, &paragraphs)
 }
 
+/// What an email about a machine API write says (issue 16, point 4).
+#[derive(Debug, Clone)]
+pub struct ApiWriteFacts<'a> {
+    /// `created`, `deleted` or `abandoned`.
+    pub what: &'a str,
+    /// The application's name.
+    pub application: &'a str,
+    /// Its client ID.
+    pub client_id: &'a str,
+    /// The secret's name.
+    pub secret_name: &'a str,
+    /// Its hint.
+    pub hint: &'a crate::domain::Hint,
+    /// The caller's address.
+    pub ip: &'a str,
+    /// The application's section of the Manage page.
+    pub manage_url: &'a str,
+}
+
+/// The email to an application's credential managers about a write its partner system made
+/// through the machine API (issue 16, point 4; DESIGN.md section 8): what happened, from which
+/// address, which secret by name and hint, and a link to the application's section of the Manage
+/// page. Never carries a value.
+pub fn api_write_email(w: &ApiWriteFacts<'_>, recipient: &str, name: &str) -> NewEmail {
+    let (ip, manage_url) = (w.ip, w.manage_url);
+    let secret = format!("\"{}\" (starts with {})", w.secret_name, w.hint);
+    let (subject, what) = match w.what {
+        "created" => (
+            format!("{} created a client secret itself", w.application),
+            format!(
+                "{} (client ID {}) created the client secret {secret} itself through the API, from {ip}.",
+                w.application, w.client_id
+            ),
+        ),
+        "abandoned" => (
+            format!("{}: an unused client secret was replaced", w.application),
+            format!(
+                "The portal deleted the client secret {secret} of {} (client ID {}): the application created it \
+                 through the API over an hour ago, never used it, and asked for a new one from {ip}.",
+                w.application, w.client_id
+            ),
+        ),
+        _ => (
+            format!("{} deleted a client secret itself", w.application),
+            format!(
+                "{} (client ID {}) deleted its client secret {secret} through the API, from {ip}.",
+                w.application, w.client_id
+            ),
+        ),
+    };
+    let paragraphs = [what, format!("Not you, or not expected? Check and delete secrets here: {manage_url}")];
+    notice_email(EmailKind::ApiWrite, recipient, name, &subject, &paragraphs)
+}
+
 /// What the urgent email about a secret found in public says (issue 15, point 4).
 #[derive(Debug, Clone)]
 pub struct ExposureFacts<'a> {

@@ -224,3 +224,115 @@ pub async fn report_leaks(
     }
     Ok((answers, emails))
 }
+
+/// The optional body of `POST /api/v1/self/secrets` (DESIGN.md section 8); unknown fields are
+/// refused.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSecretRequest {
+    /// The name; default `Rotated automatically on <UTC date>`.
+    pub name: Option<String>,
+    /// The expiration date, `YYYY-MM-DD` (UTC); default the latest allowed (one year ahead).
+    pub expires_on: Option<String>,
+}
+
+/// Why a machine API write is refused (each a problem `type`, DESIGN.md section 8).
+#[derive(Debug)]
+pub enum ApiRefusal {
+    /// A field the page would refuse too: the field and the page's message (422).
+    Validation(&'static str, String),
+    /// The caller has a successor it made itself: its id and hint (409).
+    PendingSuccessor(Uuid, crate::domain::Hint),
+    /// The application is at its secret limit (409).
+    AtLimit,
+    /// Self-rotation is off for the application (409).
+    SelfRotationOff,
+    /// Two secrets through the API within 24 hours (429).
+    RateLimited,
+    /// The caller is no longer a live secret (401), or the database failed (503).
+    Store(StoreError),
+}
+
+/// A secret the API created, with its value to show this once.
+#[derive(Debug)]
+pub struct ApiCreated {
+    /// The stored secret.
+    pub secret: ClientSecret,
+    /// The value (redacted in `Debug`).
+    pub value: PlainSecret,
+}
+
+fn api_emails<'a>(
+    ip: &'a str,
+    manage_url: &'a str,
+) -> impl Fn(&crate::store::ApiWrite, &[(String, String)]) -> Vec<crate::domain::NewEmail> + Sync + 'a {
+    move |w, managers| {
+        let link = format!("{manage_url}#app-{}", w.client_id);
+        let facts = crate::mail::views::ApiWriteFacts {
+            what: w.what,
+            application: &w.application,
+            client_id: &w.client_id,
+            secret_name: &w.secret_name,
+            hint: &w.hint,
+            ip,
+            manage_url: &link,
+        };
+        managers.iter().map(|(email, name)| crate::mail::views::api_write_email(&facts, email, name)).collect()
+    }
+}
+
+/// `POST /api/v1/self/secrets`: the caller creates its successor at `now` (DESIGN.md section
+/// 8). The name and date follow the page's rules; the value is v2; the store applies the pending
+/// successor, limit, self-rotation and 2-per-24-hours rules under the application's lock. The
+/// application is the audit actor (client ID, `ip`); its credential managers are emailed.
+///
+/// # Errors
+/// [`ApiRefusal`].
+pub async fn api_create_secret(
+    store: &Store,
+    caller: super::endpoint::Caller,
+    request: &ApiSecretRequest,
+    (limit, base_url, ip): (i64, &BaseUrl, std::net::IpAddr),
+    now: DateTime<Utc>,
+) -> Result<ApiCreated, ApiRefusal> {
+    let today = now.date_naive();
+    let name = request.name.clone().unwrap_or_else(|| format!("Rotated automatically on {today}"));
+    let name = SecretName::parse(&name).map_err(|e| ApiRefusal::Validation("name", e.to_string()))?;
+    let expires = match &request.expires_on {
+        Some(date) => ExpiryDate::parse(date, today),
+        None => ExpiryDate::check(ExpiryDate::max_for(today), today),
+    }
+    .map_err(|e| ApiRefusal::Validation("expires_on", e.to_string()))?;
+    let value = PlainSecret::generate();
+    let new = crate::store::ApiNewSecret { name, expires, hash: value.hash(), hint: value.hint() };
+    let actor = Actor { user_id: None, label: format!("application {}", caller.client_id), ip: Some(ip.to_string()) };
+    let (ip_text, manage_url) = (ip.to_string(), base_url.join("/manage-api-credentials"));
+    let render = api_emails(&ip_text, &manage_url);
+    match store.api_create_secret((caller.application_id, caller.secret_id), &new, (&actor, limit), &render, now).await
+    {
+        Ok(crate::store::ApiCreate::Created(secret)) => Ok(ApiCreated { secret: *secret, value }),
+        Ok(crate::store::ApiCreate::PendingSuccessor(id, hint)) => Err(ApiRefusal::PendingSuccessor(id, hint)),
+        Ok(crate::store::ApiCreate::AtLimit) => Err(ApiRefusal::AtLimit),
+        Ok(crate::store::ApiCreate::SelfRotationOff) => Err(ApiRefusal::SelfRotationOff),
+        Ok(crate::store::ApiCreate::RateLimited) => Err(ApiRefusal::RateLimited),
+        Err(e) => Err(ApiRefusal::Store(e)),
+    }
+}
+
+/// `DELETE /api/v1/self/secrets/{id}`: deletes `target` when it is an ancestor of the caller
+/// (DESIGN.md section 8); `Ok(false)` for anything else, so the answer (404) never says which.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn api_delete_secret(
+    store: &Store,
+    caller: super::endpoint::Caller,
+    target: Uuid,
+    (base_url, ip): (&BaseUrl, std::net::IpAddr),
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let actor = Actor { user_id: None, label: format!("application {}", caller.client_id), ip: Some(ip.to_string()) };
+    let (ip_text, manage_url) = (ip.to_string(), base_url.join("/manage-api-credentials"));
+    let render = api_emails(&ip_text, &manage_url);
+    store.api_delete_ancestor((caller.application_id, caller.secret_id), target, &actor, &render, now).await
+}

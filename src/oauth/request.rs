@@ -62,7 +62,7 @@ pub enum Authorization<'a> {
 }
 
 /// Reads the client credentials out of the base64 credentials of HTTP Basic.
-fn basic(encoded: &str) -> Result<(String, String), OAuthError> {
+pub(crate) fn basic(encoded: &str) -> Result<(String, String), OAuthError> {
     let invalid = OAuthError::InvalidClient { basic: true };
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| invalid.clone())?;
     let text = String::from_utf8(decoded).map_err(|_| invalid.clone())?;

@@ -132,8 +132,28 @@ impl TokenIssuer {
         throttle_key: &ThrottleKey,
         now: DateTime<Utc>,
     ) -> Result<Issued, OAuthError> {
-        let invalid_client = OAuthError::InvalidClient { basic: request.auth.basic };
-        let hash = PlainSecret::presented(request.secret()).hash();
+        let client = Self::client(store, &request.auth, throttle_key, now).await?;
+        self.sign(client, request, now)
+    }
+
+    /// Authenticates the client of `auth` at `now`: the secret is looked up by its SHA-256 (one
+    /// indexed query that also reads the shared throttle's block of `throttle_key`) and must
+    /// belong to the client ID presented, be undeleted and not past its expiry instant. The token
+    /// endpoint and the machine API (DESIGN.md section 8) authenticate through this.
+    ///
+    /// # Errors
+    /// [`OAuthError::InvalidClient`] for an unknown client ID or a wrong secret alike;
+    /// [`OAuthError::TooManyRequests`] while the key is blocked; [`OAuthError::TemporarilyUnavailable`]
+    /// when the database fails.
+    pub async fn client(
+        store: &Store,
+        auth: &super::request::ClientAuth,
+        throttle_key: &ThrottleKey,
+        now: DateTime<Utc>,
+    ) -> Result<TokenClient, OAuthError> {
+        use secrecy::ExposeSecret as _;
+        let invalid_client = OAuthError::InvalidClient { basic: auth.basic };
+        let hash = PlainSecret::presented(auth.client_secret.expose_secret()).hash();
         // Any database failure is the portal's, not the client's: 503, retry later.
         let lookup = store
             .token_client(&hash, throttle_key, now)
@@ -143,11 +163,15 @@ impl TokenIssuer {
             let retry_after = crate::domain::failure_window::ThrottleVerdict::retry_after_seconds(until - now);
             return Err(OAuthError::TooManyRequests { retry_after });
         }
-        let presented = ClientId::parse(&request.auth.client_id).ok();
-        let client: TokenClient = match lookup.client {
-            Some(c) if Some(c.client_id) == presented && c.expires_at > now => c,
-            _ => return Err(invalid_client),
-        };
+        let presented = ClientId::parse(&auth.client_id).ok();
+        match lookup.client {
+            Some(c) if Some(c.client_id) == presented && c.expires_at > now => Ok(c),
+            _ => Err(invalid_client),
+        }
+    }
+
+    /// Signs the token for an authenticated `client` at `now`.
+    fn sign(&self, client: TokenClient, request: &TokenRequest, now: DateTime<Utc>) -> Result<Issued, OAuthError> {
         let (resource, as_requested) =
             resolve_resource(&client.resources, request.resource.as_deref(), request.scope.as_deref())?;
         let iat = now.timestamp();

@@ -23,7 +23,7 @@ pub struct ExpiringSecret {
 /// A secret row of the overview: the secret's columns and its application's name.
 const OVERVIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.value_format, s.expires_on, s.expires_at,
     s.created_by, s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, s.exposed_at, s.exposed_url,
-    s.exposed_source, a.name as application";
+    s.exposed_source, s.created_by_secret_id, a.name as application";
 
 #[derive(sqlx::FromRow)]
 struct OverviewRow {

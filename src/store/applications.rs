@@ -31,6 +31,9 @@ pub struct Application {
     pub created_at: DateTime<Utc>,
     /// The resources it holds, in [`ResourceId::ALL`] order.
     pub resources: Vec<ResourceId>,
+    /// Partner systems may create their own secrets through the machine API (issue 16; off by
+    /// default, turned on by a credential manager).
+    pub self_rotation: bool,
 }
 
 /// What an admin (or the demo loader) gives to register an application.
@@ -66,6 +69,7 @@ pub(super) struct ApplicationRow {
     name: String,
     client_id: Uuid,
     created_at: DateTime<Utc>,
+    self_rotation: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -74,7 +78,7 @@ struct HeldResourceRow {
     resource_id: String,
 }
 
-const APPLICATION_COLUMNS: &str = "id, organisation_id, kind, api, name, client_id, created_at";
+const APPLICATION_COLUMNS: &str = "id, organisation_id, kind, api, name, client_id, created_at, self_rotation";
 
 pub(super) fn application(r: ApplicationRow, resources: Vec<ResourceId>) -> Result<Application, StoreError> {
     Ok(Application {
@@ -86,6 +90,7 @@ pub(super) fn application(r: ApplicationRow, resources: Vec<ResourceId>) -> Resu
         client_id: ClientId::from_uuid(r.client_id),
         created_at: r.created_at,
         resources,
+        self_rotation: r.self_rotation,
     })
 }
 
@@ -168,6 +173,7 @@ impl Store {
             client_id: new.client_id,
             created_at: now,
             resources,
+            self_rotation: false,
         })
     }
 

@@ -90,7 +90,7 @@ struct AppDetailRow {
 }
 
 pub(super) const SECRET_VIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.value_format, s.expires_on, s.expires_at, s.created_by,
-    s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, s.exposed_at, s.exposed_url, s.exposed_source, c.display_name as creator_name, c.email as creator_email";
+    s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, s.exposed_at, s.exposed_url, s.exposed_source, s.created_by_secret_id, c.display_name as creator_name, c.email as creator_email";
 
 /// The applications `user_id` manages (enabled users only), optionally just the one with
 /// `client_id`. `$1` is the user, `$2` the client ID or null.
@@ -163,7 +163,7 @@ impl Store {
         // (application, resource, manager): two queries per page instead of four (BENCHMARKS.md,
         // the Manage API Credentials page on Postgres).
         let apps_sql = format!(
-            "select a.id, a.organisation_id, a.kind, a.api, a.name, a.client_id, a.created_at,
+            "select a.id, a.organisation_id, a.kind, a.api, a.name, a.client_id, a.created_at, a.self_rotation,
                     r.id as resource_id, r.audience, u.id as manager_id, u.display_name as manager_name,
                     u.email as manager_email
              from {} order by a.name, a.id",

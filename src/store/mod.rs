@@ -13,6 +13,7 @@
 //! its pools, `error.rs` the errors.
 
 mod admin;
+mod api;
 mod applications;
 pub(crate) mod audit;
 mod auth;
@@ -32,6 +33,7 @@ pub mod url;
 pub(crate) mod users;
 
 pub use admin::{ApplicationAttention, AuditFilter, ExpiringSecret};
+pub use api::{ABANDONED_AFTER, API_CREATES_PER_WINDOW, ApiCreate, ApiNewSecret, ApiWrite, RenderApiEmails};
 pub use applications::{Application, NewApplication, Resource};
 pub use audit::{Actor, AuditAction, AuditEvent, NewAuditEvent, TargetName};
 pub use auth::{Credentials, LinkRecord, NewLink};

@@ -41,6 +41,8 @@ pub struct ClientSecret {
     pub deleted_at: Option<DateTime<Utc>>,
     /// When and where a leak report found it in public, if one did (issue 15).
     pub exposure: Option<Exposure>,
+    /// The secret that created it through the machine API, if one did (issue 16).
+    pub created_by_secret_id: Option<Uuid>,
 }
 
 /// The first leak report of a secret: when (UTC), where (the report's URL) and by what (its
@@ -92,6 +94,7 @@ pub(super) struct SecretRow {
     exposed_at: Option<DateTime<Utc>>,
     exposed_url: Option<String>,
     exposed_source: Option<String>,
+    created_by_secret_id: Option<Uuid>,
 }
 
 impl From<SecretRow> for ClientSecret {
@@ -113,6 +116,7 @@ impl From<SecretRow> for ClientSecret {
                 url: r.exposed_url.unwrap_or_default(),
                 source: r.exposed_source.unwrap_or_default(),
             }),
+            created_by_secret_id: r.created_by_secret_id,
         }
     }
 }
@@ -188,7 +192,7 @@ impl Store {
         let rows: Vec<SecretRow> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "select id, application_id, name, hint, value_format, expires_on, expires_at, created_by, created_at,
-                    first_used_at, last_used_at, deleted_at, exposed_at, exposed_url, exposed_source
+                    first_used_at, last_used_at, deleted_at, exposed_at, exposed_url, exposed_source, created_by_secret_id
              from client_secret where application_id = $1 order by created_at desc, id",
             )
             .bind(application_id)
@@ -254,6 +258,7 @@ impl Store {
             last_used_at: None,
             deleted_at: None,
             exposure: None,
+            created_by_secret_id: None,
         };
         let application_id = on_pool!(self, |pool| {
             async {

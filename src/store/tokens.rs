@@ -12,12 +12,17 @@ use crate::domain::{ClientId, ResourceId, SecretHash};
 pub struct TokenClient {
     /// The secret.
     pub secret_id: Uuid,
+    /// Its application.
+    pub application_id: Uuid,
     /// Its application's client ID.
     pub client_id: ClientId,
     /// When it stops working.
     pub expires_at: DateTime<Utc>,
     /// The application's resources with their audiences.
     pub resources: Vec<(ResourceId, String)>,
+    /// A leak report found it in public (the token endpoint still accepts it; the machine API
+    /// does not, DESIGN.md section 8).
+    pub exposed: bool,
 }
 
 /// What the token endpoint's one query finds: the secret's client, if the secret is known, and
@@ -63,15 +68,24 @@ impl Store {
         block_key: &ThrottleKey,
         now: DateTime<Utc>,
     ) -> Result<TokenLookup, StoreError> {
-        type Row =
-            (Option<DateTime<Utc>>, Option<Uuid>, Option<Uuid>, Option<DateTime<Utc>>, Option<String>, Option<String>);
-        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(
-            "select b.blocked_until, x.secret_id, x.client_id, x.expires_at, x.resource_id, x.audience
+        type Row = (
+            Option<DateTime<Utc>>,
+            Option<Uuid>,
+            Option<Uuid>,
+            Option<DateTime<Utc>>,
+            Option<String>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+            Option<Uuid>,
+        );
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+            "select b.blocked_until, x.secret_id, x.client_id, x.expires_at, x.resource_id, x.audience, x.exposed_at, x.application_id
              from (select 1 as one) o
              left join throttle_window b
                on b.scope = 'token' and b.throttle_key = $2 and b.blocked_until > $3
              left join (
-               select s.id as secret_id, a.client_id, s.expires_at, r.id as resource_id, r.audience
+               select s.id as secret_id, a.client_id, s.expires_at, r.id as resource_id, r.audience, s.exposed_at, a.id as application_id
                from client_secret s
                join application a on a.id = s.application_id
                join application_resource ar on ar.application_id = a.id
@@ -83,18 +97,26 @@ impl Store {
         .bind(block_key.as_bytes().as_slice())
         .bind(now)
         .fetch_all(pool)
-        .await)?;
+        .await
+        })?;
         let blocked_until = rows.first().and_then(|r| r.0);
-        let first = rows.first().and_then(|(_, secret_id, client_id, expires_at, _, _)| {
-            Some(((*secret_id)?, (*client_id)?, (*expires_at)?))
+        let first = rows.first().and_then(|(_, secret_id, client_id, expires_at, _, _, exposed_at, application_id)| {
+            Some(((*secret_id)?, (*client_id)?, (*expires_at)?, exposed_at.is_some(), (*application_id)?))
         });
-        let client = first.map(|(secret_id, client_id, expires_at)| {
+        let client = first.map(|(secret_id, client_id, expires_at, exposed, application_id)| {
             let mut resources: Vec<(ResourceId, String)> = rows
                 .into_iter()
-                .filter_map(|(_, _, _, _, id, audience)| ResourceId::parse(&id?).ok().zip(audience))
+                .filter_map(|(_, _, _, _, id, audience, _, _)| ResourceId::parse(&id?).ok().zip(audience))
                 .collect();
             resources.sort();
-            TokenClient { secret_id, client_id: ClientId::from_uuid(client_id), expires_at, resources }
+            TokenClient {
+                secret_id,
+                application_id,
+                client_id: ClientId::from_uuid(client_id),
+                expires_at,
+                resources,
+                exposed,
+            }
         });
         Ok(TokenLookup { client, blocked_until })
     }

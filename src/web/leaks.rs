@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::extract::ClientIp;
+use super::problem::problem;
 use crate::domain::failure_window::ThrottleVerdict;
 use crate::domain::leak::{ReportError, parse_report};
 use crate::domain::throttle::{Counting, ThrottleRule};
@@ -24,21 +25,6 @@ pub const UNSIGNED_RULE: ThrottleRule =
 /// The signature headers of GitHub's secret-scanning partner program.
 const KEY_ID: &str = "github-public-key-identifier";
 const SIGNATURE: &str = "github-public-key-signature";
-
-/// An RFC 9457 problem: `type` is `urn:wmda:secret-portal:problem:<reason>` (DESIGN.md section 8).
-fn problem(status: StatusCode, reason: &str, title: &str, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": format!("urn:wmda:secret-portal:problem:{reason}"),
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut response = (status, Json(body)).into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
 
 fn too_many(retry_after: i64) -> Response {
     let mut response = problem(

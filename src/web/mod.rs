@@ -1,6 +1,7 @@
 //! The only module that knows HTTP: the router, middleware and handlers.
 
 mod admin;
+pub mod api;
 mod assets;
 pub mod audit_words;
 mod auth;
@@ -16,6 +17,7 @@ pub mod notice;
 mod oauth;
 mod observability;
 mod pages;
+pub mod problem;
 mod security;
 pub mod session;
 pub mod syntax;
@@ -194,6 +196,9 @@ pub fn router(
     let machines = Router::new()
         .route("/oauth2/token", post(oauth::token))
         .route("/api/v1/leaks", post(leaks::report).layer(DefaultBodyLimit::max(crate::domain::leak::MAX_REPORT_BYTES)))
+        .route("/api/v1/self", get(api::get_self))
+        .route("/api/v1/self/secrets", post(api::create_secret).layer(DefaultBodyLimit::max(api::API_BODY_LIMIT)))
+        .route("/api/v1/self/secrets/{id}", axum::routing::delete(api::delete_secret))
         .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
         .route("/.well-known/openid-configuration", get(oauth::metadata))
         .route("/.well-known/jwks.json", get(oauth::jwks));

@@ -11,6 +11,7 @@
 mod support;
 
 mod admin;
+mod api;
 mod cli;
 mod hardening;
 mod health;

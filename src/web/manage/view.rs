@@ -150,7 +150,13 @@ pub fn secret_row(s: &SecretView, today: NaiveDate) -> SecretRow {
         name: s.secret.name.clone(),
         hint: s.secret.hint.shown(),
         created_on: s.secret.created_at.format("%Y-%m-%d").to_string(),
-        created_by: s.created_by_name.clone().unwrap_or_else(|| "WMDA".to_owned()),
+        // DESIGN.md section 8: a secret a partner system made through the API is "created by the
+        // application".
+        created_by: match (&s.created_by_name, s.secret.created_by_secret_id) {
+            (Some(name), _) => name.clone(),
+            (None, Some(_)) => "the application".to_owned(),
+            (None, None) => "WMDA".to_owned(),
+        },
         expires_on: s.secret.expires_on.to_string(),
         days_left: left.to_string(),
         soon: left.expires_soon(),
