@@ -151,8 +151,8 @@ impl Store {
                         return Ok(ApiCreate::PendingSuccessor(pending_id, hint));
                     }
                     // Abandoned: the caller lost the answer. Deleted, audited and emailed.
-                    tombstone!(&mut *tx, pending_id, None, now)?;
-                    sqlx::query("update client_secret set deleted_by_secret_id = $2, deleted_reason = 'abandoned' where id = $1")
+                    tombstone!(&mut *tx, pending_id, None, now, "abandoned")?;
+                    sqlx::query("update client_secret set deleted_by_secret_id = $2 where id = $1")
                         .bind(pending_id)
                         .bind(caller)
                         .execute(&mut *tx)
@@ -280,10 +280,10 @@ impl Store {
                 let Some((name, hint, format, deleted_at, organisation_id, application, client_id)) = ancestor else {
                     return Ok(false);
                 };
-                if deleted_at.is_some() || tombstone!(&mut *tx, target, None, now)? != 1 {
+                if deleted_at.is_some() || tombstone!(&mut *tx, target, None, now, "api")? != 1 {
                     return Ok(true);
                 }
-                sqlx::query("update client_secret set deleted_by_secret_id = $2, deleted_reason = 'api' where id = $1")
+                sqlx::query("update client_secret set deleted_by_secret_id = $2 where id = $1")
                     .bind(target)
                     .bind(caller)
                     .execute(&mut *tx)

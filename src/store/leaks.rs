@@ -158,7 +158,7 @@ impl Store {
                     insert_audit_event!(&mut *tx, &event(AuditAction::SecretExposed))?;
                 }
                 // Under the row's lock (Postgres) or the write lock (SQLite): the secret is live.
-                let deleted = delete && tombstone!(&mut *tx, id, None, now)? == 1;
+                let deleted = delete && tombstone!(&mut *tx, id, None, now, "leak_report")? == 1;
                 if deleted {
                     let mut gone = actor.event(AuditAction::SecretDeleted, now).with_details(serde_json::json!({
                         "application": application,

@@ -124,24 +124,31 @@ impl From<SecretRow> for ClientSecret {
 /// Tombstones a secret inside an open transaction (both deletions, the credential manager's and
 /// the admin's, go through this): wipes its hash, so the token endpoint refuses it from the next
 /// request on, records when and by whom (`None`: the command line), and cancels its queued
-/// reminder emails, so its notices stop at once. Yields the rows changed: 0 when it was deleted
+/// reminder emails, so its notices stop at once; `reason` is the `deleted_reason` (`person`,
+/// `admin`, `api`, `leak_report`, `abandoned`; DESIGN.md section 8). Yields the rows changed: 0 when it was deleted
 /// already. A macro rather than a function: the text must compile against both backends'
 /// transactions.
 macro_rules! tombstone {
-    ($tx:expr, $secret_id:expr, $by:expr, $now:expr) => {{
-        let (secret_id, by, now): (Uuid, Option<Uuid>, DateTime<Utc>) = ($secret_id, $by, $now);
+    ($tx:expr, $secret_id:expr, $by:expr, $now:expr, $reason:expr) => {{
+        let (secret_id, by, now, reason): (Uuid, Option<Uuid>, DateTime<Utc>, &str) = ($secret_id, $by, $now, $reason);
         async {
             let n = sqlx::query(
-                "update client_secret set deleted_at = $2, deleted_by = $3, secret_hash = null where id = $1 and deleted_at is null",
+                "update client_secret set deleted_at = $2, deleted_by = $3, secret_hash = null, deleted_reason = $4
+                 where id = $1 and deleted_at is null",
             )
             .bind(secret_id)
             .bind(now)
             .bind(by)
+            .bind(reason)
             .execute(&mut *$tx)
             .await?
             .rows_affected();
             if n == 1 {
-                sqlx::query(super::reminders::CANCEL_SECRET_EMAILS).bind(secret_id).bind(now).execute(&mut *$tx).await?;
+                sqlx::query(super::reminders::CANCEL_SECRET_EMAILS)
+                    .bind(secret_id)
+                    .bind(now)
+                    .execute(&mut *$tx)
+                    .await?;
             }
             Ok::<u64, sqlx::Error>(n)
         }
@@ -360,7 +367,7 @@ impl Store {
                 if view.secret.deleted_at.is_some() {
                     return Ok(Deletion::AlreadyDeleted(view.secret));
                 }
-                if tombstone!(&mut *tx, secret_id, Some(user_id), now)? != 1 {
+                if tombstone!(&mut *tx, secret_id, Some(user_id), now, "person")? != 1 {
                     return Ok(Deletion::AlreadyDeleted(view.secret));
                 }
                 let details = serde_json::json!({ "name": view.secret.name, "hint": view.secret.hint });
@@ -407,7 +414,7 @@ impl Store {
             .await?;
             let Some((name, hint, value_format, organisation_id, application, client_id)) = found else { return Err(StoreError::NotFound) };
             let hint = Hint::stored(hint, value_format);
-            if tombstone!(&mut *tx, secret_id, actor.user_id, now)? != 1 {
+            if tombstone!(&mut *tx, secret_id, actor.user_id, now, "admin")? != 1 {
                 return Err(StoreError::NotFound);
             }
             event.organisation_id = Some(organisation_id);

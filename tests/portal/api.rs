@@ -323,3 +323,84 @@ where
     }
     out
 }
+
+/// Point 2: the per-application limit holds when the page and the API create at once: from 2
+/// live secrets (limit 3), four page creates and one API create leave exactly 3.
+#[tokio::test]
+async fn the_limit_holds_against_concurrent_page_and_api_creates() {
+    let w = world().await;
+    w.app.seed_secret(w.dm.id, "Second", w.app.clock.now(), w.app.clock.today() + Duration::days(60)).await;
+    let new_form = format!("/manage-api-credentials/{}/secrets/new", w.dm.client_id);
+    let mut form_ids = Vec::new();
+    for _ in 0..4 {
+        let html = w.jane.get(w.app.url(&new_form)).send().await.unwrap().text().await.unwrap();
+        form_ids.push(crate::support::flows::between(&html, "name=\"form_id\" value=\"", "\"").unwrap().to_owned());
+    }
+    let path = w.app.url(&format!("/manage-api-credentials/{}/secrets", w.dm.client_id));
+    let mut handles = Vec::new();
+    for (i, form_id) in form_ids.into_iter().enumerate() {
+        let (jane, path) = (w.jane.clone(), path.clone());
+        handles.push(tokio::spawn(async move {
+            let name = format!("Page {i} (Jane)");
+            let fields = [("name", name.as_str()), ("expires_on", "2027-06-01"), ("form_id", form_id.as_str())];
+            jane.post(path)
+                .header("origin", "http://127.0.0.1:8080")
+                .form(&fields)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let api = request(&w, reqwest::Method::POST, "/api/v1/self/secrets", &w.caller.0);
+    handles.push(tokio::spawn(async move { api.send().await.unwrap().status().as_u16() }));
+    let mut statuses = Vec::new();
+    for h in handles {
+        statuses.push(h.await.unwrap());
+    }
+    assert_eq!(live(&w, &w.dm).await, 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200 || **s == 201).count(), 1, "{statuses:?}");
+    // Every page create reached the limit check (200, or 422 with the limit message): no CSRF or
+    // session refusal hides the race.
+    assert!(statuses[..4].iter().all(|s| *s == 200 || *s == 422), "{statuses:?}");
+}
+
+/// Tombstones record why (DESIGN.md section 8): `api` for an ancestor the API deleted,
+/// `abandoned` for a replaced successor, `admin` for a WMDA admin's deletion.
+#[tokio::test]
+async fn tombstones_record_why_the_secret_went() {
+    let w = world().await;
+    let (c0, c0_id) = w.caller.clone();
+    let first: Value = create(&w, &c0).await.json().await.unwrap();
+    w.app.clock.advance(Duration::minutes(61));
+    let second: Value = create(&w, &c0).await.json().await.unwrap();
+    assert_eq!(delete(&w, second["value"].as_str().unwrap(), &c0_id.to_string()).await.status(), 204);
+    let (_, admin_id) =
+        w.app.seed_secret(w.dm.id, "Admin's", w.app.clock.now(), w.app.clock.today() + Duration::days(9)).await;
+    let none = |_: &secret_portal::store::DeletedSecret, _: &[(String, String)]| Vec::new();
+    w.app
+        .store
+        .admin_delete_secret((w.dm.id, admin_id), "test", &Actor::cli(), &none, w.app.clock.now())
+        .await
+        .unwrap();
+    let reason_of = |id: String| {
+        let app = &w.app;
+        async move {
+            let id = uuid::Uuid::parse_str(&id).unwrap();
+            let sql = "select deleted_reason from client_secret where id = $1";
+            match app.store.backend() {
+                secret_portal::store::Backend::Postgres(p) => {
+                    sqlx::query_scalar::<_, Option<String>>(sql).bind(id).fetch_one(p).await.unwrap()
+                }
+                secret_portal::store::Backend::Sqlite(p) => {
+                    sqlx::query_scalar::<_, Option<String>>(sql).bind(id).fetch_one(p).await.unwrap()
+                }
+            }
+        }
+    };
+    assert_eq!(reason_of(first["id"].as_str().unwrap().to_owned()).await.as_deref(), Some("abandoned"));
+    assert_eq!(reason_of(c0_id.to_string()).await.as_deref(), Some("api"));
+    assert_eq!(reason_of(admin_id.to_string()).await.as_deref(), Some("admin"));
+    assert_eq!(reason_of(second["id"].as_str().unwrap().to_owned()).await, None);
+}
