@@ -93,7 +93,8 @@ impl Store {
     /// Creates a successor of `caller` (a live secret of `application_id`) at `now`, in one
     /// transaction holding the application's lock, so concurrent calls (from one caller, or the
     /// page) never pass a rule: refused when the caller has a pending successor it made (an
-    /// abandoned one, over [`ABANDONED_AFTER`] old and never used, is deleted and replaced), the
+    /// abandoned one, [`ABANDONED_AFTER`] old or more and never used, is deleted and replaced,
+    /// only when the replacement is created: a refusal rolls everything back), the
     /// application is at `limit`, self-rotation is off, or [`API_CREATES_PER_WINDOW`] secrets
     /// were made through the API within 24 hours (checked in that order). Audited with the
     /// application as `actor`; `render`'s emails go to its eligible credential managers.
@@ -123,7 +124,8 @@ impl Store {
                     sqlx::query_as(&app_sql).bind(application_id).fetch_optional(&mut *tx).await?;
                 let (organisation_id, application, client_id, self_rotation) = app.ok_or(StoreError::NotFound)?;
                 let caller_live: Option<Uuid> = sqlx::query_scalar(
-                    "select id from client_secret where id = $1 and application_id = $2 and deleted_at is null and expires_at > $3",
+                    "select id from client_secret
+                     where id = $1 and application_id = $2 and deleted_at is null and exposed_at is null and expires_at > $3",
                 )
                 .bind(caller)
                 .bind(application_id)
@@ -147,7 +149,7 @@ impl Store {
                 .await?;
                 if let Some((pending_id, hint, format, name, created_at, first_used_at)) = pending {
                     let hint = Hint::stored(hint, format);
-                    if first_used_at.is_some() || created_at > now - ABANDONED_AFTER {
+                    if first_used_at.is_some() || created_at >= now - ABANDONED_AFTER {
                         return Ok(ApiCreate::PendingSuccessor(pending_id, hint));
                     }
                     // Abandoned: the caller lost the answer. Deleted, audited and emailed.
@@ -172,12 +174,12 @@ impl Store {
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
+                // A refusal rolls back (the transaction is dropped): an abandoned successor is
+                // replaced only when its replacement is created.
                 if crate::domain::secret::secret_limit_reached(live, limit) {
-                    tx.commit().await?;
                     return Ok(ApiCreate::AtLimit);
                 }
                 if !self_rotation {
-                    tx.commit().await?;
                     return Ok(ApiCreate::SelfRotationOff);
                 }
                 let recent: i64 = sqlx::query_scalar(
@@ -188,7 +190,6 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
                 if recent >= API_CREATES_PER_WINDOW {
-                    tx.commit().await?;
                     return Ok(ApiCreate::RateLimited);
                 }
                 let expires_on = new.expires.date();
@@ -250,7 +251,7 @@ impl Store {
     /// which. Audited with the application as `actor`, emailed like a creation.
     ///
     /// # Errors
-    /// [`StoreError`].
+    /// [`StoreError`]; [`StoreError::NotFound`] when the caller is no longer live and unexposed.
     pub async fn api_delete_ancestor(
         &self,
         (application_id, caller): (Uuid, Uuid),
@@ -280,6 +281,20 @@ impl Store {
                 let Some((name, hint, format, deleted_at, organisation_id, application, client_id)) = ancestor else {
                     return Ok(false);
                 };
+                // The caller must still be live and unexposed when it deletes (it may have been
+                // deleted or reported since it authenticated).
+                let caller_live: Option<Uuid> = sqlx::query_scalar(
+                    "select id from client_secret
+                     where id = $1 and application_id = $2 and deleted_at is null and exposed_at is null and expires_at > $3",
+                )
+                .bind(caller)
+                .bind(application_id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if caller_live.is_none() {
+                    return Err(StoreError::NotFound);
+                }
                 if deleted_at.is_some() || tombstone!(&mut *tx, target, None, now, "api")? != 1 {
                     return Ok(true);
                 }

@@ -31,6 +31,9 @@ pub struct SecretView {
     pub secret: ClientSecret,
     /// The creator's name; `None` for seeded secrets (shown as "WMDA").
     pub created_by_name: Option<String>,
+    /// The creator's display name alone, when they have one: what the machine API shows of a
+    /// person (never an email address).
+    pub creator_display_name: Option<String>,
 }
 
 /// A new secret to store, its value already hashed.
@@ -67,12 +70,9 @@ pub(super) struct SecretViewRow {
 
 impl From<SecretViewRow> for SecretView {
     fn from(r: SecretViewRow) -> Self {
-        let created_by_name = match (r.creator_name, r.creator_email) {
-            (Some(n), _) if !n.is_empty() => Some(n),
-            (_, Some(e)) => Some(e),
-            _ => None,
-        };
-        SecretView { secret: r.secret.into(), created_by_name }
+        let creator_display_name = r.creator_name.filter(|n| !n.is_empty());
+        let created_by_name = creator_display_name.clone().or(r.creator_email);
+        SecretView { secret: r.secret.into(), created_by_name, creator_display_name }
     }
 }
 

@@ -99,8 +99,13 @@ pub async fn get_self(State(state): State<AppState>, ClientIp(ip): ClientIp, hea
         .secrets
         .iter()
         .map(|s| {
+            // A person by display name only: a creator without one is shown without a name, never
+            // by email address.
             let created_by = match (&s.created_by_name, s.secret.created_by_secret_id) {
-                (Some(name), _) => json!({ "kind": "person", "name": name }),
+                (Some(_), _) => match &s.creator_display_name {
+                    Some(name) => json!({ "kind": "person", "name": name }),
+                    None => json!({ "kind": "person" }),
+                },
                 (None, Some(_)) => json!({ "kind": "application" }),
                 (None, None) => json!({ "kind": "wmda" }),
             };
@@ -234,12 +239,16 @@ pub async fn create_secret(
                     "Self-rotation is off",
                     "A credential manager can turn self-rotation on for this application on the Manage API Credentials page.",
                 ),
-                ApiRefusal::RateLimited => problem(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate-limited",
-                    "Too many secrets created",
-                    "An application can create at most 2 secrets through the API within 24 hours.",
-                ),
+                ApiRefusal::RateLimited => {
+                    let mut response = problem(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate-limited",
+                        "Too many secrets created",
+                        "An application can create at most 2 secrets through the API within 24 hours.",
+                    );
+                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("3600"));
+                    response
+                }
                 ApiRefusal::Store(StoreError::NotFound) => invalid_client(),
                 ApiRefusal::Store(e) => {
                     tracing::error!(error = %e, "cannot create a secret through the API");
@@ -269,6 +278,7 @@ pub async fn delete_secret(
             no_store(StatusCode::NO_CONTENT.into_response())
         }
         Ok(false) => not_found(),
+        Err(StoreError::NotFound) => invalid_client(),
         Err(e) => {
             tracing::error!(error = %e, "cannot delete a secret through the API");
             unavailable()

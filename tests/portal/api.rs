@@ -172,6 +172,13 @@ async fn an_abandoned_successor_is_replaced_and_the_api_makes_at_most_two_a_day(
     // The second successor, as a caller, makes a third API secret within 24 hours: refused.
     let (status, p) = problem(create(&w, second["value"].as_str().unwrap()).await).await;
     assert_eq!((status, reason(&p)), (429, "rate-limited"));
+    // The first caller's successor is abandoned an hour later, but the day's two are made: the
+    // 429 rolls everything back, so the successor is not deleted without a replacement.
+    w.app.clock.advance(Duration::minutes(61));
+    let (status, p) = problem(create(&w, &value).await).await;
+    assert_eq!((status, reason(&p)), (429, "rate-limited"));
+    let still = w.app.store.list_client_secrets(w.dm.id).await.unwrap();
+    assert!(still.iter().any(|s| s.id.to_string() == second["id"].as_str().unwrap() && s.deleted_at.is_none()));
     w.app.clock.advance(Duration::hours(24));
     assert_eq!(create(&w, second["value"].as_str().unwrap()).await.status(), 201);
 }

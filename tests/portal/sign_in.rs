@@ -772,10 +772,11 @@ async fn bursts_of_simultaneous_sign_ins_meet_the_limits_of_the_pair_and_the_add
             answers
         }
     };
-    // Twenty passwords for one account at once, the right one among them: at most five are
-    // checked (the pair's limit), the others refused.
-    let passwords: Vec<String> =
-        (0..20).map(|i| if i == 10 { PASSWORD.to_owned() } else { format!("wrong password {i}") }).collect();
+    // Twenty wrong passwords for one account at once: at most five are checked (the pair's
+    // limit), the others refused. (With the right one among them the count could rightly allow a
+    // sixth: a success that finishes first resets the pair's count, so the burst has none; CI saw
+    // that happen once on a loaded machine.)
+    let passwords: Vec<String> = (0..20).map(|i| format!("wrong password {i}")).collect();
     let answers = burst(vec![jane.email.clone(); 20], passwords).await;
     let checked = answers.iter().filter(|(s, _)| *s != 429).count();
     assert!(checked <= 5, "{checked} of 20 passwords were checked");
