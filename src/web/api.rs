@@ -49,6 +49,21 @@ fn not_found() -> Response {
     problem(StatusCode::NOT_FOUND, "not-found", "Not found", "No such secret among the ones this caller may delete.")
 }
 
+/// Any other path under `/api/v1`: 404 `not-found`, a problem like every answer of the API.
+pub async fn no_such_route() -> Response {
+    problem(StatusCode::NOT_FOUND, "not-found", "Not found", "There is no such route under /api/v1.")
+}
+
+/// A method the route does not take: 405 `method-not-allowed`, a problem like every answer of the API.
+pub async fn method_not_allowed() -> Response {
+    problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "This route does not take that method: see GET /api/v1/self, POST /api/v1/self/secrets and DELETE /api/v1/self/secrets/{id}.",
+    )
+}
+
 /// The caller, or the answer that refuses it.
 async fn caller(state: &AppState, headers: &HeaderMap, ip: std::net::IpAddr) -> Result<Caller, Response> {
     let authorization = match headers.get(header::AUTHORIZATION) {

@@ -195,10 +195,21 @@ pub fn router(
     // Machines' routes: no session, no cookie, no CSRF check.
     let machines = Router::new()
         .route("/oauth2/token", post(oauth::token))
-        .route("/api/v1/leaks", post(leaks::report).layer(DefaultBodyLimit::max(crate::domain::leak::MAX_REPORT_BYTES)))
-        .route("/api/v1/self", get(api::get_self))
-        .route("/api/v1/self/secrets", post(api::create_secret).layer(DefaultBodyLimit::max(api::API_BODY_LIMIT)))
-        .route("/api/v1/self/secrets/{id}", axum::routing::delete(api::delete_secret))
+        // The machine API: every answer under /api/v1, an unknown path or method included, is a
+        // problem (DESIGN.md section 8).
+        .nest(
+            "/api/v1",
+            Router::new()
+                .route(
+                    "/leaks",
+                    post(leaks::report).layer(DefaultBodyLimit::max(crate::domain::leak::MAX_REPORT_BYTES)),
+                )
+                .route("/self", get(api::get_self))
+                .route("/self/secrets", post(api::create_secret).layer(DefaultBodyLimit::max(api::API_BODY_LIMIT)))
+                .route("/self/secrets/{id}", axum::routing::delete(api::delete_secret))
+                .fallback(api::no_such_route)
+                .method_not_allowed_fallback(api::method_not_allowed),
+        )
         .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
         .route("/.well-known/openid-configuration", get(oauth::metadata))
         .route("/.well-known/jwks.json", get(oauth::jwks));

@@ -318,6 +318,26 @@ async fn api_writes_are_audited_and_emailed_and_bad_input_changes_nothing() {
     assert!(page.contains("by the application"), "{page}");
 }
 
+/// Every answer under `/api/v1` is a problem: an unknown path, a wrong method, a path without
+/// an id.
+#[tokio::test]
+async fn unknown_routes_and_methods_under_the_api_answer_with_problems() {
+    let w = world().await;
+    let value = w.caller.0.clone();
+    for (method, path, status, why) in [
+        (reqwest::Method::GET, "/api/v1/nope", 404, "not-found"),
+        (reqwest::Method::DELETE, "/api/v1/self/secrets/", 404, "not-found"),
+        (reqwest::Method::PUT, "/api/v1/self", 405, "method-not-allowed"),
+        (reqwest::Method::GET, "/api/v1/self/secrets", 405, "method-not-allowed"),
+    ] {
+        let (got, p) = problem(request(&w, method.clone(), path, &value).send().await.unwrap()).await;
+        assert_eq!((got, reason(&p)), (status, why), "{method} {path}");
+    }
+    // The routes themselves still answer.
+    assert_eq!(get_self(&w, &value).await.status(), 200);
+    assert_eq!(new_client().post(w.app.url("/api/v1/leaks")).json(&json!([])).send().await.unwrap().status(), 200);
+}
+
 /// `futures::future::join_all` without the crate: spawn each and wait for all.
 async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<reqwest::Response>
 where
