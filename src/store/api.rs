@@ -49,6 +49,24 @@ pub struct ApiWrite {
 /// Renders one email per (email, display name) about an API write.
 pub type RenderApiEmails<'a> = dyn Fn(&ApiWrite, &[(String, String)]) -> Vec<NewEmail> + Sync + 'a;
 
+/// Whether the caller is still a live, unexposed secret of the application inside the write (it
+/// may have been deleted, expired or reported since it authenticated). A macro so the text
+/// compiles against both backends' transactions.
+macro_rules! caller_is_live {
+    ($tx:expr, $caller:expr, $application_id:expr, $now:expr) => {
+        sqlx::query_scalar::<_, Uuid>(
+            "select id from client_secret
+             where id = $1 and application_id = $2 and deleted_at is null and exposed_at is null and expires_at > $3",
+        )
+        .bind($caller)
+        .bind($application_id)
+        .bind($now)
+        .fetch_optional($tx)
+        .await
+        .map(|found| found.is_some())
+    };
+}
+
 /// A caller's successor: id, hint, value format, name, creation, first use.
 type PendingRow = (Uuid, String, i32, String, DateTime<Utc>, Option<DateTime<Utc>>);
 /// An ancestor to delete: name, hint, value format, deletion, organisation, application name, client ID.
@@ -123,16 +141,7 @@ impl Store {
                 let app: Option<(Uuid, String, Uuid, bool)> =
                     sqlx::query_as(&app_sql).bind(application_id).fetch_optional(&mut *tx).await?;
                 let (organisation_id, application, client_id, self_rotation) = app.ok_or(StoreError::NotFound)?;
-                let caller_live: Option<Uuid> = sqlx::query_scalar(
-                    "select id from client_secret
-                     where id = $1 and application_id = $2 and deleted_at is null and exposed_at is null and expires_at > $3",
-                )
-                .bind(caller)
-                .bind(application_id)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if caller_live.is_none() {
+                if !caller_is_live!(&mut *tx, caller, application_id, now)? {
                     return Err(StoreError::NotFound);
                 }
                 let managers: Vec<(String, String)> =
@@ -167,9 +176,7 @@ impl Store {
                         insert_email!(&mut *tx, &email, now)?;
                     }
                 }
-                let live: i64 = sqlx::query_scalar(
-                    "select count(*) from client_secret where application_id = $1 and deleted_at is null and expires_at > $2",
-                )
+                let live: i64 = sqlx::query_scalar(super::secrets::LIVE_SECRETS)
                 .bind(application_id)
                 .bind(now)
                 .fetch_one(&mut *tx)
@@ -283,16 +290,7 @@ impl Store {
                 };
                 // The caller must still be live and unexposed when it deletes (it may have been
                 // deleted or reported since it authenticated).
-                let caller_live: Option<Uuid> = sqlx::query_scalar(
-                    "select id from client_secret
-                     where id = $1 and application_id = $2 and deleted_at is null and exposed_at is null and expires_at > $3",
-                )
-                .bind(caller)
-                .bind(application_id)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if caller_live.is_none() {
+                if !caller_is_live!(&mut *tx, caller, application_id, now)? {
                     return Err(StoreError::NotFound);
                 }
                 if deleted_at.is_some() || tombstone!(&mut *tx, target, None, now, "api")? != 1 {

@@ -157,6 +157,11 @@ macro_rules! tombstone {
 }
 pub(super) use tombstone;
 
+/// The application `$1`'s live secrets at `$2` (undeleted, not past their expiry instant): what
+/// the secret limit counts, for the page's create and the API's alike.
+pub(super) const LIVE_SECRETS: &str =
+    "select count(*) from client_secret where application_id = $1 and deleted_at is null and expires_at > $2";
+
 impl Store {
     /// Stores a secret without the create path's checks (limit, date window), for seeding.
     ///
@@ -280,9 +285,7 @@ impl Store {
             if replay.is_some() {
                 return Err(Conflict::FormAlreadySubmitted.into());
             }
-            let live: i64 = sqlx::query_scalar(
-                "select count(*) from client_secret where application_id = $1 and deleted_at is null and expires_at > $2",
-            )
+            let live: i64 = sqlx::query_scalar(LIVE_SECRETS)
             .bind(application_id)
             .bind(now)
             .fetch_one(&mut *tx)

@@ -17,7 +17,6 @@ use super::problem::{problem, problem_with};
 use crate::oauth::OAuthError;
 use crate::oauth::client_secrets::{ApiRefusal, ApiSecretRequest, api_create_secret, api_delete_secret};
 use crate::oauth::endpoint::{Caller, Refusal};
-use crate::oauth::request::Authorization;
 use crate::store::StoreError;
 
 /// Most bytes in a `POST /api/v1/self/secrets` body.
@@ -66,14 +65,7 @@ pub async fn method_not_allowed() -> Response {
 
 /// The caller, or the answer that refuses it.
 async fn caller(state: &AppState, headers: &HeaderMap, ip: std::net::IpAddr) -> Result<Caller, Response> {
-    let authorization = match headers.get(header::AUTHORIZATION) {
-        None => Authorization::None,
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| super::syntax::credentials_for_scheme(v, "Basic"))
-            .map_or(Authorization::Other, Authorization::Basic),
-    };
+    let authorization = super::oauth::authorization(headers);
     let now = state.clock.now();
     state.services.tokens.authenticate(authorization, ip, now).await.map_err(|Refusal { error, client_id, quiet }| {
         if !quiet {

@@ -48,6 +48,20 @@ fn error_response(e: &OAuthError) -> Response {
     no_store(response)
 }
 
+/// What the `Authorization` header holds for client authentication (RFC 6749 2.3.1): HTTP
+/// Basic credentials, another scheme, or nothing. The token endpoint and the machine API read it
+/// the same way.
+pub(super) fn authorization(headers: &HeaderMap) -> Authorization<'_> {
+    match headers.get(header::AUTHORIZATION) {
+        None => Authorization::None,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| super::syntax::credentials_for_scheme(v, "Basic"))
+            .map_or(Authorization::Other, Authorization::Basic),
+    }
+}
+
 /// `POST /oauth2/token`: `grant_type=client_credentials`, client authentication by Basic or by
 /// form fields, the resource by `resource=` or `scope=`. Maps HTTP onto
 /// [`crate::oauth::TokenEndpoint::token`] and its answer onto the RFC 6749 5.1 JSON (plus the
@@ -67,14 +81,7 @@ pub async fn token(
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let form = super::syntax::media_type_is(content_type, "application/x-www-form-urlencoded");
-    let authorization = match headers.get(header::AUTHORIZATION) {
-        None => Authorization::None,
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| super::syntax::credentials_for_scheme(v, "Basic"))
-            .map_or(Authorization::Other, Authorization::Basic),
-    };
+    let authorization = authorization(&headers);
     match state.services.tokens.token(form, authorization, &body, ip, state.clock.now()).await {
         Ok(response) => {
             metrics::counter!("tokens_issued_total").increment(1);

@@ -91,6 +91,13 @@ async fn a_malformed_v2_value_is_refused_like_a_wrong_secret_before_any_query_or
     assert_eq!((status, body.contains("invalid_client")), (401, true), "{body}");
     let looked_up = token(&app, &dm, PlainSecret::generate().expose(), false).await;
     assert_eq!(looked_up.status(), 503, "a well-formed value needs the database");
+    // The machine API authenticates through the same guard: the same refusal without a query.
+    let api = |secret: String| {
+        let req = new_client().get(app.url("/api/v1/self")).basic_auth(dm.client_id.to_string(), Some(secret));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(api(with_bad_checksum(&value)).await, 401);
+    assert_eq!(api(PlainSecret::generate().expose().to_owned()).await, 503);
 }
 
 /// Point 2: a secret made before v2 (40 alphanumerics, `value_format` 1) keeps working and keeps
