@@ -20,6 +20,8 @@ pub enum EmailKind {
     SecretExposed,
     /// A partner system created or deleted a secret through the machine API (issue 16).
     ApiWrite,
+    /// Self-rotation of an application was turned on or off, or forbidden by WMDA (issue 16).
+    SelfRotation,
 }
 
 impl EmailKind {
@@ -34,6 +36,7 @@ impl EmailKind {
             EmailKind::SecretDeleted => "secret_deleted",
             EmailKind::SecretExposed => "secret_exposed",
             EmailKind::ApiWrite => "api_write",
+            EmailKind::SelfRotation => "self_rotation",
         }
     }
 
@@ -48,6 +51,7 @@ impl EmailKind {
             Self::SecretDeleted,
             Self::SecretExposed,
             Self::ApiWrite,
+            Self::SelfRotation,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

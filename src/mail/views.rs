@@ -212,6 +212,58 @@ pub fn api_write_email(w: &ApiWriteFacts<'_>, recipient: &str, name: &str) -> Ne
     notice_email(EmailKind::ApiWrite, recipient, name, &subject, &paragraphs)
 }
 
+/// What the email about a change of an application's self-rotation says (issue 16, point 3).
+#[derive(Debug, Clone)]
+pub struct SelfRotationMailFacts<'a> {
+    /// The application's name.
+    pub application: &'a str,
+    /// Its client ID.
+    pub client_id: &'a str,
+    /// Self-rotation is on after the change.
+    pub on: bool,
+    /// Who changed it: a credential manager's name, or `None` for WMDA (which forbade it).
+    pub by: Option<&'a str>,
+    /// The application's section of the Manage page.
+    pub manage_url: &'a str,
+}
+
+/// The email about a change of self-rotation through the machine API (DESIGN.md section 8): to
+/// the application's other credential managers when one of them turned it on or off, or to all
+/// of them when a WMDA admin forbade it. Says what partner systems can do now.
+pub fn self_rotation_email(f: &SelfRotationMailFacts<'_>, recipient: &str, name: &str) -> NewEmail {
+    let (app, client_id, manage_url) = (f.application, f.client_id, f.manage_url);
+    let (subject, paragraphs) = match (f.by, f.on) {
+        (Some(by), true) => (
+            format!("{app}: self-rotation turned on"),
+            vec![
+                format!(
+                    "{by} turned on self-rotation for {app} (client ID {client_id}): partner systems holding one of its                      current client secrets can now create a new secret through the API (at most 2 a day, one pending                      per secret) and delete the secrets that created theirs. You are emailed each time they do."
+                ),
+                format!("Not expected? Turn it off here: {manage_url}"),
+            ],
+        ),
+        (Some(by), false) => (
+            format!("{app}: self-rotation turned off"),
+            vec![
+                format!(
+                    "{by} turned off self-rotation for {app} (client ID {client_id}): partner systems can no longer                      create client secrets through the API; their requests are refused. Secrets are created on the                      Manage page again."
+                ),
+                format!("Manage the application's secrets here: {manage_url}"),
+            ],
+        ),
+        (None, _) => (
+            format!("{app}: self-rotation turned off by WMDA"),
+            vec![
+                format!(
+                    "WMDA turned off self-rotation for {app} (client ID {client_id}) and does not allow it for now:                      partner systems can no longer create client secrets through the API; their requests are refused.                      Create the next secret on the Manage page, and ask WMDA support if you need self-rotation back."
+                ),
+                format!("Manage the application's secrets here: {manage_url}"),
+            ],
+        ),
+    };
+    notice_email(EmailKind::SelfRotation, recipient, name, &subject, &paragraphs)
+}
+
 /// What the urgent email about a secret found in public says (issue 15, point 4).
 #[derive(Debug, Clone)]
 pub struct ExposureFacts<'a> {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::domain::leak::{Label, ReportAnswer, ReportItem, token_hash};
 use crate::domain::{BaseUrl, Shape};
 use crate::mail::views::{ExposureFacts, secret_exposed_email};
-use crate::store::{LeakOutcome, LeakSighting};
+use crate::store::{LeakOutcome, LeakSighting, SelfRotationChange, SelfRotationFacts};
 
 use crate::domain::secret::secret_limit_message;
 use crate::domain::{ClientId, ExpiryDate, PlainSecret, SecretName};
@@ -159,6 +159,64 @@ pub async fn admin_delete(
         managers.iter().map(|(email, name)| secret_deleted_email(&facts, email, name)).collect()
     };
     store.admin_delete_secret((application_id, secret_id), reason, actor, &render, now).await
+}
+
+/// The Manage page's self-rotation switch (issue 16, point 3; DESIGN.md section 8): the
+/// credential manager `user_id`, named `by` (acting as `actor`), turns self-rotation of
+/// `client_id` on or off at `now`; audited, and the application's other credential managers are
+/// emailed, with a link to its section of the Manage page under `base_url`.
+///
+/// # Errors
+/// [`StoreError::NotFound`] when the user does not manage the application; other
+/// [`StoreError`]s.
+pub async fn set_self_rotation(
+    store: &Store,
+    base_url: &BaseUrl,
+    (actor, user_id, by): (&Actor, Uuid, &str),
+    client_id: ClientId,
+    on: bool,
+    now: DateTime<Utc>,
+) -> Result<SelfRotationChange, StoreError> {
+    let manage_url = base_url.join("/manage-api-credentials");
+    let render = self_rotation_emails(&manage_url, Some(by));
+    store.set_self_rotation_as_manager((user_id, actor), client_id, on, &render, now).await
+}
+
+/// A WMDA admin forbids (`forbidden`) or allows again self-rotation of `application_id` at
+/// `now` (issue 16, point 3). Forbidding turns it off; when it was on, every credential manager
+/// is emailed that WMDA turned it off.
+///
+/// # Errors
+/// [`StoreError::NotFound`] for an unknown application; other [`StoreError`]s.
+pub async fn forbid_self_rotation(
+    store: &Store,
+    base_url: &BaseUrl,
+    actor: &Actor,
+    application_id: Uuid,
+    forbidden: bool,
+    now: DateTime<Utc>,
+) -> Result<SelfRotationChange, StoreError> {
+    let manage_url = base_url.join("/manage-api-credentials");
+    let render = self_rotation_emails(&manage_url, None);
+    store.forbid_self_rotation(application_id, forbidden, actor, &render, now).await
+}
+
+/// The emails about a change of self-rotation made `by` a credential manager (`None`: WMDA).
+fn self_rotation_emails<'a>(
+    manage_url: &'a str,
+    by: Option<&'a str>,
+) -> impl Fn(&SelfRotationFacts, &[(String, String)]) -> Vec<crate::domain::NewEmail> + Sync + 'a {
+    move |f, people| {
+        let link = format!("{manage_url}#app-{}", f.client_id);
+        let facts = crate::mail::views::SelfRotationMailFacts {
+            application: &f.application,
+            client_id: &f.client_id,
+            on: f.on,
+            by: if f.by_wmda { None } else { by },
+            manage_url: &link,
+        };
+        people.iter().map(|(email, name)| crate::mail::views::self_rotation_email(&facts, email, name)).collect()
+    }
 }
 
 /// Reports each item of a leak report at `now`: a value that is not a well-formed v2 secret is

@@ -8,7 +8,7 @@ use super::audit::insert_audit_event;
 use super::outbox::insert_email;
 use super::secrets::tombstone;
 use super::{Actor, AuditAction, Backend, BeginWrite, ClientSecret, Store, StoreError, on_pool};
-use crate::domain::{ExpiryDate, Hint, NewEmail, SecretHash, SecretName};
+use crate::domain::{ClientId, ExpiryDate, Hint, NewEmail, SecretHash, SecretName};
 
 /// A successor made through the API more than this long ago and never used at the token
 /// endpoint is abandoned: the caller's next POST replaces it.
@@ -44,6 +44,36 @@ pub struct ApiWrite {
     pub hint: Hint,
     /// `created`, `deleted` or `abandoned` (a successor replaced because it was never used).
     pub what: &'static str,
+}
+
+/// A change of an application's self-rotation, for the emails about it.
+#[derive(Debug, Clone)]
+pub struct SelfRotationFacts {
+    /// The application's name.
+    pub application: String,
+    /// Its client ID, as text.
+    pub client_id: String,
+    /// Self-rotation is on after the change.
+    pub on: bool,
+    /// A WMDA admin forbade it (and so turned it off); otherwise a credential manager changed it.
+    pub by_wmda: bool,
+}
+
+/// Renders one email per (email, display name) about a change of self-rotation.
+pub type RenderSelfRotationEmails<'a> = dyn Fn(&SelfRotationFacts, &[(String, String)]) -> Vec<NewEmail> + Sync + 'a;
+
+/// What a change of self-rotation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelfRotationChange {
+    /// Changed, audited, and this many emails queued (wake the sender).
+    Changed {
+        /// Emails queued.
+        emailed: usize,
+    },
+    /// It was so already: nothing changed, nothing audited.
+    Unchanged,
+    /// A WMDA admin forbade self-rotation for the application: it stays off.
+    Forbidden,
 }
 
 /// Renders one email per (email, display name) about an API write.
@@ -132,8 +162,9 @@ impl Store {
             Backend::Postgres(_) => " for update",
             Backend::Sqlite(_) => "",
         };
-        let app_sql =
-            format!("select organisation_id, name, client_id, self_rotation from application where id = $1{lock}");
+        let app_sql = format!(
+            "select organisation_id, name, client_id, self_rotation and not self_rotation_forbidden from application where id = $1{lock}"
+        );
         let id = Uuid::new_v4();
         on_pool!(self, |pool| {
             async {
@@ -321,8 +352,8 @@ impl Store {
         })
     }
 
-    /// Turns self-rotation on or off for an application (the Manage page's switch, issue 16
-    /// point 3; tests).
+    /// Sets self-rotation of an application directly, without audit or email (tests only; people
+    /// use [`Store::set_self_rotation_as_manager`] and [`Store::forbid_self_rotation`]).
     ///
     /// # Errors
     /// [`StoreError`].
@@ -334,5 +365,148 @@ impl Store {
             .await
             .map(|_| ()))?;
         Ok(())
+    }
+
+    /// The Manage page's switch (issue 16, point 3; DESIGN.md section 8): the credential manager
+    /// `user_id` (acting as `actor`) turns self-rotation of `client_id` on or off at `now`, in one
+    /// transaction with the audit event `application.self_rotation_changed` and `render`'s
+    /// emails to the application's **other** eligible credential managers. Authorisation is the
+    /// query's: only an application the user manages now is found.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the user does not manage the application; other
+    /// [`StoreError`]s.
+    pub async fn set_self_rotation_as_manager(
+        &self,
+        (user_id, actor): (Uuid, &Actor),
+        client_id: ClientId,
+        on: bool,
+        render: &RenderSelfRotationEmails<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<SelfRotationChange, StoreError> {
+        let lock = match self.backend() {
+            Backend::Postgres(_) => " for update of a",
+            Backend::Sqlite(_) => "",
+        };
+        let find_sql = format!(
+            "select a.id, a.organisation_id, a.name, a.self_rotation, a.self_rotation_forbidden from {}{lock}",
+            super::manage::GRANTED
+        );
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin_write().await?;
+                let row: Option<(Uuid, Uuid, String, bool, bool)> = sqlx::query_as(&find_sql)
+                    .bind(user_id)
+                    .bind(Some(client_id.as_uuid()))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let (application_id, organisation_id, application, current, forbidden) =
+                    row.ok_or(StoreError::NotFound)?;
+                if on && forbidden {
+                    return Ok(SelfRotationChange::Forbidden);
+                }
+                if current == on {
+                    return Ok(SelfRotationChange::Unchanged);
+                }
+                sqlx::query("update application set self_rotation = $2 where id = $1")
+                    .bind(application_id)
+                    .bind(on)
+                    .execute(&mut *tx)
+                    .await?;
+                let mut event = actor.event(AuditAction::SelfRotationChanged, now).with_details(serde_json::json!({
+                    "application": application,
+                    "self_rotation": if on { "on" } else { "off" },
+                }));
+                event.organisation_id = Some(organisation_id);
+                event.target_type = Some("application");
+                event.target_id = Some(application_id.to_string());
+                insert_audit_event!(&mut *tx, &event)?;
+                let others: Vec<(String, String)> = sqlx::query_as(super::users::OTHER_ELIGIBLE_MANAGERS)
+                    .bind(application_id)
+                    .bind(user_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let facts = SelfRotationFacts { application, client_id: client_id.to_string(), on, by_wmda: false };
+                let emails = render(&facts, &others);
+                for email in &emails {
+                    insert_email!(&mut *tx, email, now)?;
+                }
+                tx.commit().await?;
+                Ok::<_, StoreError>(SelfRotationChange::Changed { emailed: emails.len() })
+            }
+            .await
+        })
+    }
+
+    /// A WMDA admin forbids (or allows again) self-rotation of `application_id` at `now` (issue
+    /// 16, point 3). Forbidding also turns it off, in the same statement; allowing again leaves it
+    /// off until a credential manager turns it on. Audited as `application.self_rotation_forbidden`;
+    /// when forbidding turned it off, `render`'s emails go to every eligible credential manager,
+    /// whose partner systems' requests for new secrets are refused from now on.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown application; other [`StoreError`]s.
+    pub async fn forbid_self_rotation(
+        &self,
+        application_id: Uuid,
+        forbidden: bool,
+        actor: &Actor,
+        render: &RenderSelfRotationEmails<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<SelfRotationChange, StoreError> {
+        let lock = match self.backend() {
+            Backend::Postgres(_) => " for update",
+            Backend::Sqlite(_) => "",
+        };
+        let find_sql = format!(
+            "select organisation_id, name, client_id, self_rotation, self_rotation_forbidden from application where id = $1{lock}"
+        );
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin_write().await?;
+                let row: Option<(Uuid, String, Uuid, bool, bool)> =
+                    sqlx::query_as(&find_sql).bind(application_id).fetch_optional(&mut *tx).await?;
+                let (organisation_id, application, client_id, was_on, was_forbidden) =
+                    row.ok_or(StoreError::NotFound)?;
+                if was_forbidden == forbidden {
+                    return Ok(SelfRotationChange::Unchanged);
+                }
+                sqlx::query(
+                    "update application set self_rotation_forbidden = $2,
+                     self_rotation = case when $2 then false else self_rotation end where id = $1",
+                )
+                .bind(application_id)
+                .bind(forbidden)
+                .execute(&mut *tx)
+                .await?;
+                let turned_off = forbidden && was_on;
+                let mut event = actor.event(AuditAction::SelfRotationForbidden, now).with_details(serde_json::json!({
+                    "application": application,
+                    "forbidden": forbidden,
+                    "turned_off": turned_off,
+                }));
+                event.organisation_id = Some(organisation_id);
+                event.target_type = Some("application");
+                event.target_id = Some(application_id.to_string());
+                insert_audit_event!(&mut *tx, &event)?;
+                let mut emailed = 0;
+                if turned_off {
+                    let managers: Vec<(String, String)> = sqlx::query_as(super::users::ELIGIBLE_MANAGERS)
+                        .bind(application_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let client_id = ClientId::from_uuid(client_id).to_string();
+                    let facts = SelfRotationFacts { application, client_id, on: false, by_wmda: true };
+                    let emails = render(&facts, &managers);
+                    for email in &emails {
+                        insert_email!(&mut *tx, email, now)?;
+                    }
+                    emailed = emails.len();
+                }
+                tx.commit().await?;
+                Ok::<_, StoreError>(SelfRotationChange::Changed { emailed })
+            }
+            .await
+        })
     }
 }

@@ -32,8 +32,11 @@ pub struct Application {
     /// The resources it holds, in [`ResourceId::ALL`] order.
     pub resources: Vec<ResourceId>,
     /// Partner systems may create their own secrets through the machine API (issue 16; off by
-    /// default, turned on by a credential manager).
+    /// default, turned on by a credential manager). Always off while
+    /// [`self_rotation_forbidden`](Self::self_rotation_forbidden).
     pub self_rotation: bool,
+    /// A WMDA admin forbade self-rotation (issue 16, point 3): no credential manager can turn it on.
+    pub self_rotation_forbidden: bool,
 }
 
 /// What an admin (or the demo loader) gives to register an application.
@@ -70,6 +73,7 @@ pub(super) struct ApplicationRow {
     client_id: Uuid,
     created_at: DateTime<Utc>,
     self_rotation: bool,
+    self_rotation_forbidden: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -78,7 +82,8 @@ struct HeldResourceRow {
     resource_id: String,
 }
 
-const APPLICATION_COLUMNS: &str = "id, organisation_id, kind, api, name, client_id, created_at, self_rotation";
+const APPLICATION_COLUMNS: &str =
+    "id, organisation_id, kind, api, name, client_id, created_at, self_rotation, self_rotation_forbidden";
 
 pub(super) fn application(r: ApplicationRow, resources: Vec<ResourceId>) -> Result<Application, StoreError> {
     Ok(Application {
@@ -90,7 +95,10 @@ pub(super) fn application(r: ApplicationRow, resources: Vec<ResourceId>) -> Resu
         client_id: ClientId::from_uuid(r.client_id),
         created_at: r.created_at,
         resources,
-        self_rotation: r.self_rotation,
+        // Forbidding turns it off in the same statement; read both, so a row changed by hand
+        // never shows self-rotation on while forbidden.
+        self_rotation: r.self_rotation && !r.self_rotation_forbidden,
+        self_rotation_forbidden: r.self_rotation_forbidden,
     })
 }
 
@@ -174,6 +182,7 @@ impl Store {
             created_at: now,
             resources,
             self_rotation: false,
+            self_rotation_forbidden: false,
         })
     }
 

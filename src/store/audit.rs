@@ -29,6 +29,10 @@ pub enum AuditAction {
     SecretExposed,
     /// `secret.leak_reported`: A later leak report of a secret already marked exposed (its URL).
     SecretLeakReported,
+    /// `application.self_rotation_changed`: A credential manager turned self-rotation through the machine API on or off.
+    SelfRotationChanged,
+    /// `application.self_rotation_forbidden`: A WMDA admin forbade self-rotation (turning it off) or allowed it again.
+    SelfRotationForbidden,
     /// `invitation.sent`: An invitation link was emailed.
     InvitationSent,
     /// `invitation.accepted`: An invitation was accepted: a password was set.
@@ -67,7 +71,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order above.
-    pub const ALL: [AuditAction; 27] = [
+    pub const ALL: [AuditAction; 29] = [
         AuditAction::OrganisationCreated,
         AuditAction::OrganisationRenamed,
         AuditAction::ApplicationCreated,
@@ -78,6 +82,8 @@ impl AuditAction {
         AuditAction::SecretDeleted,
         AuditAction::SecretExposed,
         AuditAction::SecretLeakReported,
+        AuditAction::SelfRotationChanged,
+        AuditAction::SelfRotationForbidden,
         AuditAction::InvitationSent,
         AuditAction::InvitationAccepted,
         AuditAction::UserDisabled,
@@ -115,6 +121,8 @@ impl AuditAction {
             AuditAction::SecretDeleted => "Client secret deleted",
             AuditAction::SecretExposed => "Client secret found in public",
             AuditAction::SecretLeakReported => "Client secret reported in public again",
+            AuditAction::SelfRotationChanged => "Self-rotation turned on or off",
+            AuditAction::SelfRotationForbidden => "Self-rotation forbidden or allowed by WMDA",
             AuditAction::InvitationSent => "Invitation sent",
             AuditAction::InvitationAccepted => "Invitation accepted",
             AuditAction::UserDisabled => "User disabled",
@@ -148,6 +156,8 @@ impl AuditAction {
             AuditAction::SecretDeleted => "secret.deleted",
             AuditAction::SecretExposed => "secret.exposed",
             AuditAction::SecretLeakReported => "secret.leak_reported",
+            AuditAction::SelfRotationChanged => "application.self_rotation_changed",
+            AuditAction::SelfRotationForbidden => "application.self_rotation_forbidden",
             AuditAction::InvitationSent => "invitation.sent",
             AuditAction::InvitationAccepted => "invitation.accepted",
             AuditAction::UserDisabled => "user.disabled",

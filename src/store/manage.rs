@@ -163,7 +163,7 @@ impl Store {
         // (application, resource, manager): two queries per page instead of four (BENCHMARKS.md,
         // the Manage API Credentials page on Postgres).
         let apps_sql = format!(
-            "select a.id, a.organisation_id, a.kind, a.api, a.name, a.client_id, a.created_at, a.self_rotation,
+            "select a.id, a.organisation_id, a.kind, a.api, a.name, a.client_id, a.created_at, a.self_rotation, a.self_rotation_forbidden,
                     r.id as resource_id, r.audience, u.id as manager_id, u.display_name as manager_name,
                     u.email as manager_email
              from {} order by a.name, a.id",

@@ -33,7 +33,10 @@ pub mod url;
 pub(crate) mod users;
 
 pub use admin::{ApplicationAttention, AuditFilter, ExpiringSecret};
-pub use api::{ABANDONED_AFTER, API_CREATES_PER_WINDOW, ApiCreate, ApiNewSecret, ApiWrite, RenderApiEmails};
+pub use api::{
+    ABANDONED_AFTER, API_CREATES_PER_WINDOW, ApiCreate, ApiNewSecret, ApiWrite, RenderApiEmails,
+    RenderSelfRotationEmails, SelfRotationChange, SelfRotationFacts,
+};
 pub use applications::{Application, NewApplication, Resource};
 pub use audit::{Actor, AuditAction, AuditEvent, NewAuditEvent, TargetName};
 pub use auth::{Credentials, LinkRecord, NewLink};

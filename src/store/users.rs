@@ -215,6 +215,11 @@ pub(super) const ELIGIBLE_MANAGERS: &str =
     "select u.email, u.display_name from credential_manager_grant g join portal_user u on u.id = g.user_id
      where g.application_id = $1 and u.disabled_at is null and u.totp_secret_enc is not null order by u.email";
 
+/// [`ELIGIBLE_MANAGERS`] but the user `$2` (who made the change the email is about).
+pub(super) const OTHER_ELIGIBLE_MANAGERS: &str =
+    "select u.email, u.display_name from credential_manager_grant g join portal_user u on u.id = g.user_id
+     where g.application_id = $1 and u.id <> $2 and u.disabled_at is null and u.totp_secret_enc is not null order by u.email";
+
 impl Store {
     /// Creates a user.
     ///

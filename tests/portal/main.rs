@@ -22,6 +22,7 @@ mod outbox;
 mod readme;
 mod reminders;
 mod secret_format;
+mod self_rotation;
 mod sign_in;
 mod store;
 mod tokens;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 /// allowed resource (an API has a handful; 256 is far above any real list).
 const MAX_APPLICATION_FIELDS: usize = 256;
 use crate::domain::{Api, ApplicationKind, ApplicationName, ClientId, ResourceId};
-use crate::store::{Conflict, NewApplication, StoreError, User, UserFilter, UserRole, UserStatus};
+use crate::store::{Conflict, NewApplication, SelfRotationChange, StoreError, User, UserFilter, UserRole, UserStatus};
 use crate::web::AppState;
 use crate::web::confirm::{self, Question};
 use crate::web::error::AppError;
@@ -240,6 +240,8 @@ struct ShowPage {
     candidates: Vec<(String, String)>,
     secrets: Vec<SecretRow>,
     error: Option<String>,
+    self_rotation: bool,
+    self_rotation_forbidden: bool,
 }
 
 async fn show_page(
@@ -292,6 +294,8 @@ async fn show_page(
         candidates,
         secrets: m.secrets.iter().map(|s| secret_row(s, today)).collect(),
         error: error.clone(),
+        self_rotation: m.application.self_rotation,
+        self_rotation_forbidden: m.application.self_rotation_forbidden,
     };
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     Ok((status, page).into_response())
@@ -415,5 +419,63 @@ pub async fn delete_secret(
         deleted.name,
         deleted.hint.shown()
     );
+    notice::redirect(&session, &application_path(app_id), text).await
+}
+
+/// The self-rotation form of the application page: `forbidden` is `yes` or `no`.
+#[derive(Deserialize)]
+pub struct SelfRotationForm {
+    #[serde(default)]
+    forbidden: String,
+}
+
+/// `POST /admin/applications/{id}/self-rotation` (issue 16, point 3): a WMDA admin forbids
+/// self-rotation through the machine API (turning it off; its credential managers are emailed
+/// when it was on) or allows it again (it stays off until a credential manager turns it on).
+/// Audited. Any other value of `forbidden` changes nothing and the page says why (422).
+///
+/// # Errors
+/// [`AppError::NotFound`] for an unknown application, and the store's.
+pub async fn self_rotation(
+    State(state): State<AppState>,
+    WmdaAdmin(admin): WmdaAdmin,
+    PathId(app_id): PathId<Uuid>,
+    session: Session,
+    Form(form): Form<SelfRotationForm>,
+) -> Result<Response, AppError> {
+    let forbidden = match form.forbidden.as_str() {
+        "yes" => true,
+        "no" => false,
+        _ => {
+            return show_page(&state, &admin, app_id, Some("Choose to forbid or to allow self-rotation.".into())).await;
+        }
+    };
+    let (base_url, now) = (&state.settings.base_url, state.clock.now());
+    let change = crate::oauth::client_secrets::forbid_self_rotation(
+        &state.store,
+        base_url,
+        &admin.actor(),
+        app_id,
+        forbidden,
+        now,
+    )
+    .await?;
+    let text = match (change, forbidden) {
+        (SelfRotationChange::Changed { emailed }, true) => {
+            if emailed > 0 {
+                state.services.mailer.wake();
+            }
+            match emailed {
+                0 => "Self-rotation is forbidden for this application: its partner systems cannot create client secrets through the API.".to_owned(),
+                n => format!("Self-rotation is forbidden and turned off for this application: its partner systems cannot create client secrets through the API. {} emailed.", if n == 1 { "Its credential manager was".to_owned() } else { format!("Its {n} credential managers were") }),
+            }
+        }
+        (SelfRotationChange::Changed { .. }, false) => {
+            "Self-rotation is allowed again for this application: it stays off until a credential manager turns it on."
+                .to_owned()
+        }
+        (_, true) => "Self-rotation was already forbidden for this application: nothing changed.".to_owned(),
+        (_, false) => "Self-rotation was already allowed for this application: nothing changed.".to_owned(),
+    };
     notice::redirect(&session, &application_path(app_id), text).await
 }

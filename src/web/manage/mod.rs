@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+mod rotation;
 pub(crate) mod view;
 
 use axum::Router;
@@ -19,4 +20,5 @@ pub fn routes() -> Router<AppState> {
         .route("/manage-api-credentials/{client_id}/secrets/{secret_id}", get(delete::confirm_page))
         // POST only: a GET here answers 405.
         .route("/manage-api-credentials/{client_id}/secrets/{secret_id}/delete", post(delete::delete))
+        .route("/manage-api-credentials/{client_id}/self-rotation", post(rotation::switch))
 }

@@ -135,6 +135,10 @@ pub struct AppView {
     pub form: CreateForm,
     /// A ready-to-paste token request.
     pub curl: String,
+    /// Partner systems may create their own secrets through the machine API (issue 16, point 3).
+    pub self_rotation: bool,
+    /// A WMDA admin forbade self-rotation: no switch is shown.
+    pub self_rotation_forbidden: bool,
 }
 
 /// Formats an instant as `YYYY-MM-DD HH:MM UTC`.
@@ -206,6 +210,8 @@ pub fn app_view(state: &AppState, m: &ManagedApplication, today: NaiveDate) -> A
         ),
         form: CreateForm::fresh(today),
         curl: curl_example(&token_endpoint, &m.application.client_id, m.resources.first().map(|r| r.id.as_str())),
+        self_rotation: m.application.self_rotation,
+        self_rotation_forbidden: m.application.self_rotation_forbidden,
     }
 }
 

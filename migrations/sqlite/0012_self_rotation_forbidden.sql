@@ -1,0 +1,3 @@
+-- Issue 16, point 3 (DESIGN.md section 8): a WMDA admin can forbid self-rotation for an
+-- application. Forbidding also turns it off; while forbidden, no credential manager can turn it on.
+alter table application add column self_rotation_forbidden integer not null default 0 check (self_rotation_forbidden in (0, 1));
