@@ -131,7 +131,7 @@ pub fn parse_report(body: &[u8]) -> Result<Vec<ReportItem>, ReportError> {
 }
 
 /// What a report says of one value: live or not, and nothing more.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Label {
     /// A live secret of the portal (undeleted, unexpired, well-formed v2).
@@ -151,7 +151,7 @@ impl Label {
 }
 
 /// One entry of the answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReportAnswer {
     /// SHA-256 of the reported value, lower-case hex.
     pub token_hash: String,

@@ -285,12 +285,14 @@ pub async fn report_leaks(
 
 /// The optional body of `POST /api/v1/self/secrets` (DESIGN.md section 8); unknown fields are
 /// refused.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSecretRequest {
-    /// The name; default `Rotated automatically on <UTC date>`.
+    /// The name, 1 to 100 characters; default `Rotated automatically on <UTC date>`.
+    #[schema(example = "Build server (rotated automatically)")]
     pub name: Option<String>,
-    /// The expiration date, `YYYY-MM-DD` (UTC); default the latest allowed (one year ahead).
+    /// The expiration date, `YYYY-MM-DD` (UTC), today to one year ahead; default the latest allowed.
+    #[schema(example = "2027-12-07", format = Date)]
     pub expires_on: Option<String>,
 }
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::extract::ClientIp;
-use super::problem::problem;
+use super::problem::{Problem, ProblemType, problem};
 use crate::domain::failure_window::ThrottleVerdict;
 use crate::domain::leak::{ReportError, parse_report};
 use crate::domain::throttle::{Counting, ThrottleRule};
@@ -22,6 +22,22 @@ use crate::store::Actor;
 pub const UNSIGNED_RULE: ThrottleRule =
     ThrottleRule { scope: "leak", limit: 10, period: chrono::Duration::minutes(1), counting: Counting::Window };
 
+/// One item of a leak report, as GitHub's secret-scanning partner program sends it (the body
+/// is read by [`parse_report`], which cuts each field to its limit; this type only describes it).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LeakReportItem {
+    /// The value found. Never stored or logged; the answer names it by its SHA-256.
+    token: String,
+    /// The kind of token, as the scanner calls it; echoed in the answer.
+    #[schema(rename = "type")]
+    token_type: String,
+    /// Where it was found.
+    url: Option<String>,
+    /// What found it, e.g. `content`, `commit`.
+    source: Option<String>,
+}
+
 /// The signature headers of GitHub's secret-scanning partner program.
 const KEY_ID: &str = "github-public-key-identifier";
 const SIGNATURE: &str = "github-public-key-signature";
@@ -29,7 +45,7 @@ const SIGNATURE: &str = "github-public-key-signature";
 fn too_many(retry_after: i64) -> Response {
     let mut response = problem(
         StatusCode::TOO_MANY_REQUESTS,
-        "rate-limited",
+        ProblemType::RateLimited,
         "Too many unsigned reports",
         "This address sent 10 unsigned or badly signed leak reports within a minute; retry later.",
     );
@@ -44,6 +60,27 @@ fn too_many(retry_after: i64) -> Response {
 /// is 401; without it, unsigned reports are accepted. Unsigned reports and refused signatures
 /// count towards 10 a minute per address (429 with `Retry-After`); verified ones never do. The answer is 200 with one
 /// `{"token_hash", "token_type", "label"}` per item, and never says more than the label.
+#[utoipa::path(
+    post,
+    path = "/api/v1/leaks",
+    tag = "leaks",
+    summary = "Report client secrets found in public",
+    description = "GitHub's secret-scanning partner format: a JSON array of at most 100 items, at most 64 KiB. When the portal is configured with GitHub's public keys, the signature headers must verify against the exact body. A live secret reported here is marked exposed at once and can no longer authenticate; its credential managers are emailed.",
+    params(
+        ("Github-Public-Key-Identifier" = Option<String>, Header, description = "The id of the key that signed the body (GitHub's key file)."),
+        ("Github-Public-Key-Signature" = Option<String>, Header, description = "Base64 ECDSA P-256 SHA-256 signature of the exact body."),
+    ),
+    request_body(content = Vec<LeakReportItem>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "One answer per item, in order.", body = Vec<crate::domain::leak::ReportAnswer>),
+        (status = 400, description = "`validation`: not JSON.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid-signature`: missing or refused signature.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body-too-large`: over 64 KiB.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation`: not an array of reports, or over 100 items.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate-limited`: over 10 unsigned or badly signed reports a minute from this address (`Retry-After`).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`keys-unreadable` or `unavailable`: send the report again later.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn report(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -58,7 +95,7 @@ pub async fn report(
     let Ok(body) = body else {
         return problem(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
+            ProblemType::BodyTooLarge,
             "Report too large",
             "A leak report has at most 64 KiB.",
         );
@@ -73,7 +110,7 @@ pub async fn report(
     if let Some(Err(SignatureError::Unreadable)) = verified {
         return problem(
             StatusCode::SERVICE_UNAVAILABLE,
-            "keys-unreadable",
+            ProblemType::KeysUnreadable,
             "Leak reports cannot be checked now",
             &SignatureError::Unreadable.to_string(),
         );
@@ -93,7 +130,12 @@ pub async fn report(
             };
             leaks.unsigned.record(key, now);
             if let Some(Err(e)) = unsigned_or_refused {
-                return problem(StatusCode::UNAUTHORIZED, "invalid-signature", "Signature refused", &e.to_string());
+                return problem(
+                    StatusCode::UNAUTHORIZED,
+                    ProblemType::InvalidSignature,
+                    "Signature refused",
+                    &e.to_string(),
+                );
             }
             None
         }
@@ -103,7 +145,7 @@ pub async fn report(
         Err(e) => {
             let status =
                 if e == ReportError::NotJson { StatusCode::BAD_REQUEST } else { StatusCode::UNPROCESSABLE_ENTITY };
-            return problem(status, "validation", "The report cannot be read", &e.to_string());
+            return problem(status, ProblemType::Validation, "The report cannot be read", &e.to_string());
         }
     };
     let label = match &signed_by {
@@ -134,7 +176,7 @@ pub async fn report(
             tracing::error!(error = %e, "cannot record a leak report");
             problem(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                ProblemType::Unavailable,
                 "Try again later",
                 "The report could not be recorded; send it again.",
             )

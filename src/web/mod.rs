@@ -16,6 +16,7 @@ pub(crate) mod manage;
 pub mod notice;
 mod oauth;
 mod observability;
+pub mod openapi;
 mod pages;
 pub mod problem;
 mod security;
@@ -185,6 +186,8 @@ pub fn router(
         .route("/", get(home::root))
         .route("/logout", post(auth::login::logout))
         .route("/manage-clients", get(home::manage_clients))
+        .route("/api/docs", get(openapi::docs_page))
+        .route("/api/docs/rotate.sh", get(openapi::rotate_script))
         .merge(manage::routes())
         .merge(admin::routes().layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT)))
         .merge(sign_in)
@@ -204,6 +207,7 @@ pub fn router(
                     "/leaks",
                     post(leaks::report).layer(DefaultBodyLimit::max(crate::domain::leak::MAX_REPORT_BYTES)),
                 )
+                .route("/openapi.json", get(openapi::openapi_json))
                 .route("/self", get(api::get_self))
                 .route("/self/secrets", post(api::create_secret).layer(DefaultBodyLimit::max(api::API_BODY_LIMIT)))
                 .route("/self/secrets/{id}", axum::routing::delete(api::delete_secret))

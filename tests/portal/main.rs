@@ -12,6 +12,7 @@ mod support;
 
 mod admin;
 mod api;
+mod api_docs;
 mod cli;
 mod hardening;
 mod health;
