@@ -7,7 +7,7 @@
 # resident memory idle and at its peak (VmHWM).
 #
 #   benches/load.sh [seconds]          (default 15; needs wrk, python3)
-#   ONLY=page|sign-in|token benches/load.sh   runs one of the three loads
+#   ONLY=page|sign-in|token|api benches/load.sh   runs one of the loads (api: GET /api/v1/self)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-15}
@@ -96,5 +96,9 @@ load() { # key, label, then wrk arguments
 load page "Manage API Credentials page" -H "Cookie: $cookie" "$url/manage-api-credentials"
 load sign-in "sign-in password step (argon2id)" -s "$work/sign_in.lua" "$url/login"
 load token "token endpoint" -s "$work/token.lua" "$url/oauth2/token"
+# The machine API (issue 16): GET /api/v1/self with HTTP Basic, the same secret (a synthetic one:
+# on loopback, in wrk's arguments).
+basic=$(printf '%s:%s' "$client_id" "$secret" | base64 -w0)
+load api "machine API GET /api/v1/self" -H "Authorization: Basic $basic" "$url/api/v1/self"
 read -r after peak anon file < <(python3 "$helper" rss "$pid")
 echo "peak RSS (VmHWM): ${peak} MiB; after the load: ${after} MiB (anonymous ${anon} MiB, file-backed ${file} MiB)"

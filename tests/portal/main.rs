@@ -22,6 +22,7 @@ mod manage;
 mod outbox;
 mod readme;
 mod reminders;
+mod rotate_script;
 mod secret_format;
 mod self_rotation;
 mod sign_in;
