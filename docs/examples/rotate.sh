@@ -22,6 +22,9 @@
 #    consumers that read SECRET_FILE only at start-up have time to switch.
 # Otherwise it changes nothing. A credential manager must first turn on self-rotation for the
 # application on the portal's Manage API Credentials page; every step is emailed to them.
+# A successor whose value could not be put in place (the token endpoint did not accept it yet, or
+# the run was interrupted) stays in "$SECRET_FILE.new.*", and the next run finishes with it. The
+# predecessor is deleted only while SECRET_FILE holds the secret this script rotated to.
 #
 # Secrets reach curl on its standard input (`curl -K -`), never in its arguments, and this script
 # never prints one. Hosts that do not share one SECRET_FILE need a client secret each.
@@ -29,6 +32,7 @@
 # 2 for a usage error.
 
 set -eu
+export TZ=UTC # jq's date functions read local time in some versions: keep them in UTC
 
 say() { printf 'rotate.sh: %s\n' "$*" >&2; }
 fail() { say "$*"; exit 1; }
@@ -45,22 +49,33 @@ DELETE_AFTER_HOURS=${DELETE_AFTER_HOURS:-24}
 case "$RENEW_DAYS$DELETE_AFTER_HOURS" in *[!0-9]*) say "RENEW_DAYS and DELETE_AFTER_HOURS are whole numbers"; exit 2 ;; esac
 PORTAL_URL=${PORTAL_URL%/}
 STATE_FILE="$SECRET_FILE.state"
+CR=$(printf '\r')
 umask 077
 
-IFS= read -r SECRET < "$SECRET_FILE" || [ -n "${SECRET:-}" ] || { say "SECRET_FILE is empty"; exit 2; }
+# read_secret FILE: the file's first line, without a trailing CR, into $value.
+read_secret() {
+  value=
+  IFS= read -r value < "$1" || [ -n "$value" ] || return 1
+  value=${value%"$CR"}
+  [ -n "$value" ]
+}
+read_secret "$SECRET_FILE" || { say "SECRET_FILE is empty"; exit 2; }
+SECRET=$value
 
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT INT TERM
+trap 'rm -rf "$WORK"' EXIT
+trap 'exit 1' INT TERM
 
-# call METHOD PATH SECRET [curl options...]: the answer's body in $WORK/body, its status printed.
-# The client ID and secret travel as a curl config on standard input (printf is a shell builtin:
-# no process sees them in its arguments).
+# call METHOD PATH SECRET [curl options...]: the answer's body in $WORK/body, its status printed
+# (000 when the portal cannot be reached). The client ID and secret travel as a curl config on
+# standard input (printf is a shell builtin: no process sees them in its arguments); -q first:
+# no ~/.curlrc adds tracing or verbosity.
 call() {
   method=$1 path=$2 secret=$3
   shift 3
-  printf 'user = "%s:%s"\n' "$CLIENT_ID" "$secret" |
-    curl -sS -K - -X "$method" -o "$WORK/body" -w '%{http_code}' "$@" "$PORTAL_URL$path" ||
-    fail "cannot reach $PORTAL_URL"
+  code=$(printf 'user = "%s:%s"\n' "$CLIENT_ID" "$secret" |
+    curl -q -sS -K - -X "$method" -o "$WORK/body" -w '%{http_code}' "$@" "$PORTAL_URL$path") || true
+  printf '%s' "${code:-000}"
 }
 
 # problem: the reason and detail of a problem answer, for messages.
@@ -69,30 +84,75 @@ problem() {
     printf 'unreadable answer'
 }
 
-status=$(call GET /api/v1/self "$SECRET")
-[ "$status" = 200 ] || fail "GET /api/v1/self answered $status ($(problem))"
-cp "$WORK/body" "$WORK/self"
+# get_self SECRET: GET /api/v1/self as SECRET into $WORK/self; fails with a message unless 200.
+get_self() {
+  status=$(call GET /api/v1/self "$1")
+  case "$status" in
+    200) cp "$WORK/body" "$WORK/self" ;;
+    000) fail "cannot reach $PORTAL_URL" ;;
+    *) fail "GET /api/v1/self answered $status ($(problem))" ;;
+  esac
+}
+
+# switch_to FILE ID HINT PREDECESSOR: proves the secret in FILE (a file beside SECRET_FILE) at the
+# token endpoint, renames it over SECRET_FILE and records PREDECESSOR for a later run to delete.
+# When the token endpoint does not accept it, FILE is kept for the next run to try again.
+switch_to() {
+  file=$1 id=$2 hint=$3 predecessor=$4
+  read_secret "$file" || fail "$file is empty"
+  proved=no
+  for attempt in 1 2 3; do
+    status=$(call POST /oauth2/token "$value" --data-urlencode grant_type=client_credentials \
+      --data-urlencode "resource=$resource")
+    if [ "$status" = 200 ] && jq -e '.access_token | type == "string"' "$WORK/body" >/dev/null 2>&1; then
+      proved=yes
+      break
+    fi
+    sleep "$attempt"
+  done
+  rm -f "$WORK/body"
+  [ "$proved" = yes ] ||
+    fail "the token endpoint did not accept the new secret $id ($hint) yet (last answer $status): $SECRET_FILE is unchanged; the next run tries $file again"
+  state_new=$(mktemp "$STATE_FILE.XXXXXX")
+  printf 'predecessor=%s\nrotated_at=%s\nsuccessor=%s\n' "$predecessor" "$(date +%s)" "$id" > "$state_new"
+  mv -f "$file" "$SECRET_FILE"
+  mv -f "$state_new" "$STATE_FILE"
+  say "rotated: the new secret $id ($hint) is in $SECRET_FILE; the predecessor $predecessor is deleted by a later run once unused for $DELETE_AFTER_HOURS hours"
+}
+
+get_self "$SECRET"
+current_id=$(jq -r '.secrets[] | select(.is_caller) | .id' "$WORK/self")
+[ -n "$current_id" ] || fail "GET /api/v1/self did not list the current secret"
+resource=${RESOURCE:-$(jq -r '.resources[0].id // empty' "$WORK/self")}
 
 # 1. Delete the predecessor recorded by an earlier run, once it has gone unused long enough.
-if [ -s "$STATE_FILE" ]; then
+if [ -e "$STATE_FILE" ]; then
   predecessor=$(sed -n 's/^predecessor=//p' "$STATE_FILE")
   rotated_at=$(sed -n 's/^rotated_at=//p' "$STATE_FILE")
-  case "$predecessor" in
-    *[!0-9a-f-]* | "") fail "$STATE_FILE is not a state file of this script" ;;
-  esac
-  # Seconds since its last use (or, never used, since the rotation); -1 when the portal no longer lists it.
-  idle=$(jq -r --arg id "$predecessor" --argjson rotated "${rotated_at:-0}" '
+  successor=$(sed -n 's/^successor=//p' "$STATE_FILE")
+  uuid='[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
+  if [ "$(printf '%s\n%s\n' "$predecessor" "$successor" | grep -Ecx "$uuid")" != 2 ]; then
+    fail "$STATE_FILE is not a state file of this script (no predecessor and successor ids): check and remove it"
+  fi
+  case "$rotated_at" in "" | *[!0-9]*) fail "$STATE_FILE has no rotation time: check and remove it" ;; esac
+  if [ "$successor" != "$current_id" ]; then
+    fail "$SECRET_FILE no longer holds the secret this script rotated to ($successor), so the predecessor $predecessor is not deleted: check, then remove $STATE_FILE"
+  fi
+  # Seconds since its last use (or, never used, since the rotation), or "gone".
+  idle=$(jq -r --arg id "$predecessor" --argjson rotated "$rotated_at" '
       def t: sub("\\.[0-9]+"; "") | fromdateiso8601;
-      (.secrets[] | select(.id == $id)) as $s
-      | if $s then (now - (if $s.last_used_at then ($s.last_used_at | t) else $rotated end)) | floor else -1 end
-    ' "$WORK/self")
-  if [ -z "$idle" ] || [ "$idle" -lt 0 ]; then
+      (first(.secrets[] | select(.id == $id)) // null) as $s
+      | if $s == null then "gone"
+        else [now - (if $s.last_used_at then ($s.last_used_at | t) else $rotated end), 0] | max | floor | tostring
+        end' "$WORK/self")
+  if [ "$idle" = gone ]; then
     say "the predecessor $predecessor is gone already"
     rm -f "$STATE_FILE"
   elif [ "$idle" -ge $((DELETE_AFTER_HOURS * 3600)) ]; then
     status=$(call DELETE "/api/v1/self/secrets/$predecessor" "$SECRET")
     case "$status" in
       204 | 404) say "deleted the predecessor $predecessor"; rm -f "$STATE_FILE" ;;
+      000) fail "cannot reach $PORTAL_URL" ;;
       *) fail "DELETE of the predecessor $predecessor answered $status ($(problem))" ;;
     esac
   else
@@ -103,52 +163,62 @@ fi
 # 2. Rotate when the current secret expires within RENEW_DAYS.
 left=$(jq -r 'def t: sub("\\.[0-9]+"; "") | fromdateiso8601;
   .secrets[] | select(.is_caller) | ((.expires_at | t) - now) / 86400 | floor' "$WORK/self")
-[ -n "$left" ] || fail "GET /api/v1/self did not list the current secret"
 if [ "$left" -ge "$RENEW_DAYS" ]; then
   say "nothing to do: the current secret expires in $left days (rotating within $RENEW_DAYS)"
   exit 0
 fi
-if [ -s "$STATE_FILE" ]; then
+if [ -e "$STATE_FILE" ]; then
   fail "the current secret expires in $left days, but its predecessor is not deleted yet: see $STATE_FILE"
 fi
-resource=${RESOURCE:-$(jq -r '.resources[0].id // empty' "$WORK/self")}
 [ -n "$resource" ] || fail "the application has no resource to prove a new secret with: set RESOURCE"
-current_id=$(jq -r '.secrets[] | select(.is_caller) | .id' "$WORK/self")
+
+# A successor an interrupted run created and kept (its value beside SECRET_FILE): finish with it.
+for leftover in "$SECRET_FILE".new.*; do
+  [ -f "$leftover" ] || continue
+  status=401
+  if read_secret "$leftover"; then status=$(call GET /api/v1/self "$value"); fi
+  case "$status" in
+    200)
+      id=$(jq -r '.secrets[] | select(.is_caller) | .id' "$WORK/body")
+      hint=$(jq -r '.secrets[] | select(.is_caller) | .hint' "$WORK/body")
+      say "found the successor $id ($hint) an earlier run created"
+      switch_to "$leftover" "$id" "$hint" "$current_id"
+      exit 0
+      ;;
+    401)
+      say "removing $leftover: the portal does not accept it"
+      rm -f "$leftover"
+      ;;
+    *) fail "cannot check $leftover now (GET /api/v1/self answered $status): the next run tries again" ;;
+  esac
+done
+
+# Where the new value goes: a file beside SECRET_FILE with its mode and owner, made before asking,
+# so a directory that cannot take it costs no secret.
+new_file=$(mktemp "$SECRET_FILE.new.XXXXXX") || fail "cannot write a file beside $SECRET_FILE"
+if ! { cp -p "$SECRET_FILE" "$new_file" && : > "$new_file"; }; then
+  rm -f "$new_file"
+  fail "cannot write $new_file"
+fi
 
 status=$(call POST /api/v1/self/secrets "$SECRET")
 case "$status" in
   201) ;;
-  409 | 429) fail "the portal refused a successor: $(problem)" ;;
-  *) fail "POST /api/v1/self/secrets answered $status ($(problem))" ;;
+  409)
+    rm -f "$new_file"
+    successor=$(jq -r '.successor | if . then "\(.id) (\(.hint))" else "" end' "$WORK/body" 2>/dev/null || true)
+    if [ -n "$successor" ]; then
+      fail "the current secret already created the successor $successor, and this host does not hold its value: if it is unused the portal replaces it an hour after its creation; otherwise delete it on the Manage API Credentials page"
+    fi
+    fail "the portal refused a successor: $(problem)"
+    ;;
+  000) rm -f "$new_file"; fail "cannot reach $PORTAL_URL" ;;
+  *) rm -f "$new_file"; fail "POST /api/v1/self/secrets answered $status ($(problem))" ;;
 esac
-NEW_FILE=$(mktemp "$SECRET_FILE.new.XXXXXX")
-cp -p "$SECRET_FILE" "$NEW_FILE" # the same mode and owner as the file it replaces
-jq -j '.value' "$WORK/body" > "$NEW_FILE"
-printf '\n' >> "$NEW_FILE"
-new_id=$(jq -r '.id' "$WORK/body")
-new_hint=$(jq -r '.hint' "$WORK/body")
-IFS= read -r NEW_SECRET < "$NEW_FILE"
-rm -f "$WORK/body"
-
-# Prove it: the token endpoint must accept the new secret before anything uses it.
-proved=no
-for attempt in 1 2 3; do
-  status=$(call POST /oauth2/token "$NEW_SECRET" --data-urlencode grant_type=client_credentials \
-    --data-urlencode "resource=$resource")
-  if [ "$status" = 200 ] && jq -e '.access_token | type == "string"' "$WORK/body" >/dev/null 2>&1; then
-    proved=yes
-    break
-  fi
-  sleep "$attempt"
-done
-rm -f "$WORK/body"
-if [ "$proved" != yes ]; then
-  rm -f "$NEW_FILE"
-  fail "the token endpoint refused the new secret $new_id ($new_hint): $SECRET_FILE is unchanged; the portal replaces the unused successor on a run an hour from now"
+if ! { jq -j '.value' "$WORK/body" > "$new_file" && printf '\n' >> "$new_file"; }; then
+  fail "could not write the new secret to $new_file: the portal replaces the unused successor on a run an hour from now"
 fi
-
-mv -f "$NEW_FILE" "$SECRET_FILE"
-STATE_NEW=$(mktemp "$STATE_FILE.XXXXXX")
-printf 'predecessor=%s\nrotated_at=%s\nsuccessor=%s\n' "$current_id" "$(date +%s)" "$new_id" > "$STATE_NEW"
-mv -f "$STATE_NEW" "$STATE_FILE"
-say "rotated: the new secret $new_id ($new_hint) is in $SECRET_FILE; the predecessor $current_id is deleted by a later run once unused for $DELETE_AFTER_HOURS hours"
+id=$(jq -r '.id' "$WORK/body")
+hint=$(jq -r '.hint' "$WORK/body")
+rm -f "$WORK/body"
+switch_to "$new_file" "$id" "$hint" "$current_id"

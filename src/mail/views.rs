@@ -237,7 +237,9 @@ pub fn self_rotation_email(f: &SelfRotationMailFacts<'_>, recipient: &str, name:
             format!("{app}: self-rotation turned on"),
             vec![
                 format!(
-                    "{by} turned on self-rotation for {app} (client ID {client_id}): partner systems holding one of its                      current client secrets can now create a new secret through the API (at most 2 a day, one pending                      per secret) and delete the secrets that created theirs. You are emailed each time they do."
+                    "{by} turned on self-rotation for {app} (client ID {client_id}): partner systems holding one of its \
+                    current client secrets can now create a new secret through the API (at most 2 a day, one pending \
+                    per secret) and delete the secrets that created theirs. You are emailed each time they do."
                 ),
                 format!("Not expected? Turn it off here: {manage_url}"),
             ],
@@ -246,7 +248,9 @@ pub fn self_rotation_email(f: &SelfRotationMailFacts<'_>, recipient: &str, name:
             format!("{app}: self-rotation turned off"),
             vec![
                 format!(
-                    "{by} turned off self-rotation for {app} (client ID {client_id}): partner systems can no longer                      create client secrets through the API; their requests are refused. Secrets are created on the                      Manage page again."
+                    "{by} turned off self-rotation for {app} (client ID {client_id}): partner systems can no longer \
+                    create client secrets through the API; their requests are refused. Secrets are created on the \
+                    Manage page again."
                 ),
                 format!("Manage the application's secrets here: {manage_url}"),
             ],
@@ -255,7 +259,9 @@ pub fn self_rotation_email(f: &SelfRotationMailFacts<'_>, recipient: &str, name:
             format!("{app}: self-rotation turned off by WMDA"),
             vec![
                 format!(
-                    "WMDA turned off self-rotation for {app} (client ID {client_id}) and does not allow it for now:                      partner systems can no longer create client secrets through the API; their requests are refused.                      Create the next secret on the Manage page, and ask WMDA support if you need self-rotation back."
+                    "WMDA turned off self-rotation for {app} (client ID {client_id}) and does not allow it for now: \
+                    partner systems can no longer create client secrets through the API; their requests are refused. \
+                    Create the next secret on the Manage page, and ask WMDA support if you need self-rotation back."
                 ),
                 format!("Manage the application's secrets here: {manage_url}"),
             ],
@@ -449,5 +455,40 @@ mod tests {
         assert!(e.text_body.contains("https://portal.example/invite/abc"));
         assert!(e.html_body.contains("href=\"https://portal.example/invite/abc\""));
         assert!(e.text_body.contains("72 hours"));
+    }
+
+    /// Every sentence of the notice emails reads as one line of words: no run of spaces left by a
+    /// wrapped string in the source (found once in the self-rotation emails).
+    #[test]
+    fn notice_emails_have_no_runs_of_spaces() {
+        let hint = crate::domain::Hint::new("abc", crate::domain::SecretFormat::V2);
+        let mut emails = Vec::new();
+        for (by, on) in [(Some("Jane Doe"), true), (Some("Jane Doe"), false), (None, false)] {
+            let f = SelfRotationMailFacts {
+                application: "Partner-NL-X-DM",
+                client_id: "c1",
+                on,
+                by,
+                manage_url: "https://p/m",
+            };
+            emails.push(self_rotation_email(&f, "piet@example.org", "Piet"));
+        }
+        for what in ["created", "abandoned", "deleted"] {
+            let f = ApiWriteFacts {
+                what,
+                application: "Partner-NL-X-DM",
+                client_id: "c1",
+                secret_name: "Build",
+                hint: &hint,
+                ip: "198.51.100.7",
+                manage_url: "https://p/m",
+            };
+            emails.push(api_write_email(&f, "piet@example.org", "Piet"));
+        }
+        for e in emails {
+            for line in e.text_body.lines() {
+                assert!(!line.trim_start().contains("  "), "{:?}: {line:?}", e.subject);
+            }
+        }
     }
 }

@@ -164,7 +164,8 @@ pub async fn admin_delete(
 /// The Manage page's self-rotation switch (issue 16, point 3; DESIGN.md section 8): the
 /// credential manager `user_id`, named `by` (acting as `actor`), turns self-rotation of
 /// `client_id` on or off at `now`; audited, and the application's other credential managers are
-/// emailed, with a link to its section of the Manage page under `base_url`.
+/// emailed, with a link to its section of the Manage page under `base_url`. Returns the
+/// application's name and what happened.
 ///
 /// # Errors
 /// [`StoreError::NotFound`] when the user does not manage the application; other
@@ -176,7 +177,7 @@ pub async fn set_self_rotation(
     client_id: ClientId,
     on: bool,
     now: DateTime<Utc>,
-) -> Result<SelfRotationChange, StoreError> {
+) -> Result<(String, SelfRotationChange), StoreError> {
     let manage_url = base_url.join("/manage-api-credentials");
     let render = self_rotation_emails(&manage_url, Some(by));
     store.set_self_rotation_as_manager((user_id, actor), client_id, on, &render, now).await

@@ -371,7 +371,8 @@ impl Store {
     /// `user_id` (acting as `actor`) turns self-rotation of `client_id` on or off at `now`, in one
     /// transaction with the audit event `application.self_rotation_changed` and `render`'s
     /// emails to the application's **other** eligible credential managers. Authorisation is the
-    /// query's: only an application the user manages now is found.
+    /// query's: only an application the user manages now is found. Returns the application's name
+    /// and what happened.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when the user does not manage the application; other
@@ -383,7 +384,7 @@ impl Store {
         on: bool,
         render: &RenderSelfRotationEmails<'_>,
         now: DateTime<Utc>,
-    ) -> Result<SelfRotationChange, StoreError> {
+    ) -> Result<(String, SelfRotationChange), StoreError> {
         let lock = match self.backend() {
             Backend::Postgres(_) => " for update of a",
             Backend::Sqlite(_) => "",
@@ -403,10 +404,10 @@ impl Store {
                 let (application_id, organisation_id, application, current, forbidden) =
                     row.ok_or(StoreError::NotFound)?;
                 if on && forbidden {
-                    return Ok(SelfRotationChange::Forbidden);
+                    return Ok((application, SelfRotationChange::Forbidden));
                 }
                 if current == on {
-                    return Ok(SelfRotationChange::Unchanged);
+                    return Ok((application, SelfRotationChange::Unchanged));
                 }
                 sqlx::query("update application set self_rotation = $2 where id = $1")
                     .bind(application_id)
@@ -426,13 +427,18 @@ impl Store {
                     .bind(user_id)
                     .fetch_all(&mut *tx)
                     .await?;
-                let facts = SelfRotationFacts { application, client_id: client_id.to_string(), on, by_wmda: false };
+                let facts = SelfRotationFacts {
+                    application: application.clone(),
+                    client_id: client_id.to_string(),
+                    on,
+                    by_wmda: false,
+                };
                 let emails = render(&facts, &others);
                 for email in &emails {
                     insert_email!(&mut *tx, email, now)?;
                 }
                 tx.commit().await?;
-                Ok::<_, StoreError>(SelfRotationChange::Changed { emailed: emails.len() })
+                Ok::<_, StoreError>((application, SelfRotationChange::Changed { emailed: emails.len() }))
             }
             .await
         })

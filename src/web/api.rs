@@ -124,8 +124,10 @@ pub struct SecretOut {
     /// The instant it expires: the end of `expires_on`, UTC.
     pub expires_at: DateTime<Utc>,
     /// When it last obtained a token (UTC), to the minute or so; null when never.
+    #[schema(required = true)]
     pub last_used_at: Option<DateTime<Utc>>,
     /// When a leak report found it in public (UTC); null when none did. An exposed secret cannot authenticate.
+    #[schema(required = true)]
     pub exposed_at: Option<DateTime<Utc>>,
     /// It is the secret this request authenticated with.
     pub is_caller: bool,
@@ -275,6 +277,7 @@ pub async fn get_self(State(state): State<AppState>, ClientIp(ip): ClientIp, hea
         (status = 201, description = "Created: the value is shown this once; `Cache-Control: no-store`.", body = CreatedOut),
         (status = 401, description = "`invalid-client`.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`pending-successor` (naming it), `at-limit` or `self-rotation-off`, checked in that order.", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation`: the body could not be read.", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`body-too-large`: over 16 KiB.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported-media-type`: a non-empty body that is not `application/json`.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation`: the body, a name or a date the Manage page would refuse; `field` names it.", body = Problem, content_type = "application/problem+json"),
@@ -292,13 +295,24 @@ pub async fn create_secret(
         Ok(c) => c,
         Err(response) => return response,
     };
-    let Ok(body) = body else {
-        return problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ProblemType::BodyTooLarge,
-            "Body too large",
-            "The body has at most 16 KiB.",
-        );
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ProblemType::BodyTooLarge,
+                "Body too large",
+                "The body has at most 16 KiB.",
+            );
+        }
+        Err(_) => {
+            return validation(
+                StatusCode::BAD_REQUEST,
+                "Unreadable body",
+                "The request's body could not be read.",
+                None,
+            );
+        }
     };
     let request = if body.iter().all(u8::is_ascii_whitespace) {
         ApiSecretRequest::default()
@@ -407,13 +421,16 @@ pub async fn delete_secret(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
     let caller = match caller(&state, &headers, ip).await {
         Ok(c) => c,
         Err(response) => return response,
     };
-    let Ok(target) = uuid::Uuid::parse_str(&id) else { return not_found() };
+    // A path segment that is not even text (`%FF`) is no secret's id either.
+    let Ok(target) = id.map_err(|_| ()).and_then(|Path(id)| uuid::Uuid::parse_str(&id).map_err(|_| ())) else {
+        return not_found();
+    };
     match api_delete_secret(&state.store, caller, target, (&state.settings.base_url, ip), state.clock.now()).await {
         Ok(true) => {
             state.services.mailer.wake();

@@ -73,7 +73,7 @@ fn too_many(retry_after: i64) -> Response {
     request_body(content = Vec<LeakReportItem>, content_type = "application/json"),
     responses(
         (status = 200, description = "One answer per item, in order.", body = Vec<crate::domain::leak::ReportAnswer>),
-        (status = 400, description = "`validation`: not JSON.", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation`: not JSON, or the body could not be read.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid-signature`: missing or refused signature.", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`body-too-large`: over 64 KiB.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation`: not an array of reports, or over 100 items.", body = Problem, content_type = "application/problem+json"),
@@ -92,13 +92,20 @@ pub async fn report(
     let key = crate::auth::throttle::address_key(ip);
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (key_id, signature) = (header(KEY_ID), header(SIGNATURE));
-    let Ok(body) = body else {
-        return problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ProblemType::BodyTooLarge,
-            "Report too large",
-            "A leak report has at most 64 KiB.",
-        );
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ProblemType::BodyTooLarge,
+                "Report too large",
+                "A leak report has at most 64 KiB.",
+            );
+        }
+        Err(_) => {
+            let detail = "The request's body could not be read.";
+            return problem(StatusCode::BAD_REQUEST, ProblemType::Validation, "Unreadable report", detail);
+        }
     };
     // A report whose signature verifies is never limited (DESIGN.md section 7: signed ones are
     // exempt); it is checked first, on the raw body, before anything is parsed.

@@ -328,6 +328,8 @@ async fn unknown_routes_and_methods_under_the_api_answer_with_problems() {
         (reqwest::Method::GET, "/api/v1/nope", 404, "not-found"),
         (reqwest::Method::DELETE, "/api/v1/self/secrets/", 404, "not-found"),
         (reqwest::Method::PUT, "/api/v1/self", 405, "method-not-allowed"),
+        (reqwest::Method::DELETE, "/api/v1/self/secrets/%FF", 404, "not-found"),
+        (reqwest::Method::DELETE, "/api/v1/self/secrets/not-a-uuid", 404, "not-found"),
         (reqwest::Method::GET, "/api/v1/self/secrets", 405, "method-not-allowed"),
     ] {
         let (got, p) = problem(request(&w, method.clone(), path, &value).send().await.unwrap()).await;

@@ -100,6 +100,31 @@ async fn the_openapi_document_is_valid_and_covers_every_api_route() {
         assert!(problem_types.contains(&format!("urn:wmda:secret-portal:problem:{reason}").as_str()), "{reason}");
     }
     assert!(!text.contains("wmdacs_") || !regex::Regex::new("wmdacs_[0-9A-Za-z]{38}").unwrap().is_match(&text));
+
+    // A field the answer always carries (null or not) is required in the schema, and the schema
+    // names every field the answer carries.
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    let (value, _) =
+        app.seed_secret(dm.id, "Current", app.clock.now(), app.clock.today() + chrono::Duration::days(40)).await;
+    let res = new_client()
+        .get(app.url("/api/v1/self"))
+        .basic_auth(dm.client_id.to_string(), Some(value.expose()))
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = res.json().await.unwrap();
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<BTreeSet<String>>();
+    let required = |name: &str| -> BTreeSet<String> {
+        schemas[name]["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    };
+    let properties = |name: &str| keys(&schemas[name]["properties"]);
+    for (name, object) in
+        [("SelfOut", &answer), ("SecretOut", &answer["secrets"][0]), ("ResourceOut", &answer["resources"][0])]
+    {
+        assert_eq!(required(name), keys(object), "{name}");
+        assert_eq!(properties(name), keys(object), "{name}");
+    }
 }
 
 /// `/api/docs` is rendered from the document: every operation, its answers, every problem type,

@@ -112,14 +112,26 @@ async fn the_rotation_script_rotates_then_deletes_the_predecessor_then_does_noth
     let state = std::fs::read_to_string(dir.path().join("client-secret.state")).unwrap();
     assert!(state.contains(&format!("predecessor={old_id}")), "{state}");
 
+    // SECRET_FILE restored to the old value (a backup, configuration management): the script
+    // does not delete what it no longer holds the successor of, and keeps its state.
+    let mut env0 = env.to_vec();
+    env0.push(("DELETE_AFTER_HOURS", "0"));
+    std::fs::write(&secret_file, format!("{old}\n")).unwrap();
+    let restored = run(dir.path(), &env0).await;
+    assert_eq!(restored.status, 1, "{}", restored.output);
+    assert!(restored.output.contains("no longer holds the secret this script rotated to"), "{}", restored.output);
+    assert_eq!(
+        app.store.list_client_secrets(dm.id).await.unwrap().iter().filter(|s| s.deleted_at.is_none()).count(),
+        2
+    );
+    std::fs::write(&secret_file, format!("{new}\r\n")).unwrap();
+
     // A run the same day with the default DELETE_AFTER_HOURS keeps the predecessor.
     let kept = run(dir.path(), &env).await;
     assert_eq!(kept.status, 0, "{}", kept.output);
     assert!(kept.output.contains("keeping the predecessor"), "{}", kept.output);
 
     // 2. DELETE_AFTER_HOURS=0, the predecessor unused: deleted, through the API.
-    let mut env0 = env.to_vec();
-    env0.push(("DELETE_AFTER_HOURS", "0"));
     let second = run(dir.path(), &env0).await;
     assert_eq!(second.status, 0, "{}", second.output);
     assert!(second.output.contains(&format!("deleted the predecessor {old_id}")), "{}", second.output);
@@ -137,13 +149,70 @@ async fn the_rotation_script_rotates_then_deletes_the_predecessor_then_does_noth
     // No secret was printed or put in curl's arguments.
     let argv = std::fs::read_to_string(dir.path().join("argv.log")).unwrap();
     for (what, text) in [
-        ("output", [refused.output, first.output, kept.output, second.output, third.output].concat()),
+        ("output", [refused.output, first.output, restored.output, kept.output, second.output, third.output].concat()),
         ("curl's arguments", argv),
     ] {
         assert!(!text.contains(&old) && !text.contains(&new), "a secret in {what}: {text}");
     }
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 3, "{leftovers:?}"); // client-secret, bin, argv.log
+}
+
+/// A successor whose value this host does not hold is explained, not retried blindly; one kept
+/// beside SECRET_FILE by an interrupted run is put in place by the next run.
+#[tokio::test]
+async fn the_rotation_script_explains_a_lost_successor_and_finishes_with_a_kept_one() {
+    which("jq");
+    let app = TestApp::spawn().await;
+    app.clock.set(Utc::now());
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    let (old, old_id) = app
+        .seed_secret(dm.id, "Short-lived", app.clock.now() - Duration::days(1), app.clock.today() + Duration::days(10))
+        .await;
+    let old = old.expose().to_owned();
+    app.store.set_self_rotation(dm.id, true).await.unwrap();
+    let client_id = dm.client_id.to_string();
+    // The successor made by a run that died before it wrote the value anywhere.
+    let res =
+        new_client().post(app.url("/api/v1/self/secrets")).basic_auth(&client_id, Some(&old)).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let created: serde_json::Value = res.json().await.unwrap();
+    let (kept, kept_id) = (created["value"].as_str().unwrap().to_owned(), created["id"].as_str().unwrap().to_owned());
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("client-secret");
+    std::fs::write(&secret_file, format!("{old}\n")).unwrap();
+    let (url, file) = (app.url(""), secret_file.display().to_string());
+    let env = [("PORTAL_URL", url.as_str()), ("CLIENT_ID", client_id.as_str()), ("SECRET_FILE", file.as_str())];
+
+    let lost = run(dir.path(), &env).await;
+    assert_eq!(lost.status, 1, "{}", lost.output);
+    assert!(lost.output.contains(&format!("already created the successor {kept_id}")), "{}", lost.output);
+    assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), format!("{old}\n"));
+    let files = || {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(files(), ["argv.log", "bin", "client-secret"]);
+
+    // The value was kept beside SECRET_FILE (say the token endpoint did not answer): finished now.
+    std::fs::write(dir.path().join("client-secret.new.kept01"), format!("{kept}\n")).unwrap();
+    let finished = run(dir.path(), &env).await;
+    assert_eq!(finished.status, 0, "{}", finished.output);
+    assert!(finished.output.contains(&format!("found the successor {kept_id}")), "{}", finished.output);
+    assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), format!("{kept}\n"));
+    let state = std::fs::read_to_string(dir.path().join("client-secret.state")).unwrap();
+    assert!(
+        state.contains(&format!("predecessor={old_id}")) && state.contains(&format!("successor={kept_id}")),
+        "{state}"
+    );
+    assert_eq!(files(), ["argv.log", "bin", "client-secret", "client-secret.state"]);
+    let argv = std::fs::read_to_string(dir.path().join("argv.log")).unwrap();
+    let output = [lost.output, finished.output].concat();
+    assert!(!argv.contains(&old) && !argv.contains(&kept) && !output.contains(&old) && !output.contains(&kept));
 }
 
 /// Bad settings get a usage error (2) and change nothing; an unreadable answer is not mistaken

@@ -45,9 +45,8 @@ pub async fn switch(
     let actor = current.actor();
     let who = (&actor, current.user.id, current.user.shown_name());
     let (base_url, now) = (&state.settings.base_url, state.clock.now());
-    let change =
+    let (application, change) =
         crate::oauth::client_secrets::set_self_rotation(&state.store, base_url, who, client_id, on, now).await?;
-    let application = state.store.managed_application(current.user.id, client_id).await?.application.name;
     let text = match change {
         SelfRotationChange::Changed { emailed } => {
             if emailed > 0 {
