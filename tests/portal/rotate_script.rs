@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use secret_portal::domain::{Api, ApplicationKind, Clock as _};
 use secret_portal::store::{Actor, UserRole};
 
@@ -69,7 +69,7 @@ async fn the_rotation_script_rotates_then_deletes_the_predecessor_then_does_noth
     which("jq");
     let app = TestApp::spawn().await;
     // The script reads the real time: the portal's clock shows it too.
-    app.clock.set(Utc::now());
+    app.clock.set(secret_portal::domain::SystemClock.now());
     let org = app.create_org("NL", "DemoRegistry").await;
     let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
     let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
@@ -164,7 +164,7 @@ async fn the_rotation_script_rotates_then_deletes_the_predecessor_then_does_noth
 async fn the_rotation_script_explains_a_lost_successor_and_finishes_with_a_kept_one() {
     which("jq");
     let app = TestApp::spawn().await;
-    app.clock.set(Utc::now());
+    app.clock.set(secret_portal::domain::SystemClock.now());
     let org = app.create_org("NL", "DemoRegistry").await;
     let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
     let (old, old_id) = app
