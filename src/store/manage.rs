@@ -34,6 +34,12 @@ pub struct SecretView {
     /// The creator's display name alone, when they have one: what the machine API shows of a
     /// person (never an email address).
     pub creator_display_name: Option<String>,
+    /// Why it was deleted, when it was: `person`, `admin`, `api`, `leak_report` or `abandoned`
+    /// (DESIGN.md section 8).
+    pub deleted_reason: Option<String>,
+    /// It was made through the API by a secret that a leak report has since found in public: the
+    /// pages flag it "created by an exposed secret" (DESIGN.md section 8).
+    pub creator_exposed: bool,
 }
 
 /// A new secret to store, its value already hashed.
@@ -66,13 +72,21 @@ pub(super) struct SecretViewRow {
     secret: SecretRow,
     creator_name: Option<String>,
     creator_email: Option<String>,
+    deleted_reason: Option<String>,
+    creator_exposed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl From<SecretViewRow> for SecretView {
     fn from(r: SecretViewRow) -> Self {
         let creator_display_name = r.creator_name.filter(|n| !n.is_empty());
         let created_by_name = creator_display_name.clone().or(r.creator_email);
-        SecretView { secret: r.secret.into(), created_by_name, creator_display_name }
+        SecretView {
+            secret: r.secret.into(),
+            created_by_name,
+            creator_display_name,
+            deleted_reason: r.deleted_reason,
+            creator_exposed: r.creator_exposed_at.is_some(),
+        }
     }
 }
 
@@ -90,7 +104,8 @@ struct AppDetailRow {
 }
 
 pub(super) const SECRET_VIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.value_format, s.expires_on, s.expires_at, s.created_by,
-    s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, s.exposed_at, s.exposed_url, s.exposed_source, s.created_by_secret_id, c.display_name as creator_name, c.email as creator_email";
+    s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, s.exposed_at, s.exposed_url, s.exposed_source, s.created_by_secret_id, c.display_name as creator_name, c.email as creator_email,
+    s.deleted_reason, creator_secret.exposed_at as creator_exposed_at";
 
 /// The applications `user_id` manages (enabled users only), optionally just the one with
 /// `client_id`. `$1` is the user, `$2` the client ID or null.
@@ -105,7 +120,8 @@ const ALL_APPLICATIONS: &str =
 
 /// The join from an application to its secrets and their creators.
 pub(super) const SECRET_JOIN: &str =
-    "join client_secret s on s.application_id = a.id left join portal_user c on c.id = s.created_by";
+    "join client_secret s on s.application_id = a.id left join portal_user c on c.id = s.created_by
+     left join client_secret creator_secret on creator_secret.id = s.created_by_secret_id";
 
 /// `scope` with `join` added right after `application a`.
 pub(super) fn joined(scope: &str, join: &str) -> String {

@@ -247,6 +247,44 @@ async fn a_caller_deletes_only_its_ancestors_and_a_leaked_secret_cannot_remove_a
     assert!(live_ids.contains(&person.id.to_string()) && live_ids.contains(&c2["id"].as_str().unwrap().to_owned()));
 }
 
+/// DESIGN.md section 8: a successor made by a secret later reported in public is flagged on the
+/// Manage page and the admin page ("created by an exposed secret"); a tombstone says why it went.
+#[tokio::test]
+async fn a_successor_of_an_exposed_secret_is_flagged_and_tombstones_say_why() {
+    let w = world().await;
+    let (c0, c0_id) = w.caller.clone();
+    let c1: Value = create(&w, &c0).await.json().await.unwrap();
+    let c1_value = c1["value"].as_str().unwrap().to_owned();
+    let page =
+        || async { w.jane.get(w.app.url("/manage-api-credentials")).send().await.unwrap().text().await.unwrap() };
+    assert!(!page().await.contains("Created by an exposed secret"));
+    // c0 is found in public: c1, which it made, is flagged.
+    let report = json!([{ "token": c0, "type": "wmda_client_secret", "url": "https://example.org/leak" }]);
+    let res = new_client().post(w.app.url("/api/v1/leaks")).json(&report).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let html = page().await;
+    let row = &html[html.find(c1["name"].as_str().unwrap()).unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("Created by an exposed secret"), "{row}");
+    assert_eq!(html.matches("Created by an exposed secret").count(), 1, "only the successor");
+    let (_, admin) = w.app.account("admin@wmda.example", UserRole::WmdaAdmin).await;
+    let admin_page =
+        admin.get(w.app.url(&format!("/admin/applications/{}", w.dm.id))).send().await.unwrap().text().await.unwrap();
+    assert!(admin_page.contains("Created by an exposed secret"));
+    // The successor deletes its (exposed) creator: the secret's page says why it went.
+    assert_eq!(delete(&w, &c1_value, &c0_id.to_string()).await.status(), 204);
+    let gone = w
+        .jane
+        .get(w.app.url(&format!("/manage-api-credentials/{}/secrets/{c0_id}", w.dm.client_id)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(gone.contains("already been deleted by the application, through the API."), "{gone}");
+}
+
 /// Point 3 in part: self-rotation is off by default; reading and deleting ancestors stay allowed.
 #[tokio::test]
 async fn self_rotation_off_refuses_creation_only() {

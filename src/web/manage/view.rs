@@ -52,6 +52,22 @@ pub struct SecretRow {
     pub last_used: String,
     /// When and where a leak report found it, if one did (issue 15).
     pub exposed: Option<ExposureView>,
+    /// Made through the API by a secret since found in public (DESIGN.md section 8).
+    pub creator_exposed: bool,
+    /// Why it was deleted, in words ("by the application, through the API"), when it was.
+    pub deleted_why: Option<&'static str>,
+}
+
+/// A tombstone's `deleted_reason` in words (DESIGN.md section 8).
+pub fn deletion_words(reason: &str) -> &'static str {
+    match reason {
+        "person" => "by a credential manager",
+        "admin" => "by a WMDA admin, as compromised",
+        "api" => "by the application, through the API",
+        "leak_report" => "by the portal, after a leak report found it in public",
+        "abandoned" => "by the portal: the application created it through the API and never used it within an hour",
+        _ => "",
+    }
 }
 
 /// A secret found in public, as the pages show it: "Exposed", when, and where.
@@ -167,6 +183,8 @@ pub fn secret_row(s: &SecretView, today: NaiveDate) -> SecretRow {
         expired: left.is_expired(),
         last_used: s.secret.last_used_at.map_or_else(|| "Never used".to_owned(), utc_minute),
         exposed: s.secret.exposure.as_ref().map(ExposureView::of),
+        creator_exposed: s.creator_exposed,
+        deleted_why: s.deleted_reason.as_deref().map(deletion_words).filter(|w| !w.is_empty()),
     }
 }
 
