@@ -173,8 +173,10 @@ pub struct ApiWriteFacts<'a> {
     pub hint: &'a crate::domain::Hint,
     /// The caller's address.
     pub ip: &'a str,
-    /// The application's section of the Manage page.
+    /// The application's section of the Manage page (for WMDA admins: its admin page).
     pub manage_url: &'a str,
+    /// The recipients are WMDA admins: the application has no eligible credential manager.
+    pub to_admins: bool,
 }
 
 /// The email to an application's credential managers about a write its partner system made
@@ -208,7 +210,17 @@ pub fn api_write_email(w: &ApiWriteFacts<'_>, recipient: &str, name: &str) -> Ne
             ),
         ),
     };
-    let paragraphs = [what, format!("Not you, or not expected? Check and delete secrets here: {manage_url}")];
+    let mut paragraphs = vec![what];
+    if w.to_admins {
+        paragraphs.push(
+            "You receive this as a WMDA admin because the application has no credential manager who can sign in: \
+             grant the role to one of its organisation's technical contacts."
+                .to_owned(),
+        );
+        paragraphs.push(format!("Not expected? Check and delete its secrets here: {manage_url}"));
+    } else {
+        paragraphs.push(format!("Not you, or not expected? Check and delete secrets here: {manage_url}"));
+    }
     notice_email(EmailKind::ApiWrite, recipient, name, &subject, &paragraphs)
 }
 
@@ -482,6 +494,7 @@ mod tests {
                 hint: &hint,
                 ip: "198.51.100.7",
                 manage_url: "https://p/m",
+                to_admins: what == "deleted",
             };
             emails.push(api_write_email(&f, "piet@example.org", "Piet"));
         }

@@ -325,10 +325,16 @@ pub struct ApiCreated {
 
 fn api_emails<'a>(
     ip: &'a str,
-    manage_url: &'a str,
-) -> impl Fn(&crate::store::ApiWrite, &[(String, String)]) -> Vec<crate::domain::NewEmail> + Sync + 'a {
-    move |w, managers| {
-        let link = format!("{manage_url}#app-{}", w.client_id);
+    base_url: &'a BaseUrl,
+) -> impl Fn(&crate::store::ApiWrite, &crate::store::Recipients) -> Vec<crate::domain::NewEmail> + Sync + 'a {
+    move |w, recipients| {
+        // The managers' link is their section of the Manage page; WMDA admins (told when the
+        // application has no eligible manager) get the application's admin page.
+        let link = if recipients.to_admins {
+            base_url.join(&format!("/admin/applications/{}", w.application_id))
+        } else {
+            format!("{}#app-{}", base_url.join("/manage-api-credentials"), w.client_id)
+        };
         let facts = crate::mail::views::ApiWriteFacts {
             what: w.what,
             application: &w.application,
@@ -337,8 +343,9 @@ fn api_emails<'a>(
             hint: &w.hint,
             ip,
             manage_url: &link,
+            to_admins: recipients.to_admins,
         };
-        managers.iter().map(|(email, name)| crate::mail::views::api_write_email(&facts, email, name)).collect()
+        recipients.people.iter().map(|(email, name)| crate::mail::views::api_write_email(&facts, email, name)).collect()
     }
 }
 
@@ -367,8 +374,8 @@ pub async fn api_create_secret(
     let value = PlainSecret::generate();
     let new = crate::store::ApiNewSecret { name, expires, hash: value.hash(), hint: value.hint() };
     let actor = Actor { user_id: None, label: format!("application {}", caller.client_id), ip: Some(ip.to_string()) };
-    let (ip_text, manage_url) = (ip.to_string(), base_url.join("/manage-api-credentials"));
-    let render = api_emails(&ip_text, &manage_url);
+    let ip_text = ip.to_string();
+    let render = api_emails(&ip_text, base_url);
     match store.api_create_secret((caller.application_id, caller.secret_id), &new, (&actor, limit), &render, now).await
     {
         Ok(crate::store::ApiCreate::Created(secret)) => Ok(ApiCreated { secret: *secret, value }),
@@ -393,7 +400,7 @@ pub async fn api_delete_secret(
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let actor = Actor { user_id: None, label: format!("application {}", caller.client_id), ip: Some(ip.to_string()) };
-    let (ip_text, manage_url) = (ip.to_string(), base_url.join("/manage-api-credentials"));
-    let render = api_emails(&ip_text, &manage_url);
+    let ip_text = ip.to_string();
+    let render = api_emails(&ip_text, base_url);
     store.api_delete_ancestor((caller.application_id, caller.secret_id), target, &actor, &render, now).await
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::audit::insert_audit_event;
 use super::outbox::insert_email;
 use super::secrets::tombstone;
-use super::{Actor, AuditAction, Backend, BeginWrite, ClientSecret, Store, StoreError, on_pool};
+use super::{Actor, AuditAction, Backend, BeginWrite, ClientSecret, Recipients, Store, StoreError, on_pool};
 use crate::domain::{ClientId, ExpiryDate, Hint, NewEmail, SecretHash, SecretName};
 
 /// A successor made through the API more than this long ago and never used at the token
@@ -44,6 +44,8 @@ pub struct ApiWrite {
     pub hint: Hint,
     /// `created`, `deleted` or `abandoned` (a successor replaced because it was never used).
     pub what: &'static str,
+    /// The application's id (for the admin page's link when the WMDA admins are told).
+    pub application_id: Uuid,
 }
 
 /// A change of an application's self-rotation, for the emails about it.
@@ -76,8 +78,9 @@ pub enum SelfRotationChange {
     Forbidden,
 }
 
-/// Renders one email per (email, display name) about an API write.
-pub type RenderApiEmails<'a> = dyn Fn(&ApiWrite, &[(String, String)]) -> Vec<NewEmail> + Sync + 'a;
+/// Renders one email per recipient about an API write: the application's eligible credential
+/// managers or, when it has none, the WMDA admins ([`Recipients::to_admins`]).
+pub type RenderApiEmails<'a> = dyn Fn(&ApiWrite, &Recipients) -> Vec<NewEmail> + Sync + 'a;
 
 /// Whether the caller is still a live, unexposed secret of the application inside the write (it
 /// may have been deleted, expired or reported since it authenticated). A macro so the text
@@ -175,8 +178,7 @@ impl Store {
                 if !caller_is_live!(&mut *tx, caller, application_id, now)? {
                     return Err(StoreError::NotFound);
                 }
-                let managers: Vec<(String, String)> =
-                    sqlx::query_as(super::users::ELIGIBLE_MANAGERS).bind(application_id).fetch_all(&mut *tx).await?;
+                let recipients = super::reminders::eligible_recipients!(&mut *tx, application_id)?;
                 let client_id = crate::domain::ClientId::from_uuid(client_id).to_string();
                 let pending: Option<PendingRow> = sqlx::query_as(
                     "select id, hint, value_format, name, created_at, first_used_at from client_secret
@@ -199,11 +201,18 @@ impl Store {
                         .bind(caller)
                         .execute(&mut *tx)
                         .await?;
-                    let w = ApiWrite { application: application.clone(), client_id: client_id.clone(), secret_name: name, hint, what: "abandoned" };
+                    let w = ApiWrite {
+                        application: application.clone(),
+                        client_id: client_id.clone(),
+                        secret_name: name,
+                        hint,
+                        what: "abandoned",
+                        application_id,
+                    };
                     let mut event = write_event(actor, AuditAction::SecretDeleted, organisation_id, pending_id, &w, now);
                     event.details["reason"] = serde_json::json!("abandoned: never used within an hour of its creation");
                     insert_audit_event!(&mut *tx, &event)?;
-                    for email in render(&w, &managers) {
+                    for email in render(&w, &recipients) {
                         insert_email!(&mut *tx, &email, now)?;
                     }
                 }
@@ -254,11 +263,12 @@ impl Store {
                     secret_name: new.name.as_str().to_owned(),
                     hint: new.hint.clone(),
                     what: "created",
+                    application_id,
                 };
                 let mut event = write_event(actor, AuditAction::SecretCreated, organisation_id, id, &w, now);
                 event.details["expires_on"] = serde_json::json!(expires_on.to_string());
                 insert_audit_event!(&mut *tx, &event)?;
-                for email in render(&w, &managers) {
+                for email in render(&w, &recipients) {
                     insert_email!(&mut *tx, &email, now)?;
                 }
                 tx.commit().await?;
@@ -338,11 +348,11 @@ impl Store {
                     secret_name: name,
                     hint: Hint::stored(hint, format),
                     what: "deleted",
+                    application_id,
                 };
                 insert_audit_event!(&mut *tx, &write_event(actor, AuditAction::SecretDeleted, organisation_id, target, &w, now))?;
-                let managers: Vec<(String, String)> =
-                    sqlx::query_as(super::users::ELIGIBLE_MANAGERS).bind(application_id).fetch_all(&mut *tx).await?;
-                for email in render(&w, &managers) {
+                let recipients = super::reminders::eligible_recipients!(&mut *tx, application_id)?;
+                for email in render(&w, &recipients) {
                     insert_email!(&mut *tx, &email, now)?;
                 }
                 tx.commit().await?;

@@ -285,6 +285,33 @@ async fn a_successor_of_an_exposed_secret_is_flagged_and_tombstones_say_why() {
     assert!(gone.contains("already been deleted by the application, through the API."), "{gone}");
 }
 
+/// Point 4: an application with no credential manager who can sign in: its API writes are
+/// emailed to the WMDA admins instead, with the admin page's link (as reminders and leak reports).
+#[tokio::test]
+async fn api_writes_of_an_application_without_managers_go_to_the_wmda_admins() {
+    let w = world().await;
+    let (_, _admin) = w.app.account("admin@wmda.example", UserRole::WmdaAdmin).await;
+    let before = w.app.smtp.messages_to("admin@wmda.example").len();
+    let (value, _) =
+        w.app.seed_secret(w.other.id, "Current", w.app.clock.now(), w.app.clock.today() + Duration::days(40)).await;
+    w.app.store.set_self_rotation(w.other.id, true).await.unwrap();
+    let res = new_client()
+        .post(w.app.url("/api/v1/self/secrets"))
+        .basic_auth(w.other.client_id.to_string(), Some(value.expose()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mails = w.app.smtp.wait_for("admin@wmda.example", before + 1).await;
+    let text = mails.last().unwrap().part("text/plain");
+    assert!(
+        text.contains("as a WMDA admin") && text.contains(&format!("/admin/applications/{}", w.other.id)),
+        "{text}"
+    );
+    // Jane manages only the DM application: she is not told.
+    assert!(w.app.smtp.messages_to("jane@demo.example").iter().all(|m| !m.subject().contains(&w.other.name)));
+}
+
 /// Point 3 in part: self-rotation is off by default; reading and deleting ancestors stay allowed.
 #[tokio::test]
 async fn self_rotation_off_refuses_creation_only() {
