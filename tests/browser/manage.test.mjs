@@ -140,6 +140,23 @@ test("a credential manager creates, copies and deletes a secret", async () => {
   assert.ok((await smc.getByRole("columnheader", { name: "Created" }).count()) === 1, "the header is gone for screen readers");
   await accessible(page, "manage page at 390 px");
 
+  // Issue 16, point 3: turn self-rotation on for the DM application; the page says so.
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.getByRole("button", { name: "Turn on self-rotation of Partner-NL-DemoRegistry-DM" }).click();
+  await page.getByText("Self-rotation is on for Partner-NL-DemoRegistry-DM").waitFor();
+  await page.getByRole("button", { name: "Turn off self-rotation of Partner-NL-DemoRegistry-DM" }).waitFor();
+  await accessible(page, "manage page, self-rotation on");
+
+  // Issue 16, point 5: the API's documentation, linked from the page, works without a script of
+  // its own, is accessible and fits a phone.
+  await page.getByRole("link", { name: "machine API" }).first().click();
+  await page.getByRole("heading", { name: "secret-portal machine API" }).waitFor();
+  await page.getByRole("heading", { name: "POST /api/v1/self/secrets" }).waitFor();
+  await accessible(page, "API documentation");
+  await page.setViewportSize({ width: 390, height: 844 });
+  const docsOverflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(docsOverflow <= 0, `the API documentation scrolls sideways by ${docsOverflow}px at 390px`);
+
   assert.deepEqual(errors, [], "console errors (a CSP violation shows here)");
   await context.close();
 });
