@@ -19,6 +19,7 @@ pub mod reminder;
 pub mod secret;
 pub mod secret_value;
 pub mod throttle;
+pub mod webhook;
 
 pub use application::{Api, ApplicationKind, ApplicationName, Audience, ClientId, Environment, ResourceId};
 pub use base_url::{BaseUrl, BaseUrlError};

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 /// `startup.rs`, `config.rs`, `telemetry.rs`, `demo.rs`) may use anything.
 fn allowed(part: &str) -> Option<&'static [&'static str]> {
     Some(match part {
-        "web" => &["auth", "oauth", "jobs", "mail", "store", "domain"],
-        "auth" | "oauth" | "jobs" => &["mail", "store", "domain"],
-        "mail" | "store" => &["domain"],
+        "web" => &["auth", "oauth", "jobs", "mail", "webhooks", "store", "domain"],
+        "auth" | "oauth" => &["mail", "store", "domain"],
+        "jobs" => &["mail", "webhooks", "store", "domain"],
+        "mail" | "webhooks" | "store" => &["domain"],
         "domain" => &[],
         _ => return None,
     })

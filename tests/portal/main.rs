@@ -28,3 +28,4 @@ mod self_rotation;
 mod sign_in;
 mod store;
 mod tokens;
+mod webhooks;

@@ -1,0 +1,349 @@
+//! Webhooks' pure rules (issue 17; DESIGN.md section 9): which URLs an endpoint may have, which
+//! addresses a delivery may connect to (the SSRF guard's classifier), and the Standard Webhooks
+//! signature of a `standard` delivery.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use ipnet::{Ipv4Net, Ipv6Net};
+use sha2::Sha256;
+
+/// Most characters in an endpoint's URL (DESIGN.md section 9).
+pub const MAX_URL_CHARS: usize = 2_000;
+
+/// IPv4 ranges that are not globally reachable unicast (IANA IPv4 Special-Purpose Address
+/// Registry, RFC 6890 and its updates; multicast and reserved), each with its name.
+const REFUSED_V4: [(&str, &str); 16] = [
+    ("0.0.0.0/8", "\"this network\""),
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "shared address space (carrier-grade NAT)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "IETF protocol assignments"),
+    ("192.0.2.0/24", "documentation"),
+    ("192.88.99.0/24", "6to4 relay anycast"),
+    ("192.168.0.0/16", "private"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("224.0.0.0/4", "multicast"),
+    ("255.255.255.255/32", "broadcast"),
+    ("240.0.0.0/4", "reserved"),
+];
+
+/// IPv6 ranges inside global unicast (2000::/3) that are not globally reachable, or that carry
+/// an IPv4 address a delivery must not reach through a translator (IANA IPv6 Special-Purpose
+/// Address Registry). Everything outside 2000::/3 (loopback, unspecified, IPv4-mapped and
+/// -compatible, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, discard 100::/64, unique-local fc00::/7,
+/// link-local fe80::/10, site-local fec0::/10, multicast ff00::/8) is refused as not global unicast.
+const REFUSED_V6: [(&str, &str); 6] = [
+    ("2001::/32", "Teredo"),
+    ("2001:2::/48", "benchmarking"),
+    ("2001:10::/28", "ORCHID"),
+    ("2001:20::/28", "ORCHIDv2"),
+    ("2001:db8::/32", "documentation"),
+    ("2002::/16", "6to4"),
+];
+
+/// Why an address is refused, or `None` when it is globally reachable unicast. The SSRF guard's
+/// one classifier: literal hosts at creation and delivery, and every address a name resolves to.
+pub fn refused_address(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => refused_v4(v4),
+        IpAddr::V6(v6) => refused_v6(v6),
+    }
+}
+
+fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    REFUSED_V4.iter().find(|(net, _)| net.parse::<Ipv4Net>().is_ok_and(|n| n.contains(&ip))).map(|(_, why)| *why)
+}
+
+fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let global_unicast: Ipv6Net = "2000::/3".parse().unwrap_or_default();
+    if !global_unicast.contains(&ip) {
+        return Some(if ip.is_loopback() {
+            "loopback"
+        } else if ip.to_ipv4_mapped().is_some() {
+            "IPv4-mapped"
+        } else {
+            "not global unicast"
+        });
+    }
+    REFUSED_V6.iter().find(|(net, _)| net.parse::<Ipv6Net>().is_ok_and(|n| n.contains(&ip))).map(|(_, why)| *why)
+}
+
+/// A webhook endpoint's URL, checked (DESIGN.md section 9): at most [`MAX_URL_CHARS`]
+/// characters; `https://` on port 443; a host, no user name or password, no fragment; a literal
+/// address must be globally reachable unicast. With `allow_private` (`PORTAL_WEBHOOK_ALLOW_PRIVATE=on`)
+/// `http://`, any port and any address are accepted. A name is not resolved here: delivery
+/// resolves it and checks every address.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookUrl(url::Url);
+
+/// Why a URL cannot be a webhook endpoint; the message is for the form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookUrlError {
+    /// Empty.
+    #[error("Enter the endpoint's URL.")]
+    Empty,
+    /// Over [`MAX_URL_CHARS`].
+    #[error("The URL is too long: at most 2,000 characters.")]
+    TooLong,
+    /// Not a URL.
+    #[error("This is not a URL: enter one like https://hooks.example.org/wmda.")]
+    Unparsable,
+    /// Not `https://`.
+    #[error("The URL must start with https://.")]
+    NotHttps,
+    /// A port other than 443.
+    #[error("Webhooks are delivered on port 443 only: remove the port from the URL.")]
+    Port,
+    /// A user name or password in the URL.
+    #[error("The URL must not hold a user name or password.")]
+    Credentials,
+    /// A `#fragment`, which is never sent.
+    #[error("The URL must not have a #fragment.")]
+    Fragment,
+    /// A literal address that is not globally reachable.
+    #[error("The URL's address is a {0} address, which the portal does not deliver to.")]
+    RefusedAddress(&'static str),
+}
+
+impl WebhookUrl {
+    /// Checks `text` (surrounding spaces ignored).
+    ///
+    /// # Errors
+    /// [`WebhookUrlError`].
+    pub fn parse(text: &str, allow_private: bool) -> Result<Self, WebhookUrlError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(WebhookUrlError::Empty);
+        }
+        if text.chars().count() > MAX_URL_CHARS {
+            return Err(WebhookUrlError::TooLong);
+        }
+        let url = url::Url::parse(text).map_err(|_| WebhookUrlError::Unparsable)?;
+        match url.scheme() {
+            "https" => {}
+            "http" if allow_private => {}
+            _ => return Err(WebhookUrlError::NotHttps),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(WebhookUrlError::Credentials);
+        }
+        if url.fragment().is_some() {
+            return Err(WebhookUrlError::Fragment);
+        }
+        if url.port().is_some_and(|p| p != 443) && !allow_private {
+            return Err(WebhookUrlError::Port);
+        }
+        let literal = match url.host() {
+            None => return Err(WebhookUrlError::Unparsable),
+            Some(url::Host::Domain(_)) => None,
+            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+        };
+        if let Some(why) = literal.and_then(refused_address)
+            && !allow_private
+        {
+            return Err(WebhookUrlError::RefusedAddress(why));
+        }
+        Ok(Self(url))
+    }
+
+    /// The URL.
+    pub fn as_url(&self) -> &url::Url {
+        &self.0
+    }
+
+    /// Only the host, for audit details and pages (a Slack or Teams URL is a credential:
+    /// DESIGN.md section 9).
+    pub fn host(&self) -> &str {
+        self.0.host_str().unwrap_or_default()
+    }
+
+    /// The scheme, host and "…": how the pages show a URL that is a credential.
+    pub fn shown(&self) -> String {
+        format!("{}://{}/…", self.0.scheme(), self.host())
+    }
+}
+
+impl std::fmt::Debug for WebhookUrl {
+    /// Only the host: the path of a Slack or Teams URL is a credential.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookUrl({})", self.shown())
+    }
+}
+
+/// A `standard` endpoint's signing secret: `whsec_` and the base64 of 32 random bytes
+/// (Standard Webhooks); shown once, stored encrypted. `Debug` is redacted.
+pub struct SigningSecret(secrecy::SecretString);
+
+impl SigningSecret {
+    /// A new random signing secret.
+    pub fn generate() -> Self {
+        let mut key = [0u8; 32];
+        rand::fill(&mut key);
+        let text = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key));
+        Self(text.into())
+    }
+
+    /// A stored one, as text (`whsec_` and the base64 of 24 to 64 bytes, as Standard Webhooks
+    /// allows); `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let key = text.strip_prefix("whsec_")?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(key).ok()?;
+        (24..=64).contains(&bytes.len()).then(|| Self(text.to_owned().into()))
+    }
+
+    /// The text, to show once and to encrypt for storage.
+    pub fn expose(&self) -> &str {
+        use secrecy::ExposeSecret as _;
+        self.0.expose_secret()
+    }
+
+    /// The `webhook-signature` header of one attempt (Standard Webhooks): `v1,` and the base64 of
+    /// HMAC-SHA256 under the secret's 32 bytes over `{msg_id}.{timestamp}.{body}`; `timestamp` is
+    /// the attempt's time in seconds since the Unix epoch (UTC), so each retry is signed anew.
+    pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+        let key = self
+            .expose()
+            .strip_prefix("whsec_")
+            .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok())
+            .unwrap_or_default();
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else { unreachable!("HMAC takes a key of any length") };
+        mac.update(msg_id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+    }
+}
+
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningSecret([REDACTED])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> Option<&'static str> {
+        refused_address(text.parse().unwrap())
+    }
+
+    #[test]
+    fn every_special_purpose_range_is_refused_at_both_ends() {
+        for (net, why) in REFUSED_V4 {
+            let net: Ipv4Net = net.parse().unwrap();
+            assert_eq!(refused_v4(net.network()), Some(why), "{net}");
+            assert!(refused_v4(net.broadcast()).is_some(), "{net}");
+        }
+        for (net, why) in REFUSED_V6 {
+            let net: Ipv6Net = net.parse().unwrap();
+            assert_eq!(refused_v6(net.network()), Some(why), "{net}");
+            assert!(refused_v6(net.broadcast()).is_some(), "{net}");
+        }
+        for text in [
+            "::",
+            "::1",
+            "::ffff:8.8.8.8",
+            "::ffff:127.0.0.1",
+            "::8.8.8.8",
+            "64:ff9b::8.8.8.8",
+            "64:ff9b:1::1",
+            "100::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "ff0e::1",
+        ] {
+            assert!(refused(text).is_some(), "{text}");
+        }
+    }
+
+    #[test]
+    fn globally_reachable_unicast_is_allowed() {
+        for text in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "9.255.255.255",
+            "11.0.0.0",
+            "100.63.255.255",
+            "100.128.0.0",
+            "172.15.255.255",
+            "172.32.0.0",
+            "192.0.1.1",
+            "192.169.0.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "223.255.255.255",
+            "2606:4700:4700::1111",
+            "2001:4860:4860::8888",
+            "2a00:1450::1",
+            "2003::1",
+        ] {
+            assert_eq!(refused(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn urls_are_checked_and_say_why() {
+        let ok = WebhookUrl::parse(" https://hooks.example.org/wmda?x=1 ", false).unwrap();
+        assert_eq!((ok.host(), ok.shown()), ("hooks.example.org", "https://hooks.example.org/…".to_owned()));
+        assert!(!format!("{ok:?}").contains("wmda"));
+        assert!(WebhookUrl::parse("https://hooks.example.org:443/x", false).is_ok());
+        assert!(WebhookUrl::parse("https://8.8.8.8/x", false).is_ok());
+        let long = format!("https://hooks.example.org/{}", "a".repeat(MAX_URL_CHARS));
+        for (text, err) in [
+            ("", WebhookUrlError::Empty),
+            ("   ", WebhookUrlError::Empty),
+            (long.as_str(), WebhookUrlError::TooLong),
+            ("not a url", WebhookUrlError::Unparsable),
+            ("https://", WebhookUrlError::Unparsable),
+            ("http://hooks.example.org/x", WebhookUrlError::NotHttps),
+            ("ftp://hooks.example.org/x", WebhookUrlError::NotHttps),
+            ("javascript:alert(1)", WebhookUrlError::NotHttps),
+            ("https://hooks.example.org:8443/x", WebhookUrlError::Port),
+            ("https://user:pw@hooks.example.org/x", WebhookUrlError::Credentials),
+            ("https://user@hooks.example.org/x", WebhookUrlError::Credentials),
+            ("https://hooks.example.org/x#y", WebhookUrlError::Fragment),
+            ("https://127.0.0.1/x", WebhookUrlError::RefusedAddress("loopback")),
+            ("https://10.1.2.3/x", WebhookUrlError::RefusedAddress("private")),
+            ("https://169.254.169.254/latest/meta-data", WebhookUrlError::RefusedAddress("link-local")),
+            ("https://[::1]/x", WebhookUrlError::RefusedAddress("loopback")),
+            ("https://[::ffff:10.0.0.1]/x", WebhookUrlError::RefusedAddress("IPv4-mapped")),
+            ("https://0x7f000001/x", WebhookUrlError::RefusedAddress("loopback")),
+            ("https://2130706433/x", WebhookUrlError::RefusedAddress("loopback")),
+        ] {
+            assert_eq!(WebhookUrl::parse(text, false), Err(err), "{text}");
+        }
+        assert!(WebhookUrl::parse("http://127.0.0.1:9000/x", true).is_ok());
+        assert_eq!(WebhookUrl::parse("https://u:p@127.0.0.1/x", true), Err(WebhookUrlError::Credentials));
+    }
+
+    #[test]
+    fn signing_secrets_are_whsec_and_32_bytes_and_redacted() {
+        let s = SigningSecret::generate();
+        assert!(s.expose().starts_with("whsec_"));
+        assert!(SigningSecret::parse(s.expose()).is_some());
+        assert!(SigningSecret::parse("whsec_c2hvcnQ=").is_none(), "5 bytes");
+        assert!(SigningSecret::parse("whsec_!!!").is_none());
+        assert!(SigningSecret::parse("nope").is_none());
+        assert_eq!(format!("{s:?}"), "SigningSecret([REDACTED])");
+        // The reference library's own example (standardwebhooks 1.0.1, `test_sign`).
+        let reference = SigningSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+        let body = br#"{"email":"test@example.com","username":"test_user"}"#;
+        assert_eq!(
+            reference.sign("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1649367553, body),
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
+        );
+    }
+}
