@@ -110,6 +110,11 @@ pub struct Settings {
     #[arg(long, env = "PORTAL_RATE_LIMITS", value_enum, default_value_t = Switch::On, global = true)]
     pub rate_limits: Switch,
 
+    /// Webhook deliveries to private and special-purpose addresses, plain http:// and any port:
+    /// off (the SSRF guard, DESIGN.md section 9), or on for tests and internal networks.
+    #[arg(long, env = "PORTAL_WEBHOOK_ALLOW_PRIVATE", value_enum, default_value_t = Switch::Off, global = true)]
+    pub webhook_allow_private: Switch,
+
     /// A file of leak-report public keys in the format of GitHub's secret-scanning key list; when
     /// set, POST /api/v1/leaks accepts only reports signed with one of them. Re-read when it
     /// changes.
@@ -195,6 +200,8 @@ pub struct Config {
     pub totp_issuer: String,
     /// Throttling on or off.
     pub rate_limits: bool,
+    /// Webhooks may reach private addresses, http:// and any port (`PORTAL_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
     /// Most unexpired secrets per application (`PORTAL_SECRET_LIMIT`).
     pub secret_limit: i64,
     /// Access token lifetime, seconds (`PORTAL_TOKEN_LIFETIME`).
@@ -318,6 +325,7 @@ impl Settings {
             trusted_proxies: parse_proxies(&self.trusted_proxies)?,
             totp_issuer: self.totp_issuer.clone(),
             rate_limits: self.rate_limits == Switch::On,
+            webhook_allow_private: self.webhook_allow_private == Switch::On,
             secret_limit: i64::from(self.secret_limit),
             token_lifetime_seconds: i64::from(self.token_lifetime),
             reminder_interval: std::time::Duration::from_secs(u64::from(self.reminder_interval)),
@@ -391,6 +399,7 @@ mod tests {
             trusted_proxies: vec![],
             totp_issuer: "WMDA".into(),
             rate_limits: Switch::On,
+            webhook_allow_private: Switch::Off,
             secret_limit: 3,
             token_lifetime: 3600,
             reminder_interval: 900,

@@ -118,6 +118,25 @@ fn leak_settings(config: &Config) -> anyhow::Result<crate::web::LeakSettings> {
 
 /// The background jobs over this configuration and these services: the passes over auth and
 /// oauth objects are handed to `jobs` as values.
+/// The webhook deliverer over the system's resolver behind the SSRF guard; `None` (logged) when
+/// its HTTP client cannot start.
+fn webhook_deliverer(config: &Config, state: &AppState) -> Option<crate::jobs::webhooks::Deliverer> {
+    let allow = config.webhook_allow_private;
+    match crate::webhooks::client(Arc::new(crate::webhooks::SystemLookup), allow) {
+        Ok(client) => Some(crate::jobs::webhooks::Deliverer::new(
+            state.store.clone(),
+            client,
+            Arc::new(config.master_key.clone()),
+            state.clock.clone(),
+            allow,
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "the webhook client cannot start: webhooks are not delivered");
+            None
+        }
+    }
+}
+
 fn jobs(config: &Config, state: &AppState, sessions: PortalSessionStore) -> crate::jobs::Jobs {
     use crate::jobs::pass;
     let services = &state.services;
@@ -178,6 +197,7 @@ fn jobs(config: &Config, state: &AppState, sessions: PortalSessionStore) -> crat
         usage_flush,
         key_reload,
         key_reload_every: config.key_schedule.reload.to_std().unwrap_or(std::time::Duration::from_secs(30)),
+        webhooks: webhook_deliverer(config, state),
     }
 }
 

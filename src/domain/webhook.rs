@@ -229,6 +229,118 @@ impl std::fmt::Debug for SigningSecret {
     }
 }
 
+/// How an endpoint wants its events (DESIGN.md section 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// Standard Webhooks: JSON `{type, timestamp, data}`, signed.
+    Standard,
+    /// A Slack incoming webhook: `{"text": …}`.
+    Slack,
+    /// A Microsoft Teams Workflows webhook: an Adaptive Card.
+    Teams,
+}
+
+impl WebhookFormat {
+    /// Every format.
+    pub const ALL: [WebhookFormat; 3] = [WebhookFormat::Standard, WebhookFormat::Slack, WebhookFormat::Teams];
+
+    /// `standard`, `slack` or `teams`: the stored and the form's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Standard => "standard",
+            WebhookFormat::Slack => "slack",
+            WebhookFormat::Teams => "teams",
+        }
+    }
+
+    /// The format named `text`, if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == text)
+    }
+}
+
+/// What an endpoint is told about (DESIGN.md section 9). No event carries a secret value or hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WebhookEvent {
+    /// A secret expires soon (the reminder schedule's notices).
+    Expiring,
+    /// A secret was created.
+    Created,
+    /// A secret was deleted.
+    Deleted,
+    /// A leak report found a live secret in public.
+    Exposed,
+    /// A rotation completed: the replacement was used and the old secret went.
+    Replaced,
+}
+
+impl WebhookEvent {
+    /// Every event.
+    pub const ALL: [WebhookEvent; 5] = [
+        WebhookEvent::Expiring,
+        WebhookEvent::Created,
+        WebhookEvent::Deleted,
+        WebhookEvent::Exposed,
+        WebhookEvent::Replaced,
+    ];
+
+    /// The event's `type`, e.g. `secret.expiring`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookEvent::Expiring => "secret.expiring",
+            WebhookEvent::Created => "secret.created",
+            WebhookEvent::Deleted => "secret.deleted",
+            WebhookEvent::Exposed => "secret.exposed",
+            WebhookEvent::Replaced => "secret.replaced",
+        }
+    }
+
+    /// The event named `text`, if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == text)
+    }
+
+    /// A stored list (`secret.created,secret.deleted`); unknown names are left out.
+    pub fn parse_list(text: &str) -> Vec<Self> {
+        let mut events: Vec<Self> = text.split(',').filter_map(|t| Self::parse(t.trim())).collect();
+        events.sort();
+        events.dedup();
+        events
+    }
+
+    /// `events` as stored: their names joined by commas.
+    pub fn join(events: &[Self]) -> String {
+        events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// Most endpoints per application (DESIGN.md section 9).
+pub const MAX_ENDPOINTS: i64 = 5;
+/// A delivery that has not succeeded this long after its event is marked failed, and the
+/// endpoint's next event proceeds (DESIGN.md section 9).
+pub const FAIL_AFTER: chrono::Duration = chrono::Duration::hours(24);
+
+/// Delay before retry number `attempts` (1-based): 10 s, doubling, at most 30 minutes.
+pub fn delivery_backoff(attempts: i32) -> chrono::Duration {
+    let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(0);
+    (chrono::Duration::seconds(10) * 2i32.saturating_pow(exponent)).min(chrono::Duration::minutes(30))
+}
+
+/// The `webhook-id` of an event: `msg_` and the event's id, the same on every attempt.
+pub fn message_id(event_id: uuid::Uuid) -> String {
+    format!("msg_{}", event_id.simple())
+}
+
+/// A `standard` body (Standard Webhooks): `{"type", "timestamp" (RFC 3339, UTC), "data"}`.
+pub fn standard_body(event: WebhookEvent, at: chrono::DateTime<chrono::Utc>, data: &serde_json::Value) -> String {
+    serde_json::json!({
+        "type": event.as_str(),
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "data": data,
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,5 +457,26 @@ mod tests {
             reference.sign("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1649367553, body),
             "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
         );
+    }
+
+    #[test]
+    fn formats_events_and_backoff() {
+        for f in WebhookFormat::ALL {
+            assert_eq!(WebhookFormat::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(WebhookFormat::parse("Standard"), None);
+        assert_eq!(
+            WebhookEvent::parse_list("secret.deleted, secret.created,nope,secret.created"),
+            [WebhookEvent::Created, WebhookEvent::Deleted]
+        );
+        assert_eq!(
+            WebhookEvent::join(&[WebhookEvent::Created, WebhookEvent::Exposed]),
+            "secret.created,secret.exposed"
+        );
+        assert_eq!(delivery_backoff(1), chrono::Duration::seconds(10));
+        assert_eq!(delivery_backoff(2), chrono::Duration::seconds(20));
+        assert_eq!(delivery_backoff(50), chrono::Duration::minutes(30));
+        let id = uuid::Uuid::nil();
+        assert_eq!(message_id(id), "msg_00000000000000000000000000000000");
     }
 }

@@ -14,6 +14,7 @@ pub mod reminders;
 pub mod sessions;
 pub mod throttle_counts;
 pub mod usage;
+pub mod webhooks;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -44,6 +45,31 @@ where
     Arc::new(move |now| Box::pin(f(now)))
 }
 
+/// Runs `pass` until `stop` is cancelled: again after `every`, or at once when `wake` is
+/// notified. A pass's error is logged with `what` and the loop goes on. The loop of the
+/// deliverers (the outbox sender, the webhook deliverer), which others wake after queueing.
+pub async fn poll_until_stopped<T, E, Fut>(
+    what: &'static str,
+    wake: &tokio::sync::Notify,
+    every: StdDuration,
+    stop: CancellationToken,
+    mut pass: impl FnMut() -> Fut,
+) where
+    E: std::fmt::Display,
+    Fut: Future<Output = Result<T, E>>,
+{
+    loop {
+        if let Err(e) = pass().await {
+            tracing::warn!(error = %e, "{what}");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = wake.notified() => {},
+            () = tokio::time::sleep(every) => {},
+        }
+    }
+}
+
 /// What the jobs need, built by `startup` from the configuration and the services.
 pub struct Jobs {
     /// The database.
@@ -68,6 +94,8 @@ pub struct Jobs {
     pub key_reload: Pass,
     /// Between key reloads (the hidden `PORTAL_KEY_RELOAD_INTERVAL`, 30 s).
     pub key_reload_every: StdDuration,
+    /// The webhook deliverer (issue 17); `None` when its HTTP client could not start.
+    pub webhooks: Option<webhooks::Deliverer>,
 }
 
 /// The running jobs; [`Running::join`] waits for all of them after the stop.
@@ -99,6 +127,7 @@ pub fn spawn_all(jobs: Jobs, stop: CancellationToken) -> Running {
         usage_flush,
         key_reload,
         key_reload_every,
+        webhooks,
     } = jobs;
     let mut tasks = vec![
         spawn(mailer.clone().run_loop(stop.clone())),
@@ -115,6 +144,9 @@ pub fn spawn_all(jobs: Jobs, stop: CancellationToken) -> Running {
         spawn(keys::run_loop(key_reload, key_reload_every, clock, stop.clone())),
         spawn(sessions::run_loop(sessions, sessions::CLEANUP_EVERY, stop.clone())),
     ];
+    if let Some(deliverer) = webhooks {
+        tasks.push(spawn(deliverer.run_loop(stop.clone())));
+    }
     if let Some((rx, handle)) = password_resets {
         tasks.push(spawn(password_resets::run_loop(rx, handle, mailer, stop)));
     }

@@ -106,16 +106,8 @@ impl Sender {
     /// Delivers until `stop` is cancelled: a pass every second, or at once when woken. Database
     /// errors are logged and the loop goes on.
     pub async fn run_loop(self, stop: CancellationToken) {
-        loop {
-            if let Err(e) = self.run_once().await {
-                tracing::warn!(error = %e, "the mail sender cannot read the outbox");
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = self.wake.notified() => {},
-                () = tokio::time::sleep(POLL) => {},
-            }
-        }
+        let what = "the mail sender cannot read the outbox";
+        super::poll_until_stopped(what, &self.wake, POLL, stop, || self.run_once()).await;
     }
 }
 

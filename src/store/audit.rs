@@ -33,6 +33,10 @@ pub enum AuditAction {
     SelfRotationChanged,
     /// `application.self_rotation_forbidden`: A WMDA admin forbade self-rotation (turning it off) or allowed it again.
     SelfRotationForbidden,
+    /// `webhook.added`: A webhook endpoint was added to an application (its host only is recorded).
+    WebhookAdded,
+    /// `webhook.removed`: A webhook endpoint was removed.
+    WebhookRemoved,
     /// `invitation.sent`: An invitation link was emailed.
     InvitationSent,
     /// `invitation.accepted`: An invitation was accepted: a password was set.
@@ -71,7 +75,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order above.
-    pub const ALL: [AuditAction; 29] = [
+    pub const ALL: [AuditAction; 31] = [
         AuditAction::OrganisationCreated,
         AuditAction::OrganisationRenamed,
         AuditAction::ApplicationCreated,
@@ -84,6 +88,8 @@ impl AuditAction {
         AuditAction::SecretLeakReported,
         AuditAction::SelfRotationChanged,
         AuditAction::SelfRotationForbidden,
+        AuditAction::WebhookAdded,
+        AuditAction::WebhookRemoved,
         AuditAction::InvitationSent,
         AuditAction::InvitationAccepted,
         AuditAction::UserDisabled,
@@ -123,6 +129,8 @@ impl AuditAction {
             AuditAction::SecretLeakReported => "Client secret reported in public again",
             AuditAction::SelfRotationChanged => "Self-rotation turned on or off",
             AuditAction::SelfRotationForbidden => "Self-rotation forbidden or allowed by WMDA",
+            AuditAction::WebhookAdded => "Webhook endpoint added",
+            AuditAction::WebhookRemoved => "Webhook endpoint removed",
             AuditAction::InvitationSent => "Invitation sent",
             AuditAction::InvitationAccepted => "Invitation accepted",
             AuditAction::UserDisabled => "User disabled",
@@ -158,6 +166,8 @@ impl AuditAction {
             AuditAction::SecretLeakReported => "secret.leak_reported",
             AuditAction::SelfRotationChanged => "application.self_rotation_changed",
             AuditAction::SelfRotationForbidden => "application.self_rotation_forbidden",
+            AuditAction::WebhookAdded => "webhook.added",
+            AuditAction::WebhookRemoved => "webhook.removed",
             AuditAction::InvitationSent => "invitation.sent",
             AuditAction::InvitationAccepted => "invitation.accepted",
             AuditAction::UserDisabled => "user.disabled",

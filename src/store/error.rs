@@ -40,6 +40,9 @@ pub enum Conflict {
     /// The application has as many unexpired secrets as allowed.
     #[error("This application already has the most unexpired secrets allowed. Delete one it no longer needs first.")]
     SecretLimitReached,
+    /// The application has as many webhook endpoints as allowed (DESIGN.md section 9).
+    #[error("This application already has 5 webhook endpoints, the most allowed: remove one first.")]
+    WebhookLimit,
     /// The create form was submitted before; the secret it created is not shown again.
     #[error("This form was already submitted. The secret it created cannot be shown again.")]
     FormAlreadySubmitted,

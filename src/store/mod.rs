@@ -31,6 +31,7 @@ mod throttle;
 mod tokens;
 pub mod url;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 pub use admin::{ApplicationAttention, AuditFilter, ExpiringSecret};
 pub use api::{
@@ -54,3 +55,4 @@ pub use shared_window::{SharedWindow, flush_all};
 pub use tokens::{NewSigningKey, ScheduledKeyRow, TokenClient, TokenLookup};
 pub use url::DatabaseUrl;
 pub use users::{NewUser, User, UserFilter, UserRole, UserStatus, UserSummary, shown_name};
+pub use webhooks::{ClaimedDelivery, DeliveryView, NewWebhookEndpoint, WebhookEndpoint};

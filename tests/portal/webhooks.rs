@@ -132,3 +132,198 @@ async fn a_signed_delivery_verifies_with_the_reference_library_and_redirects_are
     assert!(post(&strict, &url, &[], b"{}".to_vec()).await.is_err());
     assert!(seen.lock().unwrap().len() == 1);
 }
+
+/// A receiver that refuses (503) until told to accept, recording every attempt's headers and body.
+struct Receiver {
+    url: String,
+    accept: Arc<std::sync::atomic::AtomicBool>,
+    seen: Seen,
+}
+
+async fn receiver() -> Receiver {
+    let accept = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen: Seen = Arc::default();
+    let (a, s) = (accept.clone(), seen.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let (a, s) = (a.clone(), s.clone());
+            async move {
+                s.lock().unwrap().push(("/hook".to_owned(), headers, body));
+                if a.load(std::sync::atomic::Ordering::SeqCst) {
+                    axum::http::StatusCode::NO_CONTENT
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Receiver { url: format!("http://{address}/hook"), accept, seen }
+}
+
+/// Point 4: deliveries go oldest first per endpoint, each retried with the same `webhook-id`
+/// (signed anew per attempt) until the receiver answers 2xx; one still failing a day after its
+/// event is failed and the next proceeds; two deliverers at once deliver each event once, in
+/// order. A movable clock stands in for the hours. SQLite, and Postgres with TEST_DATABASE_URL.
+#[tokio::test]
+async fn deliveries_go_in_order_retry_with_the_same_id_and_fail_after_a_day() {
+    use chrono::Duration;
+    use secret_portal::domain::Clock as _;
+    use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat, standard_body};
+    use secret_portal::domain::{Api, ApplicationKind};
+    use secret_portal::jobs::webhooks::{Deliverer, SIGNING_SECRET_PURPOSE, URL_PURPOSE, WebhookReport};
+    use secret_portal::store::{Actor, NewWebhookEndpoint};
+    use std::sync::atomic::Ordering::SeqCst;
+
+    let app = crate::support::TestApp::spawn().await;
+    // Standard Webhooks receivers check the timestamp against their own clock: start at the real time.
+    app.clock.set(secret_portal::domain::SystemClock.now());
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    let r = receiver().await;
+    let key = app.config.master_key.clone();
+    let secret = SigningSecret::generate();
+    let new = NewWebhookEndpoint {
+        application_id: dm.id,
+        format: WebhookFormat::Standard,
+        url_enc: key.encrypt(r.url.as_bytes(), URL_PURPOSE),
+        host: "127.0.0.1".into(),
+        events: vec![WebhookEvent::Created, WebhookEvent::Deleted],
+        signing_secret_enc: Some(key.encrypt(secret.expose().as_bytes(), SIGNING_SECRET_PURPOSE)),
+        created_by: None,
+    };
+    let endpoint = app.store.add_webhook_endpoint(&new, &Actor::cli(), app.clock.now()).await.unwrap();
+    let deliverer = Deliverer::new(
+        app.store.clone(),
+        client(Arc::new(SystemLookup), true).unwrap(),
+        Arc::new(key),
+        Arc::new(app.clock.clone()),
+        true,
+    );
+    let queue = |event: WebhookEvent, n: u32| {
+        let (store, now) = (app.store.clone(), app.clock.now());
+        async move {
+            let id = uuid::Uuid::new_v4();
+            let data = serde_json::json!({ "n": n });
+            let render =
+                move |f: WebhookFormat| (f == WebhookFormat::Standard).then(|| standard_body(event, now, &data));
+            let queued = store.queue_webhook_event(dm.id, event, id, &render, now).await.unwrap();
+            (id, queued)
+        }
+    };
+    let ids_seen = || -> Vec<String> {
+        r.seen.lock().unwrap().iter().map(|(_, h, _)| h["webhook-id"].to_str().unwrap().to_owned()).collect()
+    };
+    let msg = |id: uuid::Uuid| secret_portal::domain::webhook::message_id(id);
+
+    let (e1, _) = queue(WebhookEvent::Created, 1).await;
+    let (e2, _) = queue(WebhookEvent::Deleted, 2).await;
+    let (e3, _) = queue(WebhookEvent::Created, 3).await;
+    assert_eq!(queue(WebhookEvent::Exposed, 0).await.1, 0, "not subscribed: nothing queued");
+
+    // Refused: only the oldest is tried; it waits its backoff.
+    assert_eq!(deliverer.run_once().await.unwrap(), WebhookReport { delivered: 0, retrying: 1, failed: 0 });
+    assert_eq!(deliverer.run_once().await.unwrap(), WebhookReport::default(), "not due yet");
+    app.clock.advance(Duration::seconds(11));
+    deliverer.run_once().await.unwrap();
+    assert_eq!(ids_seen(), [msg(e1), msg(e1)]);
+    // Accepted: the first, then the others in order.
+    r.accept.store(true, SeqCst);
+    app.clock.advance(Duration::seconds(25));
+    assert_eq!(deliverer.run_once().await.unwrap(), WebhookReport { delivered: 3, retrying: 0, failed: 0 });
+    assert_eq!(ids_seen(), [msg(e1), msg(e1), msg(e1), msg(e2), msg(e3)]);
+    let verifier = standardwebhooks::Webhook::new(secret.expose()).unwrap();
+    let seen = r.seen.lock().unwrap().clone();
+    for (_, headers, body) in &seen {
+        verifier.verify(body, headers).expect("each attempt is signed for its own time");
+    }
+    let stamps: std::collections::BTreeSet<&str> =
+        seen[..3].iter().map(|(_, h, _)| h["webhook-timestamp"].to_str().unwrap()).collect();
+    assert_eq!(stamps.len(), 3, "a new timestamp (and signature) per attempt");
+    let body: serde_json::Value = serde_json::from_slice(&seen[3].2).unwrap();
+    assert_eq!((body["type"].as_str(), body["data"]["n"].as_u64()), (Some("secret.deleted"), Some(2)));
+
+    // A day of refusals: the event is failed and the next one proceeds.
+    r.accept.store(false, SeqCst);
+    let (e4, _) = queue(WebhookEvent::Created, 4).await;
+    deliverer.run_once().await.unwrap();
+    app.clock.advance(Duration::hours(23));
+    let (e5, _) = queue(WebhookEvent::Created, 5).await;
+    app.clock.advance(Duration::hours(1));
+    let report = deliverer.run_once().await.unwrap();
+    assert_eq!((report.failed, report.retrying), (1, 1), "e4 failed after a day, e5 tried: {report:?}");
+    r.accept.store(true, SeqCst);
+    app.clock.advance(Duration::minutes(1));
+    assert_eq!(deliverer.run_once().await.unwrap().delivered, 1);
+    let views = app.store.webhook_deliveries(endpoint.id, 10).await.unwrap();
+    let state = |id: uuid::Uuid| {
+        views.iter().find(|v| v.event_id == id).map(|v| (v.delivered_at.is_some(), v.failed_at.is_some()))
+    };
+    assert_eq!((state(e4), state(e5)), (Some((false, true)), Some((true, false))));
+    assert_eq!(views.iter().find(|v| v.event_id == e4).unwrap().last_status, Some(503));
+
+    // Two deliverers at once (two replicas): each event once, in order.
+    r.seen.lock().unwrap().clear();
+    let mut queued = Vec::new();
+    for n in 6..12 {
+        queued.push(msg(queue(WebhookEvent::Created, n).await.0));
+    }
+    let other = deliverer.clone();
+    let (a, b) = tokio::join!(deliverer.run_once(), other.run_once());
+    assert_eq!(a.unwrap().delivered + b.unwrap().delivered, 6);
+    assert_eq!(ids_seen(), queued);
+}
+
+/// DESIGN.md section 9: at most 5 endpoints per application; adding and removing are audited
+/// with the host only (a Slack or Teams URL is a credential), and a removed endpoint gets no
+/// more events. SQLite, and Postgres with TEST_DATABASE_URL.
+#[tokio::test]
+async fn endpoints_are_limited_audited_by_host_and_removed() {
+    use secret_portal::domain::Clock as _;
+    use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
+    use secret_portal::domain::{Api, ApplicationKind};
+    use secret_portal::store::{Actor, Conflict, NewWebhookEndpoint, StoreError};
+
+    let app = crate::support::TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    let key = app.config.master_key.clone();
+    let new = NewWebhookEndpoint {
+        application_id: dm.id,
+        format: WebhookFormat::Slack,
+        url_enc: key.encrypt(b"https://hooks.slack.com/services/T000/B000/SECRETPATH", b"webhook-url"),
+        host: "hooks.slack.com".into(),
+        events: vec![WebhookEvent::Expiring],
+        signing_secret_enc: None,
+        created_by: None,
+    };
+    assert!(!format!("{new:?}").contains("SECRETPATH"));
+    let now = app.clock.now();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(app.store.add_webhook_endpoint(&new, &Actor::cli(), now).await.unwrap().id);
+    }
+    let sixth = app.store.add_webhook_endpoint(&new, &Actor::cli(), now).await;
+    assert!(matches!(sixth, Err(StoreError::Conflict(Conflict::WebhookLimit))), "{sixth:?}");
+    app.store.remove_webhook_endpoint((dm.id, ids[0]), &Actor::cli(), now).await.unwrap();
+    assert!(matches!(
+        app.store.remove_webhook_endpoint((dm.id, ids[0]), &Actor::cli(), now).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(app.store.webhook_endpoints(dm.id).await.unwrap().len(), 4);
+    app.store.add_webhook_endpoint(&new, &Actor::cli(), now).await.unwrap();
+    let events = app.store.recent_audit_events(20).await.unwrap();
+    let added: Vec<_> = events.iter().filter(|e| e.action == "webhook.added").collect();
+    assert_eq!(added.len(), 6);
+    assert!(added.iter().all(|e| e.details.contains("hooks.slack.com") && !e.details.contains("SECRETPATH")));
+    assert_eq!(events.iter().filter(|e| e.action == "webhook.removed").count(), 1);
+    // The removed endpoint gets no more events; the five others do.
+    let render = |_: WebhookFormat| Some("{}".to_owned());
+    let queued =
+        app.store.queue_webhook_event(dm.id, WebhookEvent::Expiring, uuid::Uuid::new_v4(), &render, now).await.unwrap();
+    assert_eq!(queued, 5);
+    assert!(app.store.webhook_deliveries(ids[0], 10).await.unwrap().is_empty());
+}

@@ -156,6 +156,7 @@ pub fn test_config(db: &TestDb) -> Config {
         trusted_proxies: vec![],
         totp_issuer: "WMDA".into(),
         rate_limits: true,
+        webhook_allow_private: false,
         secret_limit: 3,
         token_lifetime_seconds: 3600,
         // Tests run passes themselves, with the clock where they want it.

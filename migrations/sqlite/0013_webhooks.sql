@@ -1,0 +1,38 @@
+-- Issue 17 (DESIGN.md section 9): webhook endpoints per application and their deliveries. The
+-- URL (a credential for Slack and Teams) and a standard endpoint's signing secret are stored
+-- encrypted with the master key; only the host is kept in clear, for pages and audit details.
+create table webhook_endpoint (
+    id blob primary key,
+    application_id blob not null references application (id),
+    format text not null check (format in ('standard', 'slack', 'teams')),
+    url_enc blob not null,
+    host text not null,
+    events text not null,
+    signing_secret_enc blob,
+    created_at text not null,
+    created_by blob references portal_user (id),
+    disabled_at text,
+    last_success_at text,
+    removed_at text
+);
+create index webhook_endpoint_application on webhook_endpoint (application_id) where removed_at is null;
+
+-- One row per (endpoint, event), written in the transaction of what caused the event; delivered
+-- oldest first per endpoint (id is the order), with the same webhook-id on every attempt.
+create table webhook_delivery (
+    id integer primary key autoincrement,
+    endpoint_id blob not null references webhook_endpoint (id),
+    event_id blob not null,
+    event_type text not null,
+    body text not null,
+    created_at text not null,
+    attempts integer not null default 0,
+    next_attempt_at text not null,
+    claimed_until text,
+    delivered_at text,
+    failed_at text,
+    last_status integer,
+    last_error text,
+    unique (endpoint_id, event_id)
+);
+create index webhook_delivery_pending on webhook_delivery (endpoint_id, id) where delivered_at is null and failed_at is null;

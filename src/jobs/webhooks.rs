@@ -1,0 +1,163 @@
+//! The webhook deliverer (issue 17; DESIGN.md section 9): claims each endpoint's oldest due
+//! delivery, sends it through the guarded client ([`crate::webhooks`]), and marks it delivered
+//! (a 2xx), to retry (capped backoff, the same `webhook-id` every time), or failed once
+//! [`FAIL_AFTER`] has passed since its event, so the endpoint's next event proceeds. At least
+//! once; exactly once when the receiver answers 2xx within the timeout. `standard` deliveries are
+//! signed per attempt (Standard Webhooks).
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::Clock;
+use crate::domain::cipher::MasterKey;
+use crate::domain::webhook::{FAIL_AFTER, SigningSecret, WebhookFormat, WebhookUrl, delivery_backoff, message_id};
+use crate::store::{ClaimedDelivery, Store, StoreError};
+use crate::webhooks::{DeliveryError, post};
+
+/// The master key's purpose label for endpoint URLs.
+pub const URL_PURPOSE: &[u8] = b"webhook-url";
+/// The master key's purpose label for signing secrets.
+pub const SIGNING_SECRET_PURPOSE: &[u8] = b"webhook-signing-secret";
+
+/// How long a claimed delivery is held before another deliverer may take it over: longer than
+/// a delivery may take.
+pub const LEASE: Duration = Duration::minutes(1);
+/// Deliveries claimed per pass.
+const BATCH: i64 = 20;
+/// How often the deliverer looks for due deliveries when nobody wakes it.
+const POLL: StdDuration = StdDuration::from_secs(2);
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookReport {
+    /// Answered 2xx.
+    pub delivered: usize,
+    /// Not delivered yet; due again later.
+    pub retrying: usize,
+    /// Given up after [`FAIL_AFTER`].
+    pub failed: usize,
+}
+
+/// Delivers webhook events: [`Deliverer::run_once`] sends what is due, [`Deliverer::run_loop`]
+/// does it every 2 seconds (or when woken) until shutdown.
+#[derive(Clone)]
+pub struct Deliverer {
+    store: Store,
+    client: reqwest::Client,
+    master_key: Arc<MasterKey>,
+    clock: Arc<dyn Clock>,
+    allow_private: bool,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer").field("allow_private", &self.allow_private).finish_non_exhaustive()
+    }
+}
+
+impl Deliverer {
+    /// A deliverer sending through `client` ([`crate::webhooks::client`], built with the same
+    /// `allow_private`), decrypting URLs and signing secrets with `master_key`.
+    pub fn new(
+        store: Store,
+        client: reqwest::Client,
+        master_key: Arc<MasterKey>,
+        clock: Arc<dyn Clock>,
+        allow_private: bool,
+    ) -> Self {
+        Self { store, client, master_key, clock, allow_private, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Wakes the deliverer now (after queueing events) instead of at its next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Sends what is due, pass after pass, until nothing due is left.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails; delivery failures are recorded on the rows.
+    pub async fn run_once(&self) -> Result<WebhookReport, StoreError> {
+        let mut report = WebhookReport::default();
+        loop {
+            let now = self.clock.now();
+            let batch = self.store.claim_due_webhook_deliveries(now, now + LEASE, BATCH).await?;
+            if batch.is_empty() {
+                return Ok(report);
+            }
+            for d in batch {
+                let outcome = self.send(&d).await;
+                let now = self.clock.now();
+                match outcome {
+                    Ok(status) if (200..300).contains(&status) => {
+                        self.store.mark_webhook_delivered(&d, status, now).await?;
+                        metrics::counter!("webhook_deliveries_total", "outcome" => "delivered").increment(1);
+                        report.delivered += 1;
+                        continue;
+                    }
+                    answered => {
+                        let (status, error) = match answered {
+                            Ok(status) => (Some(status), format!("answered {status}")),
+                            Err(e) => (None, e.to_string()),
+                        };
+                        let give_up = now - d.created_at >= FAIL_AFTER;
+                        let failed_at = give_up.then_some(now);
+                        self.store
+                            .mark_webhook_undelivered(
+                                &d,
+                                (now + delivery_backoff(d.attempts), failed_at),
+                                status,
+                                &error,
+                            )
+                            .await?;
+                        let outcome = if give_up { "failed" } else { "retrying" };
+                        tracing::warn!(delivery = d.id, endpoint = %d.endpoint_id, attempts = d.attempts, %error, outcome, "webhook not delivered");
+                        metrics::counter!("webhook_deliveries_total", "outcome" => outcome).increment(1);
+                        if give_up {
+                            report.failed += 1;
+                        } else {
+                            report.retrying += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One attempt: the URL decrypted and checked again, the `standard` headers signed for this
+    /// attempt's time.
+    async fn send(&self, d: &ClaimedDelivery) -> Result<u16, DeliveryError> {
+        let unusable = |what: &str| DeliveryError::Refused(format!("the endpoint's {what} cannot be read"));
+        let url = self.master_key.decrypt(&d.url_enc, URL_PURPOSE).map_err(|_| unusable("URL"))?;
+        let url = std::str::from_utf8(&url).map_err(|_| unusable("URL"))?;
+        let url = WebhookUrl::parse(url, self.allow_private).map_err(|e| DeliveryError::Refused(e.to_string()))?;
+        let mut headers = Vec::new();
+        if WebhookFormat::parse(&d.format) == Some(WebhookFormat::Standard) {
+            let secret = d.signing_secret_enc.as_deref().ok_or_else(|| unusable("signing secret"))?;
+            let secret =
+                self.master_key.decrypt(secret, SIGNING_SECRET_PURPOSE).map_err(|_| unusable("signing secret"))?;
+            let secret = std::str::from_utf8(&secret)
+                .ok()
+                .and_then(SigningSecret::parse)
+                .ok_or_else(|| unusable("signing secret"))?;
+            let id = message_id(d.event_id);
+            let at = self.clock.now().timestamp();
+            let signature = secret.sign(&id, at, d.body.as_bytes());
+            headers.push(("webhook-id", id));
+            headers.push(("webhook-timestamp", at.to_string()));
+            headers.push(("webhook-signature", signature));
+        }
+        post(&self.client, &url, &headers, d.body.clone().into_bytes()).await
+    }
+
+    /// Delivers until `stop` is cancelled. Database errors are logged and the loop goes on.
+    pub async fn run_loop(self, stop: CancellationToken) {
+        let what = "the webhook deliverer cannot read its deliveries";
+        super::poll_until_stopped(what, &self.wake, POLL, stop, || self.run_once()).await;
+    }
+}

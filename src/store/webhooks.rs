@@ -1,0 +1,513 @@
+//! Webhook endpoints and their deliveries (issue 17; DESIGN.md section 9). An endpoint's URL and
+//! signing secret arrive encrypted (the master key is not the store's); deliveries are queued
+//! per (endpoint, event) and claimed with the outbox's lease, only the oldest pending one per
+//! endpoint at a time, so each endpoint gets its events in order.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::audit::insert_audit_event;
+use super::{Actor, AuditAction, Backend, BeginWrite, Conflict, Store, StoreError, on_pool};
+use crate::domain::webhook::{MAX_ENDPOINTS, WebhookEvent, WebhookFormat};
+
+/// An endpoint to add: its URL and signing secret already encrypted.
+#[derive(Clone)]
+pub struct NewWebhookEndpoint {
+    /// The application.
+    pub application_id: Uuid,
+    /// How it wants its events.
+    pub format: WebhookFormat,
+    /// The URL, encrypted with the master key (purpose `webhook-url`).
+    pub url_enc: Vec<u8>,
+    /// The URL's host, in clear (pages, audit details).
+    pub host: String,
+    /// The events it is told about (at least one).
+    pub events: Vec<WebhookEvent>,
+    /// A `standard` endpoint's signing secret, encrypted (purpose `webhook-signing-secret`).
+    pub signing_secret_enc: Option<Vec<u8>>,
+    /// The credential manager who added it, if a person did.
+    pub created_by: Option<Uuid>,
+}
+
+impl std::fmt::Debug for NewWebhookEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewWebhookEndpoint")
+            .field("application_id", &self.application_id)
+            .field("format", &self.format)
+            .field("host", &self.host)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An endpoint as stored.
+#[derive(Debug, Clone)]
+pub struct WebhookEndpoint {
+    /// Its id.
+    pub id: Uuid,
+    /// What it was added with (URL and signing secret encrypted; `Debug` shows the host only).
+    pub endpoint: NewWebhookEndpoint,
+    /// When it was added (UTC).
+    pub created_at: DateTime<Utc>,
+    /// When it was disabled, if it is.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Its last 2xx answer (UTC).
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+type EndpointRow = (
+    Uuid,
+    Uuid,
+    String,
+    Vec<u8>,
+    String,
+    String,
+    Option<Vec<u8>>,
+    Option<Uuid>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
+const ENDPOINT_COLUMNS: &str = "id, application_id, format, url_enc, host, events, signing_secret_enc, created_by, created_at, disabled_at, last_success_at";
+
+fn endpoint(r: EndpointRow) -> Result<WebhookEndpoint, StoreError> {
+    let (
+        id,
+        application_id,
+        format,
+        url_enc,
+        host,
+        events,
+        signing_secret_enc,
+        created_by,
+        created_at,
+        disabled_at,
+        last_success_at,
+    ) = r;
+    let format = WebhookFormat::parse(&format).ok_or(StoreError::Corrupt("webhook_endpoint.format"))?;
+    let events = WebhookEvent::parse_list(&events);
+    let endpoint = NewWebhookEndpoint { application_id, format, url_enc, host, events, signing_secret_enc, created_by };
+    Ok(WebhookEndpoint { id, endpoint, created_at, disabled_at, last_success_at })
+}
+
+/// A delivery claimed for an attempt, with what sending it needs.
+#[derive(Clone)]
+pub struct ClaimedDelivery {
+    /// Its id (also its order within the endpoint).
+    pub id: i64,
+    /// The event's id: `webhook-id` is `msg_` and it.
+    pub event_id: Uuid,
+    /// The event's type.
+    pub event_type: String,
+    /// The body to send, as queued.
+    pub body: String,
+    /// When the event happened (UTC): a delivery failing [`crate::domain::webhook::FAIL_AFTER`]
+    /// after it is failed.
+    pub created_at: DateTime<Utc>,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+    /// The endpoint.
+    pub endpoint_id: Uuid,
+    /// Its format.
+    pub format: String,
+    /// Its URL, encrypted.
+    pub url_enc: Vec<u8>,
+    /// Its signing secret, encrypted.
+    pub signing_secret_enc: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ClaimedDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedDelivery")
+            .field("id", &self.id)
+            .field("event_type", &self.event_type)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+type ClaimRow = (i64, Uuid, String, String, DateTime<Utc>, i32, Uuid, String, Vec<u8>, Option<Vec<u8>>);
+
+/// A delivery as the pages list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryView {
+    /// Its id (the order within the endpoint).
+    pub id: i64,
+    /// The event's id.
+    pub event_id: Uuid,
+    /// The event's type.
+    pub event_type: String,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// When it succeeded.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When it was given up.
+    pub failed_at: Option<DateTime<Utc>>,
+    /// The last answer's status, if one came.
+    pub last_status: Option<i32>,
+    /// The last error, in words (no URL path).
+    pub last_error: Option<String>,
+}
+
+/// Inserts one delivery of the event `$event_id` (`$event` a [`WebhookEvent`]) for every enabled
+/// endpoint of application `$application_id` subscribed to it, the body of each rendered by
+/// `$render(format) -> Option<String>` (`None`: this format does not carry the event), through an
+/// executor (a pool or the open transaction of what caused the event). Evaluates to the number
+/// queued. A macro so the text compiles against both backends.
+macro_rules! queue_webhook_event {
+    ($tx:expr, $application_id:expr, $event:expr, $event_id:expr, $render:expr, $now:expr) => {
+        async {
+            let endpoints: Vec<(Uuid, String, String)> = sqlx::query_as(
+                "select id, format, events from webhook_endpoint
+                 where application_id = $1 and removed_at is null and disabled_at is null order by created_at, id",
+            )
+            .bind($application_id)
+            .fetch_all(&mut *$tx)
+            .await?;
+            let mut queued = 0usize;
+            for (endpoint_id, format, events) in endpoints {
+                let Some(format) = $crate::domain::webhook::WebhookFormat::parse(&format) else { continue };
+                if !$crate::domain::webhook::WebhookEvent::parse_list(&events).contains(&$event) {
+                    continue;
+                }
+                let Some(body) = $render(format) else { continue };
+                sqlx::query(
+                    "insert into webhook_delivery (endpoint_id, event_id, event_type, body, created_at, next_attempt_at)
+                     values ($1, $2, $3, $4, $5, $5)",
+                )
+                .bind(endpoint_id)
+                .bind($event_id)
+                .bind($event.as_str())
+                .bind(body)
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+                queued += 1;
+            }
+            Ok::<usize, sqlx::Error>(queued)
+        }
+        .await
+    };
+}
+
+impl Store {
+    /// Adds an endpoint at `now`, within [`MAX_ENDPOINTS`] per application (counted under the
+    /// application's lock), audited as `webhook.added` with the host only (a Slack or Teams URL
+    /// is a credential).
+    ///
+    /// # Errors
+    /// [`Conflict::WebhookLimit`]; [`StoreError::NotFound`] for an unknown application.
+    pub async fn add_webhook_endpoint(
+        &self,
+        new: &NewWebhookEndpoint,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<WebhookEndpoint, StoreError> {
+        let lock = match self.backend() {
+            Backend::Postgres(_) => " for update",
+            Backend::Sqlite(_) => "",
+        };
+        let app_sql = format!("select organisation_id, name from application where id = $1{lock}");
+        let id = Uuid::new_v4();
+        let events = WebhookEvent::join(&new.events);
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin_write().await?;
+                let app: Option<(Uuid, String)> =
+                    sqlx::query_as(&app_sql).bind(new.application_id).fetch_optional(&mut *tx).await?;
+                let (organisation_id, application) = app.ok_or(StoreError::NotFound)?;
+                let count: i64 = sqlx::query_scalar(
+                    "select count(*) from webhook_endpoint where application_id = $1 and removed_at is null",
+                )
+                .bind(new.application_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if count >= MAX_ENDPOINTS {
+                    return Err(StoreError::Conflict(Conflict::WebhookLimit));
+                }
+                sqlx::query(
+                    "insert into webhook_endpoint (id, application_id, format, url_enc, host, events, signing_secret_enc, created_at, created_by)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(id)
+                .bind(new.application_id)
+                .bind(new.format.as_str())
+                .bind(new.url_enc.as_slice())
+                .bind(&new.host)
+                .bind(&events)
+                .bind(new.signing_secret_enc.as_deref())
+                .bind(now)
+                .bind(new.created_by)
+                .execute(&mut *tx)
+                .await?;
+                let mut event = actor.event(AuditAction::WebhookAdded, now).with_details(serde_json::json!({
+                    "application": application,
+                    "host": new.host,
+                    "format": new.format.as_str(),
+                    "events": new.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+                }));
+                event.organisation_id = Some(organisation_id);
+                event.target_type = Some("webhook_endpoint");
+                event.target_id = Some(id.to_string());
+                insert_audit_event!(&mut *tx, &event)?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(())
+            }
+            .await
+        })?;
+        let endpoint = NewWebhookEndpoint { events: WebhookEvent::parse_list(&events), ..new.clone() };
+        Ok(WebhookEndpoint { id, endpoint, created_at: now, disabled_at: None, last_success_at: None })
+    }
+
+    /// The application's endpoints that are not removed, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn webhook_endpoints(&self, application_id: Uuid) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let sql = format!(
+            "select {ENDPOINT_COLUMNS} from webhook_endpoint where application_id = $1 and removed_at is null order by created_at, id"
+        );
+        let rows: Vec<EndpointRow> =
+            on_pool!(self, |pool| sqlx::query_as(&sql).bind(application_id).fetch_all(pool).await)?;
+        rows.into_iter().map(endpoint).collect()
+    }
+
+    /// Removes the endpoint `endpoint_id` of `application_id` at `now`: its pending deliveries
+    /// stop. Audited as `webhook.removed`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when it is not an endpoint of that application, or removed.
+    pub async fn remove_webhook_endpoint(
+        &self,
+        (application_id, endpoint_id): (Uuid, Uuid),
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin_write().await?;
+                let found: Option<(String, Uuid, String)> = sqlx::query_as(
+                    "select e.host, a.organisation_id, a.name from webhook_endpoint e join application a on a.id = e.application_id
+                     where e.id = $1 and e.application_id = $2 and e.removed_at is null",
+                )
+                .bind(endpoint_id)
+                .bind(application_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let (host, organisation_id, application) = found.ok_or(StoreError::NotFound)?;
+                sqlx::query("update webhook_endpoint set removed_at = $2 where id = $1")
+                    .bind(endpoint_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let mut event = actor
+                    .event(AuditAction::WebhookRemoved, now)
+                    .with_details(serde_json::json!({ "application": application, "host": host }));
+                event.organisation_id = Some(organisation_id);
+                event.target_type = Some("webhook_endpoint");
+                event.target_id = Some(endpoint_id.to_string());
+                insert_audit_event!(&mut *tx, &event)?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(())
+            }
+            .await
+        })
+    }
+
+    /// Queues `event` (id `event_id`) for the application's endpoints on its own, outside any
+    /// other change ([`queue_webhook_event`] does it inside one). Returns how many were queued.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn queue_webhook_event(
+        &self,
+        application_id: Uuid,
+        event: WebhookEvent,
+        event_id: Uuid,
+        render: &(dyn Fn(WebhookFormat) -> Option<String> + Sync),
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin_write().await?;
+                let queued = queue_webhook_event!(tx, application_id, event, event_id, render, now)?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(queued)
+            }
+            .await
+        })
+    }
+
+    /// Claims up to `limit` due deliveries until `lease_until`: for each enabled endpoint, only
+    /// its oldest pending delivery (not delivered, not failed), when it is due and not held by
+    /// another deliverer. Postgres skips rows another deliverer holds (and then, that endpoint's
+    /// later rows are not its oldest: they wait); SQLite takes the write lock first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn claim_due_webhook_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let due = "select d.id from webhook_delivery d join webhook_endpoint e on e.id = d.endpoint_id
+             where d.delivered_at is null and d.failed_at is null and e.removed_at is null and e.disabled_at is null
+               and d.next_attempt_at <= $1 and (d.claimed_until is null or d.claimed_until < $1)
+               and d.id = (select min(o.id) from webhook_delivery o
+                           where o.endpoint_id = d.endpoint_id and o.delivered_at is null and o.failed_at is null)
+             order by d.id limit $3";
+        let claim = |due: &str| {
+            format!(
+                "with claimed as (
+                     update webhook_delivery set claimed_until = $2, attempts = attempts + 1 where id in ({due})
+                     returning id, event_id, event_type, body, created_at, attempts, endpoint_id
+                 )
+                 select c.id, c.event_id, c.event_type, c.body, c.created_at, c.attempts, c.endpoint_id, e.format, e.url_enc, e.signing_secret_enc
+                 from claimed c join webhook_endpoint e on e.id = c.endpoint_id"
+            )
+        };
+        let mut rows: Vec<ClaimRow> = match self.backend() {
+            Backend::Postgres(pool) => {
+                let sql = claim(&format!("{due} for update of d skip locked"));
+                sqlx::query_as(&sql).bind(now).bind(lease_until).bind(limit).fetch_all(pool).await?
+            }
+            Backend::Sqlite(pool) => {
+                // SQLite has no UPDATE inside WITH: claim, then read what was claimed.
+                let mut tx = pool.begin_write().await?;
+                let ids: Vec<i64> = sqlx::query_scalar(&format!(
+                    "update webhook_delivery set claimed_until = $2, attempts = attempts + 1 where id in ({due}) returning id"
+                ))
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut rows = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let row: ClaimRow = sqlx::query_as(
+                        "select d.id, d.event_id, d.event_type, d.body, d.created_at, d.attempts, d.endpoint_id, e.format, e.url_enc, e.signing_secret_enc
+                         from webhook_delivery d join webhook_endpoint e on e.id = d.endpoint_id where d.id = $1",
+                    )
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    rows.push(row);
+                }
+                tx.commit().await?;
+                rows
+            }
+        };
+        rows.sort_by_key(|r| r.0);
+        Ok(rows
+            .into_iter()
+            .map(|r| ClaimedDelivery {
+                id: r.0,
+                event_id: r.1,
+                event_type: r.2,
+                body: r.3,
+                created_at: r.4,
+                attempts: r.5,
+                endpoint_id: r.6,
+                format: r.7,
+                url_enc: r.8,
+                signing_secret_enc: r.9,
+            })
+            .collect())
+    }
+
+    /// Marks a delivery delivered with the answer's `status` (2xx) at `now`, and the endpoint's
+    /// last success.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn mark_webhook_delivered(
+        &self,
+        d: &ClaimedDelivery,
+        status: u16,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin_write().await?;
+                sqlx::query(
+                    "update webhook_delivery set delivered_at = $2, claimed_until = null, last_status = $3, last_error = null where id = $1",
+                )
+                .bind(d.id)
+                .bind(now)
+                .bind(i32::from(status))
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("update webhook_endpoint set last_success_at = $2 where id = $1")
+                    .bind(d.endpoint_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(())
+            }
+            .await
+        })
+    }
+
+    /// Releases a delivery for another attempt at `next_attempt_at`, or, with `failed_at`, gives
+    /// it up (the endpoint's next delivery proceeds); records the answer's status, if one came,
+    /// and the error in words.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn mark_webhook_undelivered(
+        &self,
+        d: &ClaimedDelivery,
+        (next_attempt_at, failed_at): (DateTime<Utc>, Option<DateTime<Utc>>),
+        status: Option<u16>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+            "update webhook_delivery set claimed_until = null, next_attempt_at = $2, failed_at = $3, last_status = $4, last_error = $5
+             where id = $1"
+        )
+        .bind(d.id)
+        .bind(next_attempt_at)
+        .bind(failed_at)
+        .bind(status.map(i32::from))
+        .bind(error)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// The endpoint's latest `limit` deliveries, newest first (pages; tests).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn webhook_deliveries(&self, endpoint_id: Uuid, limit: i64) -> Result<Vec<DeliveryView>, StoreError> {
+        type Row = (i64, Uuid, String, i32, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<i32>, Option<String>);
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(
+            "select id, event_id, event_type, attempts, delivered_at, failed_at, last_status, last_error
+             from webhook_delivery where endpoint_id = $1 order by id desc limit $2"
+        )
+        .bind(endpoint_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DeliveryView {
+                id: r.0,
+                event_id: r.1,
+                event_type: r.2,
+                attempts: r.3,
+                delivered_at: r.4,
+                failed_at: r.5,
+                last_status: r.6,
+                last_error: r.7,
+            })
+            .collect())
+    }
+}
