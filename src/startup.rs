@@ -126,7 +126,7 @@ fn webhook_deliverer(config: &Config, state: &AppState) -> Option<crate::jobs::w
         Ok(client) => Some(crate::jobs::webhooks::Deliverer::new(
             state.store.clone(),
             client,
-            Arc::new(config.master_key.clone()),
+            (Arc::new(config.master_key.clone()), config.base_url.clone()),
             state.clock.clone(),
             allow,
         )),

@@ -18,13 +18,15 @@ create table webhook_endpoint (
 create index webhook_endpoint_application on webhook_endpoint (application_id) where removed_at is null;
 
 -- One row per (endpoint, event), written in the transaction of what caused the event; delivered
--- oldest first per endpoint (id is the order), with the same webhook-id on every attempt.
+-- oldest first per endpoint (id is the order), with the same webhook-id on every attempt. data is
+-- the event's data (JSON, never a secret value or hash); each attempt renders it in the endpoint's
+-- format, the same way every time.
 create table webhook_delivery (
     id integer primary key autoincrement,
     endpoint_id blob not null references webhook_endpoint (id),
     event_id blob not null,
     event_type text not null,
-    body text not null,
+    data text not null,
     created_at text not null,
     attempts integer not null default 0,
     next_attempt_at text not null,

@@ -341,6 +341,83 @@ pub fn standard_body(event: WebhookEvent, at: chrono::DateTime<chrono::Utc>, dat
     .to_string()
 }
 
+/// The event in one sentence for people (Slack and Teams), from its data: which secret of which
+/// application, what happened, and the Manage page's link.
+pub fn summary(event: WebhookEvent, data: &serde_json::Value, manage_url: &str) -> String {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let secret = &data["secret"];
+    let what = format!(
+        "Client secret \u{201c}{}\u{201d} ({}\u{2026}) of {}",
+        text(&secret["name"]),
+        text(&secret["hint"]),
+        text(&data["application"])
+    );
+    let expires = text(&secret["expires_on"]);
+    match event {
+        WebhookEvent::Expiring => match data["days_left"].as_i64() {
+            Some(d) if d > 1 => {
+                format!("{what} expires in {d} days, on {expires} (UTC). Create a replacement: {manage_url}")
+            }
+            Some(1) => format!("{what} expires tomorrow, {expires} (UTC). Create a replacement: {manage_url}"),
+            Some(0) => format!("{what} expires today, {expires} (UTC). Create a replacement now: {manage_url}"),
+            _ => format!("{what} has expired ({expires}, UTC). Create a replacement: {manage_url}"),
+        },
+        WebhookEvent::Created => format!("{what} was created, expiring on {expires} (UTC). {manage_url}"),
+        WebhookEvent::Deleted => format!("{what} was deleted: it can no longer obtain tokens. {manage_url}"),
+        WebhookEvent::Exposed => format!(
+            "{what} was found in public and can no longer obtain tokens. Create a replacement and update your systems now: {manage_url}"
+        ),
+        WebhookEvent::Replaced => format!("{what} was replaced: a newer secret is in use. {manage_url}"),
+    }
+}
+
+/// The body of one delivery of `event` (at `at`, with `data`) in `format`, the Manage page's
+/// link added (DESIGN.md section 9): `standard` is `{type, timestamp, data}`; `slack` is
+/// `{"text"}` with `&`, `<` and `>` escaped; `teams` is an Adaptive Card 1.4 with Markdown
+/// specials escaped. The same for every attempt.
+pub fn render_body(
+    format: WebhookFormat,
+    event: WebhookEvent,
+    at: chrono::DateTime<chrono::Utc>,
+    data: &serde_json::Value,
+    manage_url: &str,
+) -> String {
+    match format {
+        WebhookFormat::Standard => {
+            let mut data = data.clone();
+            if let Some(map) = data.as_object_mut() {
+                map.insert("manage_url".to_owned(), serde_json::Value::String(manage_url.to_owned()));
+            }
+            standard_body(event, at, &data)
+        }
+        WebhookFormat::Slack => {
+            let text = summary(event, data, manage_url).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            serde_json::json!({ "text": text }).to_string()
+        }
+        WebhookFormat::Teams => {
+            let mut text = String::new();
+            for c in summary(event, data, manage_url).chars() {
+                if "\\`*_{}[]()#+-.!|>~".contains(c) {
+                    text.push('\\');
+                }
+                text.push(c);
+            }
+            serde_json::json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "content": {
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "body": [{ "type": "TextBlock", "text": text, "wrap": true }],
+                    },
+                }],
+            })
+            .to_string()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,5 +555,37 @@ mod tests {
         assert_eq!(delivery_backoff(50), chrono::Duration::minutes(30));
         let id = uuid::Uuid::nil();
         assert_eq!(message_id(id), "msg_00000000000000000000000000000000");
+    }
+
+    #[test]
+    fn bodies_per_format_escape_and_never_lose_the_link() {
+        let data = serde_json::json!({
+            "application": "Partner-NL-X-DM",
+            "client_id": "c1",
+            "secret": { "id": "s1", "name": "<b>Build</b> & *prod*", "hint": "wmdacs_Ab3", "expires_on": "2027-01-01" },
+            "days_left": 7,
+        });
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let link = "https://p.example/manage-api-credentials#app-c1";
+        let standard: serde_json::Value =
+            serde_json::from_str(&render_body(WebhookFormat::Standard, WebhookEvent::Expiring, at, &data, link))
+                .unwrap();
+        assert_eq!(standard["type"], "secret.expiring");
+        assert_eq!(standard["timestamp"], "2026-12-07T10:00:00Z");
+        assert_eq!(standard["data"]["manage_url"], link);
+        assert_eq!(standard["data"]["secret"]["name"], "<b>Build</b> & *prod*");
+        let slack: serde_json::Value =
+            serde_json::from_str(&render_body(WebhookFormat::Slack, WebhookEvent::Expiring, at, &data, link)).unwrap();
+        let text = slack["text"].as_str().unwrap();
+        assert!(
+            text.contains("&lt;b&gt;Build&lt;/b&gt; &amp; *prod*")
+                && text.contains("expires in 7 days")
+                && text.contains(link)
+        );
+        let teams: serde_json::Value =
+            serde_json::from_str(&render_body(WebhookFormat::Teams, WebhookEvent::Exposed, at, &data, link)).unwrap();
+        assert_eq!(teams["attachments"][0]["content"]["version"], "1.4");
+        let text = teams["attachments"][0]["content"]["body"][0]["text"].as_str().unwrap();
+        assert!(text.contains("\\*prod\\*") && text.contains("found in public"), "{text}");
     }
 }

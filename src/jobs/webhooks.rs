@@ -12,9 +12,12 @@ use chrono::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::BaseUrl;
 use crate::domain::Clock;
 use crate::domain::cipher::MasterKey;
-use crate::domain::webhook::{FAIL_AFTER, SigningSecret, WebhookFormat, WebhookUrl, delivery_backoff, message_id};
+use crate::domain::webhook::{
+    FAIL_AFTER, SigningSecret, WebhookEvent, WebhookFormat, WebhookUrl, delivery_backoff, message_id, render_body,
+};
 use crate::store::{ClaimedDelivery, Store, StoreError};
 use crate::webhooks::{DeliveryError, post};
 
@@ -50,6 +53,7 @@ pub struct Deliverer {
     client: reqwest::Client,
     master_key: Arc<MasterKey>,
     clock: Arc<dyn Clock>,
+    base_url: BaseUrl,
     allow_private: bool,
     wake: Arc<Notify>,
 }
@@ -62,15 +66,16 @@ impl std::fmt::Debug for Deliverer {
 
 impl Deliverer {
     /// A deliverer sending through `client` ([`crate::webhooks::client`], built with the same
-    /// `allow_private`), decrypting URLs and signing secrets with `master_key`.
+    /// `allow_private`), decrypting URLs and signing secrets with `master_key`; the events link
+    /// to the Manage page under `base_url`.
     pub fn new(
         store: Store,
         client: reqwest::Client,
-        master_key: Arc<MasterKey>,
+        (master_key, base_url): (Arc<MasterKey>, BaseUrl),
         clock: Arc<dyn Clock>,
         allow_private: bool,
     ) -> Self {
-        Self { store, client, master_key, clock, allow_private, wake: Arc::new(Notify::new()) }
+        Self { store, client, master_key, clock, base_url, allow_private, wake: Arc::new(Notify::new()) }
     }
 
     /// Wakes the deliverer now (after queueing events) instead of at its next poll.
@@ -136,8 +141,18 @@ impl Deliverer {
         let url = self.master_key.decrypt(&d.url_enc, URL_PURPOSE).map_err(|_| unusable("URL"))?;
         let url = std::str::from_utf8(&url).map_err(|_| unusable("URL"))?;
         let url = WebhookUrl::parse(url, self.allow_private).map_err(|e| DeliveryError::Refused(e.to_string()))?;
+        let (Some(format), Some(event), Ok(data)) = (
+            WebhookFormat::parse(&d.format),
+            WebhookEvent::parse(&d.event_type),
+            serde_json::from_str::<serde_json::Value>(&d.data),
+        ) else {
+            return Err(unusable("event"));
+        };
+        let client_id = data["client_id"].as_str().unwrap_or_default();
+        let manage_url = format!("{}#app-{client_id}", self.base_url.join("/manage-api-credentials"));
+        let body = render_body(format, event, d.created_at, &data, &manage_url);
         let mut headers = Vec::new();
-        if WebhookFormat::parse(&d.format) == Some(WebhookFormat::Standard) {
+        if format == WebhookFormat::Standard {
             let secret = d.signing_secret_enc.as_deref().ok_or_else(|| unusable("signing secret"))?;
             let secret =
                 self.master_key.decrypt(secret, SIGNING_SECRET_PURPOSE).map_err(|_| unusable("signing secret"))?;
@@ -147,12 +162,12 @@ impl Deliverer {
                 .ok_or_else(|| unusable("signing secret"))?;
             let id = message_id(d.event_id);
             let at = self.clock.now().timestamp();
-            let signature = secret.sign(&id, at, d.body.as_bytes());
+            let signature = secret.sign(&id, at, body.as_bytes());
             headers.push(("webhook-id", id));
             headers.push(("webhook-timestamp", at.to_string()));
             headers.push(("webhook-signature", signature));
         }
-        post(&self.client, &url, &headers, d.body.clone().into_bytes()).await
+        post(&self.client, &url, &headers, body.into_bytes()).await
     }
 
     /// Delivers until `stop` is cancelled. Database errors are logged and the loop goes on.

@@ -100,8 +100,9 @@ pub struct ClaimedDelivery {
     pub event_id: Uuid,
     /// The event's type.
     pub event_type: String,
-    /// The body to send, as queued.
-    pub body: String,
+    /// The event's data as queued (JSON; never a secret value or hash): each attempt renders
+    /// it in the endpoint's format, the same way every time.
+    pub data: String,
     /// When the event happened (UTC): a delivery failing [`crate::domain::webhook::FAIL_AFTER`]
     /// after it is failed.
     pub created_at: DateTime<Utc>,
@@ -151,36 +152,34 @@ pub struct DeliveryView {
     pub last_error: Option<String>,
 }
 
-/// Inserts one delivery of the event `$event_id` (`$event` a [`WebhookEvent`]) for every enabled
-/// endpoint of application `$application_id` subscribed to it, the body of each rendered by
-/// `$render(format) -> Option<String>` (`None`: this format does not carry the event), through an
-/// executor (a pool or the open transaction of what caused the event). Evaluates to the number
-/// queued. A macro so the text compiles against both backends.
+/// Inserts one delivery of the event `$event_id` (`$event` a [`WebhookEvent`], `$data` its data,
+/// a `serde_json::Value`) for every enabled endpoint of application `$application_id` subscribed
+/// to it, through `$tx` (the open transaction of what caused the event, or one of its own).
+/// Evaluates to the number queued. A macro so the text compiles against both backends.
 macro_rules! queue_webhook_event {
-    ($tx:expr, $application_id:expr, $event:expr, $event_id:expr, $render:expr, $now:expr) => {
+    ($tx:expr, $application_id:expr, $event:expr, $event_id:expr, $data:expr, $now:expr) => {
         async {
-            let endpoints: Vec<(Uuid, String, String)> = sqlx::query_as(
-                "select id, format, events from webhook_endpoint
+            let endpoints: Vec<(Uuid, String)> = sqlx::query_as(
+                "select id, events from webhook_endpoint
                  where application_id = $1 and removed_at is null and disabled_at is null order by created_at, id",
             )
             .bind($application_id)
             .fetch_all(&mut *$tx)
             .await?;
+            let data = $data.to_string();
             let mut queued = 0usize;
-            for (endpoint_id, format, events) in endpoints {
-                let Some(format) = $crate::domain::webhook::WebhookFormat::parse(&format) else { continue };
+            for (endpoint_id, events) in endpoints {
                 if !$crate::domain::webhook::WebhookEvent::parse_list(&events).contains(&$event) {
                     continue;
                 }
-                let Some(body) = $render(format) else { continue };
                 sqlx::query(
-                    "insert into webhook_delivery (endpoint_id, event_id, event_type, body, created_at, next_attempt_at)
+                    "insert into webhook_delivery (endpoint_id, event_id, event_type, data, created_at, next_attempt_at)
                      values ($1, $2, $3, $4, $5, $5)",
                 )
                 .bind(endpoint_id)
                 .bind($event_id)
                 .bind($event.as_str())
-                .bind(body)
+                .bind(&data)
                 .bind($now)
                 .execute(&mut *$tx)
                 .await?;
@@ -316,8 +315,9 @@ impl Store {
         })
     }
 
-    /// Queues `event` (id `event_id`) for the application's endpoints on its own, outside any
-    /// other change ([`queue_webhook_event`] does it inside one). Returns how many were queued.
+    /// Queues `event` (id `event_id`, data `data`) for the application's endpoints on its own,
+    /// outside any other change ([`queue_webhook_event`] does it inside one). Returns how many
+    /// were queued.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -326,13 +326,13 @@ impl Store {
         application_id: Uuid,
         event: WebhookEvent,
         event_id: Uuid,
-        render: &(dyn Fn(WebhookFormat) -> Option<String> + Sync),
+        data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin_write().await?;
-                let queued = queue_webhook_event!(tx, application_id, event, event_id, render, now)?;
+                let queued = queue_webhook_event!(tx, application_id, event, event_id, data, now)?;
                 tx.commit().await?;
                 Ok::<_, StoreError>(queued)
             }
@@ -363,9 +363,9 @@ impl Store {
             format!(
                 "with claimed as (
                      update webhook_delivery set claimed_until = $2, attempts = attempts + 1 where id in ({due})
-                     returning id, event_id, event_type, body, created_at, attempts, endpoint_id
+                     returning id, event_id, event_type, data, created_at, attempts, endpoint_id
                  )
-                 select c.id, c.event_id, c.event_type, c.body, c.created_at, c.attempts, c.endpoint_id, e.format, e.url_enc, e.signing_secret_enc
+                 select c.id, c.event_id, c.event_type, c.data, c.created_at, c.attempts, c.endpoint_id, e.format, e.url_enc, e.signing_secret_enc
                  from claimed c join webhook_endpoint e on e.id = c.endpoint_id"
             )
         };
@@ -388,7 +388,7 @@ impl Store {
                 let mut rows = Vec::with_capacity(ids.len());
                 for id in ids {
                     let row: ClaimRow = sqlx::query_as(
-                        "select d.id, d.event_id, d.event_type, d.body, d.created_at, d.attempts, d.endpoint_id, e.format, e.url_enc, e.signing_secret_enc
+                        "select d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, d.endpoint_id, e.format, e.url_enc, e.signing_secret_enc
                          from webhook_delivery d join webhook_endpoint e on e.id = d.endpoint_id where d.id = $1",
                     )
                     .bind(id)
@@ -407,7 +407,7 @@ impl Store {
                 id: r.0,
                 event_id: r.1,
                 event_type: r.2,
-                body: r.3,
+                data: r.3,
                 created_at: r.4,
                 attempts: r.5,
                 endpoint_id: r.6,

@@ -172,7 +172,7 @@ async fn receiver() -> Receiver {
 async fn deliveries_go_in_order_retry_with_the_same_id_and_fail_after_a_day() {
     use chrono::Duration;
     use secret_portal::domain::Clock as _;
-    use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat, standard_body};
+    use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
     use secret_portal::domain::{Api, ApplicationKind};
     use secret_portal::jobs::webhooks::{Deliverer, SIGNING_SECRET_PURPOSE, URL_PURPOSE, WebhookReport};
     use secret_portal::store::{Actor, NewWebhookEndpoint};
@@ -199,7 +199,7 @@ async fn deliveries_go_in_order_retry_with_the_same_id_and_fail_after_a_day() {
     let deliverer = Deliverer::new(
         app.store.clone(),
         client(Arc::new(SystemLookup), true).unwrap(),
-        Arc::new(key),
+        (Arc::new(key), app.config.base_url.clone()),
         Arc::new(app.clock.clone()),
         true,
     );
@@ -207,10 +207,8 @@ async fn deliveries_go_in_order_retry_with_the_same_id_and_fail_after_a_day() {
         let (store, now) = (app.store.clone(), app.clock.now());
         async move {
             let id = uuid::Uuid::new_v4();
-            let data = serde_json::json!({ "n": n });
-            let render =
-                move |f: WebhookFormat| (f == WebhookFormat::Standard).then(|| standard_body(event, now, &data));
-            let queued = store.queue_webhook_event(dm.id, event, id, &render, now).await.unwrap();
+            let data = serde_json::json!({ "n": n, "client_id": "c1" });
+            let queued = store.queue_webhook_event(dm.id, event, id, &data, now).await.unwrap();
             (id, queued)
         }
     };
@@ -245,6 +243,7 @@ async fn deliveries_go_in_order_retry_with_the_same_id_and_fail_after_a_day() {
     assert_eq!(stamps.len(), 3, "a new timestamp (and signature) per attempt");
     let body: serde_json::Value = serde_json::from_slice(&seen[3].2).unwrap();
     assert_eq!((body["type"].as_str(), body["data"]["n"].as_u64()), (Some("secret.deleted"), Some(2)));
+    assert!(body["data"]["manage_url"].as_str().unwrap().ends_with("/manage-api-credentials#app-c1"));
 
     // A day of refusals: the event is failed and the next one proceeds.
     r.accept.store(false, SeqCst);
@@ -321,9 +320,9 @@ async fn endpoints_are_limited_audited_by_host_and_removed() {
     assert!(added.iter().all(|e| e.details.contains("hooks.slack.com") && !e.details.contains("SECRETPATH")));
     assert_eq!(events.iter().filter(|e| e.action == "webhook.removed").count(), 1);
     // The removed endpoint gets no more events; the five others do.
-    let render = |_: WebhookFormat| Some("{}".to_owned());
+    let data = serde_json::json!({});
     let queued =
-        app.store.queue_webhook_event(dm.id, WebhookEvent::Expiring, uuid::Uuid::new_v4(), &render, now).await.unwrap();
+        app.store.queue_webhook_event(dm.id, WebhookEvent::Expiring, uuid::Uuid::new_v4(), &data, now).await.unwrap();
     assert_eq!(queued, 5);
     assert!(app.store.webhook_deliveries(ids[0], 10).await.unwrap().is_empty());
 }
