@@ -46,7 +46,11 @@ done
 [ -r "$SECRET_FILE" ] || { say "cannot read SECRET_FILE ($SECRET_FILE)"; exit 2; }
 RENEW_DAYS=${RENEW_DAYS:-45}
 DELETE_AFTER_HOURS=${DELETE_AFTER_HOURS:-24}
-case "$RENEW_DAYS$DELETE_AFTER_HOURS" in *[!0-9]*) say "RENEW_DAYS and DELETE_AFTER_HOURS are whole numbers"; exit 2 ;; esac
+for setting in "$RENEW_DAYS" "$DELETE_AFTER_HOURS"; do
+  case "$setting" in
+    "" | *[!0-9]* | ??????*) say "RENEW_DAYS and DELETE_AFTER_HOURS are whole numbers below 100000"; exit 2 ;;
+  esac
+done
 PORTAL_URL=${PORTAL_URL%/}
 STATE_FILE="$SECRET_FILE.state"
 CR=$(printf '\r')
@@ -127,9 +131,9 @@ resource=${RESOURCE:-$(jq -r '.resources[0].id // empty' "$WORK/self")}
 
 # 1. Delete the predecessor recorded by an earlier run, once it has gone unused long enough.
 if [ -e "$STATE_FILE" ]; then
-  predecessor=$(sed -n 's/^predecessor=//p' "$STATE_FILE")
-  rotated_at=$(sed -n 's/^rotated_at=//p' "$STATE_FILE")
-  successor=$(sed -n 's/^successor=//p' "$STATE_FILE")
+  predecessor=$(sed -n 's/^predecessor=//p' "$STATE_FILE" | tr -d '\r')
+  rotated_at=$(sed -n 's/^rotated_at=//p' "$STATE_FILE" | tr -d '\r')
+  successor=$(sed -n 's/^successor=//p' "$STATE_FILE" | tr -d '\r')
   uuid='[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
   if [ "$(printf '%s\n%s\n' "$predecessor" "$successor" | grep -Ecx "$uuid")" != 2 ]; then
     fail "$STATE_FILE is not a state file of this script (no predecessor and successor ids): check and remove it"
@@ -151,7 +155,11 @@ if [ -e "$STATE_FILE" ]; then
   elif [ "$idle" -ge $((DELETE_AFTER_HOURS * 3600)) ]; then
     status=$(call DELETE "/api/v1/self/secrets/$predecessor" "$SECRET")
     case "$status" in
-      204 | 404) say "deleted the predecessor $predecessor"; rm -f "$STATE_FILE" ;;
+      204) say "deleted the predecessor $predecessor"; rm -f "$STATE_FILE" ;;
+      404)
+        say "the portal does not let the current secret delete $predecessor (404: not the secret it replaced); forgetting it"
+        rm -f "$STATE_FILE"
+        ;;
       000) fail "cannot reach $PORTAL_URL" ;;
       *) fail "DELETE of the predecessor $predecessor answered $status ($(problem))" ;;
     esac
@@ -181,6 +189,11 @@ for leftover in "$SECRET_FILE".new.*; do
     200)
       id=$(jq -r '.secrets[] | select(.is_caller) | .id' "$WORK/body")
       hint=$(jq -r '.secrets[] | select(.is_caller) | .hint' "$WORK/body")
+      if [ "$id" = "$current_id" ]; then
+        say "removing $leftover: it holds the current secret, not a successor"
+        rm -f "$leftover"
+        continue
+      fi
       say "found the successor $id ($hint) an earlier run created"
       switch_to "$leftover" "$id" "$hint" "$current_id"
       exit 0
@@ -196,7 +209,11 @@ done
 # Where the new value goes: a file beside SECRET_FILE with its mode and owner, made before asking,
 # so a directory that cannot take it costs no secret.
 new_file=$(mktemp "$SECRET_FILE.new.XXXXXX") || fail "cannot write a file beside $SECRET_FILE"
-if ! { cp -p "$SECRET_FILE" "$new_file" && : > "$new_file"; }; then
+# The mode and owner of SECRET_FILE (cp -p), writable while this script fills it, read-only again
+# after when SECRET_FILE is. printf, not ':', so a failed redirection is an error, not an exit.
+read_only=no
+case "$(ls -ld -- "$SECRET_FILE")" in ??-*) read_only=yes ;; esac
+if ! { cp -p "$SECRET_FILE" "$new_file" && chmod u+w "$new_file" && printf '' > "$new_file"; }; then
   rm -f "$new_file"
   fail "cannot write $new_file"
 fi
@@ -218,6 +235,7 @@ esac
 if ! { jq -j '.value' "$WORK/body" > "$new_file" && printf '\n' >> "$new_file"; }; then
   fail "could not write the new secret to $new_file: the portal replaces the unused successor on a run an hour from now"
 fi
+if [ "$read_only" = yes ]; then chmod u-w "$new_file"; fi
 id=$(jq -r '.id' "$WORK/body")
 hint=$(jq -r '.hint' "$WORK/body")
 rm -f "$WORK/body"

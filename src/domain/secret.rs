@@ -31,6 +31,14 @@ pub enum SecretNameError {
     /// A bidirectional-text control character.
     #[error("The name cannot contain invisible text-direction characters.")]
     BidiControl,
+    /// Only invisible characters (zero-width spaces and joiners, soft hyphens).
+    #[error("Enter a name with visible characters.")]
+    Invisible,
+}
+
+/// Characters that show nothing on their own: a name of only these (and spaces) is no name.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' | '\u{180E}')
 }
 
 fn is_bidi_control(c: char) -> bool {
@@ -47,8 +55,12 @@ impl SecretName {
         if name.is_empty() {
             return Err(SecretNameError::Empty);
         }
-        if name.chars().any(char::is_control) {
+        // Line and paragraph separators break lines as a new line does (in CSV exports, emails).
+        if name.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
             return Err(SecretNameError::ControlCharacter);
+        }
+        if name.chars().all(is_invisible) {
+            return Err(SecretNameError::Invisible);
         }
         if name.chars().any(is_bidi_control) {
             return Err(SecretNameError::BidiControl);
@@ -269,6 +281,10 @@ mod tests {
         assert_eq!(SecretName::parse(""), Err(SecretNameError::Empty));
         assert_eq!(SecretName::parse("a\tb"), Err(SecretNameError::ControlCharacter));
         assert_eq!(SecretName::parse("a\u{7f}b"), Err(SecretNameError::ControlCharacter));
+        assert_eq!(SecretName::parse("a\u{2028}b"), Err(SecretNameError::ControlCharacter));
+        assert_eq!(SecretName::parse("a\u{2029}b"), Err(SecretNameError::ControlCharacter));
+        assert_eq!(SecretName::parse("\u{200B}"), Err(SecretNameError::Invisible));
+        assert_eq!(SecretName::parse("\u{200B} \u{FEFF}\u{2060}"), Err(SecretNameError::Invisible));
         assert_eq!(SecretName::parse("abc\u{202E}def"), Err(SecretNameError::BidiControl));
         assert_eq!(SecretName::parse("abc\u{2067}def"), Err(SecretNameError::BidiControl));
         assert_eq!(SecretName::parse(&"x".repeat(100)).unwrap().as_str().len(), 100);

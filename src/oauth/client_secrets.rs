@@ -284,8 +284,8 @@ pub async fn report_leaks(
     Ok((answers, emails))
 }
 
-/// The optional body of `POST /api/v1/self/secrets` (DESIGN.md section 8); unknown fields are
-/// refused.
+// DESIGN.md section 8. The doc comment below is the OpenAPI schema's description: for partners.
+/// The optional body of `POST /api/v1/self/secrets`; unknown fields are refused.
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSecretRequest {
@@ -306,10 +306,10 @@ pub enum ApiRefusal {
     PendingSuccessor(Uuid, crate::domain::Hint),
     /// The application is at its secret limit (409).
     AtLimit,
-    /// Self-rotation is off for the application (409).
-    SelfRotationOff,
-    /// Two secrets through the API within 24 hours (429).
-    RateLimited,
+    /// Self-rotation is off for the application (409); `true` when a WMDA admin forbade it.
+    SelfRotationOff(bool),
+    /// Two secrets through the API within 24 hours (429); retry after this many seconds.
+    RateLimited(i64),
     /// The caller is no longer a live secret (401), or the database failed (503).
     Store(StoreError),
 }
@@ -381,8 +381,8 @@ pub async fn api_create_secret(
         Ok(crate::store::ApiCreate::Created(secret)) => Ok(ApiCreated { secret: *secret, value }),
         Ok(crate::store::ApiCreate::PendingSuccessor(id, hint)) => Err(ApiRefusal::PendingSuccessor(id, hint)),
         Ok(crate::store::ApiCreate::AtLimit) => Err(ApiRefusal::AtLimit),
-        Ok(crate::store::ApiCreate::SelfRotationOff) => Err(ApiRefusal::SelfRotationOff),
-        Ok(crate::store::ApiCreate::RateLimited) => Err(ApiRefusal::RateLimited),
+        Ok(crate::store::ApiCreate::SelfRotationOff(forbidden)) => Err(ApiRefusal::SelfRotationOff(forbidden)),
+        Ok(crate::store::ApiCreate::RateLimited(frees)) => Err(ApiRefusal::RateLimited(frees.num_seconds().max(1))),
         Err(e) => Err(ApiRefusal::Store(e)),
     }
 }

@@ -114,10 +114,11 @@ pub enum ApiCreate {
     PendingSuccessor(Uuid, Hint),
     /// The application has as many unexpired secrets as allowed.
     AtLimit,
-    /// Self-rotation is off for the application.
-    SelfRotationOff,
-    /// Two secrets were made through the API for the application within 24 hours.
-    RateLimited,
+    /// Self-rotation is off for the application; `true` when a WMDA admin forbade it.
+    SelfRotationOff(bool),
+    /// Two secrets were made through the API for the application within 24 hours: the first of
+    /// them leaves the window after this long.
+    RateLimited(Duration),
 }
 
 fn write_event(
@@ -166,15 +167,16 @@ impl Store {
             Backend::Sqlite(_) => "",
         };
         let app_sql = format!(
-            "select organisation_id, name, client_id, self_rotation and not self_rotation_forbidden from application where id = $1{lock}"
+            "select organisation_id, name, client_id, self_rotation and not self_rotation_forbidden, self_rotation_forbidden from application where id = $1{lock}"
         );
         let id = Uuid::new_v4();
         on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin_write().await?;
-                let app: Option<(Uuid, String, Uuid, bool)> =
+                let app: Option<(Uuid, String, Uuid, bool, bool)> =
                     sqlx::query_as(&app_sql).bind(application_id).fetch_optional(&mut *tx).await?;
-                let (organisation_id, application, client_id, self_rotation) = app.ok_or(StoreError::NotFound)?;
+                let (organisation_id, application, client_id, self_rotation, forbidden) =
+                    app.ok_or(StoreError::NotFound)?;
                 if !caller_is_live!(&mut *tx, caller, application_id, now)? {
                     return Err(StoreError::NotFound);
                 }
@@ -182,7 +184,7 @@ impl Store {
                 let client_id = crate::domain::ClientId::from_uuid(client_id).to_string();
                 let pending: Option<PendingRow> = sqlx::query_as(
                     "select id, hint, value_format, name, created_at, first_used_at from client_secret
-                     where created_by_secret_id = $1 and deleted_at is null and expires_at > $2
+                     where created_by_secret_id = $1 and deleted_at is null and exposed_at is null and expires_at > $2
                      order by created_at desc limit 1",
                 )
                 .bind(caller)
@@ -227,17 +229,19 @@ impl Store {
                     return Ok(ApiCreate::AtLimit);
                 }
                 if !self_rotation {
-                    return Ok(ApiCreate::SelfRotationOff);
+                    return Ok(ApiCreate::SelfRotationOff(forbidden));
                 }
-                let recent: i64 = sqlx::query_scalar(
-                    "select count(*) from client_secret where application_id = $1 and created_by_secret_id is not null and created_at > $2",
+                let (recent, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+                    "select count(*), min(created_at) from client_secret
+                     where application_id = $1 and created_by_secret_id is not null and created_at > $2",
                 )
                 .bind(application_id)
                 .bind(now - API_CREATE_WINDOW)
                 .fetch_one(&mut *tx)
                 .await?;
                 if recent >= API_CREATES_PER_WINDOW {
-                    return Ok(ApiCreate::RateLimited);
+                    let frees = oldest.map_or(API_CREATE_WINDOW, |t| t + API_CREATE_WINDOW - now);
+                    return Ok(ApiCreate::RateLimited(frees.max(Duration::seconds(1))));
                 }
                 let expires_on = new.expires.date();
                 let expires_at = new.expires.expires_at();

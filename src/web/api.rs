@@ -92,6 +92,8 @@ pub struct SelfOut {
     pub secret_limit: i64,
     /// Whether it may create its own secrets through this API (a credential manager decides).
     pub self_rotation: bool,
+    /// WMDA forbade self-rotation for it: no credential manager can turn it on.
+    pub self_rotation_forbidden: bool,
     /// Its undeleted secrets, newest first. Never a value or a hash.
     pub secrets: Vec<SecretOut>,
 }
@@ -126,7 +128,7 @@ pub struct SecretOut {
     /// When it last obtained a token (UTC), to the minute or so; null when never.
     #[schema(required = true)]
     pub last_used_at: Option<DateTime<Utc>>,
-    /// When a leak report found it in public (UTC); null when none did. An exposed secret cannot authenticate.
+    /// When a leak report found it in public (UTC); null when none did. An exposed secret cannot call this API; replace it.
     #[schema(required = true)]
     pub exposed_at: Option<DateTime<Utc>>,
     /// It is the secret this request authenticated with.
@@ -255,6 +257,7 @@ pub async fn get_self(State(state): State<AppState>, ClientIp(ip): ClientIp, hea
             resources,
             secret_limit: state.settings.secret_limit,
             self_rotation: m.application.self_rotation,
+            self_rotation_forbidden: m.application.self_rotation_forbidden,
             secrets,
         })
         .into_response(),
@@ -314,7 +317,7 @@ pub async fn create_secret(
             );
         }
     };
-    let request = if body.iter().all(u8::is_ascii_whitespace) {
+    let request = if body.is_empty() {
         ApiSecretRequest::default()
     } else {
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -326,11 +329,23 @@ pub async fn create_secret(
                 "Send the body as application/json, or send no body.",
             );
         }
-        match serde_json::from_slice::<ApiSecretRequest>(&body) {
+        let shape = "The body must be a JSON object with optional \"name\" and \"expires_on\"";
+        // An object first: serde would also read a struct from an array (["x", "2027-01-01"]).
+        let object = match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            Ok(_) => return validation(StatusCode::UNPROCESSABLE_ENTITY, "Invalid body", &format!("{shape}."), None),
+            Err(e) => {
+                // serde_json's message says where (line, column), never what the body held.
+                let detail = format!("{shape}; this is not JSON ({e}).");
+                return validation(StatusCode::UNPROCESSABLE_ENTITY, "Invalid body", &detail, None);
+            }
+        };
+        match serde_json::from_value::<ApiSecretRequest>(object) {
             Ok(r) => r,
             Err(e) => {
-                // serde's message names the field and never holds a value of ours.
-                let detail = format!("The body must be a JSON object with optional \"name\" and \"expires_on\": {e}.");
+                // serde's message names the field ("unknown field `colour`", "invalid type: integer
+                // `5`, expected a string") and never a value of ours.
+                let detail = format!("{shape}: {e}.");
                 return validation(StatusCode::UNPROCESSABLE_ENTITY, "Invalid body", &detail, None);
             }
         }
@@ -374,19 +389,25 @@ pub async fn create_secret(
                     "At the secret limit",
                     &format!("The application has {limit} unexpired secrets, the most allowed: delete one first."),
                 ),
-                ApiRefusal::SelfRotationOff => conflict(
+                ApiRefusal::SelfRotationOff(forbidden) => conflict(
                     ProblemType::SelfRotationOff,
                     "Self-rotation is off",
-                    "A credential manager can turn self-rotation on for this application on the Manage API Credentials page.",
+                    if forbidden {
+                        "WMDA does not allow self-rotation for this application: create secrets on the Manage API Credentials page, and ask WMDA support if you need it."
+                    } else {
+                        "A credential manager can turn self-rotation on for this application on the Manage API Credentials page."
+                    },
                 ),
-                ApiRefusal::RateLimited => {
+                ApiRefusal::RateLimited(retry_after) => {
                     let mut response = problem(
                         StatusCode::TOO_MANY_REQUESTS,
                         ProblemType::RateLimited,
                         "Too many secrets created",
-                        "An application can create at most 2 secrets through the API within 24 hours.",
+                        "An application can create at most 2 secrets through the API within 24 hours: Retry-After says when the next may be created.",
                     );
-                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("3600"));
+                    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                        response.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
                     response
                 }
                 ApiRefusal::Store(StoreError::NotFound) => invalid_client(),
@@ -428,7 +449,10 @@ pub async fn delete_secret(
         Err(response) => return response,
     };
     // A path segment that is not even text (`%FF`) is no secret's id either.
-    let Ok(target) = id.map_err(|_| ()).and_then(|Path(id)| uuid::Uuid::parse_str(&id).map_err(|_| ())) else {
+    // Only the id as GET /self gives it (hyphenated, either case): not {braced}, urn:uuid: or bare hex.
+    let canonical =
+        |id: &str| uuid::Uuid::parse_str(id).ok().filter(|u| u.hyphenated().to_string().eq_ignore_ascii_case(id));
+    let Some(target) = id.ok().and_then(|Path(id)| canonical(&id)) else {
         return not_found();
     };
     match api_delete_secret(&state.store, caller, target, (&state.settings.base_url, ip), state.clock.now()).await {

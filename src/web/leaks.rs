@@ -22,8 +22,10 @@ use crate::store::Actor;
 pub const UNSIGNED_RULE: ThrottleRule =
     ThrottleRule { scope: "leak", limit: 10, period: chrono::Duration::minutes(1), counting: Counting::Window };
 
-/// One item of a leak report, as GitHub's secret-scanning partner program sends it (the body
-/// is read by [`parse_report`], which cuts each field to its limit; this type only describes it).
+// The body is read by `parse_report`, which cuts each field to its limit; this type only
+// describes it, and its doc comment is the OpenAPI schema's description.
+/// One item of a leak report, as GitHub's secret-scanning partner program sends it; only `token`
+/// is required.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct LeakReportItem {
@@ -31,7 +33,7 @@ pub struct LeakReportItem {
     token: String,
     /// The kind of token, as the scanner calls it; echoed in the answer.
     #[schema(rename = "type")]
-    token_type: String,
+    token_type: Option<String>,
     /// Where it was found.
     url: Option<String>,
     /// What found it, e.g. `content`, `commit`.
@@ -65,7 +67,7 @@ fn too_many(retry_after: i64) -> Response {
     path = "/api/v1/leaks",
     tag = "leaks",
     summary = "Report client secrets found in public",
-    description = "GitHub's secret-scanning partner format: a JSON array of at most 100 items, at most 64 KiB. When the portal is configured with GitHub's public keys, the signature headers must verify against the exact body. A live secret reported here is marked exposed at once and can no longer authenticate; its credential managers are emailed.",
+    description = "GitHub's secret-scanning partner format: a JSON array of at most 100 items, at most 64 KiB. When the portal is configured with GitHub's public keys, the signature headers must verify against the exact body. A live secret reported here is marked exposed at once and its credential managers are emailed; it can no longer call this API, and, when the portal is set to delete reported secrets, no longer obtain tokens either.",
     params(
         ("Github-Public-Key-Identifier" = Option<String>, Header, description = "The id of the key that signed the body (GitHub's key file)."),
         ("Github-Public-Key-Signature" = Option<String>, Header, description = "Base64 ECDSA P-256 SHA-256 signature of the exact body."),

@@ -245,6 +245,8 @@ pub fn router(
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        // Under /api/v1 every error is a problem, the timeout's and the NUL refusal's included.
+        .layer(axum::middleware::from_fn(problem::errors_as_problems))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
         // Credentials in headers (Basic client secrets, session cookies) are marked sensitive, so
         // any layer that prints headers shows them as "Sensitive" (DESIGN.md section 6).

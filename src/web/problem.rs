@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// Why a machine route refused a request: the problem's `type`, a URN
-/// `urn:wmda:secret-portal:problem:<reason>` (DESIGN.md section 8). See the API documentation
-/// (`/api/docs`) for what each means and what to do.
+// DESIGN.md section 8. The doc comment below is the OpenAPI schema's description: for partners.
+/// Why a request was refused: the problem's `type`, a URN `urn:wmda:secret-portal:problem:<reason>`.
+/// The API documentation (`/api/docs`) says what each means and what to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub enum ProblemType {
     /// 401: wrong client ID or secret, or the secret is expired, deleted or exposed.
@@ -217,6 +217,56 @@ pub fn pending_successor(detail: &str, successor: Successor) -> Response {
             successor: Some(successor),
         },
     )
+}
+
+/// Under `/api/v1`, every error answer is a problem (DESIGN.md section 8), also those made by
+/// the layers around the routes (a NUL in the path, the request timeout, a body limit): an error
+/// that is not `application/problem+json` already becomes the problem of its status, keeping its
+/// `Retry-After`, `Allow` and `WWW-Authenticate`. Other paths pass through unchanged.
+pub async fn errors_as_problems(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = request.uri().path();
+    let api = path == "/api/v1" || path.starts_with("/api/v1/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !api || is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (problem_type, title, detail) = match status {
+        StatusCode::NOT_FOUND => (ProblemType::NotFound, "Not found", "There is no such route under /api/v1."),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            (ProblemType::MethodNotAllowed, "Method not allowed", "This route does not take that method.")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            (ProblemType::BodyTooLarge, "Body too large", "The body is larger than this route accepts.")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            (ProblemType::UnsupportedMediaType, "Unsupported media type", "Send the body as application/json.")
+        }
+        StatusCode::TOO_MANY_REQUESTS => (ProblemType::RateLimited, "Too many requests", "Retry later."),
+        StatusCode::UNAUTHORIZED => {
+            (ProblemType::InvalidClient, "Client authentication failed", "Authenticate with HTTP Basic.")
+        }
+        s if s.is_server_error() => {
+            (ProblemType::Unavailable, "Try again later", "The portal could not answer in time.")
+        }
+        _ => (
+            ProblemType::Validation,
+            "The request could not be read",
+            "The request's path, query or headers could not be read.",
+        ),
+    };
+    let mut answer = problem(status, problem_type, title, detail);
+    for name in [header::RETRY_AFTER, header::ALLOW, header::WWW_AUTHENTICATE] {
+        if let Some(v) = response.headers().get(&name) {
+            answer.headers_mut().insert(name, v.clone());
+        }
+    }
+    answer.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    answer
 }
 
 fn respond(status: StatusCode, body: Problem) -> Response {

@@ -169,8 +169,11 @@ async fn an_abandoned_successor_is_replaced_and_the_api_makes_at_most_two_a_day(
     assert!(abandoned.deleted_at.is_some());
     let events = w.app.store.recent_audit_events(100).await.unwrap();
     assert!(events.iter().any(|e| e.action == "secret.deleted" && e.details.contains("abandoned")));
-    // The second successor, as a caller, makes a third API secret within 24 hours: refused.
-    let (status, p) = problem(create(&w, second["value"].as_str().unwrap()).await).await;
+    // The second successor, as a caller, makes a third API secret within 24 hours: refused, until
+    // the first of the day's two leaves the window (Retry-After, in seconds).
+    let res = create(&w, second["value"].as_str().unwrap()).await;
+    assert_eq!(res.headers()["retry-after"], (24 * 3600 - 61 * 60).to_string());
+    let (status, p) = problem(res).await;
     assert_eq!((status, reason(&p)), (429, "rate-limited"));
     // The first caller's successor is abandoned an hour later, but the day's two are made: the
     // 429 rolls everything back, so the successor is not deleted without a replacement.
@@ -245,6 +248,65 @@ async fn a_caller_deletes_only_its_ancestors_and_a_leaked_secret_cannot_remove_a
         .collect();
     assert_eq!(live_ids.len(), 2);
     assert!(live_ids.contains(&person.id.to_string()) && live_ids.contains(&c2["id"].as_str().unwrap().to_owned()));
+}
+
+/// Bad input, found by an outside tester: only the id as GET /self gives it deletes (not braced,
+/// urn:uuid: or bare hex spellings of it); a JSON array is not an object; a body of spaces is a
+/// body; the self-rotation-off detail says when WMDA forbade it; an exposed successor does not
+/// block its creator's next POST.
+#[tokio::test]
+async fn odd_spellings_and_bodies_change_nothing() {
+    let w = world().await;
+    let (c0, _) = w.caller.clone();
+    let c1: Value = create(&w, &c0).await.json().await.unwrap();
+    let c1_value = c1["value"].as_str().unwrap().to_owned();
+    let c0_id = w.caller.1;
+    let simple = c0_id.simple().to_string();
+    // (A percent-encoded hyphen is the same URL, RFC 3986 section 6.2.2.2: not an odd spelling.)
+    for spelling in [format!("{{{c0_id}}}"), format!("urn:uuid:{c0_id}"), simple] {
+        let (status, p) = problem(delete(&w, &c1_value, &spelling).await).await;
+        assert_eq!((status, reason(&p)), (404, "not-found"), "{spelling}");
+    }
+    assert_eq!(live(&w, &w.dm).await, 2, "nothing deleted");
+    let post = |body: &'static str, content_type: Option<&'static str>| {
+        let mut req = request(&w, reqwest::Method::POST, "/api/v1/self/secrets", &c1_value);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        async move { req.body(body).send().await.unwrap() }
+    };
+    for (body, ct, status) in [
+        (r#"["x", "2027-01-01"]"#, Some("application/json"), 422),
+        ("null", Some("application/json"), 422),
+        ("   ", None, 415),
+        ("   ", Some("application/json"), 422),
+    ] {
+        let (got, p) = problem(post(body, ct).await).await;
+        assert_eq!(got, status, "{body:?}: {p}");
+        assert!(!p["detail"].as_str().unwrap().contains("ApiSecretRequest"), "{p}");
+    }
+    assert_eq!(live(&w, &w.dm).await, 2, "nothing created");
+
+    // c1 is found in public: c0 may make a new successor (c1 no longer counts as pending).
+    let report = json!([{ "token": c1_value, "type": "wmda_client_secret" }]);
+    assert_eq!(new_client().post(w.app.url("/api/v1/leaks")).json(&report).send().await.unwrap().status(), 200);
+    w.app.clock.advance(Duration::hours(25));
+    assert_eq!(create(&w, &c0).await.status(), 201);
+}
+
+/// Forbidden by WMDA: the self-rotation-off detail says so, and GET /self shows it.
+#[tokio::test]
+async fn a_forbidden_self_rotation_says_so() {
+    let w = world().await;
+    let (c0, _) = w.caller.clone();
+    let actor = secret_portal::store::Actor::cli();
+    let render = |_: &secret_portal::store::SelfRotationFacts, _: &[(String, String)]| Vec::new();
+    w.app.store.forbid_self_rotation(w.dm.id, true, &actor, &render, w.app.clock.now()).await.unwrap();
+    let (status, p) = problem(create(&w, &c0).await).await;
+    assert_eq!((status, reason(&p)), (409, "self-rotation-off"));
+    assert!(p["detail"].as_str().unwrap().contains("WMDA does not allow"), "{p}");
+    let me: Value = get_self(&w, &c0).await.json().await.unwrap();
+    assert_eq!((me["self_rotation"].as_bool(), me["self_rotation_forbidden"].as_bool()), (Some(false), Some(true)));
 }
 
 /// DESIGN.md section 8: a successor made by a secret later reported in public is flagged on the
@@ -395,6 +457,8 @@ async fn unknown_routes_and_methods_under_the_api_answer_with_problems() {
         (reqwest::Method::PUT, "/api/v1/self", 405, "method-not-allowed"),
         (reqwest::Method::DELETE, "/api/v1/self/secrets/%FF", 404, "not-found"),
         (reqwest::Method::DELETE, "/api/v1/self/secrets/not-a-uuid", 404, "not-found"),
+        (reqwest::Method::GET, "/api/v1/self%00", 400, "validation"),
+        (reqwest::Method::GET, "/api/v1/self?a=%00", 400, "validation"),
         (reqwest::Method::GET, "/api/v1/self/secrets", 405, "method-not-allowed"),
     ] {
         let (got, p) = problem(request(&w, method.clone(), path, &value).send().await.unwrap()).await;

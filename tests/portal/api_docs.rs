@@ -100,6 +100,10 @@ async fn the_openapi_document_is_valid_and_covers_every_api_route() {
         assert!(problem_types.contains(&format!("urn:wmda:secret-portal:problem:{reason}").as_str()), "{reason}");
     }
     assert!(!text.contains("wmdacs_") || !regex::Regex::new("wmdacs_[0-9A-Za-z]{38}").unwrap().is_match(&text));
+    // Written for partners: no internal references leak in from the code's doc comments.
+    for internal in ["DESIGN", "[`", "issue 1", "ASVS"] {
+        assert!(!text.contains(internal), "the document mentions {internal}");
+    }
 
     // A field the answer always carries (null or not) is required in the schema, and the schema
     // names every field the answer carries.

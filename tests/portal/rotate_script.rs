@@ -82,6 +82,9 @@ async fn the_rotation_script_rotates_then_deletes_the_predecessor_then_does_noth
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("client-secret");
     std::fs::write(&secret_file, format!("{old}\n")).unwrap();
+    // Read-only to its owner, as secrets often are: the new file keeps that mode.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o440)).unwrap();
     let (url, client_id, file) = (app.url(""), dm.client_id.to_string(), secret_file.display().to_string());
     let env = [("PORTAL_URL", url.as_str()), ("CLIENT_ID", client_id.as_str()), ("SECRET_FILE", file.as_str())];
 
@@ -98,6 +101,7 @@ async fn the_rotation_script_rotates_then_deletes_the_predecessor_then_does_noth
     assert!(first.output.contains("rotated: the new secret"), "{}", first.output);
     let new = std::fs::read_to_string(&secret_file).unwrap().trim_end().to_owned();
     assert!(new.starts_with("wmdacs_") && new != old);
+    assert_eq!(std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777, 0o440, "the mode is kept");
     let res = new_client()
         .post(app.url("/oauth2/token"))
         .basic_auth(&client_id, Some(&new))
@@ -116,6 +120,7 @@ async fn the_rotation_script_rotates_then_deletes_the_predecessor_then_does_noth
     // does not delete what it no longer holds the successor of, and keeps its state.
     let mut env0 = env.to_vec();
     env0.push(("DELETE_AFTER_HOURS", "0"));
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o640)).unwrap();
     std::fs::write(&secret_file, format!("{old}\n")).unwrap();
     let restored = run(dir.path(), &env0).await;
     assert_eq!(restored.status, 1, "{}", restored.output);
@@ -194,7 +199,10 @@ async fn the_rotation_script_explains_a_lost_successor_and_finishes_with_a_kept_
     let (url, file) = (app.url(""), secret_file.display().to_string());
     let env = [("PORTAL_URL", url.as_str()), ("CLIENT_ID", client_id.as_str()), ("SECRET_FILE", file.as_str())];
 
+    // A leftover that holds the current secret (a copy an older version left) is no successor.
+    std::fs::write(dir.path().join("client-secret.new.copy01"), format!("{old}\n")).unwrap();
     let lost = run(dir.path(), &env).await;
+    assert!(lost.output.contains("it holds the current secret, not a successor"), "{}", lost.output);
     assert_eq!(lost.status, 1, "{}", lost.output);
     assert!(lost.output.contains(&format!("already created the successor {kept_id}")), "{}", lost.output);
     assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), format!("{old}\n"));
