@@ -341,6 +341,26 @@ pub fn standard_body(event: WebhookEvent, at: chrono::DateTime<chrono::Utc>, dat
     .to_string()
 }
 
+/// The data of an event about a client secret (DESIGN.md section 9): the application, its client
+/// ID, the secret's id, name, hint (`wmdacs_Ab3`) and expiry; never its value or hash.
+pub fn secret_event_data(
+    (application, client_id): (&str, &str),
+    (secret_id, name, hint): (uuid::Uuid, &str, &str),
+    (expires_on, expires_at): (chrono::NaiveDate, chrono::DateTime<chrono::Utc>),
+) -> serde_json::Value {
+    serde_json::json!({
+        "application": application,
+        "client_id": client_id,
+        "secret": {
+            "id": secret_id,
+            "name": name,
+            "hint": hint,
+            "expires_on": expires_on.to_string(),
+            "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        },
+    })
+}
+
 /// The event in one sentence for people (Slack and Teams), from its data: which secret of which
 /// application, what happened, and the Manage page's link.
 pub fn summary(event: WebhookEvent, data: &serde_json::Value, manage_url: &str) -> String {

@@ -7,7 +7,9 @@ use uuid::Uuid;
 use super::audit::insert_audit_event;
 use super::outbox::insert_email;
 use super::secrets::tombstone;
+use super::webhooks::queue_secret_event;
 use super::{Actor, AuditAction, Backend, BeginWrite, ClientSecret, Recipients, Store, StoreError, on_pool};
+use crate::domain::webhook::WebhookEvent;
 use crate::domain::{ClientId, ExpiryDate, Hint, NewEmail, SecretHash, SecretName};
 
 /// A successor made through the API more than this long ago and never used at the token
@@ -214,6 +216,7 @@ impl Store {
                     let mut event = write_event(actor, AuditAction::SecretDeleted, organisation_id, pending_id, &w, now);
                     event.details["reason"] = serde_json::json!("abandoned: never used within an hour of its creation");
                     insert_audit_event!(&mut *tx, &event)?;
+                    queue_secret_event!(tx, pending_id, WebhookEvent::Deleted, now)?;
                     for email in render(&w, &recipients) {
                         insert_email!(&mut *tx, &email, now)?;
                     }
@@ -272,6 +275,7 @@ impl Store {
                 let mut event = write_event(actor, AuditAction::SecretCreated, organisation_id, id, &w, now);
                 event.details["expires_on"] = serde_json::json!(expires_on.to_string());
                 insert_audit_event!(&mut *tx, &event)?;
+                queue_secret_event!(tx, id, WebhookEvent::Created, now)?;
                 for email in render(&w, &recipients) {
                     insert_email!(&mut *tx, &email, now)?;
                 }
@@ -355,6 +359,7 @@ impl Store {
                     application_id,
                 };
                 insert_audit_event!(&mut *tx, &write_event(actor, AuditAction::SecretDeleted, organisation_id, target, &w, now))?;
+                queue_secret_event!(tx, target, WebhookEvent::Deleted, now)?;
                 let recipients = super::reminders::eligible_recipients!(&mut *tx, application_id)?;
                 for email in render(&w, &recipients) {
                     insert_email!(&mut *tx, &email, now)?;

@@ -8,7 +8,9 @@ use super::audit::insert_audit_event;
 use super::outbox::insert_email;
 use super::reminders::{Recipients, eligible_recipients};
 use super::secrets::tombstone;
+use super::webhooks::queue_secret_event;
 use super::{Actor, AuditAction, BeginWrite, Store, StoreError, on_pool};
+use crate::domain::webhook::WebhookEvent;
 use crate::domain::{ClientId, Hint, NewEmail, SecretHash};
 
 /// Where and how a value was found, as a report item gives it (each at most a few hundred
@@ -156,6 +158,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     insert_audit_event!(&mut *tx, &event(AuditAction::SecretExposed))?;
+                    queue_secret_event!(tx, id, WebhookEvent::Exposed, now)?;
                 }
                 // Under the row's lock (Postgres) or the write lock (SQLite): the secret is live.
                 let deleted = delete && tombstone!(&mut *tx, id, None, now, "leak_report")? == 1;
@@ -171,6 +174,7 @@ impl Store {
                     gone.target_type = Some("client_secret");
                     gone.target_id = Some(id.to_string());
                     insert_audit_event!(&mut *tx, &gone)?;
+                    queue_secret_event!(tx, id, WebhookEvent::Deleted, now)?;
                 }
                 let recipients = eligible_recipients!(&mut *tx, application_id)?;
                 let secret =

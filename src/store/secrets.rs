@@ -8,10 +8,12 @@ use uuid::Uuid;
 use super::audit::insert_audit_event;
 use super::manage::{GRANTED, SECRET_JOIN, SECRET_VIEW_COLUMNS, SecretViewRow, joined};
 use super::outbox::insert_email;
+use super::webhooks::queue_secret_event;
 use super::{
     Actor, AuditAction, Backend, BeginWrite, Conflict, Deletion, NewSecret, SecretView, Store, StoreError, on_pool,
 };
 use crate::domain::secret::expiry_instant;
+use crate::domain::webhook::WebhookEvent;
 use crate::domain::{ClientId, Hint, NewEmail, SecretHash};
 
 /// A client secret's metadata as stored; the value itself is never stored, only its SHA-256.
@@ -329,6 +331,7 @@ impl Store {
             event.target_type = Some("client_secret");
             event.target_id = Some(id.to_string());
             insert_audit_event!(&mut *tx, &event)?;
+            queue_secret_event!(tx, id, WebhookEvent::Created, now)?;
             tx.commit().await?;
             Ok::<_, StoreError>(application_id)
         }
@@ -379,6 +382,7 @@ impl Store {
                 event.target_type = Some("client_secret");
                 event.target_id = Some(secret_id.to_string());
                 insert_audit_event!(&mut *tx, &event)?;
+                queue_secret_event!(tx, secret_id, WebhookEvent::Deleted, now)?;
                 tx.commit().await?;
                 Ok::<_, StoreError>(Deletion::Deleted(ClientSecret { deleted_at: Some(now), ..view.secret }))
             }
@@ -423,6 +427,7 @@ impl Store {
             event.organisation_id = Some(organisation_id);
             event.details = serde_json::json!({ "application": application, "name": name, "hint": hint, "reason": reason, "by": "wmda-admin" });
             insert_audit_event!(&mut *tx, &event)?;
+            queue_secret_event!(tx, secret_id, WebhookEvent::Deleted, now)?;
             let managers: Vec<(String, String)> = sqlx::query_as(super::users::ELIGIBLE_MANAGERS)
             .bind(application_id)
             .fetch_all(&mut *tx)

@@ -190,6 +190,39 @@ macro_rules! queue_webhook_event {
         .await
     };
 }
+pub(crate) use queue_webhook_event;
+
+/// Queues `$event` (a [`WebhookEvent`]) about the client secret `$secret_id` for its
+/// application's subscribed endpoints, through `$tx`, the open transaction of what caused it: the
+/// event's data is read from the secret's row ([`crate::domain::webhook::secret_event_data`]).
+/// Evaluates to the number queued.
+macro_rules! queue_secret_event {
+    ($tx:expr, $secret_id:expr, $event:expr, $now:expr) => {
+        async {
+            type Row = (Uuid, String, Uuid, String, String, i32, chrono::NaiveDate, DateTime<Utc>);
+            let row: Option<Row> = sqlx::query_as(
+                "select a.id, a.name, a.client_id, s.name, s.hint, s.value_format, s.expires_on, s.expires_at
+                 from client_secret s join application a on a.id = s.application_id where s.id = $1",
+            )
+            .bind($secret_id)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            let Some((application_id, application, client_id, name, hint, format, expires_on, expires_at)) = row else {
+                return Ok::<usize, sqlx::Error>(0);
+            };
+            let hint = $crate::domain::Hint::stored(hint, format).to_string();
+            let client_id = $crate::domain::ClientId::from_uuid(client_id).to_string();
+            let data = $crate::domain::webhook::secret_event_data(
+                (&application, &client_id),
+                ($secret_id, &name, &hint),
+                (expires_on, expires_at),
+            );
+            $crate::store::webhooks::queue_webhook_event!($tx, application_id, $event, Uuid::new_v4(), data, $now)
+        }
+        .await
+    };
+}
+pub(crate) use queue_secret_event;
 
 impl Store {
     /// Adds an endpoint at `now`, within [`MAX_ENDPOINTS`] per application (counted under the

@@ -326,3 +326,101 @@ async fn endpoints_are_limited_audited_by_host_and_removed() {
     assert_eq!(queued, 5);
     assert!(app.store.webhook_deliveries(ids[0], 10).await.unwrap().is_empty());
 }
+
+/// Point 2 in part: `secret.created`, `secret.deleted` and `secret.exposed` are queued in the
+/// transaction of what caused them (the Manage page, an admin, the machine API, a leak report),
+/// one delivery per subscribed endpoint, carrying the application, client ID, secret id, name,
+/// hint and expiry, never a value or hash; a refused change queues nothing. SQLite, and Postgres
+/// with TEST_DATABASE_URL.
+#[tokio::test]
+async fn secret_events_are_queued_with_what_caused_them() {
+    use secret_portal::domain::Clock as _;
+    use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
+    use secret_portal::domain::{Api, ApplicationKind};
+    use secret_portal::store::{Actor, NewWebhookEndpoint, UserRole};
+
+    let app = crate::support::TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    let (jane, client) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    let now = app.clock.now();
+    app.store.grant_credential_manager(jane.user_id, dm.id, &Actor::cli(), now).await.unwrap();
+    let key = app.config.master_key.clone();
+    let subscribed = |events: Vec<WebhookEvent>| NewWebhookEndpoint {
+        application_id: dm.id,
+        format: WebhookFormat::Standard,
+        url_enc: key.encrypt(b"https://hooks.example.org/wmda", b"webhook-url"),
+        host: "hooks.example.org".into(),
+        events,
+        signing_secret_enc: None,
+        created_by: None,
+    };
+    let all =
+        app.store.add_webhook_endpoint(&subscribed(WebhookEvent::ALL.to_vec()), &Actor::cli(), now).await.unwrap();
+    let only_exposed =
+        app.store.add_webhook_endpoint(&subscribed(vec![WebhookEvent::Exposed]), &Actor::cli(), now).await.unwrap();
+    let types = |endpoint: uuid::Uuid| {
+        let store = app.store.clone();
+        async move {
+            let mut seen: Vec<String> =
+                store.webhook_deliveries(endpoint, 100).await.unwrap().into_iter().map(|d| d.event_type).collect();
+            seen.reverse();
+            seen
+        }
+    };
+
+    // The Manage page creates one, and deletes it.
+    let path = format!("/manage-api-credentials/{}/secrets", dm.client_id);
+    let form = client.get(app.url(&format!("{path}/new"))).send().await.unwrap().text().await.unwrap();
+    let form_id = crate::support::flows::between(&form, "name=\"form_id\" value=\"", "\"").unwrap().to_owned();
+    let fields = [("name", "Build <server>"), ("expires_on", "2027-06-01"), ("form_id", form_id.as_str())];
+    assert_eq!(app.post_form(&client, &path, &fields).await.status(), 200);
+    let made =
+        app.store.list_client_secrets(dm.id).await.unwrap().into_iter().find(|s| s.name == "Build <server>").unwrap();
+    assert_eq!(types(all.id).await, ["secret.created"]);
+    let claimed = app.store.claim_due_webhook_deliveries(app.clock.now(), app.clock.now(), 10).await.unwrap();
+    let data: serde_json::Value = serde_json::from_str(&claimed[0].data).unwrap();
+    assert_eq!(data["application"], dm.name.as_str());
+    assert_eq!(data["client_id"], dm.client_id.to_string());
+    assert_eq!(data["secret"]["id"], made.id.to_string());
+    assert_eq!(data["secret"]["name"], "Build <server>");
+    assert_eq!(data["secret"]["hint"], made.hint.to_string());
+    assert_eq!(data["secret"]["expires_on"], "2027-06-01");
+    assert!(!claimed[0].data.contains("hash"));
+    let delete = format!("{path}/{}/delete", made.id);
+    assert_eq!(app.post_form(&client, &delete, &[]).await.status(), 303);
+    assert_eq!(types(all.id).await, ["secret.created", "secret.deleted"]);
+
+    // A refused create (the same form again) queues nothing.
+    assert_eq!(app.post_form(&client, &path, &fields).await.status(), 409);
+    assert_eq!(types(all.id).await.len(), 2);
+
+    // The machine API: a successor, then its creator deleted by it.
+    app.store.set_self_rotation(dm.id, true).await.unwrap();
+    let (c0, c0_id) = app.seed_secret(dm.id, "C0", now, app.clock.today() + chrono::Duration::days(30)).await;
+    let res = crate::support::new_client()
+        .post(app.url("/api/v1/self/secrets"))
+        .basic_auth(dm.client_id.to_string(), Some(c0.expose()))
+        .send()
+        .await
+        .unwrap();
+    let c1: serde_json::Value = res.json().await.unwrap();
+    let res = crate::support::new_client()
+        .delete(app.url(&format!("/api/v1/self/secrets/{c0_id}")))
+        .basic_auth(dm.client_id.to_string(), Some(c1["value"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    // A leak report of c1; then a WMDA admin deletes it.
+    let report = serde_json::json!([{ "token": c1["value"], "type": "wmda_client_secret" }]);
+    crate::support::new_client().post(app.url("/api/v1/leaks")).json(&report).send().await.unwrap();
+    let c1_id: uuid::Uuid = c1["id"].as_str().unwrap().parse().unwrap();
+    let render = |_: &secret_portal::store::DeletedSecret, _: &[(String, String)]| Vec::new();
+    app.store.admin_delete_secret((dm.id, c1_id), "leaked", &Actor::cli(), &render, app.clock.now()).await.unwrap();
+    assert_eq!(
+        types(all.id).await,
+        ["secret.created", "secret.deleted", "secret.created", "secret.deleted", "secret.exposed", "secret.deleted"]
+    );
+    assert_eq!(types(only_exposed.id).await, ["secret.exposed"]);
+}
