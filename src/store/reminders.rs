@@ -6,10 +6,12 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use uuid::Uuid;
 
+use super::webhooks::queue_secret_event;
 use super::{BeginWrite, Store, StoreError, on_pool};
 use crate::domain::ClientId;
 use crate::domain::NewEmail;
 use crate::domain::reminder::{EXPIRED_NOTICE_UNTIL, Notice, SecretUsage};
+use crate::domain::webhook::WebhookEvent;
 
 /// A secret the reminder pass considers, with what its emails name.
 #[derive(Debug, Clone)]
@@ -228,6 +230,9 @@ impl Store {
             if recorded != 1 {
                 return Ok(None);
             }
+            // The notice's webhook event, exactly once per notice like its emails (issue 17).
+            let event = if notice == Notice::RotationComplete { WebhookEvent::Replaced } else { WebhookEvent::Expiring };
+            queue_secret_event!(tx, secret_id, event, now)?;
             for email in &emails {
                 sqlx::query(INSERT_EMAIL_WITH_SECRET)
                     .bind(Uuid::new_v4())

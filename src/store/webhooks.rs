@@ -194,7 +194,8 @@ pub(crate) use queue_webhook_event;
 
 /// Queues `$event` (a [`WebhookEvent`]) about the client secret `$secret_id` for its
 /// application's subscribed endpoints, through `$tx`, the open transaction of what caused it: the
-/// event's data is read from the secret's row ([`crate::domain::webhook::secret_event_data`]).
+/// event's data is read from the secret's row ([`crate::domain::webhook::secret_event_data`]),
+/// with `days_left` for `secret.expiring`.
 /// Evaluates to the number queued.
 macro_rules! queue_secret_event {
     ($tx:expr, $secret_id:expr, $event:expr, $now:expr) => {
@@ -212,11 +213,15 @@ macro_rules! queue_secret_event {
             };
             let hint = $crate::domain::Hint::stored(hint, format).to_string();
             let client_id = $crate::domain::ClientId::from_uuid(client_id).to_string();
-            let data = $crate::domain::webhook::secret_event_data(
+            let mut data = $crate::domain::webhook::secret_event_data(
                 (&application, &client_id),
                 ($secret_id, &name, &hint),
                 (expires_on, expires_at),
             );
+            if $event == $crate::domain::webhook::WebhookEvent::Expiring {
+                // Whole UTC days from the notice's day to the expiration date (0: today; below: expired).
+                data["days_left"] = serde_json::json!((expires_on - $now.date_naive()).num_days());
+            }
             $crate::store::webhooks::queue_webhook_event!($tx, application_id, $event, Uuid::new_v4(), data, $now)
         }
         .await

@@ -424,3 +424,61 @@ async fn secret_events_are_queued_with_what_caused_them() {
     );
     assert_eq!(types(only_exposed.id).await, ["secret.exposed"]);
 }
+
+/// Point 2: `secret.expiring` follows the reminder schedule and its exactly-once record: two
+/// concurrent passes queue one delivery per notice per endpoint, with `days_left`; a pass the
+/// same day queues nothing more; `secret.replaced` comes with the rotation-complete notice.
+/// SQLite, and Postgres with TEST_DATABASE_URL.
+#[tokio::test]
+async fn expiring_events_follow_the_reminder_schedule_exactly_once() {
+    use secret_portal::domain::Clock as _;
+    use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
+    use secret_portal::domain::{Api, ApplicationKind};
+    use secret_portal::jobs::reminders::run_once;
+    use secret_portal::store::{Actor, NewWebhookEndpoint};
+
+    let app = crate::support::TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    let key = app.config.master_key.clone();
+    let now = app.clock.now();
+    let mut endpoints = Vec::new();
+    for _ in 0..2 {
+        let new = NewWebhookEndpoint {
+            application_id: dm.id,
+            format: WebhookFormat::Standard,
+            url_enc: key.encrypt(b"https://hooks.example.org/wmda", b"webhook-url"),
+            host: "hooks.example.org".into(),
+            events: vec![WebhookEvent::Expiring, WebhookEvent::Replaced],
+            signing_secret_enc: None,
+            created_by: None,
+        };
+        endpoints.push(app.store.add_webhook_endpoint(&new, &Actor::cli(), now).await.unwrap().id);
+    }
+    // Expires in 7 days: the one-week notice is due.
+    let (_, _) = app
+        .seed_secret(dm.id, "Old", now - chrono::Duration::days(300), app.clock.today() + chrono::Duration::days(7))
+        .await;
+    let base = app.config.base_url.clone();
+    let (a, b) = tokio::join!(run_once(&app.store, &base, now, false), run_once(&app.store, &base, now, false));
+    a.unwrap();
+    b.unwrap();
+    run_once(&app.store, &base, now, false).await.unwrap();
+    for endpoint in &endpoints {
+        let deliveries = app.store.webhook_deliveries(*endpoint, 10).await.unwrap();
+        let types: Vec<&str> = deliveries.iter().map(|d| d.event_type.as_str()).collect();
+        assert_eq!(types, ["secret.expiring"], "one per notice per endpoint");
+    }
+    let claimed = app.store.claim_due_webhook_deliveries(now, now, 10).await.unwrap();
+    let data: serde_json::Value = serde_json::from_str(&claimed[0].data).unwrap();
+    assert_eq!((data["days_left"].as_i64(), data["secret"]["name"].as_str()), (Some(7), Some("Old")));
+
+    // A newer secret, used: the old one gets the rotation-complete notice, and secret.replaced.
+    let (_, newer) = app.seed_secret(dm.id, "New", now, app.clock.today() + chrono::Duration::days(300)).await;
+    app.store.record_secret_use(newer, now).await.unwrap();
+    let later = now + chrono::Duration::days(1);
+    run_once(&app.store, &base, later, false).await.unwrap();
+    let types: Vec<String> =
+        app.store.webhook_deliveries(endpoints[0], 10).await.unwrap().into_iter().map(|d| d.event_type).collect();
+    assert_eq!(types, ["secret.replaced", "secret.expiring"]);
+}
