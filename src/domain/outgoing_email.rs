@@ -22,6 +22,8 @@ pub enum EmailKind {
     ApiWrite,
     /// Self-rotation of an application was turned on or off, or forbidden by WMDA (issue 16).
     SelfRotation,
+    /// A webhook endpoint was disabled after 72 hours without a 2xx answer (issue 17).
+    WebhookDisabled,
 }
 
 impl EmailKind {
@@ -37,6 +39,7 @@ impl EmailKind {
             EmailKind::SecretExposed => "secret_exposed",
             EmailKind::ApiWrite => "api_write",
             EmailKind::SelfRotation => "self_rotation",
+            EmailKind::WebhookDisabled => "webhook_disabled",
         }
     }
 
@@ -52,6 +55,7 @@ impl EmailKind {
             Self::SecretExposed,
             Self::ApiWrite,
             Self::SelfRotation,
+            Self::WebhookDisabled,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -320,6 +320,12 @@ pub const MAX_ENDPOINTS: i64 = 5;
 /// endpoint's next event proceeds (DESIGN.md section 9).
 pub const FAIL_AFTER: chrono::Duration = chrono::Duration::hours(24);
 
+/// An endpoint with no 2xx answer for this long (and at least [`DISABLE_AFTER_ATTEMPTS`]
+/// attempts) is disabled and its credential managers emailed (DESIGN.md section 9).
+pub const DISABLE_AFTER: chrono::Duration = chrono::Duration::hours(72);
+/// Attempts an endpoint must have had before it is disabled.
+pub const DISABLE_AFTER_ATTEMPTS: i64 = 3;
+
 /// Delay before retry number `attempts` (1-based): 10 s, doubling, at most 30 minutes.
 pub fn delivery_backoff(attempts: i32) -> chrono::Duration {
     let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(0);

@@ -1,8 +1,9 @@
 //! The webhook deliverer (issue 17; DESIGN.md section 9): claims each endpoint's oldest due
 //! delivery, sends it through the guarded client ([`crate::webhooks`]), and marks it delivered
 //! (a 2xx), to retry (capped backoff, the same `webhook-id` every time), or failed once
-//! [`FAIL_AFTER`] has passed since its event, so the endpoint's next event proceeds. At least
-//! once; exactly once when the receiver answers 2xx within the timeout. `standard` deliveries are
+//! [`FAIL_AFTER`] has passed since its event, so the endpoint's next event proceeds; an endpoint
+//! without a 2xx answer for 72 hours is disabled and its managers emailed. At least once; exactly
+//! once when the receiver answers 2xx within the timeout. `standard` deliveries are
 //! signed per attempt (Standard Webhooks).
 
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct WebhookReport {
     pub retrying: usize,
     /// Given up after [`FAIL_AFTER`].
     pub failed: usize,
+    /// Endpoints disabled after 72 hours without a 2xx answer.
+    pub disabled: usize,
 }
 
 /// Delivers webhook events: [`Deliverer::run_once`] sends what is due, [`Deliverer::run_loop`]
@@ -127,6 +130,32 @@ impl Deliverer {
                             report.failed += 1;
                         } else {
                             report.retrying += 1;
+                        }
+                        // No 2xx for 72 hours (and 3 attempts or more): disabled, its managers told.
+                        let manage_url = self.base_url.join("/manage-api-credentials");
+                        let render = |application: &str, host: &str, to: &crate::store::Recipients| {
+                            to.people
+                                .iter()
+                                .map(|(email, name)| {
+                                    crate::mail::views::webhook_disabled_email(
+                                        application,
+                                        host,
+                                        &manage_url,
+                                        email,
+                                        name,
+                                    )
+                                })
+                                .collect()
+                        };
+                        let actor = crate::store::Actor::system();
+                        if self
+                            .store
+                            .disable_dead_webhook_endpoint(d.endpoint_id, &actor, &render, now)
+                            .await?
+                            .is_some()
+                        {
+                            tracing::warn!(endpoint = %d.endpoint_id, "webhook endpoint disabled: no 2xx answer for 72 hours");
+                            report.disabled += 1;
                         }
                     }
                 }

@@ -282,6 +282,27 @@ pub fn self_rotation_email(f: &SelfRotationMailFacts<'_>, recipient: &str, name:
     notice_email(EmailKind::SelfRotation, recipient, name, &subject, &paragraphs)
 }
 
+/// The email to an application's credential managers when one of its webhook endpoints was
+/// disabled (issue 17; DESIGN.md section 9): which endpoint (its host only: a Slack or Teams URL
+/// is a credential), why, and where to enable it again.
+pub fn webhook_disabled_email(
+    application: &str,
+    host: &str,
+    manage_url: &str,
+    recipient: &str,
+    name: &str,
+) -> NewEmail {
+    let subject = format!("{application}: a webhook endpoint was disabled");
+    let paragraphs = [
+        format!(
+            "The webhook endpoint at {host} of {application} has not accepted an event for 72 hours, so the portal \
+             stopped sending to it. Its events wait: when you enable it again, it gets them, oldest first."
+        ),
+        format!("Check the receiver, then enable the endpoint here: {manage_url}"),
+    ];
+    notice_email(EmailKind::WebhookDisabled, recipient, name, &subject, &paragraphs)
+}
+
 /// What the urgent email about a secret found in public says (issue 15, point 4).
 #[derive(Debug, Clone)]
 pub struct ExposureFacts<'a> {

@@ -37,6 +37,10 @@ pub enum AuditAction {
     WebhookAdded,
     /// `webhook.removed`: A webhook endpoint was removed.
     WebhookRemoved,
+    /// `webhook.disabled`: A webhook endpoint was disabled after 72 hours without a 2xx answer.
+    WebhookDisabled,
+    /// `webhook.enabled`: A disabled webhook endpoint was enabled again.
+    WebhookEnabled,
     /// `invitation.sent`: An invitation link was emailed.
     InvitationSent,
     /// `invitation.accepted`: An invitation was accepted: a password was set.
@@ -75,7 +79,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order above.
-    pub const ALL: [AuditAction; 31] = [
+    pub const ALL: [AuditAction; 33] = [
         AuditAction::OrganisationCreated,
         AuditAction::OrganisationRenamed,
         AuditAction::ApplicationCreated,
@@ -90,6 +94,8 @@ impl AuditAction {
         AuditAction::SelfRotationForbidden,
         AuditAction::WebhookAdded,
         AuditAction::WebhookRemoved,
+        AuditAction::WebhookDisabled,
+        AuditAction::WebhookEnabled,
         AuditAction::InvitationSent,
         AuditAction::InvitationAccepted,
         AuditAction::UserDisabled,
@@ -131,6 +137,8 @@ impl AuditAction {
             AuditAction::SelfRotationForbidden => "Self-rotation forbidden or allowed by WMDA",
             AuditAction::WebhookAdded => "Webhook endpoint added",
             AuditAction::WebhookRemoved => "Webhook endpoint removed",
+            AuditAction::WebhookDisabled => "Webhook endpoint disabled (no answer for 72 hours)",
+            AuditAction::WebhookEnabled => "Webhook endpoint enabled again",
             AuditAction::InvitationSent => "Invitation sent",
             AuditAction::InvitationAccepted => "Invitation accepted",
             AuditAction::UserDisabled => "User disabled",
@@ -168,6 +176,8 @@ impl AuditAction {
             AuditAction::SelfRotationForbidden => "application.self_rotation_forbidden",
             AuditAction::WebhookAdded => "webhook.added",
             AuditAction::WebhookRemoved => "webhook.removed",
+            AuditAction::WebhookDisabled => "webhook.disabled",
+            AuditAction::WebhookEnabled => "webhook.enabled",
             AuditAction::InvitationSent => "invitation.sent",
             AuditAction::InvitationAccepted => "invitation.accepted",
             AuditAction::UserDisabled => "user.disabled",

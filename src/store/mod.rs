@@ -55,4 +55,4 @@ pub use shared_window::{SharedWindow, flush_all};
 pub use tokens::{NewSigningKey, ScheduledKeyRow, TokenClient, TokenLookup};
 pub use url::DatabaseUrl;
 pub use users::{NewUser, User, UserFilter, UserRole, UserStatus, UserSummary, shown_name};
-pub use webhooks::{ClaimedDelivery, DeliveryView, NewWebhookEndpoint, WebhookEndpoint};
+pub use webhooks::{ClaimedDelivery, DeliveryView, NewWebhookEndpoint, RenderWebhookDisabledEmails, WebhookEndpoint};

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::audit::insert_audit_event;
-use super::{Actor, AuditAction, Backend, BeginWrite, Conflict, Store, StoreError, on_pool};
-use crate::domain::webhook::{MAX_ENDPOINTS, WebhookEvent, WebhookFormat};
+use super::{Actor, AuditAction, Backend, BeginWrite, Conflict, Recipients, Store, StoreError, on_pool};
+use crate::domain::webhook::{DISABLE_AFTER, DISABLE_AFTER_ATTEMPTS, MAX_ENDPOINTS, WebhookEvent, WebhookFormat};
 
 /// An endpoint to add: its URL and signing secret already encrypted.
 #[derive(Clone)]
@@ -153,15 +153,15 @@ pub struct DeliveryView {
 }
 
 /// Inserts one delivery of the event `$event_id` (`$event` a [`WebhookEvent`], `$data` its data,
-/// a `serde_json::Value`) for every enabled endpoint of application `$application_id` subscribed
-/// to it, through `$tx` (the open transaction of what caused the event, or one of its own).
+/// a `serde_json::Value`) for every endpoint of application `$application_id` subscribed to it
+/// (a disabled one's wait until it is enabled again), through `$tx` (the open transaction of what caused the event, or one of its own).
 /// Evaluates to the number queued. A macro so the text compiles against both backends.
 macro_rules! queue_webhook_event {
     ($tx:expr, $application_id:expr, $event:expr, $event_id:expr, $data:expr, $now:expr) => {
         async {
             let endpoints: Vec<(Uuid, String)> = sqlx::query_as(
                 "select id, events from webhook_endpoint
-                 where application_id = $1 and removed_at is null and disabled_at is null order by created_at, id",
+                 where application_id = $1 and removed_at is null order by created_at, id",
             )
             .bind($application_id)
             .fetch_all(&mut *$tx)
@@ -548,4 +548,115 @@ impl Store {
             })
             .collect())
     }
+
+    /// Disables the endpoint `endpoint_id` at `now` when it has had no 2xx answer for
+    /// [`DISABLE_AFTER`] (since its last success, or since it was added) and at least
+    /// [`DISABLE_AFTER_ATTEMPTS`] attempts: audited as `webhook.disabled` by `actor`, and
+    /// `render`'s emails (application name, host) go to the application's eligible credential
+    /// managers (the WMDA admins when it has none). Its pending deliveries wait. Returns how many
+    /// emails were queued, or `None` when it was not disabled.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn disable_dead_webhook_endpoint(
+        &self,
+        endpoint_id: Uuid,
+        actor: &Actor,
+        render: &RenderWebhookDisabledEmails<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<usize>, StoreError> {
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin_write().await?;
+                let found: Option<(Uuid, Uuid, String, String)> = sqlx::query_as(
+                    "select e.application_id, a.organisation_id, a.name, e.host
+                     from webhook_endpoint e join application a on a.id = e.application_id
+                     where e.id = $1 and e.disabled_at is null and e.removed_at is null
+                       and coalesce(e.last_success_at, e.created_at) <= $2
+                       and (select coalesce(sum(attempts), 0) from webhook_delivery d where d.endpoint_id = e.id) >= $3",
+                )
+                .bind(endpoint_id)
+                .bind(now - DISABLE_AFTER)
+                .bind(DISABLE_AFTER_ATTEMPTS)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((application_id, organisation_id, application, host)) = found else { return Ok(None) };
+                sqlx::query("update webhook_endpoint set disabled_at = $2 where id = $1 and disabled_at is null")
+                    .bind(endpoint_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let mut event = actor
+                    .event(AuditAction::WebhookDisabled, now)
+                    .with_details(serde_json::json!({ "application": application, "host": host }));
+                event.organisation_id = Some(organisation_id);
+                event.target_type = Some("webhook_endpoint");
+                event.target_id = Some(endpoint_id.to_string());
+                insert_audit_event!(&mut *tx, &event)?;
+                let recipients = super::reminders::eligible_recipients!(&mut *tx, application_id)?;
+                let emails = render(&application, &host, &recipients);
+                for email in &emails {
+                    super::outbox::insert_email!(&mut *tx, email, now)?;
+                }
+                tx.commit().await?;
+                Ok::<_, StoreError>(Some(emails.len()))
+            }
+            .await
+        })
+    }
+
+    /// A manager's "Enable" (issue 17, point 4): the disabled endpoint `endpoint_id` of
+    /// `application_id` gets events again at `now`, starting with its oldest pending delivery,
+    /// which is due at once. Audited as `webhook.enabled`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when it is not a disabled endpoint of that application.
+    pub async fn enable_webhook_endpoint(
+        &self,
+        (application_id, endpoint_id): (Uuid, Uuid),
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin_write().await?;
+                let found: Option<(String, Uuid, String)> = sqlx::query_as(
+                    "select e.host, a.organisation_id, a.name from webhook_endpoint e join application a on a.id = e.application_id
+                     where e.id = $1 and e.application_id = $2 and e.disabled_at is not null and e.removed_at is null",
+                )
+                .bind(endpoint_id)
+                .bind(application_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let (host, organisation_id, application) = found.ok_or(StoreError::NotFound)?;
+                // A fresh 72 hours from now, so one more refusal does not disable it again at once.
+                sqlx::query("update webhook_endpoint set disabled_at = null, last_success_at = $2 where id = $1")
+                    .bind(endpoint_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "update webhook_delivery set next_attempt_at = $2
+                     where endpoint_id = $1 and delivered_at is null and failed_at is null and next_attempt_at > $2",
+                )
+                .bind(endpoint_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let mut event = actor
+                    .event(AuditAction::WebhookEnabled, now)
+                    .with_details(serde_json::json!({ "application": application, "host": host }));
+                event.organisation_id = Some(organisation_id);
+                event.target_type = Some("webhook_endpoint");
+                event.target_id = Some(endpoint_id.to_string());
+                insert_audit_event!(&mut *tx, &event)?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(())
+            }
+            .await
+        })
+    }
 }
+
+/// Renders the emails about a disabled endpoint (application name, host) for its recipients.
+pub type RenderWebhookDisabledEmails<'a> = dyn Fn(&str, &str, &Recipients) -> Vec<crate::domain::NewEmail> + Sync + 'a;

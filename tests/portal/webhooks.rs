@@ -223,7 +223,7 @@ async fn deliveries_go_in_order_retry_with_the_same_id_and_fail_after_a_day() {
     assert_eq!(queue(WebhookEvent::Exposed, 0).await.1, 0, "not subscribed: nothing queued");
 
     // Refused: only the oldest is tried; it waits its backoff.
-    assert_eq!(deliverer.run_once().await.unwrap(), WebhookReport { delivered: 0, retrying: 1, failed: 0 });
+    assert_eq!(deliverer.run_once().await.unwrap(), WebhookReport { delivered: 0, retrying: 1, ..Default::default() });
     assert_eq!(deliverer.run_once().await.unwrap(), WebhookReport::default(), "not due yet");
     app.clock.advance(Duration::seconds(11));
     deliverer.run_once().await.unwrap();
@@ -231,7 +231,7 @@ async fn deliveries_go_in_order_retry_with_the_same_id_and_fail_after_a_day() {
     // Accepted: the first, then the others in order.
     r.accept.store(true, SeqCst);
     app.clock.advance(Duration::seconds(25));
-    assert_eq!(deliverer.run_once().await.unwrap(), WebhookReport { delivered: 3, retrying: 0, failed: 0 });
+    assert_eq!(deliverer.run_once().await.unwrap(), WebhookReport { delivered: 3, ..Default::default() });
     assert_eq!(ids_seen(), [msg(e1), msg(e1), msg(e1), msg(e2), msg(e3)]);
     let verifier = standardwebhooks::Webhook::new(secret.expose()).unwrap();
     let seen = r.seen.lock().unwrap().clone();
@@ -481,4 +481,108 @@ async fn expiring_events_follow_the_reminder_schedule_exactly_once() {
     let types: Vec<String> =
         app.store.webhook_deliveries(endpoints[0], 10).await.unwrap().into_iter().map(|d| d.event_type).collect();
     assert_eq!(types, ["secret.replaced", "secret.expiring"]);
+}
+
+/// Point 4: an endpoint without a 2xx answer for 72 hours (and 3 attempts or more) is disabled,
+/// audited, and its credential managers emailed; its events wait, new ones too; "Enable" resumes
+/// with the oldest. A movable clock stands in for the hours. SQLite, and Postgres with
+/// TEST_DATABASE_URL.
+#[tokio::test]
+async fn a_dead_endpoint_is_disabled_its_managers_told_and_enabling_resumes_in_order() {
+    use chrono::Duration;
+    use secret_portal::domain::Clock as _;
+    use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
+    use secret_portal::domain::{Api, ApplicationKind};
+    use secret_portal::jobs::webhooks::{Deliverer, URL_PURPOSE};
+    use secret_portal::store::{Actor, NewWebhookEndpoint, UserRole};
+    use std::sync::atomic::Ordering::SeqCst;
+
+    let app = crate::support::TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    app.store.grant_credential_manager(jane.user_id, dm.id, &Actor::cli(), app.clock.now()).await.unwrap();
+    let r = receiver().await;
+    let key = app.config.master_key.clone();
+    let new = NewWebhookEndpoint {
+        application_id: dm.id,
+        format: WebhookFormat::Slack,
+        url_enc: key.encrypt(r.url.as_bytes(), URL_PURPOSE),
+        host: "127.0.0.1".into(),
+        events: vec![WebhookEvent::Created],
+        signing_secret_enc: None,
+        created_by: None,
+    };
+    let endpoint = app.store.add_webhook_endpoint(&new, &Actor::cli(), app.clock.now()).await.unwrap().id;
+    let deliverer = Deliverer::new(
+        app.store.clone(),
+        client(Arc::new(SystemLookup), true).unwrap(),
+        (Arc::new(key), app.config.base_url.clone()),
+        Arc::new(app.clock.clone()),
+        true,
+    );
+    let queue = |n: u32| {
+        let (store, now) = (app.store.clone(), app.clock.now());
+        async move {
+            let data =
+                serde_json::json!({ "application": "A", "client_id": "c1", "secret": { "name": format!("S{n}") } });
+            store.queue_webhook_event(dm.id, WebhookEvent::Created, uuid::Uuid::new_v4(), &data, now).await.unwrap();
+        }
+    };
+    let before = app.smtp.messages_to("jane@demo.example").len();
+    // Refused for three days while events keep coming (one every 10 hours, an attempt every 5):
+    // disabled once 72 hours have passed without a 2xx, not before.
+    let (mut disabled, mut n) = (0, 0);
+    for hour in (0..=80).step_by(5) {
+        if hour % 10 == 0 {
+            n += 1;
+            queue(n).await;
+        }
+        let report = deliverer.run_once().await.unwrap();
+        assert_eq!(report.disabled, usize::from(hour >= 72 && disabled == 0), "at hour {hour}: {report:?}");
+        disabled += report.disabled;
+        app.clock.advance(Duration::hours(5));
+    }
+    assert_eq!(disabled, 1);
+    n += 1;
+    queue(n).await;
+    let mails = app.smtp.wait_for("jane@demo.example", before + 1).await;
+    let mail = mails.last().unwrap();
+    assert_eq!(mail.subject(), format!("{}: a webhook endpoint was disabled", dm.name));
+    assert!(mail.part("text/plain").contains("127.0.0.1") && !mail.raw.contains("/hook"));
+    assert!(app.store.recent_audit_events(50).await.unwrap().iter().any(|e| e.action == "webhook.disabled"));
+    let attempts = r.seen.lock().unwrap().len();
+    app.clock.advance(Duration::hours(5));
+    assert_eq!(deliverer.run_once().await.unwrap(), Default::default(), "a disabled endpoint gets nothing");
+    assert_eq!(r.seen.lock().unwrap().len(), attempts);
+
+    // Enabled again, the receiver up: the waiting events arrive, the new one included, in order.
+    r.accept.store(true, SeqCst);
+    app.store.enable_webhook_endpoint((dm.id, endpoint), &Actor::cli(), app.clock.now()).await.unwrap();
+    let seen_before = r.seen.lock().unwrap().len();
+    let report = deliverer.run_once().await.unwrap();
+    assert!(report.delivered >= 2 && report.failed == 0, "{report:?}");
+    let delivered: Vec<u32> = r.seen.lock().unwrap()[seen_before..]
+        .iter()
+        .map(|(_, _, body)| {
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let text = v["text"].as_str().unwrap().to_owned();
+            text.split('S')
+                .nth(1)
+                .unwrap()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let mut sorted = delivered.clone();
+    sorted.sort_unstable();
+    assert_eq!(delivered, sorted, "oldest first");
+    assert_eq!(delivered.last(), Some(&n), "the event queued while disabled waited");
+    assert!(matches!(
+        app.store.enable_webhook_endpoint((dm.id, endpoint), &Actor::cli(), app.clock.now()).await,
+        Err(secret_portal::store::StoreError::NotFound)
+    ));
 }
