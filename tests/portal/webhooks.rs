@@ -586,3 +586,77 @@ async fn a_dead_endpoint_is_disabled_its_managers_told_and_enabling_resumes_in_o
         Err(secret_portal::store::StoreError::NotFound)
     ));
 }
+
+/// Point 3: `slack` and `teams` bodies are accepted by a sink that checks their documented JSON
+/// shapes (Slack incoming webhooks: `{"text"}`; Teams Workflows: a message with one Adaptive
+/// Card 1.4 attachment), and carry no signature headers.
+#[tokio::test]
+async fn slack_and_teams_bodies_have_their_documented_shapes() {
+    use secret_portal::domain::Clock as _;
+    use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
+    use secret_portal::domain::{Api, ApplicationKind};
+    use secret_portal::jobs::webhooks::{Deliverer, URL_PURPOSE};
+    use secret_portal::store::{Actor, NewWebhookEndpoint};
+
+    fn slack_shape(v: &serde_json::Value) -> bool {
+        v.as_object().is_some_and(|o| o.len() == 1 && o["text"].is_string())
+    }
+    fn teams_shape(v: &serde_json::Value) -> bool {
+        let card = &v["attachments"][0];
+        v["type"] == "message"
+            && v["attachments"].as_array().is_some_and(|a| a.len() == 1)
+            && card["contentType"] == "application/vnd.microsoft.card.adaptive"
+            && card["content"]["type"] == "AdaptiveCard"
+            && card["content"]["version"] == "1.4"
+            && card["content"]["body"][0]["type"] == "TextBlock"
+            && card["content"]["body"][0]["text"].is_string()
+            && card["content"]["body"][0]["wrap"] == true
+    }
+    let seen: Seen = Arc::default();
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let check = |shape: fn(&serde_json::Value) -> bool, seen: Seen, path: &'static str| {
+        move |headers: HeaderMap, body: Bytes| async move {
+            let ok = serde_json::from_slice(&body).is_ok_and(|v: serde_json::Value| shape(&v))
+                && !headers.contains_key("webhook-signature");
+            seen.lock().unwrap().push((path.to_owned(), headers, body));
+            if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::BAD_REQUEST }
+        }
+    };
+    let app_router = axum::Router::new()
+        .route("/slack", axum::routing::post(check(slack_shape, s1, "/slack")))
+        .route("/teams", axum::routing::post(check(teams_shape, s2, "/teams")));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app_router).await.unwrap() });
+
+    let app = crate::support::TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    let key = app.config.master_key.clone();
+    for (format, path) in [(WebhookFormat::Slack, "slack"), (WebhookFormat::Teams, "teams")] {
+        let new = NewWebhookEndpoint {
+            application_id: dm.id,
+            format,
+            url_enc: key.encrypt(format!("http://{address}/{path}").as_bytes(), URL_PURPOSE),
+            host: "127.0.0.1".into(),
+            events: WebhookEvent::ALL.to_vec(),
+            signing_secret_enc: None,
+            created_by: None,
+        };
+        app.store.add_webhook_endpoint(&new, &Actor::cli(), app.clock.now()).await.unwrap();
+    }
+    app.seed_secret(dm.id, "Build <b>*x*</b>", app.clock.now(), app.clock.today() + chrono::Duration::days(7)).await;
+    let base = app.config.base_url.clone();
+    secret_portal::jobs::reminders::run_once(&app.store, &base, app.clock.now(), false).await.unwrap();
+    let deliverer = Deliverer::new(
+        app.store.clone(),
+        client(Arc::new(SystemLookup), true).unwrap(),
+        (Arc::new(key), base),
+        Arc::new(app.clock.clone()),
+        true,
+    );
+    let report = deliverer.run_once().await.unwrap();
+    assert_eq!((report.delivered, report.retrying), (2, 0), "{report:?}");
+    let paths: std::collections::BTreeSet<String> = seen.lock().unwrap().iter().map(|(p, _, _)| p.clone()).collect();
+    assert_eq!(paths.len(), 2);
+}
