@@ -13,6 +13,9 @@ create table webhook_endpoint (
     created_by blob references portal_user (id),
     disabled_at text,
     last_success_at text,
+    -- The first refusal since the last 2xx, and the refusals since: 72 hours and 3 refusals disable it.
+    failing_since text,
+    failed_attempts integer not null default 0,
     removed_at text
 );
 create index webhook_endpoint_application on webhook_endpoint (application_id) where removed_at is null;
@@ -33,6 +36,7 @@ create table webhook_delivery (
     claimed_until text,
     delivered_at text,
     failed_at text,
+    first_failed_at text,
     last_status integer,
     last_error text,
     unique (endpoint_id, event_id)

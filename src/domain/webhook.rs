@@ -37,14 +37,16 @@ const REFUSED_V4: [(&str, &str); 16] = [
 /// an IPv4 address a delivery must not reach through a translator (IANA IPv6 Special-Purpose
 /// Address Registry). Everything outside 2000::/3 (loopback, unspecified, IPv4-mapped and
 /// -compatible, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, discard 100::/64, unique-local fc00::/7,
-/// link-local fe80::/10, site-local fec0::/10, multicast ff00::/8) is refused as not global unicast.
-const REFUSED_V6: [(&str, &str); 6] = [
+/// link-local fe80::/10, site-local fec0::/10, multicast ff00::/8, SRv6 SIDs 5f00::/16) is refused
+/// as not global unicast.
+const REFUSED_V6: [(&str, &str); 7] = [
     ("2001::/32", "Teredo"),
     ("2001:2::/48", "benchmarking"),
     ("2001:10::/28", "ORCHID"),
     ("2001:20::/28", "ORCHIDv2"),
     ("2001:db8::/32", "documentation"),
     ("2002::/16", "6to4"),
+    ("3fff::/20", "documentation"),
 ];
 
 /// Why an address is refused, or `None` when it is globally reachable unicast. The SSRF guard's
@@ -369,8 +371,16 @@ pub fn secret_event_data(
 
 /// The event in one sentence for people (Slack and Teams), from its data: which secret of which
 /// application, what happened, and the Manage page's link.
-pub fn summary(event: WebhookEvent, data: &serde_json::Value, manage_url: &str) -> String {
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+///
+/// `escape` is applied to the text that came from people (the secret's name, the application's
+/// name, the hint), never to the link or the dates, which must stay usable as they are.
+pub fn summary(
+    event: WebhookEvent,
+    data: &serde_json::Value,
+    manage_url: &str,
+    escape: &dyn Fn(&str) -> String,
+) -> String {
+    let text = |v: &serde_json::Value| escape(v.as_str().unwrap_or_default());
     let secret = &data["secret"];
     let what = format!(
         "Client secret \u{201c}{}\u{201d} ({}\u{2026}) of {}",
@@ -417,17 +427,21 @@ pub fn render_body(
             standard_body(event, at, &data)
         }
         WebhookFormat::Slack => {
-            let text = summary(event, data, manage_url).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-            serde_json::json!({ "text": text }).to_string()
+            let escape = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            serde_json::json!({ "text": summary(event, data, manage_url, &escape) }).to_string()
         }
         WebhookFormat::Teams => {
-            let mut text = String::new();
-            for c in summary(event, data, manage_url).chars() {
-                if "\\`*_{}[]()#+-.!|>~".contains(c) {
-                    text.push('\\');
+            let escape = |t: &str| {
+                let mut out = String::with_capacity(t.len());
+                for c in t.chars() {
+                    if "\\`*_{}[]()#+-.!|>~<".contains(c) {
+                        out.push('\\');
+                    }
+                    out.push(c);
                 }
-                text.push(c);
-            }
+                out
+            };
+            let text = summary(event, data, manage_url, &escape);
             serde_json::json!({
                 "type": "message",
                 "attachments": [{
@@ -613,5 +627,6 @@ mod tests {
         assert_eq!(teams["attachments"][0]["content"]["version"], "1.4");
         let text = teams["attachments"][0]["content"]["body"][0]["text"].as_str().unwrap();
         assert!(text.contains("\\*prod\\*") && text.contains("found in public"), "{text}");
+        assert!(text.contains(link) && text.contains("Partner\\-NL\\-X\\-DM"), "the link stays usable: {text}");
     }
 }

@@ -1,7 +1,7 @@
 //! The webhook deliverer (issue 17; DESIGN.md section 9): claims each endpoint's oldest due
 //! delivery, sends it through the guarded client ([`crate::webhooks`]), and marks it delivered
 //! (a 2xx), to retry (capped backoff, the same `webhook-id` every time), or failed once
-//! [`FAIL_AFTER`] has passed since its event, so the endpoint's next event proceeds; an endpoint
+//! [`FAIL_AFTER`] has passed since its first refusal, so the endpoint's next event proceeds; an endpoint
 //! without a 2xx answer for 72 hours is disabled and its managers emailed. At least once; exactly
 //! once when the receiver answers 2xx within the timeout. `standard` deliveries are
 //! signed per attempt (Standard Webhooks).
@@ -27,10 +27,11 @@ pub const URL_PURPOSE: &[u8] = b"webhook-url";
 /// The master key's purpose label for signing secrets.
 pub const SIGNING_SECRET_PURPOSE: &[u8] = b"webhook-signing-secret";
 
-/// How long a claimed delivery is held before another deliverer may take it over: longer than
-/// a delivery may take.
-pub const LEASE: Duration = Duration::minutes(1);
-/// Deliveries claimed per pass.
+/// How long a claimed batch is held before another deliverer may take it over: longer than the
+/// whole batch may take (each delivery at most [`crate::webhooks::DELIVERY_TIMEOUT`]), so no event
+/// is sent twice at once or out of order. A mark after the lease ran out changes nothing.
+pub const LEASE: Duration = Duration::minutes(5);
+/// Deliveries claimed per pass: 20 x 10 s stays within [`LEASE`].
 const BATCH: i64 = 20;
 /// How often the deliverer looks for due deliveries when nobody wakes it.
 const POLL: StdDuration = StdDuration::from_secs(2);
@@ -113,16 +114,11 @@ impl Deliverer {
                             Ok(status) => (Some(status), format!("answered {status}")),
                             Err(e) => (None, e.to_string()),
                         };
-                        let give_up = now - d.created_at >= FAIL_AFTER;
+                        // Failing for a day: since its first refusal (an outage's backlog gets its day too).
+                        let give_up = now - d.first_failed_at.unwrap_or(now) >= FAIL_AFTER;
                         let failed_at = give_up.then_some(now);
-                        self.store
-                            .mark_webhook_undelivered(
-                                &d,
-                                (now + delivery_backoff(d.attempts), failed_at),
-                                status,
-                                &error,
-                            )
-                            .await?;
+                        let next = now + delivery_backoff(d.attempts);
+                        self.store.mark_webhook_undelivered(&d, (now, next, failed_at), status, &error).await?;
                         let outcome = if give_up { "failed" } else { "retrying" };
                         tracing::warn!(delivery = d.id, endpoint = %d.endpoint_id, attempts = d.attempts, %error, outcome, "webhook not delivered");
                         metrics::counter!("webhook_deliveries_total", "outcome" => outcome).increment(1);

@@ -116,6 +116,12 @@ pub struct ClaimedDelivery {
     pub url_enc: Vec<u8>,
     /// Its signing secret, encrypted.
     pub signing_secret_enc: Option<Vec<u8>>,
+    /// When its first attempt was refused, if one was: it is given up
+    /// [`crate::domain::webhook::FAIL_AFTER`] after.
+    pub first_failed_at: Option<DateTime<Utc>>,
+    /// The lease this claim holds: marking it is conditional on it, so a deliverer whose lease ran
+    /// out (and another took the row over) changes nothing.
+    pub claimed_until: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for ClaimedDelivery {
@@ -129,7 +135,8 @@ impl std::fmt::Debug for ClaimedDelivery {
     }
 }
 
-type ClaimRow = (i64, Uuid, String, String, DateTime<Utc>, i32, Uuid, String, Vec<u8>, Option<Vec<u8>>);
+type ClaimRow =
+    (i64, Uuid, String, String, DateTime<Utc>, i32, Uuid, String, Vec<u8>, Option<Vec<u8>>, Option<DateTime<Utc>>);
 
 /// A delivery as the pages list it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,6 +398,8 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        // Microseconds, as Postgres keeps them: the marks compare the lease for equality.
+        let lease_until = chrono::SubsecRound::trunc_subsecs(lease_until, 6);
         let due = "select d.id from webhook_delivery d join webhook_endpoint e on e.id = d.endpoint_id
              where d.delivered_at is null and d.failed_at is null and e.removed_at is null and e.disabled_at is null
                and d.next_attempt_at <= $1 and (d.claimed_until is null or d.claimed_until < $1)
@@ -401,9 +410,9 @@ impl Store {
             format!(
                 "with claimed as (
                      update webhook_delivery set claimed_until = $2, attempts = attempts + 1 where id in ({due})
-                     returning id, event_id, event_type, data, created_at, attempts, endpoint_id
+                     returning id, event_id, event_type, data, created_at, attempts, endpoint_id, first_failed_at
                  )
-                 select c.id, c.event_id, c.event_type, c.data, c.created_at, c.attempts, c.endpoint_id, e.format, e.url_enc, e.signing_secret_enc
+                 select c.id, c.event_id, c.event_type, c.data, c.created_at, c.attempts, c.endpoint_id, e.format, e.url_enc, e.signing_secret_enc, c.first_failed_at
                  from claimed c join webhook_endpoint e on e.id = c.endpoint_id"
             )
         };
@@ -426,7 +435,7 @@ impl Store {
                 let mut rows = Vec::with_capacity(ids.len());
                 for id in ids {
                     let row: ClaimRow = sqlx::query_as(
-                        "select d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, d.endpoint_id, e.format, e.url_enc, e.signing_secret_enc
+                        "select d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, d.endpoint_id, e.format, e.url_enc, e.signing_secret_enc, d.first_failed_at
                          from webhook_delivery d join webhook_endpoint e on e.id = d.endpoint_id where d.id = $1",
                     )
                     .bind(id)
@@ -452,12 +461,14 @@ impl Store {
                 format: r.7,
                 url_enc: r.8,
                 signing_secret_enc: r.9,
+                first_failed_at: r.10,
+                claimed_until: lease_until,
             })
             .collect())
     }
 
-    /// Marks a delivery delivered with the answer's `status` (2xx) at `now`, and the endpoint's
-    /// last success.
+    /// Marks a delivery delivered with the answer's `status` (2xx) at `now`, while the claim `d`
+    /// still holds its lease; the endpoint's last success, its failing streak ended.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -470,19 +481,26 @@ impl Store {
         on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin_write().await?;
-                sqlx::query(
-                    "update webhook_delivery set delivered_at = $2, claimed_until = null, last_status = $3, last_error = null where id = $1",
+                let marked = sqlx::query(
+                    "update webhook_delivery set delivered_at = $2, claimed_until = null, last_status = $3, last_error = null
+                     where id = $1 and claimed_until = $4 and delivered_at is null and failed_at is null",
                 )
                 .bind(d.id)
                 .bind(now)
                 .bind(i32::from(status))
+                .bind(d.claimed_until)
                 .execute(&mut *tx)
-                .await?;
-                sqlx::query("update webhook_endpoint set last_success_at = $2 where id = $1")
+                .await?
+                .rows_affected();
+                if marked == 1 {
+                    sqlx::query(
+                        "update webhook_endpoint set last_success_at = $2, failing_since = null, failed_attempts = 0 where id = $1",
+                    )
                     .bind(d.endpoint_id)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                }
                 tx.commit().await?;
                 Ok::<_, StoreError>(())
             }
@@ -490,34 +508,53 @@ impl Store {
         })
     }
 
-    /// Releases a delivery for another attempt at `next_attempt_at`, or, with `failed_at`, gives
-    /// it up (the endpoint's next delivery proceeds); records the answer's status, if one came,
-    /// and the error in words.
+    /// Releases a delivery (while the claim `d` still holds its lease) for another attempt at
+    /// `next_attempt_at`, or, with `failed_at`, gives it up (the endpoint's next delivery
+    /// proceeds); records the answer's status, if one came, and the error in words, the
+    /// delivery's first refusal, and the endpoint's failing streak (since when, how many).
     ///
     /// # Errors
     /// [`StoreError`].
     pub async fn mark_webhook_undelivered(
         &self,
         d: &ClaimedDelivery,
-        (next_attempt_at, failed_at): (DateTime<Utc>, Option<DateTime<Utc>>),
+        (now, next_attempt_at, failed_at): (DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>),
         status: Option<u16>,
         error: &str,
     ) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
-            sqlx::query(
-            "update webhook_delivery set claimed_until = null, next_attempt_at = $2, failed_at = $3, last_status = $4, last_error = $5
-             where id = $1"
-        )
-        .bind(d.id)
-        .bind(next_attempt_at)
-        .bind(failed_at)
-        .bind(status.map(i32::from))
-        .bind(error)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        })?;
-        Ok(())
+            async {
+                let mut tx = pool.begin_write().await?;
+                let marked = sqlx::query(
+                    "update webhook_delivery set claimed_until = null, next_attempt_at = $2, failed_at = $3, last_status = $4,
+                            last_error = $5, first_failed_at = coalesce(first_failed_at, $6)
+                     where id = $1 and claimed_until = $7 and delivered_at is null and failed_at is null",
+                )
+                .bind(d.id)
+                .bind(next_attempt_at)
+                .bind(failed_at)
+                .bind(status.map(i32::from))
+                .bind(error)
+                .bind(now)
+                .bind(d.claimed_until)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if marked == 1 {
+                    sqlx::query(
+                        "update webhook_endpoint set failing_since = coalesce(failing_since, $2), failed_attempts = failed_attempts + 1
+                         where id = $1",
+                    )
+                    .bind(d.endpoint_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok::<_, StoreError>(())
+            }
+            .await
+        })
     }
 
     /// The endpoint's latest `limit` deliveries, newest first (pages; tests).
@@ -549,9 +586,9 @@ impl Store {
             .collect())
     }
 
-    /// Disables the endpoint `endpoint_id` at `now` when it has had no 2xx answer for
-    /// [`DISABLE_AFTER`] (since its last success, or since it was added) and at least
-    /// [`DISABLE_AFTER_ATTEMPTS`] attempts: audited as `webhook.disabled` by `actor`, and
+    /// Disables the endpoint `endpoint_id` at `now` when its refusals, with no 2xx answer
+    /// between, began [`DISABLE_AFTER`] ago or more and number at least
+    /// [`DISABLE_AFTER_ATTEMPTS`] (a quiet endpoint's time without events does not count): audited as `webhook.disabled` by `actor`, and
     /// `render`'s emails (application name, host) go to the application's eligible credential
     /// managers (the WMDA admins when it has none). Its pending deliveries wait. Returns how many
     /// emails were queued, or `None` when it was not disabled.
@@ -572,8 +609,7 @@ impl Store {
                     "select e.application_id, a.organisation_id, a.name, e.host
                      from webhook_endpoint e join application a on a.id = e.application_id
                      where e.id = $1 and e.disabled_at is null and e.removed_at is null
-                       and coalesce(e.last_success_at, e.created_at) <= $2
-                       and (select coalesce(sum(attempts), 0) from webhook_delivery d where d.endpoint_id = e.id) >= $3",
+                       and e.failing_since <= $2 and e.failed_attempts >= $3",
                 )
                 .bind(endpoint_id)
                 .bind(now - DISABLE_AFTER)
@@ -629,12 +665,13 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let (host, organisation_id, application) = found.ok_or(StoreError::NotFound)?;
-                // A fresh 72 hours from now, so one more refusal does not disable it again at once.
-                sqlx::query("update webhook_endpoint set disabled_at = null, last_success_at = $2 where id = $1")
-                    .bind(endpoint_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                // A fresh streak, so one more refusal does not disable it again at once.
+                sqlx::query(
+                    "update webhook_endpoint set disabled_at = null, failing_since = null, failed_attempts = 0 where id = $1",
+                )
+                .bind(endpoint_id)
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query(
                     "update webhook_delivery set next_attempt_at = $2
                      where endpoint_id = $1 and delivered_at is null and failed_at is null and next_attempt_at > $2",

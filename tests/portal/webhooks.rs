@@ -660,3 +660,87 @@ async fn slack_and_teams_bodies_have_their_documented_shapes() {
     let paths: std::collections::BTreeSet<String> = seen.lock().unwrap().iter().map(|(p, _, _)| p.clone()).collect();
     assert_eq!(paths.len(), 2);
 }
+
+/// Review findings: a mark made after its lease ran out (another deliverer took the delivery over)
+/// changes nothing; a quiet endpoint is not disabled by its first refusal after days without
+/// events; a backlog older than a day gets its own day of retries from its first refusal.
+/// SQLite, and Postgres with TEST_DATABASE_URL.
+#[tokio::test]
+async fn stale_claims_quiet_endpoints_and_backlogs() {
+    use chrono::Duration;
+    use secret_portal::domain::Clock as _;
+    use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
+    use secret_portal::domain::{Api, ApplicationKind};
+    use secret_portal::jobs::webhooks::{Deliverer, URL_PURPOSE};
+    use secret_portal::store::{Actor, NewWebhookEndpoint};
+    use std::sync::atomic::Ordering::SeqCst;
+
+    let app = crate::support::TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    let r = receiver().await;
+    let key = app.config.master_key.clone();
+    let new = NewWebhookEndpoint {
+        application_id: dm.id,
+        format: WebhookFormat::Slack,
+        url_enc: key.encrypt(r.url.as_bytes(), URL_PURPOSE),
+        host: "127.0.0.1".into(),
+        events: vec![WebhookEvent::Created],
+        signing_secret_enc: None,
+        created_by: None,
+    };
+    let endpoint = app.store.add_webhook_endpoint(&new, &Actor::cli(), app.clock.now()).await.unwrap().id;
+    let queue = || {
+        let (store, now) = (app.store.clone(), app.clock.now());
+        async move {
+            let data = serde_json::json!({ "application": "A", "client_id": "c1", "secret": { "name": "S" } });
+            store.queue_webhook_event(dm.id, WebhookEvent::Created, uuid::Uuid::new_v4(), &data, now).await.unwrap();
+        }
+    };
+
+    // A stale claim: its lease ran out and another claim holds the row; its mark changes nothing.
+    queue().await;
+    let now = app.clock.now();
+    let first =
+        app.store.claim_due_webhook_deliveries(now, now + Duration::seconds(1), 10).await.unwrap().pop().unwrap();
+    app.clock.advance(Duration::seconds(2));
+    let now = app.clock.now();
+    let second =
+        app.store.claim_due_webhook_deliveries(now, now + Duration::minutes(5), 10).await.unwrap().pop().unwrap();
+    assert_eq!(first.id, second.id);
+    app.store.mark_webhook_delivered(&first, 204, now).await.unwrap();
+    assert!(
+        app.store.webhook_deliveries(endpoint, 1).await.unwrap()[0].delivered_at.is_none(),
+        "the stale mark did nothing"
+    );
+    app.store.mark_webhook_delivered(&second, 204, now).await.unwrap();
+    assert!(app.store.webhook_deliveries(endpoint, 1).await.unwrap()[0].delivered_at.is_some());
+
+    // Four quiet days, then one refusal: not disabled (the refusals began just now).
+    let deliverer = Deliverer::new(
+        app.store.clone(),
+        client(Arc::new(SystemLookup), true).unwrap(),
+        (Arc::new(key), app.config.base_url.clone()),
+        Arc::new(app.clock.clone()),
+        true,
+    );
+    app.clock.advance(Duration::days(4));
+    queue().await;
+    let report = deliverer.run_once().await.unwrap();
+    assert_eq!((report.retrying, report.disabled), (1, 0), "{report:?}");
+
+    // A backlog: the next event waits behind the first; when the first is given up a day after
+    // its first refusal, the second (queued over a day ago) still gets its own day.
+    app.clock.advance(Duration::hours(1));
+    queue().await;
+    for _ in 0..5 {
+        app.clock.advance(Duration::hours(5));
+        deliverer.run_once().await.unwrap();
+    }
+    let views = app.store.webhook_deliveries(endpoint, 10).await.unwrap();
+    assert!(views[1].failed_at.is_some(), "the first is given up after a day: {views:?}");
+    assert!(views[0].failed_at.is_none() && views[0].delivered_at.is_none(), "the second is not: {views:?}");
+    r.accept.store(true, SeqCst);
+    app.clock.advance(Duration::hours(1));
+    assert_eq!(deliverer.run_once().await.unwrap().delivered, 1);
+}
