@@ -123,13 +123,16 @@ fn leak_settings(config: &Config) -> anyhow::Result<crate::web::LeakSettings> {
 fn webhook_deliverer(config: &Config, state: &AppState) -> Option<crate::jobs::webhooks::Deliverer> {
     let allow = config.webhook_allow_private;
     match crate::webhooks::client(Arc::new(crate::webhooks::SystemLookup), allow) {
-        Ok(client) => Some(crate::jobs::webhooks::Deliverer::new(
-            state.store.clone(),
-            client,
-            (Arc::new(config.master_key.clone()), config.base_url.clone()),
-            state.clock.clone(),
-            allow,
-        )),
+        Ok(client) => Some(
+            crate::jobs::webhooks::Deliverer::new(
+                state.store.clone(),
+                client,
+                (Arc::new(config.master_key.clone()), config.base_url.clone()),
+                state.clock.clone(),
+                allow,
+            )
+            .polling_every(config.webhook_poll),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "the webhook client cannot start: webhooks are not delivered");
             None

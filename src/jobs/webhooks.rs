@@ -33,8 +33,9 @@ pub const SIGNING_SECRET_PURPOSE: &[u8] = b"webhook-signing-secret";
 pub const LEASE: Duration = Duration::minutes(5);
 /// Deliveries claimed per pass: 20 x 10 s stays within [`LEASE`].
 const BATCH: i64 = 20;
-/// How often the deliverer looks for due deliveries when nobody wakes it.
-const POLL: StdDuration = StdDuration::from_secs(2);
+/// How often the deliverer looks for due deliveries when nobody wakes it (the configuration's
+/// `webhook_poll`).
+pub const POLL: StdDuration = StdDuration::from_secs(2);
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,6 +60,7 @@ pub struct Deliverer {
     clock: Arc<dyn Clock>,
     base_url: BaseUrl,
     allow_private: bool,
+    poll: StdDuration,
     wake: Arc<Notify>,
 }
 
@@ -79,7 +81,13 @@ impl Deliverer {
         clock: Arc<dyn Clock>,
         allow_private: bool,
     ) -> Self {
-        Self { store, client, master_key, clock, base_url, allow_private, wake: Arc::new(Notify::new()) }
+        Self { store, client, master_key, clock, base_url, allow_private, poll: POLL, wake: Arc::new(Notify::new()) }
+    }
+
+    /// This deliverer, looking for due deliveries every `poll` instead of [`POLL`].
+    #[must_use]
+    pub fn polling_every(self, poll: StdDuration) -> Self {
+        Self { poll, ..self }
     }
 
     /// Wakes the deliverer now (after queueing events) instead of at its next poll.
@@ -198,6 +206,6 @@ impl Deliverer {
     /// Delivers until `stop` is cancelled. Database errors are logged and the loop goes on.
     pub async fn run_loop(self, stop: CancellationToken) {
         let what = "the webhook deliverer cannot read its deliveries";
-        super::poll_until_stopped(what, &self.wake, POLL, stop, || self.run_once()).await;
+        super::poll_until_stopped(what, &self.wake, self.poll, stop, || self.run_once()).await;
     }
 }
