@@ -131,16 +131,15 @@ fn write_event(
     w: &ApiWrite,
     now: DateTime<Utc>,
 ) -> super::NewAuditEvent {
-    let mut event = actor.event(action, now).with_details(serde_json::json!({
-        "application": w.application,
-        "name": w.secret_name,
-        "hint": w.hint,
-        "by": "application",
-    }));
-    event.organisation_id = Some(organisation_id);
-    event.target_type = Some("client_secret");
-    event.target_id = Some(secret_id.to_string());
-    event
+    actor
+        .event(action, now)
+        .with_details(serde_json::json!({
+            "application": w.application,
+            "name": w.secret_name,
+            "hint": w.hint,
+            "by": "application",
+        }))
+        .on(organisation_id, "client_secret", secret_id)
 }
 
 impl Store {
@@ -433,13 +432,13 @@ impl Store {
                     .bind(on)
                     .execute(&mut *tx)
                     .await?;
-                let mut event = actor.event(AuditAction::SelfRotationChanged, now).with_details(serde_json::json!({
-                    "application": application,
-                    "self_rotation": if on { "on" } else { "off" },
-                }));
-                event.organisation_id = Some(organisation_id);
-                event.target_type = Some("application");
-                event.target_id = Some(application_id.to_string());
+                let event = actor
+                    .event(AuditAction::SelfRotationChanged, now)
+                    .with_details(serde_json::json!({
+                        "application": application,
+                        "self_rotation": if on { "on" } else { "off" },
+                    }))
+                    .on(organisation_id, "application", application_id);
                 insert_audit_event!(&mut *tx, &event)?;
                 let others: Vec<(String, String)> = sqlx::query_as(super::users::OTHER_ELIGIBLE_MANAGERS)
                     .bind(application_id)
@@ -505,14 +504,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 let turned_off = forbidden && was_on;
-                let mut event = actor.event(AuditAction::SelfRotationForbidden, now).with_details(serde_json::json!({
-                    "application": application,
-                    "forbidden": forbidden,
-                    "turned_off": turned_off,
-                }));
-                event.organisation_id = Some(organisation_id);
-                event.target_type = Some("application");
-                event.target_id = Some(application_id.to_string());
+                let event = actor
+                    .event(AuditAction::SelfRotationForbidden, now)
+                    .with_details(serde_json::json!({
+                        "application": application,
+                        "forbidden": forbidden,
+                        "turned_off": turned_off,
+                    }))
+                    .on(organisation_id, "application", application_id);
                 insert_audit_event!(&mut *tx, &event)?;
                 let mut emailed = 0;
                 if turned_off {

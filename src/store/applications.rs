@@ -160,14 +160,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            let mut event = actor.event(AuditAction::ApplicationCreated, now).with_details(serde_json::json!({
-                "name": name.as_str(),
-                "client_id": new.client_id.to_string(),
-                "resources": resources.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-            }));
-            event.organisation_id = Some(new.organisation_id);
-            event.target_type = Some("application");
-            event.target_id = Some(id.to_string());
+            let event = actor
+                .event(AuditAction::ApplicationCreated, now)
+                .with_details(serde_json::json!({
+                    "name": name.as_str(),
+                    "client_id": new.client_id.to_string(),
+                    "resources": resources.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                }))
+                .on(new.organisation_id, "application", id);
             insert_audit_event!(&mut *tx, &event)?;
             tx.commit().await?;
             Ok::<_, StoreError>(name)

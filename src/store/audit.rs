@@ -243,6 +243,15 @@ impl Actor {
 }
 
 impl NewAuditEvent {
+    /// The same event about `target_id`, a `target_type` (`client_secret`, `application`,
+    /// `organisation`, `webhook_endpoint`, …) of the organisation `organisation_id`.
+    pub fn on(mut self, organisation_id: Uuid, target_type: &'static str, target_id: impl ToString) -> Self {
+        self.organisation_id = Some(organisation_id);
+        self.target_type = Some(target_type);
+        self.target_id = Some(target_id.to_string());
+        self
+    }
+
     /// The same event about a user.
     pub fn on_user(mut self, user: &User) -> Self {
         self.target_type = Some("user");

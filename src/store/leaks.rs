@@ -123,18 +123,17 @@ impl Store {
                 };
                 let hint = Hint::stored(hint, format);
                 let event = |action| {
-                    let mut event = actor.event(action, now).with_details(serde_json::json!({
-                        "application": application,
-                        "name": name,
-                        "hint": hint,
-                        "url": sighting.url,
-                        "source": sighting.source,
-                        "signed_by": sighting.signed_by,
-                    }));
-                    event.organisation_id = Some(organisation_id);
-                    event.target_type = Some("client_secret");
-                    event.target_id = Some(id.to_string());
-                    event
+                    actor
+                        .event(action, now)
+                        .with_details(serde_json::json!({
+                            "application": application,
+                            "name": name,
+                            "hint": hint,
+                            "url": sighting.url,
+                            "source": sighting.source,
+                            "signed_by": sighting.signed_by,
+                        }))
+                        .on(organisation_id, "client_secret", id)
                 };
                 if exposed && !delete {
                     // Only a URL not recorded as the first one: a replayed report adds nothing.
@@ -163,16 +162,16 @@ impl Store {
                 // Under the row's lock (Postgres) or the write lock (SQLite): the secret is live.
                 let deleted = delete && tombstone!(&mut *tx, id, None, now, "leak_report")? == 1;
                 if deleted {
-                    let mut gone = actor.event(AuditAction::SecretDeleted, now).with_details(serde_json::json!({
-                        "application": application,
-                        "name": name,
-                        "hint": hint,
-                        "reason": "found in public by a signed leak report",
-                        "by": "leak_report",
-                    }));
-                    gone.organisation_id = Some(organisation_id);
-                    gone.target_type = Some("client_secret");
-                    gone.target_id = Some(id.to_string());
+                    let gone = actor
+                        .event(AuditAction::SecretDeleted, now)
+                        .with_details(serde_json::json!({
+                            "application": application,
+                            "name": name,
+                            "hint": hint,
+                            "reason": "found in public by a signed leak report",
+                            "by": "leak_report",
+                        }))
+                        .on(organisation_id, "client_secret", id);
                     insert_audit_event!(&mut *tx, &gone)?;
                     queue_secret_event!(tx, id, WebhookEvent::Deleted, now)?;
                 }

@@ -76,13 +76,13 @@ impl Store {
             code: code.clone(),
             created_at: now,
         };
-        let mut event = actor.event(AuditAction::OrganisationCreated, now).with_details(serde_json::json!({
-            "organisation": org.reference().to_string(),
-            "display_name": org.display_name,
-        }));
-        event.organisation_id = Some(org.id);
-        event.target_type = Some("organisation");
-        event.target_id = Some(org.id.to_string());
+        let event = actor
+            .event(AuditAction::OrganisationCreated, now)
+            .with_details(serde_json::json!({
+                "organisation": org.reference().to_string(),
+                "display_name": org.display_name,
+            }))
+            .on(org.id, "organisation", org.id);
         on_pool!(self, |pool| {
             async {
             let mut tx = pool.begin_write().await?;
@@ -121,12 +121,10 @@ impl Store {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut event = actor
+        let event = actor
             .event(AuditAction::OrganisationRenamed, now)
-            .with_details(serde_json::json!({ "display_name": display_name.as_str() }));
-        event.organisation_id = Some(id);
-        event.target_type = Some("organisation");
-        event.target_id = Some(id.to_string());
+            .with_details(serde_json::json!({ "display_name": display_name.as_str() }))
+            .on(id, "organisation", id);
         on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             let n = sqlx::query("update organisation set display_name = $2 where id = $1")

@@ -321,15 +321,12 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let mut event = actor.event(AuditAction::SecretCreated, now).with_details(serde_json::json!({
+            let event = actor.event(AuditAction::SecretCreated, now).with_details(serde_json::json!({
                 "application": application,
                 "name": new.name.as_str(),
                 "hint": new.hint,
                 "expires_on": new.expires.date().to_string(),
-            }));
-            event.organisation_id = Some(organisation_id);
-            event.target_type = Some("client_secret");
-            event.target_id = Some(id.to_string());
+            })).on(organisation_id, "client_secret", id);
             insert_audit_event!(&mut *tx, &event)?;
             queue_secret_event!(tx, id, WebhookEvent::Created, now)?;
             tx.commit().await?;
@@ -377,10 +374,11 @@ impl Store {
                     return Ok(Deletion::AlreadyDeleted(view.secret));
                 }
                 let details = serde_json::json!({ "name": view.secret.name, "hint": view.secret.hint });
-                let mut event = actor.event(AuditAction::SecretDeleted, now).with_details(details);
-                event.organisation_id = Some(organisation_id);
-                event.target_type = Some("client_secret");
-                event.target_id = Some(secret_id.to_string());
+                let event = actor.event(AuditAction::SecretDeleted, now).with_details(details).on(
+                    organisation_id,
+                    "client_secret",
+                    secret_id,
+                );
                 insert_audit_event!(&mut *tx, &event)?;
                 queue_secret_event!(tx, secret_id, WebhookEvent::Deleted, now)?;
                 tx.commit().await?;

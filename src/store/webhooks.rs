@@ -286,15 +286,12 @@ impl Store {
                 .bind(new.created_by)
                 .execute(&mut *tx)
                 .await?;
-                let mut event = actor.event(AuditAction::WebhookAdded, now).with_details(serde_json::json!({
+                let event = actor.event(AuditAction::WebhookAdded, now).with_details(serde_json::json!({
                     "application": application,
                     "host": new.host,
                     "format": new.format.as_str(),
                     "events": new.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
-                }));
-                event.organisation_id = Some(organisation_id);
-                event.target_type = Some("webhook_endpoint");
-                event.target_id = Some(id.to_string());
+                })).on(organisation_id, "webhook_endpoint", id);
                 insert_audit_event!(&mut *tx, &event)?;
                 tx.commit().await?;
                 Ok::<_, StoreError>(())
@@ -346,12 +343,9 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                let mut event = actor
+                let event = actor
                     .event(AuditAction::WebhookRemoved, now)
-                    .with_details(serde_json::json!({ "application": application, "host": host }));
-                event.organisation_id = Some(organisation_id);
-                event.target_type = Some("webhook_endpoint");
-                event.target_id = Some(endpoint_id.to_string());
+                    .with_details(serde_json::json!({ "application": application, "host": host })).on(organisation_id, "webhook_endpoint", endpoint_id);
                 insert_audit_event!(&mut *tx, &event)?;
                 tx.commit().await?;
                 Ok::<_, StoreError>(())
@@ -622,12 +616,10 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                let mut event = actor
+                let event = actor
                     .event(AuditAction::WebhookDisabled, now)
-                    .with_details(serde_json::json!({ "application": application, "host": host }));
-                event.organisation_id = Some(organisation_id);
-                event.target_type = Some("webhook_endpoint");
-                event.target_id = Some(endpoint_id.to_string());
+                    .with_details(serde_json::json!({ "application": application, "host": host }))
+                    .on(organisation_id, "webhook_endpoint", endpoint_id);
                 insert_audit_event!(&mut *tx, &event)?;
                 let recipients = super::reminders::eligible_recipients!(&mut *tx, application_id)?;
                 let emails = render(&application, &host, &recipients);
@@ -680,12 +672,9 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                let mut event = actor
+                let event = actor
                     .event(AuditAction::WebhookEnabled, now)
-                    .with_details(serde_json::json!({ "application": application, "host": host }));
-                event.organisation_id = Some(organisation_id);
-                event.target_type = Some("webhook_endpoint");
-                event.target_id = Some(endpoint_id.to_string());
+                    .with_details(serde_json::json!({ "application": application, "host": host })).on(organisation_id, "webhook_endpoint", endpoint_id);
                 insert_audit_event!(&mut *tx, &event)?;
                 tx.commit().await?;
                 Ok::<_, StoreError>(())
