@@ -215,7 +215,7 @@ impl Audience {
         let value = input.trim();
         if value.is_empty()
             || value.chars().count() > 200
-            || value.chars().any(char::is_control)
+            || value.chars().any(super::text::breaks_one_line)
             || ResourceId::parse(value).is_ok()
         {
             return Err(InvalidAudience);
@@ -450,6 +450,11 @@ mod tests {
         assert_eq!(id.to_string(), "0f8fad5b-d9cb-469f-a165-70867728950e");
         assert!(ClientId::parse("00000000-0000-0000-0000-000000000000").is_err());
         assert!(ClientId::parse("not-a-uuid").is_err());
+        // An audience is one line: no control character, no Unicode line separator.
+        assert!(Audience::parse("api://wmda/x").is_ok());
+        for broken in ["api://wmda/\nx", "api://wmda/\u{2028}x", "api://wmda/\u{2029}x"] {
+            assert!(Audience::parse(broken).is_err(), "{broken:?}");
+        }
     }
 
     fn kinds() -> impl Strategy<Value = ApplicationKind> {

@@ -57,7 +57,7 @@ pub enum ReportError {
 /// `s` without control characters (a line break would start a new line of an email or a log),
 /// cut to `most` characters.
 fn cut(s: &str, most: usize) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(most).collect()
+    s.chars().map(|c| if super::text::breaks_one_line(c) { ' ' } else { c }).take(most).collect()
 }
 
 /// `text` with every `wmdacs_` value (and `token`, the item's own value, whatever its shape)

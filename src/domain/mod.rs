@@ -18,6 +18,7 @@ pub mod paging;
 pub mod reminder;
 pub mod secret;
 pub mod secret_value;
+pub mod text;
 pub mod throttle;
 pub mod webhook;
 

@@ -170,7 +170,7 @@ impl OrganisationDisplayName {
         if name.is_empty() {
             return Err(OrganisationDisplayNameError::Empty);
         }
-        if name.chars().any(char::is_control) {
+        if name.chars().any(super::text::breaks_one_line) {
             return Err(OrganisationDisplayNameError::ControlCharacter);
         }
         if name.chars().count() > 200 {
@@ -215,6 +215,7 @@ mod tests {
         assert_eq!(OrganisationDisplayName::parse("  Demo Registry B.V. ").unwrap().as_str(), "Demo Registry B.V.");
         assert_eq!(OrganisationDisplayName::parse(" "), Err(OrganisationDisplayNameError::Empty));
         assert_eq!(OrganisationDisplayName::parse("a\nb"), Err(OrganisationDisplayNameError::ControlCharacter));
+        assert_eq!(OrganisationDisplayName::parse("a\u{2028}b"), Err(OrganisationDisplayNameError::ControlCharacter));
         assert_eq!(OrganisationDisplayName::parse(&"é".repeat(201)), Err(OrganisationDisplayNameError::TooLong));
     }
 

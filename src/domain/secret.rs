@@ -55,8 +55,7 @@ impl SecretName {
         if name.is_empty() {
             return Err(SecretNameError::Empty);
         }
-        // Line and paragraph separators break lines as a new line does (in CSV exports, emails).
-        if name.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
+        if name.chars().any(super::text::breaks_one_line) {
             return Err(SecretNameError::ControlCharacter);
         }
         if name.chars().all(is_invisible) {

@@ -393,7 +393,7 @@ pub async fn delete_secret(
 ) -> Result<Response, AppError> {
     let (app_id, secret_id) = (app, secret);
     let reason = form.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+    if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(crate::domain::text::breaks_one_line) {
         return show_page(
             &state,
             &admin,

@@ -184,7 +184,7 @@ pub async fn invite(
             }
         }
     };
-    if form.name.chars().count() > 200 || form.name.chars().any(char::is_control) {
+    if form.name.chars().count() > 200 || form.name.chars().any(crate::domain::text::breaks_one_line) {
         errors.push("The name has at most 200 characters, on one line.".into());
     }
     let (Some(email), Some(role), true) = (email, role, errors.is_empty()) else {

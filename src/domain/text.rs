@@ -1,0 +1,24 @@
+//! Rules shared by every one-line text a person types (names, reasons, audiences) or a report
+//! brings (leak-report fields).
+
+/// Whether `c` cannot stand in one line of text: a control character (tab, new line, DEL, C1)
+/// or a Unicode line or paragraph separator (U+2028, U+2029), which break lines as a new line
+/// does in emails, logs, CSV cells and pages.
+pub fn breaks_one_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_breaks_of_every_kind_and_control_characters_break_a_line() {
+        for c in ['\n', '\r', '\t', '\u{0}', '\u{7f}', '\u{85}', '\u{2028}', '\u{2029}'] {
+            assert!(breaks_one_line(c), "{c:?}");
+        }
+        for c in ['a', ' ', 'é', '\u{200D}', '🔑'] {
+            assert!(!breaks_one_line(c), "{c:?}");
+        }
+    }
+}
