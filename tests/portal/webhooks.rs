@@ -27,6 +27,53 @@ fn fixed(addresses: &[&str]) -> Arc<Fixed> {
     Arc::new(Fixed(addresses.iter().map(|a| a.parse().unwrap()).collect(), Mutex::new(0)))
 }
 
+/// A portal with one application, the demo organisation's DM.
+async fn portal() -> (crate::support::TestApp, secret_portal::store::Application) {
+    use secret_portal::domain::{Api, ApplicationKind};
+    let app = crate::support::TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    (app, dm)
+}
+
+/// Adds an endpoint of `application` at `url`, in `format`, for `events`: its URL (and a
+/// `standard` endpoint's `secret`) encrypted with the portal's master key, as the pages will.
+async fn add_endpoint(
+    app: &crate::support::TestApp,
+    application: &secret_portal::store::Application,
+    (format, url): (secret_portal::domain::webhook::WebhookFormat, &str),
+    events: &[secret_portal::domain::webhook::WebhookEvent],
+    secret: Option<&SigningSecret>,
+) -> uuid::Uuid {
+    use secret_portal::domain::Clock as _;
+    use secret_portal::jobs::webhooks::{SIGNING_SECRET_PURPOSE, URL_PURPOSE};
+    use secret_portal::store::NewWebhookEndpoint;
+    let key = &app.config.master_key;
+    let new = NewWebhookEndpoint {
+        application_id: application.id,
+        format,
+        url_enc: key.encrypt(url.as_bytes(), URL_PURPOSE),
+        host: url::Url::parse(url).unwrap().host_str().unwrap().to_owned(),
+        events: events.to_vec(),
+        signing_secret_enc: secret.map(|s| key.encrypt(s.expose().as_bytes(), SIGNING_SECRET_PURPOSE)),
+        created_by: None,
+    };
+    let actor = secret_portal::store::Actor::cli();
+    app.store.add_webhook_endpoint(&new, &actor, app.clock.now()).await.unwrap().id
+}
+
+/// A deliverer like the portal's, on the system's resolver with private addresses allowed (the
+/// receivers are on loopback).
+fn deliverer(app: &crate::support::TestApp) -> secret_portal::jobs::webhooks::Deliverer {
+    secret_portal::jobs::webhooks::Deliverer::new(
+        app.store.clone(),
+        client(Arc::new(SystemLookup), true).unwrap(),
+        (Arc::new(app.config.master_key.clone()), app.config.base_url.clone()),
+        Arc::new(app.clock.clone()),
+        true,
+    )
+}
+
 #[tokio::test]
 async fn the_guard_keeps_only_globally_reachable_addresses_and_refuses_a_name_with_none() {
     let mixed =
@@ -173,36 +220,19 @@ async fn deliveries_go_in_order_retry_with_the_same_id_and_fail_after_a_day() {
     use chrono::Duration;
     use secret_portal::domain::Clock as _;
     use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
-    use secret_portal::domain::{Api, ApplicationKind};
-    use secret_portal::jobs::webhooks::{Deliverer, SIGNING_SECRET_PURPOSE, URL_PURPOSE, WebhookReport};
-    use secret_portal::store::{Actor, NewWebhookEndpoint};
+
+    use secret_portal::jobs::webhooks::WebhookReport;
+
     use std::sync::atomic::Ordering::SeqCst;
 
-    let app = crate::support::TestApp::spawn().await;
+    let (app, dm) = portal().await;
     // Standard Webhooks receivers check the timestamp against their own clock: start at the real time.
     app.clock.set(secret_portal::domain::SystemClock.now());
-    let org = app.create_org("NL", "DemoRegistry").await;
-    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
     let r = receiver().await;
-    let key = app.config.master_key.clone();
     let secret = SigningSecret::generate();
-    let new = NewWebhookEndpoint {
-        application_id: dm.id,
-        format: WebhookFormat::Standard,
-        url_enc: key.encrypt(r.url.as_bytes(), URL_PURPOSE),
-        host: "127.0.0.1".into(),
-        events: vec![WebhookEvent::Created, WebhookEvent::Deleted],
-        signing_secret_enc: Some(key.encrypt(secret.expose().as_bytes(), SIGNING_SECRET_PURPOSE)),
-        created_by: None,
-    };
-    let endpoint = app.store.add_webhook_endpoint(&new, &Actor::cli(), app.clock.now()).await.unwrap();
-    let deliverer = Deliverer::new(
-        app.store.clone(),
-        client(Arc::new(SystemLookup), true).unwrap(),
-        (Arc::new(key), app.config.base_url.clone()),
-        Arc::new(app.clock.clone()),
-        true,
-    );
+    let events = [WebhookEvent::Created, WebhookEvent::Deleted];
+    let endpoint = add_endpoint(&app, &dm, (WebhookFormat::Standard, &r.url), &events, Some(&secret)).await;
+    let deliverer = deliverer(&app);
     let queue = |event: WebhookEvent, n: u32| {
         let (store, now) = (app.store.clone(), app.clock.now());
         async move {
@@ -257,7 +287,7 @@ async fn deliveries_go_in_order_retry_with_the_same_id_and_fail_after_a_day() {
     r.accept.store(true, SeqCst);
     app.clock.advance(Duration::minutes(1));
     assert_eq!(deliverer.run_once().await.unwrap().delivered, 1);
-    let views = app.store.webhook_deliveries(endpoint.id, 10).await.unwrap();
+    let views = app.store.webhook_deliveries(endpoint, 10).await.unwrap();
     let state = |id: uuid::Uuid| {
         views.iter().find(|v| v.event_id == id).map(|v| (v.delivered_at.is_some(), v.failed_at.is_some()))
     };
@@ -337,7 +367,7 @@ async fn secret_events_are_queued_with_what_caused_them() {
     use secret_portal::domain::Clock as _;
     use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
     use secret_portal::domain::{Api, ApplicationKind};
-    use secret_portal::store::{Actor, NewWebhookEndpoint, UserRole};
+    use secret_portal::store::{Actor, UserRole};
 
     let app = crate::support::TestApp::spawn().await;
     let org = app.create_org("NL", "DemoRegistry").await;
@@ -345,20 +375,9 @@ async fn secret_events_are_queued_with_what_caused_them() {
     let (jane, client) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
     let now = app.clock.now();
     app.store.grant_credential_manager(jane.user_id, dm.id, &Actor::cli(), now).await.unwrap();
-    let key = app.config.master_key.clone();
-    let subscribed = |events: Vec<WebhookEvent>| NewWebhookEndpoint {
-        application_id: dm.id,
-        format: WebhookFormat::Standard,
-        url_enc: key.encrypt(b"https://hooks.example.org/wmda", b"webhook-url"),
-        host: "hooks.example.org".into(),
-        events,
-        signing_secret_enc: None,
-        created_by: None,
-    };
-    let all =
-        app.store.add_webhook_endpoint(&subscribed(WebhookEvent::ALL.to_vec()), &Actor::cli(), now).await.unwrap();
-    let only_exposed =
-        app.store.add_webhook_endpoint(&subscribed(vec![WebhookEvent::Exposed]), &Actor::cli(), now).await.unwrap();
+    let to = (WebhookFormat::Standard, "https://hooks.example.org/wmda");
+    let all = add_endpoint(&app, &dm, to, &WebhookEvent::ALL, None).await;
+    let only_exposed = add_endpoint(&app, &dm, to, &[WebhookEvent::Exposed], None).await;
     let types = |endpoint: uuid::Uuid| {
         let store = app.store.clone();
         async move {
@@ -377,7 +396,7 @@ async fn secret_events_are_queued_with_what_caused_them() {
     assert_eq!(app.post_form(&client, &path, &fields).await.status(), 200);
     let made =
         app.store.list_client_secrets(dm.id).await.unwrap().into_iter().find(|s| s.name == "Build <server>").unwrap();
-    assert_eq!(types(all.id).await, ["secret.created"]);
+    assert_eq!(types(all).await, ["secret.created"]);
     let claimed = app.store.claim_due_webhook_deliveries(app.clock.now(), app.clock.now(), 10).await.unwrap();
     let data: serde_json::Value = serde_json::from_str(&claimed[0].data).unwrap();
     assert_eq!(data["application"], dm.name.as_str());
@@ -389,11 +408,11 @@ async fn secret_events_are_queued_with_what_caused_them() {
     assert!(!claimed[0].data.contains("hash"));
     let delete = format!("{path}/{}/delete", made.id);
     assert_eq!(app.post_form(&client, &delete, &[]).await.status(), 303);
-    assert_eq!(types(all.id).await, ["secret.created", "secret.deleted"]);
+    assert_eq!(types(all).await, ["secret.created", "secret.deleted"]);
 
     // A refused create (the same form again) queues nothing.
     assert_eq!(app.post_form(&client, &path, &fields).await.status(), 409);
-    assert_eq!(types(all.id).await.len(), 2);
+    assert_eq!(types(all).await.len(), 2);
 
     // The machine API: a successor, then its creator deleted by it.
     app.store.set_self_rotation(dm.id, true).await.unwrap();
@@ -419,10 +438,10 @@ async fn secret_events_are_queued_with_what_caused_them() {
     let render = |_: &secret_portal::store::DeletedSecret, _: &[(String, String)]| Vec::new();
     app.store.admin_delete_secret((dm.id, c1_id), "leaked", &Actor::cli(), &render, app.clock.now()).await.unwrap();
     assert_eq!(
-        types(all.id).await,
+        types(all).await,
         ["secret.created", "secret.deleted", "secret.created", "secret.deleted", "secret.exposed", "secret.deleted"]
     );
-    assert_eq!(types(only_exposed.id).await, ["secret.exposed"]);
+    assert_eq!(types(only_exposed).await, ["secret.exposed"]);
 }
 
 /// Point 2: `secret.expiring` follows the reminder schedule and its exactly-once record: two
@@ -433,27 +452,18 @@ async fn secret_events_are_queued_with_what_caused_them() {
 async fn expiring_events_follow_the_reminder_schedule_exactly_once() {
     use secret_portal::domain::Clock as _;
     use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
-    use secret_portal::domain::{Api, ApplicationKind};
-    use secret_portal::jobs::reminders::run_once;
-    use secret_portal::store::{Actor, NewWebhookEndpoint};
 
-    let app = crate::support::TestApp::spawn().await;
-    let org = app.create_org("NL", "DemoRegistry").await;
-    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
-    let key = app.config.master_key.clone();
+    use secret_portal::jobs::reminders::run_once;
+
+    let (app, dm) = portal().await;
     let now = app.clock.now();
     let mut endpoints = Vec::new();
     for _ in 0..2 {
-        let new = NewWebhookEndpoint {
-            application_id: dm.id,
-            format: WebhookFormat::Standard,
-            url_enc: key.encrypt(b"https://hooks.example.org/wmda", b"webhook-url"),
-            host: "hooks.example.org".into(),
-            events: vec![WebhookEvent::Expiring, WebhookEvent::Replaced],
-            signing_secret_enc: None,
-            created_by: None,
-        };
-        endpoints.push(app.store.add_webhook_endpoint(&new, &Actor::cli(), now).await.unwrap().id);
+        let (to, events) = (
+            (WebhookFormat::Standard, "https://hooks.example.org/wmda"),
+            [WebhookEvent::Expiring, WebhookEvent::Replaced],
+        );
+        endpoints.push(add_endpoint(&app, &dm, to, &events, None).await);
     }
     // Expires in 7 days: the one-week notice is due.
     let (_, _) = app
@@ -493,8 +503,8 @@ async fn a_dead_endpoint_is_disabled_its_managers_told_and_enabling_resumes_in_o
     use secret_portal::domain::Clock as _;
     use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
     use secret_portal::domain::{Api, ApplicationKind};
-    use secret_portal::jobs::webhooks::{Deliverer, URL_PURPOSE};
-    use secret_portal::store::{Actor, NewWebhookEndpoint, UserRole};
+
+    use secret_portal::store::{Actor, UserRole};
     use std::sync::atomic::Ordering::SeqCst;
 
     let app = crate::support::TestApp::spawn().await;
@@ -503,24 +513,8 @@ async fn a_dead_endpoint_is_disabled_its_managers_told_and_enabling_resumes_in_o
     let (jane, _) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
     app.store.grant_credential_manager(jane.user_id, dm.id, &Actor::cli(), app.clock.now()).await.unwrap();
     let r = receiver().await;
-    let key = app.config.master_key.clone();
-    let new = NewWebhookEndpoint {
-        application_id: dm.id,
-        format: WebhookFormat::Slack,
-        url_enc: key.encrypt(r.url.as_bytes(), URL_PURPOSE),
-        host: "127.0.0.1".into(),
-        events: vec![WebhookEvent::Created],
-        signing_secret_enc: None,
-        created_by: None,
-    };
-    let endpoint = app.store.add_webhook_endpoint(&new, &Actor::cli(), app.clock.now()).await.unwrap().id;
-    let deliverer = Deliverer::new(
-        app.store.clone(),
-        client(Arc::new(SystemLookup), true).unwrap(),
-        (Arc::new(key), app.config.base_url.clone()),
-        Arc::new(app.clock.clone()),
-        true,
-    );
+    let endpoint = add_endpoint(&app, &dm, (WebhookFormat::Slack, &r.url), &[WebhookEvent::Created], None).await;
+    let deliverer = deliverer(&app);
     let queue = |n: u32| {
         let (store, now) = (app.store.clone(), app.clock.now());
         async move {
@@ -594,9 +588,6 @@ async fn a_dead_endpoint_is_disabled_its_managers_told_and_enabling_resumes_in_o
 async fn slack_and_teams_bodies_have_their_documented_shapes() {
     use secret_portal::domain::Clock as _;
     use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
-    use secret_portal::domain::{Api, ApplicationKind};
-    use secret_portal::jobs::webhooks::{Deliverer, URL_PURPOSE};
-    use secret_portal::store::{Actor, NewWebhookEndpoint};
 
     fn slack_shape(v: &serde_json::Value) -> bool {
         v.as_object().is_some_and(|o| o.len() == 1 && o["text"].is_string())
@@ -629,33 +620,14 @@ async fn slack_and_teams_bodies_have_their_documented_shapes() {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app_router).await.unwrap() });
 
-    let app = crate::support::TestApp::spawn().await;
-    let org = app.create_org("NL", "DemoRegistry").await;
-    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
-    let key = app.config.master_key.clone();
+    let (app, dm) = portal().await;
     for (format, path) in [(WebhookFormat::Slack, "slack"), (WebhookFormat::Teams, "teams")] {
-        let new = NewWebhookEndpoint {
-            application_id: dm.id,
-            format,
-            url_enc: key.encrypt(format!("http://{address}/{path}").as_bytes(), URL_PURPOSE),
-            host: "127.0.0.1".into(),
-            events: WebhookEvent::ALL.to_vec(),
-            signing_secret_enc: None,
-            created_by: None,
-        };
-        app.store.add_webhook_endpoint(&new, &Actor::cli(), app.clock.now()).await.unwrap();
+        add_endpoint(&app, &dm, (format, &format!("http://{address}/{path}")), &WebhookEvent::ALL, None).await;
     }
     app.seed_secret(dm.id, "Build <b>*x*</b>", app.clock.now(), app.clock.today() + chrono::Duration::days(7)).await;
     let base = app.config.base_url.clone();
     secret_portal::jobs::reminders::run_once(&app.store, &base, app.clock.now(), false).await.unwrap();
-    let deliverer = Deliverer::new(
-        app.store.clone(),
-        client(Arc::new(SystemLookup), true).unwrap(),
-        (Arc::new(key), base),
-        Arc::new(app.clock.clone()),
-        true,
-    );
-    let report = deliverer.run_once().await.unwrap();
+    let report = deliverer(&app).run_once().await.unwrap();
     assert_eq!((report.delivered, report.retrying), (2, 0), "{report:?}");
     let paths: std::collections::BTreeSet<String> = seen.lock().unwrap().iter().map(|(p, _, _)| p.clone()).collect();
     assert_eq!(paths.len(), 2);
@@ -670,26 +642,12 @@ async fn stale_claims_quiet_endpoints_and_backlogs() {
     use chrono::Duration;
     use secret_portal::domain::Clock as _;
     use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
-    use secret_portal::domain::{Api, ApplicationKind};
-    use secret_portal::jobs::webhooks::{Deliverer, URL_PURPOSE};
-    use secret_portal::store::{Actor, NewWebhookEndpoint};
+
     use std::sync::atomic::Ordering::SeqCst;
 
-    let app = crate::support::TestApp::spawn().await;
-    let org = app.create_org("NL", "DemoRegistry").await;
-    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    let (app, dm) = portal().await;
     let r = receiver().await;
-    let key = app.config.master_key.clone();
-    let new = NewWebhookEndpoint {
-        application_id: dm.id,
-        format: WebhookFormat::Slack,
-        url_enc: key.encrypt(r.url.as_bytes(), URL_PURPOSE),
-        host: "127.0.0.1".into(),
-        events: vec![WebhookEvent::Created],
-        signing_secret_enc: None,
-        created_by: None,
-    };
-    let endpoint = app.store.add_webhook_endpoint(&new, &Actor::cli(), app.clock.now()).await.unwrap().id;
+    let endpoint = add_endpoint(&app, &dm, (WebhookFormat::Slack, &r.url), &[WebhookEvent::Created], None).await;
     let queue = || {
         let (store, now) = (app.store.clone(), app.clock.now());
         async move {
@@ -717,13 +675,7 @@ async fn stale_claims_quiet_endpoints_and_backlogs() {
     assert!(app.store.webhook_deliveries(endpoint, 1).await.unwrap()[0].delivered_at.is_some());
 
     // Four quiet days, then one refusal: not disabled (the refusals began just now).
-    let deliverer = Deliverer::new(
-        app.store.clone(),
-        client(Arc::new(SystemLookup), true).unwrap(),
-        (Arc::new(key), app.config.base_url.clone()),
-        Arc::new(app.clock.clone()),
-        true,
-    );
+    let deliverer = deliverer(&app);
     app.clock.advance(Duration::days(4));
     queue().await;
     let report = deliverer.run_once().await.unwrap();
