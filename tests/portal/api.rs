@@ -197,16 +197,7 @@ async fn a_caller_deletes_only_its_ancestors_and_a_leaked_secret_cannot_remove_a
     let c2: Value = create(&w, &c1_value).await.json().await.unwrap();
     let c2_value = c2["value"].as_str().unwrap().to_owned();
     // A person's secret, made on the page after the leaked one.
-    let form_html = w
-        .jane
-        .get(w.app.url(&format!("/manage-api-credentials/{}/secrets/new", w.dm.client_id)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let form_id = crate::support::flows::between(&form_html, "name=\"form_id\" value=\"", "\"").unwrap().to_owned();
+    let form_id = w.app.create_form_id(&w.jane, &w.dm.client_id).await;
     // At the limit of 3 (c0, c1, c2): delete c0 through c2 first, as a rotation would.
     assert_eq!(delete(&w, &c2_value, &c0_id.to_string()).await.status(), 204, "the grandparent is an ancestor");
     let path = format!("/manage-api-credentials/{}/secrets", w.dm.client_id);
@@ -317,8 +308,7 @@ async fn a_successor_of_an_exposed_secret_is_flagged_and_tombstones_say_why() {
     let (c0, c0_id) = w.caller.clone();
     let c1: Value = create(&w, &c0).await.json().await.unwrap();
     let c1_value = c1["value"].as_str().unwrap().to_owned();
-    let page =
-        || async { w.jane.get(w.app.url("/manage-api-credentials")).send().await.unwrap().text().await.unwrap() };
+    let page = || w.app.page(&w.jane, "/manage-api-credentials");
     assert!(!page().await.contains("Created by an exposed secret"));
     // c0 is found in public: c1, which it made, is flagged.
     let report = json!([{ "token": c0, "type": "wmda_client_secret", "url": "https://example.org/leak" }]);
@@ -330,20 +320,11 @@ async fn a_successor_of_an_exposed_secret_is_flagged_and_tombstones_say_why() {
     assert!(row.contains("Created by an exposed secret"), "{row}");
     assert_eq!(html.matches("Created by an exposed secret").count(), 1, "only the successor");
     let (_, admin) = w.app.account("admin@wmda.example", UserRole::WmdaAdmin).await;
-    let admin_page =
-        admin.get(w.app.url(&format!("/admin/applications/{}", w.dm.id))).send().await.unwrap().text().await.unwrap();
+    let admin_page = w.app.page(&admin, &format!("/admin/applications/{}", w.dm.id)).await;
     assert!(admin_page.contains("Created by an exposed secret"));
     // The successor deletes its (exposed) creator: the secret's page says why it went.
     assert_eq!(delete(&w, &c1_value, &c0_id.to_string()).await.status(), 204);
-    let gone = w
-        .jane
-        .get(w.app.url(&format!("/manage-api-credentials/{}/secrets/{c0_id}", w.dm.client_id)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let gone = w.app.page(&w.jane, &format!("/manage-api-credentials/{}/secrets/{c0_id}", w.dm.client_id)).await;
     assert!(gone.contains("already been deleted by the application, through the API."), "{gone}");
 }
 
@@ -441,7 +422,7 @@ async fn api_writes_are_audited_and_emailed_and_bad_input_changes_nothing() {
         "{text}"
     );
     assert!(!mail.raw.contains(created["value"].as_str().unwrap()));
-    let page = w.jane.get(w.app.url("/manage-api-credentials")).send().await.unwrap().text().await.unwrap();
+    let page = w.app.page(&w.jane, "/manage-api-credentials").await;
     assert!(page.contains("by the application"), "{page}");
 }
 
@@ -488,11 +469,9 @@ where
 async fn the_limit_holds_against_concurrent_page_and_api_creates() {
     let w = world().await;
     w.app.seed_secret(w.dm.id, "Second", w.app.clock.now(), w.app.clock.today() + Duration::days(60)).await;
-    let new_form = format!("/manage-api-credentials/{}/secrets/new", w.dm.client_id);
     let mut form_ids = Vec::new();
     for _ in 0..4 {
-        let html = w.jane.get(w.app.url(&new_form)).send().await.unwrap().text().await.unwrap();
-        form_ids.push(crate::support::flows::between(&html, "name=\"form_id\" value=\"", "\"").unwrap().to_owned());
+        form_ids.push(w.app.create_form_id(&w.jane, &w.dm.client_id).await);
     }
     let path = w.app.url(&format!("/manage-api-credentials/{}/secrets", w.dm.client_id));
     let mut handles = Vec::new();

@@ -173,7 +173,7 @@ async fn the_docs_page_is_made_from_the_document() {
     let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
     let (jane, client) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
     app.store.grant_credential_manager(jane.user_id, dm.id, &Actor::cli(), app.clock.now()).await.unwrap();
-    let manage = client.get(app.url("/manage-api-credentials")).send().await.unwrap().text().await.unwrap();
+    let manage = app.page(&client, "/manage-api-credentials").await;
     let panel = &manage[manage.find("<summary>API authentication</summary>").unwrap()..];
     assert!(panel.contains(r#"<a href="/api/docs">machine API</a>"#), "{panel}");
 }

@@ -45,14 +45,11 @@ fn secrets_path(a: &Application) -> String {
 }
 
 async fn page(w: &World) -> String {
-    let res = w.jane.get(w.app.url("/manage-api-credentials")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    res.text().await.unwrap()
+    w.app.page(&w.jane, "/manage-api-credentials").await
 }
 
 async fn form_id(w: &World, a: &Application) -> String {
-    let html = w.jane.get(w.app.url(&format!("{}/new", secrets_path(a)))).send().await.unwrap().text().await.unwrap();
-    between(&html, "name=\"form_id\" value=\"", "\"").unwrap().to_owned()
+    w.app.create_form_id(&w.jane, &a.client_id).await
 }
 
 async fn create(w: &World, a: &Application, name: &str, expires_on: &str) -> reqwest::Response {

@@ -84,7 +84,7 @@ fn switch_path(w: &World) -> String {
 async fn a_credential_manager_turns_self_rotation_on_and_off_audited_and_emailed() {
     let w = world().await;
     assert_eq!(stored(&w).await, (false, false), "off by default");
-    let page = w.jane.get(w.app.url("/manage-api-credentials")).send().await.unwrap().text().await.unwrap();
+    let page = w.app.page(&w.jane, "/manage-api-credentials").await;
     assert!(page.contains("<strong>Off</strong>: only people create client secrets") && page.contains("Turn on"));
     let (status, p) = api_create(&w).await;
     assert_eq!((status, p["type"].as_str().unwrap()), (409, "urn:wmda:secret-portal:problem:self-rotation-off"));

@@ -390,8 +390,7 @@ async fn secret_events_are_queued_with_what_caused_them() {
 
     // The Manage page creates one, and deletes it.
     let path = format!("/manage-api-credentials/{}/secrets", dm.client_id);
-    let form = client.get(app.url(&format!("{path}/new"))).send().await.unwrap().text().await.unwrap();
-    let form_id = crate::support::flows::between(&form, "name=\"form_id\" value=\"", "\"").unwrap().to_owned();
+    let form_id = app.create_form_id(&client, &dm.client_id).await;
     let fields = [("name", "Build <server>"), ("expires_on", "2027-06-01"), ("form_id", form_id.as_str())];
     assert_eq!(app.post_form(&client, &path, &fields).await.status(), 200);
     let made =

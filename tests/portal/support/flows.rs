@@ -54,6 +54,19 @@ impl TestApp {
         (page, res.text().await.expect("body"))
     }
 
+    /// The HTML of the page at `path` as `client` sees it; it must answer 200.
+    pub async fn page(&self, client: &reqwest::Client, path: &str) -> String {
+        let res = client.get(self.url(path)).send().await.expect("request");
+        assert_eq!(res.status(), 200, "{path}");
+        res.text().await.expect("body")
+    }
+
+    /// The one-time id of a fresh create form of the application `client_id`, as `client` gets it.
+    pub async fn create_form_id(&self, client: &reqwest::Client, client_id: &impl std::fmt::Display) -> String {
+        let html = self.page(client, &format!("/manage-api-credentials/{client_id}/secrets/new")).await;
+        between(&html, "name=\"form_id\" value=\"", "\"").expect("a form id").to_owned()
+    }
+
     pub async fn create_org(&self, cc: &str, code: &str) -> Organisation {
         self.store
             .create_organisation(
