@@ -209,8 +209,10 @@ macro_rules! queue_secret_event {
         async {
             type Row = (Uuid, String, Uuid, String, String, i32, chrono::NaiveDate, DateTime<Utc>);
             let row: Option<Row> = sqlx::query_as(
+                // Nothing more to read when the application has no endpoint (most have none).
                 "select a.id, a.name, a.client_id, s.name, s.hint, s.value_format, s.expires_on, s.expires_at
-                 from client_secret s join application a on a.id = s.application_id where s.id = $1",
+                 from client_secret s join application a on a.id = s.application_id
+                 where s.id = $1 and exists (select 1 from webhook_endpoint e where e.application_id = a.id and e.removed_at is null)",
             )
             .bind($secret_id)
             .fetch_optional(&mut *$tx)
