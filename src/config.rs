@@ -202,8 +202,9 @@ pub struct Config {
     pub rate_limits: bool,
     /// Webhooks may reach private addresses, http:// and any port (`PORTAL_WEBHOOK_ALLOW_PRIVATE`).
     pub webhook_allow_private: bool,
-    /// Between the webhook deliverer's passes (2 s; tests run passes themselves).
-    pub webhook_poll: std::time::Duration,
+    /// Between the webhook deliverer's passes (2 s); `None` starts no deliverer (tests run its
+    /// passes themselves, with their own receivers).
+    pub webhook_poll: Option<std::time::Duration>,
     /// Most unexpired secrets per application (`PORTAL_SECRET_LIMIT`).
     pub secret_limit: i64,
     /// Access token lifetime, seconds (`PORTAL_TOKEN_LIFETIME`).
@@ -328,7 +329,7 @@ impl Settings {
             totp_issuer: self.totp_issuer.clone(),
             rate_limits: self.rate_limits == Switch::On,
             webhook_allow_private: self.webhook_allow_private == Switch::On,
-            webhook_poll: crate::jobs::webhooks::POLL,
+            webhook_poll: Some(crate::jobs::webhooks::POLL),
             secret_limit: i64::from(self.secret_limit),
             token_lifetime_seconds: i64::from(self.token_lifetime),
             reminder_interval: std::time::Duration::from_secs(u64::from(self.reminder_interval)),

@@ -118,10 +118,10 @@ fn leak_settings(config: &Config) -> anyhow::Result<crate::web::LeakSettings> {
 
 /// The background jobs over this configuration and these services: the passes over auth and
 /// oauth objects are handed to `jobs` as values.
-/// The webhook deliverer over the system's resolver behind the SSRF guard; `None` (logged) when
-/// its HTTP client cannot start.
+/// The webhook deliverer over the system's resolver behind the SSRF guard; `None` when the
+/// configuration starts none, or (logged) when its HTTP client cannot start.
 fn webhook_deliverer(config: &Config, state: &AppState) -> Option<crate::jobs::webhooks::Deliverer> {
-    let allow = config.webhook_allow_private;
+    let (allow, poll) = (config.webhook_allow_private, config.webhook_poll?);
     match crate::webhooks::client(Arc::new(crate::webhooks::SystemLookup), allow) {
         Ok(client) => Some(
             crate::jobs::webhooks::Deliverer::new(
@@ -131,7 +131,7 @@ fn webhook_deliverer(config: &Config, state: &AppState) -> Option<crate::jobs::w
                 state.clock.clone(),
                 allow,
             )
-            .polling_every(config.webhook_poll),
+            .polling_every(poll),
         ),
         Err(e) => {
             tracing::error!(error = %e, "the webhook client cannot start: webhooks are not delivered");

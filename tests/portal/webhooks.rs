@@ -695,3 +695,34 @@ async fn stale_claims_quiet_endpoints_and_backlogs() {
     app.clock.advance(Duration::hours(1));
     assert_eq!(deliverer.run_once().await.unwrap().delivered, 1);
 }
+
+/// The portal's own deliverer (started with the other jobs) delivers what is queued, without a
+/// test running its passes.
+#[tokio::test]
+async fn the_portal_delivers_in_the_background() {
+    use secret_portal::domain::webhook::{WebhookEvent, WebhookFormat};
+    use secret_portal::domain::{Api, ApplicationKind};
+    let app = crate::support::TestApp::spawn_with(crate::support::TestDb::new().await, |c| {
+        c.webhook_poll = Some(std::time::Duration::from_millis(100));
+        c.webhook_allow_private = true;
+    })
+    .await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let dm = app.register(org.id, ApplicationKind::Partner, Api::Dm).await;
+    let r = receiver().await;
+    r.accept.store(true, std::sync::atomic::Ordering::SeqCst);
+    add_endpoint(&app, &dm, (WebhookFormat::Slack, &r.url), &[WebhookEvent::Created], None).await;
+    let data = serde_json::json!({ "application": "A", "client_id": "c1", "secret": { "name": "S" } });
+    let now = {
+        use secret_portal::domain::Clock as _;
+        app.clock.now()
+    };
+    app.store.queue_webhook_event(dm.id, WebhookEvent::Created, uuid::Uuid::new_v4(), &data, now).await.unwrap();
+    for _ in 0..100 {
+        if !r.seen.lock().unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the background deliverer sent nothing within 5 s");
+}

@@ -157,8 +157,9 @@ pub fn test_config(db: &TestDb) -> Config {
         totp_issuer: "WMDA".into(),
         rate_limits: true,
         webhook_allow_private: false,
-        // Tests run the webhook deliverer's passes themselves, with their own receivers.
-        webhook_poll: std::time::Duration::from_secs(86400),
+        // No background deliverer: tests run its passes themselves, with their own receivers (a
+        // background one's first pass could come at any await point and take their deliveries).
+        webhook_poll: None,
         secret_limit: 3,
         token_lifetime_seconds: 3600,
         // Tests run passes themselves, with the clock where they want it.
