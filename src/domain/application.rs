@@ -351,6 +351,13 @@ pub struct ClientId(Uuid);
 #[error("A client ID is a UUID like 0f8fad5b-d9cb-469f-a165-70867728950e.")]
 pub struct InvalidClientId;
 
+/// The path of an application's section of the Manage API Credentials page,
+/// `/manage-api-credentials#app-<client id>` (the section's id in `templates/manage/page.html`):
+/// where emails, webhook events and notices about one application send its managers.
+pub fn manage_section_path(client_id: &str) -> String {
+    format!("/manage-api-credentials#app-{client_id}")
+}
+
 impl ClientId {
     /// A new random (version 4) client ID.
     pub fn generate() -> Self {

@@ -182,7 +182,7 @@ impl Deliverer {
             return Err(unusable("event"));
         };
         let client_id = data["client_id"].as_str().unwrap_or_default();
-        let manage_url = format!("{}#app-{client_id}", self.base_url.join("/manage-api-credentials"));
+        let manage_url = self.base_url.join(&crate::domain::application::manage_section_path(client_id));
         let body = render_body(format, event, d.created_at, &data, &manage_url);
         let mut headers = Vec::new();
         if format == WebhookFormat::Standard {

@@ -178,8 +178,7 @@ pub async fn set_self_rotation(
     on: bool,
     now: DateTime<Utc>,
 ) -> Result<(String, SelfRotationChange), StoreError> {
-    let manage_url = base_url.join("/manage-api-credentials");
-    let render = self_rotation_emails(&manage_url, Some(by));
+    let render = self_rotation_emails(base_url, Some(by));
     store.set_self_rotation_as_manager((user_id, actor), client_id, on, &render, now).await
 }
 
@@ -197,18 +196,17 @@ pub async fn forbid_self_rotation(
     forbidden: bool,
     now: DateTime<Utc>,
 ) -> Result<SelfRotationChange, StoreError> {
-    let manage_url = base_url.join("/manage-api-credentials");
-    let render = self_rotation_emails(&manage_url, None);
+    let render = self_rotation_emails(base_url, None);
     store.forbid_self_rotation(application_id, forbidden, actor, &render, now).await
 }
 
 /// The emails about a change of self-rotation made `by` a credential manager (`None`: WMDA).
 fn self_rotation_emails<'a>(
-    manage_url: &'a str,
+    base_url: &'a BaseUrl,
     by: Option<&'a str>,
 ) -> impl Fn(&SelfRotationFacts, &[(String, String)]) -> Vec<crate::domain::NewEmail> + Sync + 'a {
     move |f, people| {
-        let link = format!("{manage_url}#app-{}", f.client_id);
+        let link = base_url.join(&crate::domain::application::manage_section_path(&f.client_id));
         let facts = crate::mail::views::SelfRotationMailFacts {
             application: &f.application,
             client_id: &f.client_id,
@@ -333,7 +331,7 @@ fn api_emails<'a>(
         let link = if recipients.to_admins {
             base_url.join(&format!("/admin/applications/{}", w.application_id))
         } else {
-            format!("{}#app-{}", base_url.join("/manage-api-credentials"), w.client_id)
+            base_url.join(&crate::domain::application::manage_section_path(&w.client_id))
         };
         let facts = crate::mail::views::ApiWriteFacts {
             what: w.what,

@@ -76,5 +76,6 @@ pub async fn switch(
             "WMDA does not allow self-rotation for {application}: it stays off. Ask WMDA support if you need it."
         ),
     };
-    notice::redirect(&session, &format!("/manage-api-credentials#app-{client_id}"), text).await
+    let path = crate::domain::application::manage_section_path(&client_id.to_string());
+    notice::redirect(&session, &path, text).await
 }
