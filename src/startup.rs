@@ -84,6 +84,11 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
             crate::auth::throttle::RESET_RULE,
         )),
         leaks: leak_settings(config)?,
+        webhooks: crate::oauth::webhook_endpoints::WebhookEndpoints::new(
+            config.master_key.clone(),
+            config.webhook_allow_private,
+            Arc::new(crate::webhooks::SystemLookup),
+        ),
     })
 }
 
@@ -131,7 +136,8 @@ fn webhook_deliverer(config: &Config, state: &AppState) -> Option<crate::jobs::w
                 state.clock.clone(),
                 allow,
             )
-            .polling_every(poll),
+            .polling_every(poll)
+            .waking_on(state.services.webhooks.waker()),
         ),
         Err(e) => {
             tracing::error!(error = %e, "the webhook client cannot start: webhooks are not delivered");

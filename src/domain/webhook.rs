@@ -166,9 +166,29 @@ impl WebhookUrl {
         self.0.host_str().unwrap_or_default()
     }
 
-    /// The scheme, host and "…": how the pages show a URL that is a credential.
+    /// The scheme, host (and a port other than the scheme's) and "…": how the pages show a URL
+    /// that is a credential.
     pub fn shown(&self) -> String {
-        format!("{}://{}/…", self.0.scheme(), self.host())
+        match self.0.port() {
+            Some(port) => format!("{}://{}:{port}/…", self.0.scheme(), self.host()),
+            None => format!("{}://{}/…", self.0.scheme(), self.host()),
+        }
+    }
+
+    /// How the pages show the URL of an endpoint in `format` (DESIGN.md section 9): a Slack or
+    /// Teams URL, a credential, as [`WebhookUrl::shown`]; a `standard` one (the partner's own
+    /// receiver, which checks signatures) without its query, which may hold a token, so that two
+    /// endpoints on one host can be told apart.
+    pub fn shown_for(&self, format: WebhookFormat) -> String {
+        match format {
+            WebhookFormat::Slack | WebhookFormat::Teams => self.shown(),
+            WebhookFormat::Standard => {
+                let mut url = self.0.clone();
+                let query = url.query().is_some();
+                url.set_query(None);
+                if query { format!("{url}?…") } else { url.to_string() }
+            }
+        }
     }
 }
 
@@ -259,6 +279,15 @@ impl WebhookFormat {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.as_str() == text)
     }
+
+    /// Its name for people: "Standard Webhooks (signed JSON)", "Slack", "Microsoft Teams".
+    pub fn label(self) -> &'static str {
+        match self {
+            WebhookFormat::Standard => "Standard Webhooks (signed JSON)",
+            WebhookFormat::Slack => "Slack",
+            WebhookFormat::Teams => "Microsoft Teams",
+        }
+    }
 }
 
 /// What an endpoint is told about (DESIGN.md section 9). No event carries a secret value or hash.
@@ -274,10 +303,13 @@ pub enum WebhookEvent {
     Exposed,
     /// A rotation completed: the replacement was used and the old secret went.
     Replaced,
+    /// A credential manager's "Send test event" (`webhook.test`): sent to that one endpoint,
+    /// whatever it subscribed to; never in [`WebhookEvent::ALL`].
+    Test,
 }
 
 impl WebhookEvent {
-    /// Every event.
+    /// Every event an endpoint can subscribe to.
     pub const ALL: [WebhookEvent; 5] = [
         WebhookEvent::Expiring,
         WebhookEvent::Created,
@@ -294,17 +326,35 @@ impl WebhookEvent {
             WebhookEvent::Deleted => "secret.deleted",
             WebhookEvent::Exposed => "secret.exposed",
             WebhookEvent::Replaced => "secret.replaced",
+            WebhookEvent::Test => "webhook.test",
         }
     }
 
-    /// The event named `text`, if any.
+    /// What the event tells, for the pages: "a secret expires soon".
+    pub fn description(self) -> &'static str {
+        match self {
+            WebhookEvent::Expiring => "a client secret expires soon (6, 3 and 1 weeks before, then daily)",
+            WebhookEvent::Created => "a client secret was created",
+            WebhookEvent::Deleted => "a client secret was deleted",
+            WebhookEvent::Exposed => "a client secret was found in public",
+            WebhookEvent::Replaced => "a rotation completed: the old secret was replaced",
+            WebhookEvent::Test => "a test event a credential manager sent",
+        }
+    }
+
+    /// The event named `text`, the test event included, if any (a stored delivery's type).
     pub fn parse(text: &str) -> Option<Self> {
+        Self::subscribable(text).or_else(|| (text == Self::Test.as_str()).then_some(Self::Test))
+    }
+
+    /// The event named `text` among those an endpoint can subscribe to ([`WebhookEvent::ALL`]).
+    pub fn subscribable(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|e| e.as_str() == text)
     }
 
     /// A stored list (`secret.created,secret.deleted`); unknown names are left out.
     pub fn parse_list(text: &str) -> Vec<Self> {
-        let mut events: Vec<Self> = text.split(',').filter_map(|t| Self::parse(t.trim())).collect();
+        let mut events: Vec<Self> = text.split(',').filter_map(|t| Self::subscribable(t.trim())).collect();
         events.sort();
         events.dedup();
         events
@@ -318,6 +368,73 @@ impl WebhookEvent {
 
 /// Most endpoints per application (DESIGN.md section 9).
 pub const MAX_ENDPOINTS: i64 = 5;
+/// "Send test event": at most once in this long per endpoint (DESIGN.md section 9).
+pub const TEST_EVERY: chrono::Duration = chrono::Duration::minutes(1);
+
+/// The data of a test event: the application and its client ID, nothing about any secret.
+pub fn test_event_data(application: &str, client_id: &str) -> serde_json::Value {
+    serde_json::json!({ "application": application, "client_id": client_id })
+}
+
+/// An endpoint as a credential manager asked for it, checked: the form's fields (issue 17,
+/// point 6). Every field is checked, so the form can say everything that is wrong at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRequest {
+    /// The URL, checked.
+    pub url: WebhookUrl,
+    /// The format.
+    pub format: WebhookFormat,
+    /// The events, at least one, sorted, each once.
+    pub events: Vec<WebhookEvent>,
+}
+
+/// What is wrong with an endpoint form, field by field; each message is for the form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointFormErrors {
+    /// The URL's problem.
+    pub url: Option<String>,
+    /// The format's.
+    pub format: Option<String>,
+    /// The events'.
+    pub events: Option<String>,
+}
+
+impl EndpointRequest {
+    /// Checks the form's `url`, `format` (`standard`, `slack` or `teams`) and `events` (names
+    /// from [`WebhookEvent::ALL`], at least one); `allow_private` as [`WebhookUrl::parse`].
+    ///
+    /// # Errors
+    /// [`EndpointFormErrors`] with a message for each field that is wrong.
+    pub fn check(url: &str, format: &str, events: &[String], allow_private: bool) -> Result<Self, EndpointFormErrors> {
+        let url = WebhookUrl::parse(url, allow_private);
+        let format = WebhookFormat::parse(format.trim()).ok_or_else(|| {
+            if format.trim().is_empty() {
+                "Choose a format: standard, Slack or Microsoft Teams.".to_owned()
+            } else {
+                "Unknown format: choose standard, Slack or Microsoft Teams.".to_owned()
+            }
+        });
+        let mut chosen = Vec::with_capacity(events.len());
+        let mut events_error = None;
+        for name in events {
+            match WebhookEvent::subscribable(name.trim()) {
+                Some(e) => chosen.push(e),
+                None => events_error = Some("Unknown event: choose among the events listed.".to_owned()),
+            }
+        }
+        chosen.sort();
+        chosen.dedup();
+        if chosen.is_empty() && events_error.is_none() {
+            events_error = Some("Choose at least one event.".to_owned());
+        }
+        match (url, format, events_error) {
+            (Ok(url), Ok(format), None) => Ok(Self { url, format, events: chosen }),
+            (url, format, events) => {
+                Err(EndpointFormErrors { url: url.err().map(|e| e.to_string()), format: format.err(), events })
+            }
+        }
+    }
+}
 /// A delivery that has not succeeded this long after its event is marked failed, and the
 /// endpoint's next event proceeds (DESIGN.md section 9).
 pub const FAIL_AFTER: chrono::Duration = chrono::Duration::hours(24);
@@ -390,6 +507,10 @@ pub fn summary(
     );
     let expires = text(&secret["expires_on"]);
     match event {
+        WebhookEvent::Test => format!(
+            "Test event from the WMDA secret portal for {}: this endpoint receives its events. {manage_url}",
+            text(&data["application"])
+        ),
         WebhookEvent::Expiring => match data["days_left"].as_i64() {
             Some(d) if d > 1 => {
                 format!("{what} expires in {d} days, on {expires} (UTC). Create a replacement: {manage_url}")
@@ -628,5 +749,59 @@ mod tests {
         let text = teams["attachments"][0]["content"]["body"][0]["text"].as_str().unwrap();
         assert!(text.contains("\\*prod\\*") && text.contains("found in public"), "{text}");
         assert!(text.contains(link) && text.contains("Partner\\-NL\\-X\\-DM"), "the link stays usable: {text}");
+    }
+
+    #[test]
+    fn an_endpoint_form_says_what_is_wrong_with_each_field() {
+        let all: Vec<String> = WebhookEvent::ALL.iter().map(|e| e.as_str().to_owned()).collect();
+        let ok = EndpointRequest::check(" https://hooks.example.org/wmda ", "slack", &all, false).unwrap();
+        assert_eq!((ok.format, ok.events.len()), (WebhookFormat::Slack, 5));
+        let twice = ["secret.created".to_owned(), " secret.created".to_owned()];
+        assert_eq!(EndpointRequest::check("https://h.example/", "teams", &twice, false).unwrap().events.len(), 1);
+
+        let long = format!("https://hooks.example.org/{}", "a".repeat(MAX_URL_CHARS));
+        for (url, format, events, wrong) in [
+            ("", "standard", &all[..], "url"),
+            ("not a url", "standard", &all[..], "url"),
+            (long.as_str(), "standard", &all[..], "url"),
+            ("https://user:pw@hooks.example.org/", "standard", &all[..], "url"),
+            ("https://hooks.example.org/", "", &all[..], "format"),
+            ("https://hooks.example.org/", "discord", &all[..], "format"),
+            ("https://hooks.example.org/", "standard", &[][..], "events"),
+            ("https://hooks.example.org/", "standard", &["secret.stolen".to_owned()][..], "events"),
+            // The test event is sent on request, never subscribed to.
+            ("https://hooks.example.org/", "standard", &["webhook.test".to_owned()][..], "events"),
+        ] {
+            let e = EndpointRequest::check(url, format, events, false).unwrap_err();
+            let said = [("url", &e.url), ("format", &e.format), ("events", &e.events)];
+            for (field, message) in said {
+                assert_eq!(message.is_some(), field == wrong, "{url:?} {format:?} {events:?}: {e:?}");
+            }
+        }
+        let everything = EndpointRequest::check("ftp://x", "nope", &[], false).unwrap_err();
+        assert!(everything.url.is_some() && everything.format.is_some() && everything.events.is_some());
+    }
+
+    #[test]
+    fn urls_are_shown_without_what_may_be_a_credential() {
+        let slack = WebhookUrl::parse("https://hooks.slack.com/services/T0/B0/XXXX", false).unwrap();
+        assert_eq!(slack.shown_for(WebhookFormat::Slack), "https://hooks.slack.com/…");
+        assert_eq!(slack.shown_for(WebhookFormat::Teams), "https://hooks.slack.com/…");
+        let own = WebhookUrl::parse("https://hooks.example.org/wmda/dm?token=abc", false).unwrap();
+        assert_eq!(own.shown_for(WebhookFormat::Standard), "https://hooks.example.org/wmda/dm?…");
+        let plain = WebhookUrl::parse("https://hooks.example.org/wmda", false).unwrap();
+        assert_eq!(plain.shown_for(WebhookFormat::Standard), "https://hooks.example.org/wmda");
+    }
+
+    #[test]
+    fn the_test_event_is_a_delivery_type_but_not_subscribable() {
+        assert_eq!(WebhookEvent::parse("webhook.test"), Some(WebhookEvent::Test));
+        assert_eq!(WebhookEvent::subscribable("webhook.test"), None);
+        assert!(!WebhookEvent::ALL.contains(&WebhookEvent::Test));
+        assert_eq!(WebhookEvent::parse_list("webhook.test,secret.created"), [WebhookEvent::Created]);
+        let data = test_event_data("Partner-NL-<b>-DM", "0f8fad5b-d9cb-469f-a165-70867728950e");
+        let slack =
+            render_body(WebhookFormat::Slack, WebhookEvent::Test, chrono::DateTime::UNIX_EPOCH, &data, "https://p/m");
+        assert!(slack.contains("Test event") && slack.contains("&lt;b&gt;"), "{slack}");
     }
 }

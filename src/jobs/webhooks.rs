@@ -20,12 +20,7 @@ use crate::domain::webhook::{
     FAIL_AFTER, SigningSecret, WebhookEvent, WebhookFormat, WebhookUrl, delivery_backoff, message_id, render_body,
 };
 use crate::store::{ClaimedDelivery, Store, StoreError};
-use crate::webhooks::{DeliveryError, post};
-
-/// The master key's purpose label for endpoint URLs.
-pub const URL_PURPOSE: &[u8] = b"webhook-url";
-/// The master key's purpose label for signing secrets.
-pub const SIGNING_SECRET_PURPOSE: &[u8] = b"webhook-signing-secret";
+use crate::webhooks::{DeliveryError, SIGNING_SECRET_PURPOSE, URL_PURPOSE, post};
 
 /// How long a claimed batch is held before another deliverer may take it over: longer than the
 /// whole batch may take (each delivery at most [`crate::webhooks::DELIVERY_TIMEOUT`]), so no event
@@ -88,6 +83,13 @@ impl Deliverer {
     #[must_use]
     pub fn polling_every(self, poll: StdDuration) -> Self {
         Self { poll, ..self }
+    }
+
+    /// This deliverer, woken by `wake` (the pages' [`crate::oauth::webhook_endpoints::WebhookEndpoints::waker`])
+    /// as well as by [`Deliverer::wake`].
+    #[must_use]
+    pub fn waking_on(self, wake: Arc<Notify>) -> Self {
+        Self { wake, ..self }
     }
 
     /// Wakes the deliverer now (after queueing events) instead of at its next poll.

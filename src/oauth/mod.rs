@@ -9,6 +9,7 @@ pub mod request;
 pub mod throttle;
 pub mod token;
 pub mod usage;
+pub mod webhook_endpoints;
 
 pub use endpoint::TokenEndpoint;
 pub use keys::{Jwk, SigningKeys};

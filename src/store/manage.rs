@@ -115,7 +115,7 @@ pub(super) const GRANTED: &str = "application a
     where g.user_id = $1 and ($2 is null or a.client_id = $2)";
 
 /// Every application, or the one `$1`, or those of organisation `$2`.
-const ALL_APPLICATIONS: &str =
+pub(super) const ALL_APPLICATIONS: &str =
     "application a where ($1 is null or a.id = $1) and ($2 is null or a.organisation_id = $2)";
 
 /// The join from an application to its secrets and their creators.

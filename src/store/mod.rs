@@ -55,4 +55,7 @@ pub use shared_window::{SharedWindow, flush_all};
 pub use tokens::{NewSigningKey, ScheduledKeyRow, TokenClient, TokenLookup};
 pub use url::DatabaseUrl;
 pub use users::{NewUser, User, UserFilter, UserRole, UserStatus, UserSummary, shown_name};
-pub use webhooks::{ClaimedDelivery, DeliveryView, NewWebhookEndpoint, RenderWebhookDisabledEmails, WebhookEndpoint};
+pub use webhooks::{
+    ClaimedDelivery, DeliveryCounts, DeliveryLine, DeliveryView, EndpointWithDeliveries, NewWebhookEndpoint,
+    RenderWebhookDisabledEmails, TestEvent, WebhookEndpoint,
+};

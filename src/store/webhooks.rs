@@ -53,6 +53,10 @@ pub struct WebhookEndpoint {
     pub disabled_at: Option<DateTime<Utc>>,
     /// Its last 2xx answer (UTC).
     pub last_success_at: Option<DateTime<Utc>>,
+    /// The first refusal since its last 2xx answer, if one came since (UTC).
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Refusals since its last 2xx answer.
+    pub failed_attempts: i32,
 }
 
 type EndpointRow = (
@@ -67,9 +71,11 @@ type EndpointRow = (
     DateTime<Utc>,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    i32,
 );
 
-const ENDPOINT_COLUMNS: &str = "id, application_id, format, url_enc, host, events, signing_secret_enc, created_by, created_at, disabled_at, last_success_at";
+const ENDPOINT_COLUMNS: &str = "e.id, e.application_id, e.format, e.url_enc, e.host, e.events, e.signing_secret_enc, e.created_by, e.created_at, e.disabled_at, e.last_success_at, e.failing_since, e.failed_attempts";
 
 fn endpoint(r: EndpointRow) -> Result<WebhookEndpoint, StoreError> {
     let (
@@ -84,11 +90,13 @@ fn endpoint(r: EndpointRow) -> Result<WebhookEndpoint, StoreError> {
         created_at,
         disabled_at,
         last_success_at,
+        failing_since,
+        failed_attempts,
     ) = r;
     let format = WebhookFormat::parse(&format).ok_or(StoreError::Corrupt("webhook_endpoint.format"))?;
     let events = WebhookEvent::parse_list(&events);
     let endpoint = NewWebhookEndpoint { application_id, format, url_enc, host, events, signing_secret_enc, created_by };
-    Ok(WebhookEndpoint { id, endpoint, created_at, disabled_at, last_success_at })
+    Ok(WebhookEndpoint { id, endpoint, created_at, disabled_at, last_success_at, failing_since, failed_attempts })
 }
 
 /// A delivery claimed for an attempt, with what sending it needs.
@@ -147,6 +155,10 @@ pub struct DeliveryView {
     pub event_id: Uuid,
     /// The event's type.
     pub event_type: String,
+    /// When the event happened (UTC).
+    pub created_at: DateTime<Utc>,
+    /// When it is due again, while it is pending (UTC).
+    pub next_attempt_at: DateTime<Utc>,
     /// Attempts so far.
     pub attempts: i32,
     /// When it succeeded.
@@ -301,7 +313,15 @@ impl Store {
             .await
         })?;
         let endpoint = NewWebhookEndpoint { events: WebhookEvent::parse_list(&events), ..new.clone() };
-        Ok(WebhookEndpoint { id, endpoint, created_at: now, disabled_at: None, last_success_at: None })
+        Ok(WebhookEndpoint {
+            id,
+            endpoint,
+            created_at: now,
+            disabled_at: None,
+            last_success_at: None,
+            failing_since: None,
+            failed_attempts: 0,
+        })
     }
 
     /// The application's endpoints that are not removed, oldest first.
@@ -310,7 +330,7 @@ impl Store {
     /// [`StoreError`].
     pub async fn webhook_endpoints(&self, application_id: Uuid) -> Result<Vec<WebhookEndpoint>, StoreError> {
         let sql = format!(
-            "select {ENDPOINT_COLUMNS} from webhook_endpoint where application_id = $1 and removed_at is null order by created_at, id"
+            "select {ENDPOINT_COLUMNS} from webhook_endpoint e where e.application_id = $1 and e.removed_at is null order by e.created_at, e.id"
         );
         let rows: Vec<EndpointRow> =
             on_pool!(self, |pool| sqlx::query_as(&sql).bind(application_id).fetch_all(pool).await)?;
@@ -558,28 +578,188 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn webhook_deliveries(&self, endpoint_id: Uuid, limit: i64) -> Result<Vec<DeliveryView>, StoreError> {
-        type Row = (i64, Uuid, String, i32, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<i32>, Option<String>);
-        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(
-            "select id, event_id, event_type, attempts, delivered_at, failed_at, last_status, last_error
-             from webhook_delivery where endpoint_id = $1 order by id desc limit $2"
-        )
-        .bind(endpoint_id)
-        .bind(limit)
-        .fetch_all(pool)
+        let sql = format!(
+            "select {DELIVERY_COLUMNS} from webhook_delivery d where d.endpoint_id = $1 order by d.id desc limit $2"
+        );
+        let rows: Vec<DeliveryRow> =
+            on_pool!(self, |pool| sqlx::query_as(&sql).bind(endpoint_id).bind(limit).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|r| delivery(r).1).collect())
+    }
+
+    /// The endpoints of the applications `user_id` manages now (an enabled user, a grant), each
+    /// with its latest `per_endpoint` deliveries, newest first: the Manage page's webhooks, the
+    /// authorisation in the query. One query when the user's applications have no endpoint, two
+    /// otherwise.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn managed_webhooks(
+        &self,
+        user_id: Uuid,
+        per_endpoint: i64,
+    ) -> Result<Vec<EndpointWithDeliveries>, StoreError> {
+        self.webhooks_in(super::manage::GRANTED, (Some(user_id), None), per_endpoint).await
+    }
+
+    /// The endpoints of application `application_id`, each with its latest `per_endpoint`
+    /// deliveries (the admin application page).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn application_webhooks(
+        &self,
+        application_id: Uuid,
+        per_endpoint: i64,
+    ) -> Result<Vec<EndpointWithDeliveries>, StoreError> {
+        self.webhooks_in(super::manage::ALL_APPLICATIONS, (Some(application_id), None), per_endpoint).await
+    }
+
+    /// The endpoints (not removed) of the applications `scope` selects (as
+    /// [`super::manage::GRANTED`], with `$1` and `$2`), oldest first, with their latest deliveries.
+    async fn webhooks_in(
+        &self,
+        scope: &str,
+        (p1, p2): (Option<Uuid>, Option<Uuid>),
+        per_endpoint: i64,
+    ) -> Result<Vec<EndpointWithDeliveries>, StoreError> {
+        let endpoints_sql = format!(
+            "select {ENDPOINT_COLUMNS} from {} and e.removed_at is null order by e.created_at, e.id",
+            super::manage::joined(scope, "join webhook_endpoint e on e.application_id = a.id")
+        );
+        let deliveries_sql = format!(
+            "select * from (
+                 select {DELIVERY_COLUMNS}, row_number() over (partition by d.endpoint_id order by d.id desc) as n
+                 from {} and e.removed_at is null
+             ) x where x.n <= $3 order by x.id desc",
+            super::manage::joined(
+                scope,
+                "join webhook_endpoint e on e.application_id = a.id join webhook_delivery d on d.endpoint_id = e.id"
+            )
+        );
+        let (endpoints, deliveries): (Vec<EndpointRow>, Vec<DeliveryRow>) = on_pool!(self, |pool| async {
+            let mut conn = pool.acquire().await?;
+            let endpoints: Vec<EndpointRow> =
+                sqlx::query_as(&endpoints_sql).bind(p1).bind(p2).fetch_all(&mut *conn).await?;
+            if endpoints.is_empty() {
+                return Ok::<_, sqlx::Error>((endpoints, Vec::new()));
+            }
+            let deliveries =
+                sqlx::query_as(&deliveries_sql).bind(p1).bind(p2).bind(per_endpoint).fetch_all(&mut *conn).await?;
+            Ok((endpoints, deliveries))
+        }
         .await)?;
-        Ok(rows
+        let mut by_endpoint: std::collections::HashMap<Uuid, Vec<DeliveryView>> = std::collections::HashMap::new();
+        for row in deliveries {
+            let (endpoint_id, view) = delivery(row);
+            by_endpoint.entry(endpoint_id).or_default().push(view);
+        }
+        endpoints
             .into_iter()
-            .map(|r| DeliveryView {
-                id: r.0,
-                event_id: r.1,
-                event_type: r.2,
-                attempts: r.3,
-                delivered_at: r.4,
-                failed_at: r.5,
-                last_status: r.6,
-                last_error: r.7,
+            .map(|row| {
+                let endpoint = endpoint(row)?;
+                let deliveries = by_endpoint.remove(&endpoint.id).unwrap_or_default();
+                Ok(EndpointWithDeliveries { endpoint, deliveries })
             })
-            .collect())
+            .collect()
+    }
+
+    /// The latest `limit` deliveries of every endpoint, newest first, with their application and
+    /// host (the admin reminders page), and how many are pending and failed.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn recent_webhook_deliveries(
+        &self,
+        limit: i64,
+    ) -> Result<(Vec<DeliveryLine>, DeliveryCounts), StoreError> {
+        let sql = format!(
+            "select {DELIVERY_COLUMNS}, a.name, e.host, e.format from webhook_delivery d
+             join webhook_endpoint e on e.id = d.endpoint_id join application a on a.id = e.application_id
+             order by d.id desc limit $1"
+        );
+        let counts_sql = "select
+                 coalesce(sum(case when delivered_at is null and failed_at is null then 1 else 0 end), 0),
+                 coalesce(sum(case when failed_at is not null then 1 else 0 end), 0)
+             from webhook_delivery";
+        let (rows, (pending, failed)): (Vec<DeliveryLineRow>, (i64, i64)) = on_pool!(self, |pool| async {
+            let mut conn = pool.acquire().await?;
+            let rows = sqlx::query_as(&sql).bind(limit).fetch_all(&mut *conn).await?;
+            let counts = sqlx::query_as(counts_sql).fetch_one(&mut *conn).await?;
+            Ok::<_, sqlx::Error>((rows, counts))
+        }
+        .await)?;
+        let lines = rows
+            .into_iter()
+            .map(|row| {
+                let (endpoint_id, delivery) = delivery(row.delivery);
+                DeliveryLine { endpoint_id, application: row.name, host: row.host, format: row.format, delivery }
+            })
+            .collect();
+        Ok((lines, DeliveryCounts { pending, failed }))
+    }
+
+    /// Queues a test event (`webhook.test`, `data`) for the endpoint `endpoint_id` of
+    /// `application_id` at `now`, whatever it subscribed to, at most once per
+    /// [`crate::domain::webhook::TEST_EVERY`] (counted under the endpoint's lock). It goes behind
+    /// the endpoint's pending events, as every event does.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when it is not an endpoint of that application, or removed.
+    pub async fn queue_test_webhook_event(
+        &self,
+        (application_id, endpoint_id): (Uuid, Uuid),
+        data: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<TestEvent, StoreError> {
+        let lock = match self.backend() {
+            Backend::Postgres(_) => " for update",
+            Backend::Sqlite(_) => "",
+        };
+        let find_sql = format!(
+            "select disabled_at from webhook_endpoint where id = $1 and application_id = $2 and removed_at is null{lock}"
+        );
+        let test = WebhookEvent::Test;
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin_write().await?;
+                let found: Option<(Option<DateTime<Utc>>,)> =
+                    sqlx::query_as(&find_sql).bind(endpoint_id).bind(application_id).fetch_optional(&mut *tx).await?;
+                let (disabled_at,) = found.ok_or(StoreError::NotFound)?;
+                if disabled_at.is_some() {
+                    return Ok(TestEvent::Disabled);
+                }
+                let last: Option<DateTime<Utc>> = sqlx::query_scalar(
+                    "select max(created_at) from webhook_delivery where endpoint_id = $1 and event_type = $2",
+                )
+                .bind(endpoint_id)
+                .bind(test.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                if let Some(last) = last.filter(|l| now - *l < crate::domain::webhook::TEST_EVERY) {
+                    return Ok(TestEvent::TooSoon { again_at: last + crate::domain::webhook::TEST_EVERY });
+                }
+                let pending: i64 = sqlx::query_scalar(
+                    "select count(*) from webhook_delivery where endpoint_id = $1 and delivered_at is null and failed_at is null",
+                )
+                .bind(endpoint_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "insert into webhook_delivery (endpoint_id, event_id, event_type, data, created_at, next_attempt_at)
+                     values ($1, $2, $3, $4, $5, $5)",
+                )
+                .bind(endpoint_id)
+                .bind(Uuid::new_v4())
+                .bind(test.as_str())
+                .bind(data.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(TestEvent::Queued { behind: pending })
+            }
+            .await
+        })
     }
 
     /// Disables the endpoint `endpoint_id` at `now` when its refusals, with no 2xx answer
@@ -684,6 +864,98 @@ impl Store {
             .await
         })
     }
+}
+
+/// What "Send test event" did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestEvent {
+    /// Queued behind `behind` pending events of the endpoint.
+    Queued {
+        /// Pending events it waits for.
+        behind: i64,
+    },
+    /// The endpoint is disabled: nothing queued (enabling it resumes deliveries).
+    Disabled,
+    /// The last test was less than a minute ago: nothing queued.
+    TooSoon {
+        /// When another may be sent (UTC).
+        again_at: DateTime<Utc>,
+    },
+}
+
+/// An endpoint with its latest deliveries, newest first.
+#[derive(Debug, Clone)]
+pub struct EndpointWithDeliveries {
+    /// The endpoint.
+    pub endpoint: WebhookEndpoint,
+    /// Its latest deliveries, newest first.
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// A delivery with its endpoint's application and host (the admin reminders page).
+#[derive(Debug, Clone)]
+pub struct DeliveryLine {
+    /// The endpoint.
+    pub endpoint_id: Uuid,
+    /// The application's name.
+    pub application: String,
+    /// The endpoint's host.
+    pub host: String,
+    /// The endpoint's format (`standard`, `slack`, `teams`).
+    pub format: String,
+    /// The delivery.
+    pub delivery: DeliveryView,
+}
+
+/// Deliveries by state, over every endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    /// Neither delivered nor failed yet.
+    pub pending: i64,
+    /// Given up after a day of refusals.
+    pub failed: i64,
+}
+
+const DELIVERY_COLUMNS: &str = "d.id, d.endpoint_id, d.event_id, d.event_type, d.created_at, d.next_attempt_at, d.attempts, d.delivered_at, d.failed_at, d.last_status, d.last_error";
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: i64,
+    endpoint_id: Uuid,
+    event_id: Uuid,
+    event_type: String,
+    created_at: DateTime<Utc>,
+    next_attempt_at: DateTime<Utc>,
+    attempts: i32,
+    delivered_at: Option<DateTime<Utc>>,
+    failed_at: Option<DateTime<Utc>>,
+    last_status: Option<i32>,
+    last_error: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryLineRow {
+    #[sqlx(flatten)]
+    delivery: DeliveryRow,
+    name: String,
+    host: String,
+    format: String,
+}
+
+fn delivery(r: DeliveryRow) -> (Uuid, DeliveryView) {
+    let view = DeliveryView {
+        id: r.id,
+        event_id: r.event_id,
+        event_type: r.event_type,
+        created_at: r.created_at,
+        next_attempt_at: r.next_attempt_at,
+        attempts: r.attempts,
+        delivered_at: r.delivered_at,
+        failed_at: r.failed_at,
+        last_status: r.last_status,
+        last_error: r.last_error,
+    };
+    (r.endpoint_id, view)
 }
 
 /// Renders the emails about a disabled endpoint (application name, host) for its recipients.

@@ -42,7 +42,7 @@ pub fn target_name(e: &AuditEvent, names: &HashMap<(String, String), TargetName>
 
 /// Labels of the detail keys the portal records, in the order they are shown; other keys follow
 /// in alphabetical order, labelled by their name.
-const LABELS: [(&str, &str); 25] = [
+const LABELS: [(&str, &str); 28] = [
     ("organisation", "Organisation"),
     ("application", "Application"),
     ("name", "Name"),
@@ -68,6 +68,9 @@ const LABELS: [(&str, &str); 25] = [
     ("retry_after_seconds", "Blocked for (seconds)"),
     ("locked_until", "Locked until"),
     ("applications", "Applications"),
+    ("host", "Endpoint host"),
+    ("format", "Format"),
+    ("events", "Events"),
 ];
 
 /// A detail value in words: a code (`code`: a value the portal chose, like `wrong_password` or

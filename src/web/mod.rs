@@ -22,6 +22,7 @@ pub mod problem;
 mod security;
 pub mod session;
 pub mod syntax;
+mod webhook_views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +69,8 @@ pub struct Services {
     /// Leak reports (`POST /api/v1/leaks`): the signing keys, the action, and the window of
     /// unsigned reports per address (10 a minute, shared by replicas).
     pub leaks: LeakSettings,
+    /// Webhook endpoints (issue 17): adding, showing, testing, enabling; the master key stays inside.
+    pub webhooks: crate::oauth::webhook_endpoints::WebhookEndpoints,
 }
 
 /// How `POST /api/v1/leaks` takes reports (issue 15, DESIGN.md section 7).

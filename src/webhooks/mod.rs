@@ -14,6 +14,11 @@ use std::time::Duration;
 
 use crate::domain::webhook::{WebhookUrl, refused_address};
 
+/// The master key's purpose label for endpoint URLs.
+pub const URL_PURPOSE: &[u8] = b"webhook-url";
+/// The master key's purpose label for signing secrets.
+pub const SIGNING_SECRET_PURPOSE: &[u8] = b"webhook-signing-secret";
+
 /// How long a delivery may take, connection included (DESIGN.md section 9: a 2xx within 10 s).
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes of an answer read (only its status is kept).

@@ -3,17 +3,32 @@
 // on every page seen.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startPortal, launchBrowser, freshCode, seriousViolations } from "./support.mjs";
+import { createServer } from "node:http";
+import { join } from "node:path";
+import { startPortal, launchBrowser, freshCode, seriousViolations, waitFor, screenshotDir } from "./support.mjs";
 
 let portal;
 let browser;
+// A webhook receiver on loopback (the portal runs with PORTAL_WEBHOOK_ALLOW_PRIVATE=on): it
+// answers 204 and keeps what it got.
+const received = [];
+const receiver = createServer((req, res) => {
+  let body = "";
+  req.on("data", (c) => (body += c));
+  req.on("end", () => {
+    received.push({ headers: req.headers, body });
+    res.writeHead(204).end();
+  });
+});
 
 before(async () => {
-  portal = await startPortal();
+  portal = await startPortal({ PORTAL_WEBHOOK_ALLOW_PRIVATE: "on" });
   browser = await launchBrowser();
+  await new Promise((ok) => receiver.listen(0, "127.0.0.1", ok));
 });
 
 after(async () => {
+  receiver.close();
   await browser?.close();
   const code = await portal?.stop();
   assert.equal(code, 0, "the portal did not stop cleanly");
@@ -146,6 +161,58 @@ test("a credential manager creates, copies and deletes a secret", async () => {
   await page.getByText("Self-rotation is on for Partner-NL-DemoRegistry-DM").waitFor();
   await page.getByRole("button", { name: "Turn off self-rotation of Partner-NL-DemoRegistry-DM" }).waitFor();
   await accessible(page, "manage page, self-rotation on");
+
+  // Issue 17, point 1: add a webhook endpoint. A wrong URL gets its message beside the field;
+  // a standard endpoint's signing secret is shown once; "Send test event" reaches the receiver,
+  // and the delivery shows on the page; "Remove" asks in a dialog.
+  const dm = page.locator("section.app", { has: page.getByRole("heading", { name: "Partner-NL-DemoRegistry-DM", exact: true }) });
+  await dm.getByRole("link", { name: "Add webhook endpoint for Partner-NL-DemoRegistry-DM" }).click();
+  await page.getByRole("heading", { name: "Add a webhook endpoint for Partner-NL-DemoRegistry-DM" }).waitFor();
+  await accessible(page, "webhook form");
+  const shots = screenshotDir();
+  await page.getByLabel("Endpoint URL").fill("https://hooks.example.org/wmda/secret-events");
+  await page.screenshot({ path: join(shots, "webhook-add.png"), fullPage: true });
+  await page.getByLabel("Endpoint URL").fill("https://user:secret@hooks.example.org/wmda");
+  await page.getByRole("button", { name: "Add endpoint" }).click();
+  await page.getByText("The URL must not hold a user name or password.").waitFor();
+  assert.equal(await page.getByLabel("Endpoint URL").getAttribute("aria-invalid"), "true");
+  await accessible(page, "webhook form with an error");
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+  await page.getByLabel("Endpoint URL").fill(hookUrl);
+  await page.getByLabel("Standard Webhooks (signed JSON)").check();
+  await page.getByRole("button", { name: "Add endpoint" }).click();
+  await page.getByRole("heading", { name: "Webhook endpoint added" }).waitFor();
+  await accessible(page, "webhook added");
+  const signing = (await page.locator("#signing-secret").innerText()).trim();
+  assert.match(signing, /^whsec_[A-Za-z0-9+/=]{44}$/);
+  await page.getByRole("button", { name: "Copy signing secret" }).click();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), signing);
+  await page.getByRole("link", { name: "Back to Manage API Credentials" }).click();
+  await page.getByRole("heading", { name: "Manage API Credentials", level: 1 }).waitFor();
+  assert.equal((await page.content()).includes(signing), false, "the signing secret was shown again");
+  await dm.getByRole("button", { name: "Send test event to 127.0.0.1" }).click();
+  await page.getByText("Test event sent").waitFor();
+  await waitFor(() => received.length > 0, 10000, "the test event");
+  assert.equal(JSON.parse(received[0].body).type, "webhook.test");
+  assert.match(received[0].headers["webhook-signature"], /^v1,/);
+  await waitFor(async () => {
+    await page.reload();
+    return (await dm.getByText("Delivered (204)").count()) > 0;
+  }, 10000, "the delivery on the page");
+  await dm.getByText("Recent deliveries (1)").click();
+  await accessible(page, "manage page with a webhook endpoint");
+  await dm.locator("article.endpoint").screenshot({ path: join(shots, "webhook-endpoint.png") });
+  await page.setViewportSize({ width: 390, height: 844 });
+  const hookOverflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(hookOverflow <= 0, `the page with a webhook endpoint scrolls sideways by ${hookOverflow}px at 390px`);
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await dm.getByRole("button", { name: "Remove the webhook endpoint on 127.0.0.1" }).click();
+  const ask = page.locator("dialog[open]");
+  await ask.waitFor();
+  await accessible(page, "remove endpoint dialog");
+  await ask.getByRole("button", { name: "Remove", exact: true }).click();
+  await page.getByText("The webhook endpoint is removed").waitFor();
+  assert.equal(await dm.getByText("No webhook endpoints").count(), 1);
 
   // Issue 16, point 5: the API's documentation, linked from the page, works without a script of
   // its own, is accessible and fits a phone.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 fn allowed(part: &str) -> Option<&'static [&'static str]> {
     Some(match part {
         "web" => &["auth", "oauth", "jobs", "mail", "webhooks", "store", "domain"],
-        "auth" | "oauth" => &["mail", "store", "domain"],
+        "auth" | "oauth" => &["mail", "webhooks", "store", "domain"],
         "jobs" => &["mail", "webhooks", "store", "domain"],
         "mail" | "webhooks" | "store" => &["domain"],
         "domain" => &[],

@@ -28,4 +28,5 @@ mod self_rotation;
 mod sign_in;
 mod store;
 mod tokens;
+mod webhook_pages;
 mod webhooks;

@@ -13,7 +13,7 @@ use secret_portal::domain::webhook::{SigningSecret, WebhookUrl};
 use secret_portal::webhooks::{DeliveryError, GuardedResolver, Lookup, SystemLookup, client, post};
 
 /// A resolver that answers every name with fixed addresses, and counts the lookups.
-struct Fixed(Vec<IpAddr>, Mutex<usize>);
+pub(crate) struct Fixed(Vec<IpAddr>, Mutex<usize>);
 
 #[async_trait::async_trait]
 impl Lookup for Fixed {
@@ -23,7 +23,7 @@ impl Lookup for Fixed {
     }
 }
 
-fn fixed(addresses: &[&str]) -> Arc<Fixed> {
+pub(crate) fn fixed(addresses: &[&str]) -> Arc<Fixed> {
     Arc::new(Fixed(addresses.iter().map(|a| a.parse().unwrap()).collect(), Mutex::new(0)))
 }
 
@@ -46,8 +46,8 @@ async fn add_endpoint(
     secret: Option<&SigningSecret>,
 ) -> uuid::Uuid {
     use secret_portal::domain::Clock as _;
-    use secret_portal::jobs::webhooks::{SIGNING_SECRET_PURPOSE, URL_PURPOSE};
     use secret_portal::store::NewWebhookEndpoint;
+    use secret_portal::webhooks::{SIGNING_SECRET_PURPOSE, URL_PURPOSE};
     let key = &app.config.master_key;
     let new = NewWebhookEndpoint {
         application_id: application.id,
@@ -64,7 +64,7 @@ async fn add_endpoint(
 
 /// A deliverer like the portal's, on the system's resolver with private addresses allowed (the
 /// receivers are on loopback).
-fn deliverer(app: &crate::support::TestApp) -> secret_portal::jobs::webhooks::Deliverer {
+pub(crate) fn deliverer(app: &crate::support::TestApp) -> secret_portal::jobs::webhooks::Deliverer {
     secret_portal::jobs::webhooks::Deliverer::new(
         app.store.clone(),
         client(Arc::new(SystemLookup), true).unwrap(),
@@ -108,7 +108,7 @@ async fn the_guard_keeps_only_globally_reachable_addresses_and_refuses_a_name_wi
     assert_eq!(*lookup.1.lock().unwrap(), 1, "one lookup: the connection uses what it returned");
 }
 
-type Seen = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
 
 /// A receiver on loopback: `/ok` answers 200 with a megabyte, `/moved` a redirect to `/ok`.
 async fn sink() -> (String, Seen) {
@@ -181,13 +181,13 @@ async fn a_signed_delivery_verifies_with_the_reference_library_and_redirects_are
 }
 
 /// A receiver that refuses (503) until told to accept, recording every attempt's headers and body.
-struct Receiver {
-    url: String,
-    accept: Arc<std::sync::atomic::AtomicBool>,
-    seen: Seen,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    pub(crate) accept: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) seen: Seen,
 }
 
-async fn receiver() -> Receiver {
+pub(crate) async fn receiver() -> Receiver {
     let accept = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen: Seen = Arc::default();
     let (a, s) = (accept.clone(), seen.clone());

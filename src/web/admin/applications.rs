@@ -242,6 +242,9 @@ struct ShowPage {
     error: Option<String>,
     self_rotation: bool,
     self_rotation_forbidden: bool,
+    webhooks: Vec<crate::web::webhook_views::EndpointView>,
+    /// Where the endpoints' remove forms post: `/admin/applications/{id}/webhooks`.
+    webhooks_base: String,
 }
 
 async fn show_page(
@@ -282,6 +285,13 @@ async fn show_page(
         })
         .collect();
     let today = state.clock.today();
+    let webhooks = state
+        .store
+        .application_webhooks(app_id, crate::web::webhook_views::DELIVERIES_SHOWN)
+        .await?
+        .iter()
+        .map(|e| crate::web::webhook_views::EndpointView::of(e, &m.application.name, &state.services.webhooks))
+        .collect();
     let page = ShowPage {
         nav: Nav::of(admin),
         id: app_id.to_string(),
@@ -296,6 +306,8 @@ async fn show_page(
         error: error.clone(),
         self_rotation: m.application.self_rotation,
         self_rotation_forbidden: m.application.self_rotation_forbidden,
+        webhooks,
+        webhooks_base: format!("{}/webhooks", application_path(app_id)),
     };
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     Ok((status, page).into_response())
@@ -478,4 +490,31 @@ pub async fn self_rotation(
         (_, false) => "Self-rotation was already allowed for this application: nothing changed.".to_owned(),
     };
     notice::redirect(&session, &application_path(app_id), text).await
+}
+
+/// `POST /admin/applications/{id}/webhooks/{endpoint_id}/remove` (asks first; issue 17, point
+/// 1): the endpoint gets no more events. Audited as `webhook.removed`.
+///
+/// # Errors
+/// [`AppError::NotFound`] for an unknown application, or an endpoint not of it; the store's.
+pub async fn remove_webhook(
+    State(state): State<AppState>,
+    WmdaAdmin(admin): WmdaAdmin,
+    PathIds(app_id, endpoint_id): PathIds<Uuid, Uuid>,
+    session: Session,
+    Form(form): Form<ConfirmForm>,
+) -> Result<Response, AppError> {
+    let application = state.store.all_applications(Some(app_id), None).await?.pop().ok_or(AppError::NotFound)?;
+    let name = &application.application.name;
+    let path = application_path(app_id);
+    if !confirm::given(&form.confirm) {
+        let endpoints = state.store.application_webhooks(app_id, 0).await?;
+        let endpoint = endpoints.iter().find(|e| e.endpoint.id == endpoint_id).ok_or(AppError::NotFound)?;
+        let view = crate::web::webhook_views::EndpointView::of(endpoint, name, &state.services.webhooks);
+        let action = format!("{path}/webhooks/{endpoint_id}/remove");
+        return Ok(confirm::page(&admin, view.remove, Some(("Endpoint", &view.url)), (&action, &[]), &path));
+    }
+    state.store.remove_webhook_endpoint((app_id, endpoint_id), &admin.actor(), state.clock.now()).await?;
+    notice::redirect(&session, &path, format!("The webhook endpoint is removed: {name} gets no more events there."))
+        .await
 }

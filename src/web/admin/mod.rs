@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/applications/{id}/grants/{user_id}/revoke", post(applications::revoke))
         .route("/admin/applications/{id}/secrets/{secret_id}/delete", post(applications::delete_secret))
         .route("/admin/applications/{id}/self-rotation", post(applications::self_rotation))
+        .route("/admin/applications/{id}/webhooks/{endpoint_id}/remove", post(applications::remove_webhook))
         .route("/admin/resources", get(resources::list))
         .route("/admin/resources/{id}", post(resources::update))
         .route("/admin/users", get(users::list).post(users::invite))

@@ -1,4 +1,5 @@
-//! `GET /admin/reminders`: reminders sent, those due in the next 14 days, and the outbox.
+//! `GET /admin/reminders`: reminders sent, those due in the next 14 days, the outbox, and the
+//! latest webhook deliveries (issue 17, point 4).
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -33,6 +34,13 @@ pub struct OutboxLine {
     error: String,
 }
 
+/// A webhook delivery line (issue 17, point 4).
+pub struct DeliveryLine {
+    application: String,
+    endpoint: String,
+    row: crate::web::webhook_views::DeliveryRow,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/reminders.html")]
 struct RemindersPage {
@@ -43,6 +51,9 @@ struct RemindersPage {
     queued: i64,
     retrying: i64,
     failed: i64,
+    deliveries: Vec<DeliveryLine>,
+    deliveries_pending: i64,
+    deliveries_failed: i64,
 }
 
 impl OutboxLine {
@@ -101,6 +112,15 @@ pub async fn page(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) ->
     }
     let outbox = state.store.recent_outbox(100).await?.into_iter().map(OutboxLine::of).collect();
     let depth = state.store.outbox_depth().await?;
+    let (lines, counts) = state.store.recent_webhook_deliveries(100).await?;
+    let deliveries = lines
+        .iter()
+        .map(|l| DeliveryLine {
+            application: l.application.clone(),
+            endpoint: format!("{} ({})", l.host, l.format),
+            row: crate::web::webhook_views::DeliveryRow::of(&l.delivery, false),
+        })
+        .collect();
     Ok(RemindersPage {
         nav: Nav::of(&admin),
         sent,
@@ -109,6 +129,9 @@ pub async fn page(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) ->
         queued: depth.queued,
         retrying: depth.retrying,
         failed: depth.failed,
+        deliveries,
+        deliveries_pending: counts.pending,
+        deliveries_failed: counts.failed,
     }
     .into_response())
 }

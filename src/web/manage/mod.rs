@@ -5,6 +5,7 @@ mod create;
 mod delete;
 mod rotation;
 pub(crate) mod view;
+mod webhooks;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -21,4 +22,13 @@ pub fn routes() -> Router<AppState> {
         // POST only: a GET here answers 405.
         .route("/manage-api-credentials/{client_id}/secrets/{secret_id}/delete", post(delete::delete))
         .route("/manage-api-credentials/{client_id}/self-rotation", post(rotation::switch))
+        .route("/manage-api-credentials/{client_id}/webhooks/new", get(webhooks::new_page))
+        // A URL of up to 2,000 characters, percent-encoded, gets the form's message, not a 413.
+        .route(
+            "/manage-api-credentials/{client_id}/webhooks",
+            post(webhooks::add).layer(axum::extract::DefaultBodyLimit::max(super::ADMIN_BODY_LIMIT)),
+        )
+        .route("/manage-api-credentials/{client_id}/webhooks/{endpoint_id}/test", post(webhooks::test))
+        .route("/manage-api-credentials/{client_id}/webhooks/{endpoint_id}/enable", post(webhooks::enable))
+        .route("/manage-api-credentials/{client_id}/webhooks/{endpoint_id}/remove", post(webhooks::remove))
 }

@@ -155,6 +155,10 @@ pub struct AppView {
     pub self_rotation: bool,
     /// A WMDA admin forbade self-rotation: no switch is shown.
     pub self_rotation_forbidden: bool,
+    /// Its webhook endpoints, oldest first, with their latest deliveries (issue 17).
+    pub webhooks: Vec<crate::web::webhook_views::EndpointView>,
+    /// As many endpoints as allowed: no "Add" link.
+    pub webhooks_at_limit: bool,
 }
 
 /// Formats an instant as `YYYY-MM-DD HH:MM UTC`.
@@ -200,8 +204,13 @@ pub fn curl_example(token_endpoint: &str, client_id: &ClientId, resource: Option
     )
 }
 
-/// An application's section as shown on `today`.
-pub fn app_view(state: &AppState, m: &ManagedApplication, today: NaiveDate) -> AppView {
+/// An application's section as shown on `today`, with its webhook endpoints `webhooks`.
+pub fn app_view(
+    state: &AppState,
+    m: &ManagedApplication,
+    webhooks: Vec<crate::web::webhook_views::EndpointView>,
+    today: NaiveDate,
+) -> AppView {
     let now = state.clock.now();
     let live = m.secrets.iter().filter(|s| s.secret.expires_at > now).count();
     let token_endpoint = state.settings.base_url.join("/oauth2/token");
@@ -230,6 +239,8 @@ pub fn app_view(state: &AppState, m: &ManagedApplication, today: NaiveDate) -> A
         curl: curl_example(&token_endpoint, &m.application.client_id, m.resources.first().map(|r| r.id.as_str())),
         self_rotation: m.application.self_rotation,
         self_rotation_forbidden: m.application.self_rotation_forbidden,
+        webhooks_at_limit: i64::try_from(webhooks.len()).unwrap_or(i64::MAX) >= crate::domain::webhook::MAX_ENDPOINTS,
+        webhooks,
     }
 }
 
@@ -261,6 +272,7 @@ pub async fn page(
     let user = &member.current.user;
     let today = state.clock.today();
     let managed = state.store.managed_applications(user.id).await?;
+    let mut webhooks = state.store.managed_webhooks(user.id, crate::web::webhook_views::DELIVERIES_SHOWN).await?;
     let notice = match q.deleted.as_deref().and_then(|s| Uuid::parse_str(s).ok()) {
         Some(secret_id) => {
             let mut found = None;
@@ -284,7 +296,22 @@ pub async fn page(
     };
     Ok(ManagePage {
         nav: Nav::of(&member.current),
-        apps: managed.iter().map(|m| app_view(&state, m, today)).collect(),
+        apps: managed
+            .iter()
+            .map(|m| {
+                let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut webhooks)
+                    .into_iter()
+                    .partition(|e| e.endpoint.endpoint.application_id == m.application.id);
+                webhooks = rest;
+                let views = mine
+                    .iter()
+                    .map(|e| {
+                        crate::web::webhook_views::EndpointView::of(e, &m.application.name, &state.services.webhooks)
+                    })
+                    .collect();
+                app_view(&state, m, views, today)
+            })
+            .collect(),
         support_email: state.settings.support_email.clone(),
         token_endpoint: state.settings.base_url.join("/oauth2/token"),
         token_lifetime_minutes: state.settings.token_lifetime_seconds / 60,
