@@ -57,6 +57,9 @@ pub enum AddError {
     /// The application has [`crate::domain::webhook::MAX_ENDPOINTS`] endpoints already.
     #[error("{0}")]
     Limit(String),
+    /// This form (its `form_id`) added an endpoint already, whose signing secret was shown then.
+    #[error("this form was already submitted")]
+    AlreadySubmitted,
     /// The database.
     #[error(transparent)]
     Store(StoreError),
@@ -75,7 +78,8 @@ impl WebhookEndpoints {
     }
 
     /// Adds an endpoint to application `application_id` from the form's `url`, `format` and
-    /// `events` at `now`, by `actor` (`created_by`, the credential manager): checked as
+    /// `events` at `now`, by `actor` (`created_by`, the credential manager), once per `form_id`
+    /// (the form's one-time id, a UUID; any other text adds without that check): checked as
     /// [`EndpointRequest::check`]; a host that resolves only to refused addresses is refused too
     /// (best effort: a lookup that fails or takes over 3 s does not stop it). A `standard`
     /// endpoint gets a new signing secret. Audited as `webhook.added` (host only).
@@ -87,7 +91,7 @@ impl WebhookEndpoints {
         store: &Store,
         (actor, created_by): (&Actor, Option<Uuid>),
         application_id: Uuid,
-        (url, format, events): (&str, &str, &[String]),
+        (url, format, events, form_id): (&str, &str, &[String], &str),
         now: DateTime<Utc>,
     ) -> Result<Added, AddError> {
         let request = EndpointRequest::check(url, format, events, self.allow_private).map_err(AddError::Invalid)?;
@@ -105,10 +109,12 @@ impl WebhookEndpoints {
                 .as_ref()
                 .map(|s| self.key.encrypt(s.expose().as_bytes(), SIGNING_SECRET_PURPOSE)),
             created_by,
+            form_id: Uuid::parse_str(form_id.trim()).ok(),
         };
         match store.add_webhook_endpoint(&new, actor, now).await {
             Ok(endpoint) => Ok(Added { endpoint, shown_url: request.url.shown_for(request.format), signing_secret }),
             Err(StoreError::Conflict(c @ Conflict::WebhookLimit)) => Err(AddError::Limit(c.to_string())),
+            Err(StoreError::Conflict(Conflict::FormAlreadySubmitted)) => Err(AddError::AlreadySubmitted),
             Err(e) => Err(AddError::Store(e)),
         }
     }

@@ -27,6 +27,8 @@ pub struct NewWebhookEndpoint {
     pub signing_secret_enc: Option<Vec<u8>>,
     /// The credential manager who added it, if a person did.
     pub created_by: Option<Uuid>,
+    /// The add form's one-time id: a second submit of the same form adds nothing.
+    pub form_id: Option<Uuid>,
 }
 
 impl std::fmt::Debug for NewWebhookEndpoint {
@@ -95,7 +97,16 @@ fn endpoint(r: EndpointRow) -> Result<WebhookEndpoint, StoreError> {
     ) = r;
     let format = WebhookFormat::parse(&format).ok_or(StoreError::Corrupt("webhook_endpoint.format"))?;
     let events = WebhookEvent::parse_list(&events);
-    let endpoint = NewWebhookEndpoint { application_id, format, url_enc, host, events, signing_secret_enc, created_by };
+    let endpoint = NewWebhookEndpoint {
+        application_id,
+        format,
+        url_enc,
+        host,
+        events,
+        signing_secret_enc,
+        created_by,
+        form_id: None,
+    };
     Ok(WebhookEndpoint { id, endpoint, created_at, disabled_at, last_success_at, failing_since, failed_attempts })
 }
 
@@ -256,7 +267,8 @@ impl Store {
     /// is a credential).
     ///
     /// # Errors
-    /// [`Conflict::WebhookLimit`]; [`StoreError::NotFound`] for an unknown application.
+    /// [`Conflict::WebhookLimit`]; [`Conflict::FormAlreadySubmitted`] when an endpoint was added
+    /// with the same `form_id`; [`StoreError::NotFound`] for an unknown application.
     pub async fn add_webhook_endpoint(
         &self,
         new: &NewWebhookEndpoint,
@@ -276,6 +288,15 @@ impl Store {
                 let app: Option<(Uuid, String)> =
                     sqlx::query_as(&app_sql).bind(new.application_id).fetch_optional(&mut *tx).await?;
                 let (organisation_id, application) = app.ok_or(StoreError::NotFound)?;
+                if let Some(form_id) = new.form_id {
+                    let replay: Option<Uuid> = sqlx::query_scalar("select id from webhook_endpoint where form_id = $1")
+                        .bind(form_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if replay.is_some() {
+                        return Err(StoreError::Conflict(Conflict::FormAlreadySubmitted));
+                    }
+                }
                 let count: i64 = sqlx::query_scalar(
                     "select count(*) from webhook_endpoint where application_id = $1 and removed_at is null",
                 )
@@ -286,8 +307,8 @@ impl Store {
                     return Err(StoreError::Conflict(Conflict::WebhookLimit));
                 }
                 sqlx::query(
-                    "insert into webhook_endpoint (id, application_id, format, url_enc, host, events, signing_secret_enc, created_at, created_by)
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "insert into webhook_endpoint (id, application_id, format, url_enc, host, events, signing_secret_enc, created_at, created_by, form_id)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(id)
                 .bind(new.application_id)
@@ -298,6 +319,7 @@ impl Store {
                 .bind(new.signing_secret_enc.as_deref())
                 .bind(now)
                 .bind(new.created_by)
+                .bind(new.form_id)
                 .execute(&mut *tx)
                 .await?;
                 let event = actor.event(AuditAction::WebhookAdded, now).with_details(serde_json::json!({

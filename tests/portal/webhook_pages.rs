@@ -237,7 +237,7 @@ async fn creation_refuses_a_name_that_resolves_only_to_private_addresses() {
     let actor = Actor::cli();
     let now = w.app.clock.now();
     let private = WebhookEndpoints::new(key.clone(), false, crate::webhooks::fixed(&["10.0.0.7", "fd00::7"]));
-    let form = ("https://internal.example.org/hook", "standard", &events[..]);
+    let form = ("https://internal.example.org/hook", "standard", &events[..], "");
     match private.add(&w.app.store, (&actor, None), w.dm.id, form, now).await {
         Err(AddError::Invalid(e)) => {
             let why = e.url.unwrap();
@@ -325,4 +325,41 @@ async fn admins_see_and_remove_endpoints_and_managers_enable_a_disabled_one() {
     assert!(!w.app.logs().contains("XXXXSLACKPATH"), "never logged");
     let other = format!("/admin/applications/{}/webhooks/{}/remove", w.theirs.id, endpoint.id);
     assert_eq!(w.app.post_form(&w.admin, &other, &[("confirm", "yes")]).await.status(), 404);
+}
+
+/// A second submit of the same add form (a double click, a reload, two tabs at once) adds
+/// nothing: its signing secret was shown once already; a corrected form after an error keeps
+/// its id and adds once.
+#[tokio::test]
+async fn a_form_submitted_twice_adds_one_endpoint() {
+    let w = world(false).await;
+    let form = w.app.page(&w.jane, &format!("{}/new", hooks(&w.dm))).await;
+    let form_id = between(&form, "name=\"form_id\" value=\"", "\"").unwrap().to_owned();
+    // A wrong URL first: the re-rendered form keeps the id.
+    let (status, page) = add(
+        &w,
+        &w.jane,
+        &[("url", "nope"), ("format", "standard"), ("events", "secret.created"), ("form_id", &form_id)],
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(page.contains(&format!("name=\"form_id\" value=\"{form_id}\"")), "{page}");
+    let fields =
+        [("url", "https://8.8.8.8/hook"), ("format", "standard"), ("events", "secret.created"), ("form_id", &form_id)];
+    let (first, second) = tokio::join!(add(&w, &w.jane, &fields), add(&w, &w.jane, &fields));
+    let mut statuses = [first.0, second.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409]);
+    let refused = if first.0 == 409 { &first.1 } else { &second.1 };
+    assert!(refused.contains("Endpoint already added") && !refused.contains("whsec_"), "{refused}");
+    assert_eq!(add(&w, &w.jane, &fields).await.0, 409, "and again later");
+    assert_eq!(w.app.store.webhook_endpoints(w.dm.id).await.unwrap().len(), 1);
+    assert_eq!(audited(&w.app, "webhook.added").await.len(), 1);
+    // A fresh form adds another.
+    let form = w.app.page(&w.jane, &format!("{}/new", hooks(&w.dm))).await;
+    let fresh = between(&form, "name=\"form_id\" value=\"", "\"").unwrap().to_owned();
+    assert_ne!(fresh, form_id);
+    let fields =
+        [("url", "https://8.8.8.8/hook"), ("format", "slack"), ("events", "secret.created"), ("form_id", &fresh)];
+    assert_eq!(add(&w, &w.jane, &fields).await.0, 200);
 }

@@ -57,6 +57,7 @@ async fn add_endpoint(
         events: events.to_vec(),
         signing_secret_enc: secret.map(|s| key.encrypt(s.expose().as_bytes(), SIGNING_SECRET_PURPOSE)),
         created_by: None,
+        form_id: None,
     };
     let actor = secret_portal::store::Actor::cli();
     app.store.add_webhook_endpoint(&new, &actor, app.clock.now()).await.unwrap().id
@@ -328,6 +329,7 @@ async fn endpoints_are_limited_audited_by_host_and_removed() {
         events: vec![WebhookEvent::Expiring],
         signing_secret_enc: None,
         created_by: None,
+        form_id: None,
     };
     assert!(!format!("{new:?}").contains("SECRETPATH"));
     let now = app.clock.now();

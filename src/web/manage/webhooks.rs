@@ -34,6 +34,8 @@ pub struct EndpointFields {
     format: String,
     #[serde(default)]
     events: Vec<String>,
+    #[serde(default)]
+    form_id: String,
 }
 
 /// A choice of the form: its value, its words, whether it is checked.
@@ -58,6 +60,8 @@ struct NewEndpointPage {
     errors: EndpointFormErrors,
     form_error: Option<String>,
     max_endpoints: i64,
+    /// The form's one-time id: the one submitted when it is re-rendered, else a new one.
+    form_id: String,
 }
 
 impl NewEndpointPage {
@@ -83,6 +87,7 @@ impl NewEndpointPage {
             errors: EndpointFormErrors::default(),
             form_error: None,
             max_endpoints: crate::domain::webhook::MAX_ENDPOINTS,
+            form_id: Uuid::parse_str(fields.form_id.trim()).unwrap_or_else(|_| Uuid::new_v4()).to_string(),
         }
     }
 }
@@ -121,7 +126,8 @@ pub async fn new_page(
 /// `POST /manage-api-credentials/{client_id}/webhooks`: adds the endpoint and shows a
 /// `standard` endpoint's signing secret once (`Cache-Control: no-store`, every page's default).
 /// A wrong field re-renders the form (422) with a message beside it and the values as typed,
-/// and stores nothing; so does the sixth endpoint.
+/// and stores nothing; so does the sixth endpoint. A second submit of the same form (its
+/// `form_id`) adds nothing and says so (409).
 pub async fn add(
     State(state): State<AppState>,
     member: OrganisationMember,
@@ -137,7 +143,7 @@ pub async fn add(
             &state.store,
             (&current.actor(), Some(current.user.id)),
             managed.application.id,
-            (&fields.url, &fields.format, &fields.events),
+            (&fields.url, &fields.format, &fields.events, &fields.form_id),
             state.clock.now(),
         )
         .await;
@@ -159,6 +165,15 @@ pub async fn add(
         .into_response()),
         Err(AddError::Invalid(errors)) => again(errors, None),
         Err(AddError::Limit(message)) => again(EndpointFormErrors::default(), Some(message)),
+        Err(AddError::AlreadySubmitted) => Ok(crate::web::pages::message(
+            StatusCode::CONFLICT,
+            "Endpoint already added",
+            &[
+                "This form was already submitted, and the endpoint it added is listed on the Manage page. A standard endpoint's signing secret was shown then, and can never be shown again.",
+                "If you did not copy it, remove that endpoint and add it again.",
+            ],
+            Some((&section(client_id), "Back to Manage API Credentials")),
+        )),
         Err(AddError::Store(e)) => Err(e.into()),
     }
 }

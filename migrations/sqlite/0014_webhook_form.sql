@@ -1,0 +1,4 @@
+-- Issue 17: the add form's one-time form_id, so a second submit of the same form (a double
+-- click, a reload, two tabs) adds nothing: its signing secret was shown once already.
+alter table webhook_endpoint add column form_id blob check (form_id is null or length(form_id) = 16);
+create unique index webhook_endpoint_form on webhook_endpoint (form_id);
