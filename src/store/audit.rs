@@ -159,6 +159,28 @@ impl AuditAction {
         }
     }
 
+    /// Whether the credential managers of the event's application see it on their activity page
+    /// (issue 18; DESIGN.md section 10): what happened to the application's secrets, its
+    /// self-rotation, its webhook endpoints and its grants. Sign-ins, account events and WMDA's
+    /// own administration (organisations, registrations, resources, invitations) are WMDA's only.
+    pub fn shown_to_managers(self) -> bool {
+        matches!(
+            self,
+            AuditAction::GrantAdded
+                | AuditAction::GrantRevoked
+                | AuditAction::SecretCreated
+                | AuditAction::SecretDeleted
+                | AuditAction::SecretExposed
+                | AuditAction::SecretLeakReported
+                | AuditAction::SelfRotationChanged
+                | AuditAction::SelfRotationForbidden
+                | AuditAction::WebhookAdded
+                | AuditAction::WebhookRemoved
+                | AuditAction::WebhookDisabled
+                | AuditAction::WebhookEnabled
+        )
+    }
+
     /// The stored name, e.g. `secret.deleted`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -235,6 +257,7 @@ impl Actor {
             ip: self.ip.clone(),
             action,
             organisation_id: None,
+            application_id: None,
             target_type: None,
             target_id: None,
             details: serde_json::json!({}),
@@ -244,11 +267,17 @@ impl Actor {
 
 impl NewAuditEvent {
     /// The same event about `target_id`, a `target_type` (`client_secret`, `application`,
-    /// `organisation`, `webhook_endpoint`, …) of the organisation `organisation_id`.
+    /// `organisation`, `webhook_endpoint`, …) of the organisation `organisation_id`. An
+    /// application is the event's application too; a client secret's or a webhook endpoint's
+    /// application is found when the event is recorded ([`insert_audit_event`]).
     pub fn on(mut self, organisation_id: Uuid, target_type: &'static str, target_id: impl ToString) -> Self {
+        let target_id = target_id.to_string();
+        if target_type == "application" {
+            self.application_id = Uuid::parse_str(&target_id).ok();
+        }
         self.organisation_id = Some(organisation_id);
         self.target_type = Some(target_type);
-        self.target_id = Some(target_id.to_string());
+        self.target_id = Some(target_id);
         self
     }
 
@@ -261,6 +290,12 @@ impl NewAuditEvent {
             super::UserRole::WmdaAdmin => None,
         };
         self
+    }
+
+    /// The target's id as a UUID when the target is a `target_type`.
+    pub(crate) fn target_uuid(&self, target_type: &str) -> Option<Uuid> {
+        (self.target_type == Some(target_type))
+            .then(|| self.target_id.as_deref().and_then(|t| Uuid::parse_str(t).ok()))?
     }
 
     /// The same event with details.
@@ -285,6 +320,9 @@ pub struct NewAuditEvent {
     pub action: AuditAction,
     /// The organisation concerned, for filtering.
     pub organisation_id: Option<Uuid>,
+    /// The application concerned, when there is one: its credential managers see the event
+    /// (issue 18), if its action is one they see ([`AuditAction::shown_to_managers`]).
+    pub application_id: Option<Uuid>,
     /// What was acted on: `organisation`, `application`, `client_secret`, `user`.
     pub target_type: Option<&'static str>,
     /// Its id.
@@ -318,10 +356,13 @@ pub struct AuditEvent {
     pub details: String,
 }
 
-/// The insert statement of an audit event.
+/// The insert statement of an audit event: without an application given (`$10`), a client
+/// secret's (`$11`) or a webhook endpoint's (`$12`) application, in the same statement.
 pub(crate) const INSERT_AUDIT_EVENT: &str =
-    "insert into audit_event (occurred_at, actor_user_id, actor_label, ip, action, organisation_id, target_type, target_id, details)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    "insert into audit_event (occurred_at, actor_user_id, actor_label, ip, action, organisation_id, target_type, target_id, details, application_id)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10,
+         (select s.application_id from client_secret s where s.id = $11),
+         (select w.application_id from webhook_endpoint w where w.id = $12)))";
 
 /// Inserts a [`NewAuditEvent`] through an executor (a pool or an open transaction), so store
 /// methods can record an event inside the transaction of what it describes. A macro rather than a
@@ -339,6 +380,9 @@ macro_rules! insert_audit_event {
             .bind(event.target_type)
             .bind(event.target_id.as_deref())
             .bind(event.details.to_string())
+            .bind(event.application_id)
+            .bind(event.target_uuid("client_secret"))
+            .bind(event.target_uuid("webhook_endpoint"))
             .execute($executor)
             .await
             .map(|done| done.rows_affected())

@@ -12,6 +12,7 @@
 //! every user lookup, `audit.rs` the audit actions, actors and events; `pool.rs` the handle and
 //! its pools, `error.rs` the errors.
 
+mod activity;
 mod admin;
 mod api;
 mod applications;
@@ -33,6 +34,7 @@ pub mod url;
 pub(crate) mod users;
 pub(crate) mod webhooks;
 
+pub use activity::{ActivityEvent, ActivityFilter};
 pub use admin::{ApplicationAttention, AuditFilter, ExpiringSecret};
 pub use api::{
     ABANDONED_AFTER, API_CREATES_PER_WINDOW, ApiCreate, ApiNewSecret, ApiWrite, RenderApiEmails,

@@ -288,6 +288,7 @@ impl Store {
                         .fetch_one(&mut *tx)
                         .await?;
                 event.organisation_id = Some(organisation_id);
+                event.application_id = Some(application_id);
                 event.details = serde_json::json!({ "application": name });
                 super::audit::insert_audit_event!(&mut *tx, &event)?;
                 tx.commit().await?;
@@ -353,6 +354,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             event.organisation_id = Some(organisation_id);
+            event.application_id = Some(application_id);
             event.details = serde_json::json!({ "application": name });
             super::audit::insert_audit_event!(&mut *tx, &event)?;
             tx.commit().await?;

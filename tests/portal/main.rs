@@ -10,6 +10,7 @@
 #[macro_use]
 mod support;
 
+mod activity;
 mod admin;
 mod api;
 mod api_docs;

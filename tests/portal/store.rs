@@ -350,6 +350,7 @@ async fn audit_events_are_append_only() {
         ip: Some("127.0.0.1".into()),
         action: secret_portal::store::AuditAction::OrganisationCreated,
         organisation_id: None,
+        application_id: None,
         target_type: Some("organisation"),
         target_id: Some("NL-DemoRegistry".into()),
         details: serde_json::json!({ "display_name": "Demo" }),

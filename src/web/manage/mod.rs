@@ -1,6 +1,7 @@
 //! The Manage API Credentials page (seed guide, section 4): a credential manager's applications,
 //! client IDs and secrets; creating a secret shown once; deleting a secret.
 
+mod activity;
 mod create;
 mod delete;
 mod rotation;
@@ -16,6 +17,7 @@ use super::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/manage-api-credentials", get(view::page))
+        .route("/manage-api-credentials/activity", get(activity::page))
         .route("/manage-api-credentials/{client_id}/secrets/new", get(create::new_page))
         .route("/manage-api-credentials/{client_id}/secrets", post(create::create))
         .route("/manage-api-credentials/{client_id}/secrets/{secret_id}", get(delete::confirm_page))

@@ -1,0 +1,272 @@
+//! Issue 18, points 1 and 5 (DESIGN.md section 10): `/manage-api-credentials/activity` shows a
+//! credential manager exactly the events of the applications granted to them now (events from
+//! before the grant included), never sign-ins, account events or WMDA's own administration; bad
+//! input gets a message, never a 5xx; the CSV export neutralises formulas. SQLite, and Postgres
+//! with TEST_DATABASE_URL.
+
+use std::collections::BTreeSet;
+
+use secret_portal::domain::{Api, ApplicationKind, Clock as _};
+use secret_portal::store::{ActivityFilter, Actor, Application, UserRole};
+
+use crate::support::{TestApp, new_client};
+
+const YES: &[(&str, &str)] = &[("confirm", "yes")];
+
+struct World {
+    app: TestApp,
+    /// Organisation A's DM and SMC applications; organisation B's.
+    a1: Application,
+    a2: Application,
+    b1: Application,
+    /// Manages A1 and A2.
+    ann: (uuid::Uuid, reqwest::Client),
+    /// Manages A1 only, granted after A1's first events.
+    bob: (uuid::Uuid, reqwest::Client),
+    /// Managed A2 until the grant was revoked.
+    cat: (uuid::Uuid, reqwest::Client),
+    /// Manages A1, but is disabled.
+    dan: uuid::Uuid,
+    /// Manages B1.
+    eve: (uuid::Uuid, reqwest::Client),
+}
+
+/// Creates a secret named `name` on `application` through the Manage page as `client`.
+async fn create(app: &TestApp, client: &reqwest::Client, application: &Application, name: &str) {
+    let form_id = app.create_form_id(client, &application.client_id).await;
+    let expires = (app.clock.today() + chrono::Duration::days(200)).to_string();
+    let path = format!("/manage-api-credentials/{}/secrets", application.client_id);
+    let res = app.post_form(client, &path, &[("name", name), ("expires_on", &expires), ("form_id", &form_id)]).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+}
+
+async fn secret_id(app: &TestApp, application: &Application, name: &str) -> uuid::Uuid {
+    let all = app.store.all_applications(Some(application.id), None).await.unwrap().pop().unwrap();
+    all.secrets.iter().find(|s| s.secret.name == name).unwrap().secret.id
+}
+
+async fn world() -> World {
+    let app = TestApp::spawn().await;
+    let a = app.create_org("NL", "AlphaRegistry").await;
+    let b = app.create_org("DE", "BetaRegistry").await;
+    let a1 = app.register(a.id, ApplicationKind::Partner, Api::Dm).await;
+    let a2 = app.register(a.id, ApplicationKind::Partner, Api::Smc).await;
+    let b1 = app.register(b.id, ApplicationKind::Partner, Api::Dm).await;
+    let b2 = app.register(b.id, ApplicationKind::Partner, Api::Smc).await;
+    let (ann, ann_c) = app.account("ann@alpha.example", UserRole::Member(a.id)).await;
+    let (bob, bob_c) = app.account("bob@alpha.example", UserRole::Member(a.id)).await;
+    let (cat, cat_c) = app.account("cat@alpha.example", UserRole::Member(a.id)).await;
+    let (dan, _) = app.account("dan@alpha.example", UserRole::Member(a.id)).await;
+    let (eve, eve_c) = app.account("eve@beta.example", UserRole::Member(b.id)).await;
+    let (_, admin) = app.account("admin@wmda.example", UserRole::WmdaAdmin).await;
+    // Names as people have them (the test accounts' names hold their addresses).
+    for (user, name) in
+        [(&ann, "Ann Alpha"), (&bob, "Bob Alpha"), (&cat, "Cat Alpha"), (&dan, "Dan Alpha"), (&eve, "Eve Beta")]
+    {
+        raw_sql!(app.store, "update portal_user set display_name = $1 where id = $2", name, user.user_id).unwrap();
+    }
+    let grant = |user, application| {
+        let (app, now) = (&app, app.clock.now());
+        async move { app.store.grant_credential_manager(user, application, &Actor::cli(), now).await.unwrap() }
+    };
+    grant(ann.user_id, a1.id).await;
+    grant(ann.user_id, a2.id).await;
+    grant(cat.user_id, a2.id).await;
+    grant(dan.user_id, a1.id).await;
+    grant(eve.user_id, b1.id).await;
+    grant(eve.user_id, b2.id).await;
+
+    // A1: Ann creates two secrets, deletes one; WMDA deletes the other with a reason.
+    create(&app, &ann_c, &a1, "=HYPERLINK(\"http://evil.example\")").await;
+    create(&app, &ann_c, &a1, "Production (Ann)").await;
+    let first = secret_id(&app, &a1, "=HYPERLINK(\"http://evil.example\")").await;
+    let path = format!("/manage-api-credentials/{}/secrets/{first}/delete", a1.client_id);
+    assert_eq!(app.post_form(&ann_c, &path, &[]).await.status(), 303);
+    let second = secret_id(&app, &a1, "Production (Ann)").await;
+    let path = format!("/admin/applications/{}/secrets/{second}/delete", a1.id);
+    let reason = "Seen in a public paste; =cmd|' /C calc'!A0";
+    assert_eq!(app.post_form(&admin, &path, &[("reason", reason)]).await.status(), 303);
+    // Bob is granted A1 only now: he sees what came before.
+    grant(bob.user_id, a1.id).await;
+    // A2: Ann creates one; Cat's grant is then revoked.
+    create(&app, &ann_c, &a2, "Search (Ann)").await;
+    let revoke = format!("/admin/applications/{}/grants/{}/revoke", a2.id, cat.user_id);
+    assert_eq!(app.post_form(&admin, &revoke, YES).await.status(), 303);
+    // B1: Eve creates one.
+    create(&app, &eve_c, &b1, "Beta (Eve)").await;
+    // Dan is disabled; Bob fails a sign-in; WMDA renames organisation A (admin-only).
+    assert_eq!(app.post_form(&admin, &format!("/admin/users/{}/disable", dan.user_id), YES).await.status(), 303);
+    app.password_step(&new_client(), "bob@alpha.example", "wrong password", "").await;
+    let rename = format!("/admin/organisations/{}/rename", a.id);
+    app.post_form(&admin, &rename, &[("display_name", "Alpha Registry Renamed")]).await;
+    World {
+        app,
+        a1,
+        a2,
+        b1,
+        ann: (ann.user_id, ann_c),
+        bob: (bob.user_id, bob_c),
+        cat: (cat.user_id, cat_c),
+        dan: dan.user_id,
+        eve: (eve.user_id, eve_c),
+    }
+}
+
+/// (action, application name) of every event `user` sees, oldest first.
+async fn seen(w: &World, user: uuid::Uuid) -> Vec<(String, String)> {
+    let (events, total) = w.app.store.manager_activity(user, &ActivityFilter::default(), 1000, 0).await.unwrap();
+    assert_eq!(usize::try_from(total).unwrap(), events.len());
+    events.into_iter().rev().map(|e| (e.event.action, e.application)).collect()
+}
+
+fn pairs(list: &[(&str, &Application)]) -> Vec<(String, String)> {
+    list.iter().map(|(a, app)| ((*a).to_owned(), app.name.clone())).collect()
+}
+
+/// The authorisation matrix: each manager sees exactly the events of the applications granted
+/// to them now.
+#[tokio::test]
+async fn each_manager_sees_exactly_the_events_of_the_applications_granted_now() {
+    let w = world().await;
+    let a1_events = [
+        ("grant.added", &w.a1),
+        ("grant.added", &w.a1),
+        ("secret.created", &w.a1),
+        ("secret.created", &w.a1),
+        ("secret.deleted", &w.a1),
+        ("secret.deleted", &w.a1),
+        ("grant.added", &w.a1),
+    ];
+    let a2_events =
+        [("grant.added", &w.a2), ("grant.added", &w.a2), ("secret.created", &w.a2), ("grant.revoked", &w.a2)];
+    let ann: Vec<(String, String)> = seen(&w, w.ann.0).await;
+    let mut expected: Vec<(String, String)> = pairs(&a1_events);
+    expected.extend(pairs(&a2_events));
+    assert_eq!(ann.iter().cloned().collect::<BTreeSet<_>>().len(), 6, "{ann:?}");
+    let mut sorted = ann.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected, "Ann: both applications, every event");
+    let mut bob = seen(&w, w.bob.0).await;
+    bob.sort();
+    let mut only_a1 = pairs(&a1_events);
+    only_a1.sort();
+    assert_eq!(bob, only_a1, "Bob: A1's events, those before his grant included");
+    assert!(seen(&w, w.cat.0).await.is_empty(), "a revoked grant shows nothing, not even the past");
+    assert!(seen(&w, w.dan).await.is_empty(), "a disabled user sees nothing");
+    let eve = seen(&w, w.eve.0).await;
+    assert!(eve.iter().all(|(_, app)| *app == w.b1.name || app.ends_with("-SMC")), "{eve:?}");
+    assert_eq!(eve.iter().filter(|(a, _)| a == "secret.created").count(), 1);
+    for user in [w.ann.0, w.bob.0, w.eve.0] {
+        let (events, _) = w.app.store.manager_activity(user, &ActivityFilter::default(), 1000, 0).await.unwrap();
+        for e in &events {
+            assert!(
+                !e.event.action.starts_with("auth.")
+                    && !e.event.action.starts_with("user.")
+                    && !e.event.action.starts_with("organisation.")
+                    && e.event.action != "application.created",
+                "{}",
+                e.event.action
+            );
+        }
+    }
+
+    // The page shows Ann's events in words: people by name, WMDA's admin as "WMDA" with the
+    // reason, the secret by name and hint, no email address anywhere.
+    let page = w.app.page(&w.ann.1, "/manage-api-credentials/activity").await;
+    assert!(page.contains("13 events") || page.contains(&format!("{} events", ann.len())), "{page}");
+    assert!(page.contains("Client secret deleted") && page.contains("Reason: Seen in a public paste; =cmd"), "{page}");
+    assert!(page.contains(">WMDA<") && page.contains("Credential manager role revoked"), "{page}");
+    assert!(page.contains(">Ann Alpha<") && page.contains("Credential manager: Cat Alpha"), "{page}");
+    assert!(page.contains("“Production (Ann)”"), "{page}");
+    for address in ["@alpha.example", "@wmda.example", "@beta.example"] {
+        assert!(!page.contains(address), "{address} shown");
+    }
+    assert!(!page.contains(&w.b1.name), "another organisation's application");
+    let manage = w.app.page(&w.bob.1, "/manage-api-credentials").await;
+    assert!(manage.contains("href=\"/manage-api-credentials/activity\""), "linked from the Manage page");
+    // Filters: one application, one action, dates.
+    let only = w
+        .app
+        .page(
+            &w.ann.1,
+            &format!("/manage-api-credentials/activity?application={}&action=secret.created", w.a2.client_id),
+        )
+        .await;
+    assert!(only.contains("1 event.") && only.contains("Search (Ann)") && !only.contains("Production (Ann)"), "{only}");
+    let today = w.app.clock.today();
+    let dated = w.app.page(&w.ann.1, &format!("/manage-api-credentials/activity?from={today}&to={today}")).await;
+    assert!(dated.contains(&format!("{} events", ann.len())), "{dated}");
+    let none =
+        w.app.page(&w.ann.1, &format!("/manage-api-credentials/activity?from={}", today.succ_opt().unwrap())).await;
+    assert!(none.contains("0 events") && none.contains("No events."), "{none}");
+}
+
+/// Point 5: bad input gets a clear message (or an empty result), never a 5xx; the CSV export
+/// neutralises formulas in every cell.
+#[tokio::test]
+async fn bad_input_gets_a_message_and_the_export_neutralises_formulas() {
+    let w = world().await;
+    let cases = [
+        ("action=auth.sign_in", "There is no such action on this page", true),
+        ("action=nope", "There is no such action on this page", true),
+        ("from=2026-13-01", "The from date must be YYYY-MM-DD", false),
+        ("to=yesterday", "The to date must be YYYY-MM-DD", false),
+        ("from=2026-12-31&to=2026-01-01", "is after the to date", true),
+        ("page=-1", "Showing the first page", false),
+        ("page=99999999999999999999", "Showing the first page", false),
+        ("page=500", "There is no page 500", false),
+        ("application=not-a-client-id", "You are not a credential manager of that application", true),
+        ("application=%00", "", true),
+    ];
+    for (query, message, empty) in cases {
+        let res = w.ann.1.get(w.app.url(&format!("/manage-api-credentials/activity?{query}"))).send().await.unwrap();
+        let status = res.status().as_u16();
+        let page = res.text().await.unwrap();
+        if query.contains("%00") {
+            assert_eq!(status, 400, "{query}");
+            continue;
+        }
+        assert_eq!(status, 200, "{query}: {page}");
+        assert!(page.contains(message), "{query}: {message} not in {page}");
+        if empty {
+            assert!(page.contains("0 events") && page.contains("No events."), "{query}: {page}");
+        }
+    }
+    // Another organisation's application: a message and nothing, by client ID.
+    let theirs = format!("/manage-api-credentials/activity?application={}", w.b1.client_id);
+    let page = w.app.page(&w.ann.1, &theirs).await;
+    assert!(
+        page.contains("You are not a credential manager of that application") && page.contains("0 events"),
+        "{page}"
+    );
+    let csv = w.ann.1.get(w.app.url(&format!("{theirs}&format=csv"))).send().await.unwrap().text().await.unwrap();
+    assert_eq!(csv.lines().count(), 1, "only the header: {csv}");
+    // Someone who manages nothing: an empty page, not an error.
+    let (_, nobody) = w.app.account("zoe@alpha.example", UserRole::Member(w.a1.organisation_id)).await;
+    let page = w.app.page(&nobody, "/manage-api-credentials/activity").await;
+    assert!(page.contains("0 events"), "{page}");
+
+    // The export: a header and one line per event; a person named like a formula and a reason
+    // with a formula after a separator get an apostrophe before it.
+    raw_sql!(w.app.store, "update portal_user set display_name = '=SUM(1+1)' where id = $1", w.ann.0).unwrap();
+    let res = w.ann.1.get(w.app.url("/manage-api-credentials/activity?format=csv")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(res.headers()["content-disposition"].to_str().unwrap().contains("activity.csv"));
+    let csv = res.text().await.unwrap();
+    let first = csv.lines().next().unwrap();
+    assert_eq!(
+        first,
+        "\"time\",\"actor\",\"action\",\"action_words\",\"application\",\"client_id\",\"secret\",\"details\""
+    );
+    assert!(csv.contains("\"'=SUM(1+1)\"") && csv.contains("Seen in a public paste; '=cmd"), "{csv}");
+    assert!(csv.contains("“=HYPERLINK("), "the secret's name is quoted: {csv}");
+    for line in csv.lines() {
+        for cell in line.split("\",\"") {
+            let cell = cell.trim_matches('"');
+            assert!(!cell.starts_with(['=', '+', '-', '@']), "a cell read as a formula: {cell} in {line}");
+        }
+    }
+    assert!(!csv.contains("@alpha.example") && !csv.contains(&w.b1.name), "{csv}");
+}
