@@ -39,11 +39,14 @@ const REFUSED_V4: [(&str, &str); 16] = [
 /// -compatible, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, discard 100::/64, unique-local fc00::/7,
 /// link-local fe80::/10, site-local fec0::/10, multicast ff00::/8, SRv6 SIDs 5f00::/16) is refused
 /// as not global unicast.
-const REFUSED_V6: [(&str, &str); 7] = [
+const REFUSED_V6: [(&str, &str); 8] = [
     ("2001::/32", "Teredo"),
     ("2001:2::/48", "benchmarking"),
     ("2001:10::/28", "ORCHID"),
     ("2001:20::/28", "ORCHIDv2"),
+    // The rest of the IETF protocol assignments, refused whole: its few globally reachable
+    // parts (anycast, AMT, AS112, drone remote ID) are never a webhook receiver.
+    ("2001::/23", "IETF protocol assignments"),
     ("2001:db8::/32", "documentation"),
     ("2002::/16", "6to4"),
     ("3fff::/20", "documentation"),
@@ -141,8 +144,21 @@ impl WebhookUrl {
         if url.port().is_some_and(|p| p != 443) && !allow_private {
             return Err(WebhookUrlError::Port);
         }
+        // The limit holds for the URL as stored and sent, after percent-encoding.
+        if url.as_str().chars().count() > MAX_URL_CHARS {
+            return Err(WebhookUrlError::TooLong);
+        }
         let literal = match url.host() {
             None => return Err(WebhookUrlError::Unparsable),
+            // RFC 6761: `localhost` and its subdomains are loopback, whatever a resolver says.
+            Some(url::Host::Domain(name))
+                if !allow_private && {
+                    let name = name.trim_end_matches('.').to_ascii_lowercase();
+                    name == "localhost" || name.ends_with(".localhost")
+                } =>
+            {
+                return Err(WebhookUrlError::RefusedAddress("loopback"));
+            }
             Some(url::Host::Domain(_)) => None,
             Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
             Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
@@ -175,20 +191,11 @@ impl WebhookUrl {
         }
     }
 
-    /// How the pages show the URL of an endpoint in `format` (DESIGN.md section 9): a Slack or
-    /// Teams URL, a credential, as [`WebhookUrl::shown`]; a `standard` one (the partner's own
-    /// receiver, which checks signatures) without its query, which may hold a token, so that two
-    /// endpoints on one host can be told apart.
-    pub fn shown_for(&self, format: WebhookFormat) -> String {
-        match format {
-            WebhookFormat::Slack | WebhookFormat::Teams => self.shown(),
-            WebhookFormat::Standard => {
-                let mut url = self.0.clone();
-                let query = url.query().is_some();
-                url.set_query(None);
-                if query { format!("{url}?…") } else { url.to_string() }
-            }
-        }
+    /// How the pages show the URL of an endpoint, whatever its format (DESIGN.md section 9):
+    /// [`WebhookUrl::shown`]. A Slack or Teams URL is a credential, and so may be any URL's path
+    /// (a Slack URL added as `standard`, a token in a receiver's path), so no path is shown.
+    pub fn shown_for(&self, _format: WebhookFormat) -> String {
+        self.shown()
     }
 }
 
@@ -596,7 +603,9 @@ mod tests {
         }
         for (net, why) in REFUSED_V6 {
             let net: Ipv6Net = net.parse().unwrap();
-            assert_eq!(refused_v6(net.network()), Some(why), "{net}");
+            // 2001::/23 starts with Teredo, whose more specific name comes first.
+            let first = if why == "IETF protocol assignments" { "Teredo" } else { why };
+            assert_eq!(refused_v6(net.network()), Some(first), "{net}");
             assert!(refused_v6(net.broadcast()).is_some(), "{net}");
         }
         for text in [
@@ -785,12 +794,33 @@ mod tests {
     #[test]
     fn urls_are_shown_without_what_may_be_a_credential() {
         let slack = WebhookUrl::parse("https://hooks.slack.com/services/T0/B0/XXXX", false).unwrap();
-        assert_eq!(slack.shown_for(WebhookFormat::Slack), "https://hooks.slack.com/…");
-        assert_eq!(slack.shown_for(WebhookFormat::Teams), "https://hooks.slack.com/…");
+        for format in WebhookFormat::ALL {
+            // A Slack URL added as `standard` is a credential too.
+            assert_eq!(slack.shown_for(format), "https://hooks.slack.com/…");
+        }
         let own = WebhookUrl::parse("https://hooks.example.org/wmda/dm?token=abc", false).unwrap();
-        assert_eq!(own.shown_for(WebhookFormat::Standard), "https://hooks.example.org/wmda/dm?…");
-        let plain = WebhookUrl::parse("https://hooks.example.org/wmda", false).unwrap();
-        assert_eq!(plain.shown_for(WebhookFormat::Standard), "https://hooks.example.org/wmda");
+        assert_eq!(own.shown_for(WebhookFormat::Standard), "https://hooks.example.org/…");
+        let local = WebhookUrl::parse("http://127.0.0.1:8080/hook", true).unwrap();
+        assert_eq!(local.shown_for(WebhookFormat::Standard), "http://127.0.0.1:8080/…");
+    }
+
+    #[test]
+    fn the_length_limit_holds_after_percent_encoding_and_localhost_is_loopback() {
+        // 2,000 characters as typed, about 12,000 once each é is percent-encoded.
+        let typed = format!("https://example.com/{}", "é".repeat(1_980));
+        assert_eq!(typed.chars().count(), 2_000);
+        assert_eq!(WebhookUrl::parse(&typed, false), Err(WebhookUrlError::TooLong));
+        let ascii = format!("https://example.com/{}", "a".repeat(1_980));
+        assert!(WebhookUrl::parse(&ascii, false).is_ok());
+        for url in ["https://localhost/", "https://LocalHost./x", "https://foo.localhost/", "https://a.b.localhost./"] {
+            assert_eq!(WebhookUrl::parse(url, false), Err(WebhookUrlError::RefusedAddress("loopback")), "{url}");
+        }
+        assert!(WebhookUrl::parse("http://localhost:8080/", true).is_ok());
+        assert!(WebhookUrl::parse("https://notlocalhost.example/", false).is_ok());
+        for ip in ["2001:1::4", "2001:4::1", "2001:40::1", "2001:100::1", "2001:1ff:ffff::1"] {
+            assert_eq!(refused(ip), Some("IETF protocol assignments"), "{ip}");
+        }
+        assert_eq!(refused("2001:200::1"), None, "just past 2001::/23");
     }
 
     #[test]

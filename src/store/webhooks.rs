@@ -695,14 +695,15 @@ impl Store {
         limit: i64,
     ) -> Result<(Vec<DeliveryLine>, DeliveryCounts), StoreError> {
         let sql = format!(
-            "select {DELIVERY_COLUMNS}, a.name, e.host, e.format from webhook_delivery d
+            "select {DELIVERY_COLUMNS}, a.name, e.host, e.format, e.removed_at is not null as removed from webhook_delivery d
              join webhook_endpoint e on e.id = d.endpoint_id join application a on a.id = e.application_id
              order by d.id desc limit $1"
         );
+        // A removed endpoint's undelivered events are dropped, not pending.
         let counts_sql = "select
-                 coalesce(sum(case when delivered_at is null and failed_at is null then 1 else 0 end), 0),
-                 coalesce(sum(case when failed_at is not null then 1 else 0 end), 0)
-             from webhook_delivery";
+                 coalesce(sum(case when d.delivered_at is null and d.failed_at is null and e.removed_at is null then 1 else 0 end), 0),
+                 coalesce(sum(case when d.failed_at is not null then 1 else 0 end), 0)
+             from webhook_delivery d join webhook_endpoint e on e.id = d.endpoint_id";
         let (rows, (pending, failed)): (Vec<DeliveryLineRow>, (i64, i64)) = on_pool!(self, |pool| async {
             let mut conn = pool.acquire().await?;
             let rows = sqlx::query_as(&sql).bind(limit).fetch_all(&mut *conn).await?;
@@ -714,7 +715,14 @@ impl Store {
             .into_iter()
             .map(|row| {
                 let (endpoint_id, delivery) = delivery(row.delivery);
-                DeliveryLine { endpoint_id, application: row.name, host: row.host, format: row.format, delivery }
+                DeliveryLine {
+                    endpoint_id,
+                    application: row.name,
+                    host: row.host,
+                    format: row.format,
+                    removed: row.removed,
+                    delivery,
+                }
             })
             .collect();
         Ok((lines, DeliveryCounts { pending, failed }))
@@ -925,6 +933,8 @@ pub struct DeliveryLine {
     pub host: String,
     /// The endpoint's format (`standard`, `slack`, `teams`).
     pub format: String,
+    /// The endpoint was removed: an undelivered event is dropped.
+    pub removed: bool,
     /// The delivery.
     pub delivery: DeliveryView,
 }
@@ -932,7 +942,7 @@ pub struct DeliveryLine {
 /// Deliveries by state, over every endpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeliveryCounts {
-    /// Neither delivered nor failed yet.
+    /// Neither delivered nor failed yet, of endpoints not removed.
     pub pending: i64,
     /// Given up after a day of refusals.
     pub failed: i64,
@@ -962,6 +972,7 @@ struct DeliveryLineRow {
     name: String,
     host: String,
     format: String,
+    removed: bool,
 }
 
 fn delivery(r: DeliveryRow) -> (Uuid, DeliveryView) {

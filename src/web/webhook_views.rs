@@ -53,13 +53,14 @@ pub struct DeliveryRow {
 }
 
 impl DeliveryRow {
-    /// The row of `d`, an endpoint's delivery (`disabled`: its endpoint is disabled).
-    pub fn of(d: &DeliveryView, disabled: bool) -> Self {
+    /// The row of `d`, an endpoint's delivery; `waiting` says why an undelivered one does not
+    /// go ("the endpoint is disabled", "dropped: the endpoint was removed").
+    pub fn of(d: &DeliveryView, waiting: Option<&str>) -> Self {
         let status = d.last_status.map(|s| format!(" ({s})")).unwrap_or_default();
         let (state, trouble) = match (d.delivered_at, d.failed_at) {
             (Some(at), _) => (format!("Delivered{status}, {}", utc_minute(at)), false),
             (None, Some(at)) => (format!("Failed: given up {}", utc_minute(at)), true),
-            (None, None) if disabled => ("Waiting: the endpoint is disabled".to_owned(), true),
+            (None, None) if waiting.is_some() => (waiting.unwrap_or_default().to_owned(), true),
             (None, None) if d.attempts == 0 || d.last_error.is_none() => ("Queued".to_owned(), false),
             (None, None) => (format!("Retrying at {}", utc_minute(d.next_attempt_at)), true),
         };
@@ -106,7 +107,11 @@ impl EndpointView {
             status,
             disabled,
             failing: w.failing_since.is_some() || disabled,
-            deliveries: e.deliveries.iter().map(|d| DeliveryRow::of(d, disabled)).collect(),
+            deliveries: e
+                .deliveries
+                .iter()
+                .map(|d| DeliveryRow::of(d, disabled.then_some("Waiting: the endpoint is disabled")))
+                .collect(),
             remove: Question {
                 title: format!("Remove the webhook endpoint on {} of {application}?", w.endpoint.host),
                 detail: "It gets no more events, and its pending deliveries are dropped. Add it again to resume (a \

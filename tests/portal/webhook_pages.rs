@@ -90,7 +90,9 @@ async fn a_manager_adds_tests_and_removes_an_endpoint_whose_signing_secret_verif
     assert!(secret.starts_with("whsec_"), "{secret}");
     let page = w.app.page(&w.jane, "/manage-api-credentials").await;
     assert!(!page.contains(&secret) && !page.contains("whsec_"), "shown once only");
-    assert!(page.contains(&format!("<code>{}</code>", r.url)) && page.contains("No event delivered yet"), "{page}");
+    let shown = r.url.replace("/hook", "/…");
+    assert!(page.contains(&format!("<code>{shown}</code>")) && !page.contains("/hook<"), "{page}");
+    assert!(page.contains("No event delivered yet"), "{page}");
     let added_events = audited(&w.app, "webhook.added").await;
     assert_eq!(added_events.len(), 1);
     assert_eq!(added_events[0]["host"], "127.0.0.1");
@@ -159,12 +161,26 @@ async fn a_manager_adds_tests_and_removes_an_endpoint_whose_signing_secret_verif
 async fn the_add_form_says_what_is_wrong_and_stores_nothing() {
     let w = world(false).await;
     let long = format!("https://hooks.example.org/{}", "a".repeat(2_000));
+    // 2,000 characters as typed, about 12,000 once percent-encoded as it would be stored.
+    let encoded = format!("https://example.com/{}", "é".repeat(1_980));
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (vec![("url", "not a url"), ("format", "standard"), ("events", "secret.created")], "This is not a URL"),
         (vec![("url", ""), ("format", "standard"), ("events", "secret.created")], "Enter the endpoint&#39;s URL"),
         (
             vec![("url", &long), ("format", "standard"), ("events", "secret.created")],
             "too long: at most 2,000 characters",
+        ),
+        (
+            vec![("url", &encoded), ("format", "standard"), ("events", "secret.created")],
+            "too long: at most 2,000 characters",
+        ),
+        (
+            vec![("url", "https://LocalHost./x"), ("format", "standard"), ("events", "secret.created")],
+            "a loopback address",
+        ),
+        (
+            vec![("url", "https://[2001:4::1]/x"), ("format", "standard"), ("events", "secret.created")],
+            "IETF protocol assignments",
         ),
         (
             vec![("url", "https://user:pw@hooks.example.org/x"), ("format", "slack"), ("events", "secret.created")],
@@ -310,6 +326,15 @@ async fn admins_see_and_remove_endpoints_and_managers_enable_a_disabled_one() {
     // Enabling an enabled endpoint is not found: nothing to enable.
     assert_eq!(w.app.post_form(&w.jane, &format!("{}/{}/enable", hooks(&w.dm), endpoint.id), &[]).await.status(), 404);
 
+    // An event the receiver refuses is pending; once the endpoint is removed it is dropped, not
+    // pending (the reminders page says so).
+    r.accept.store(false, SeqCst);
+    w.app
+        .store
+        .queue_webhook_event(w.dm.id, WebhookEvent::Created, uuid::Uuid::new_v4(), &data, w.app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(deliverer(&w.app).run_once().await.unwrap().retrying, 1);
     // The admin removes it (asked first); a manager cannot use the admin's route.
     let remove = format!("/admin/applications/{}/webhooks/{}/remove", w.dm.id, endpoint.id);
     assert_eq!(w.app.post_form(&w.jane, &remove, &[("confirm", "yes")]).await.status(), 404);
@@ -317,6 +342,11 @@ async fn admins_see_and_remove_endpoints_and_managers_enable_a_disabled_one() {
     assert!(ask.contains("Remove the webhook endpoint on 127.0.0.1") && !ask.contains("XXXXSLACKPATH"), "{ask}");
     let (_, page) = w.app.post_and_follow(&w.admin, &remove, &[("confirm", "yes")]).await;
     assert!(page.contains("The webhook endpoint is removed"), "{page}");
+    let reminders = w.app.page(&w.admin, "/admin/reminders").await;
+    assert!(
+        reminders.contains("0 pending, 0 failed") && reminders.contains("Dropped: the endpoint was removed"),
+        "{reminders}"
+    );
     let removed = audited(&w.app, "webhook.removed").await;
     assert_eq!(removed.len(), 1);
     let all_audit: Vec<String> =

@@ -118,7 +118,10 @@ pub async fn page(State(state): State<AppState>, WmdaAdmin(admin): WmdaAdmin) ->
         .map(|l| DeliveryLine {
             application: l.application.clone(),
             endpoint: format!("{} ({})", l.host, l.format),
-            row: crate::web::webhook_views::DeliveryRow::of(&l.delivery, false),
+            row: crate::web::webhook_views::DeliveryRow::of(
+                &l.delivery,
+                l.removed.then_some("Dropped: the endpoint was removed"),
+            ),
         })
         .collect();
     Ok(RemindersPage {
