@@ -587,3 +587,74 @@ async fn failures_written_late_count_from_when_they_happened() {
     let blocks = store.add_throttle_failures(rule, &[(key, 3, flushed)], flushed).await.unwrap();
     assert_eq!(blocks, vec![(key, Some(flushed + Duration::minutes(10)))]);
 }
+
+/// Issue 18: migration 0015 gives the audit events recorded before it their application: an
+/// event about an application by its id, a grant by the application's name in its details (on
+/// SQLite, ids are 16-byte blobs and target ids text); other events keep none. The append-only
+/// trigger is back afterwards.
+#[tokio::test]
+async fn migration_0015_gives_older_audit_events_their_application() {
+    let db = crate::support::TestDb::new().await;
+    let store =
+        secret_portal::store::Store::connect(&db.url, secret_portal::store::PoolSettings::default()).await.unwrap();
+    let all =
+        if db.is_postgres() { sqlx::migrate!("migrations/postgres") } else { sqlx::migrate!("migrations/sqlite") };
+    let upto14 = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(all.migrations.iter().filter(|m| m.version <= 14).cloned().collect()),
+        ..all
+    };
+    match store.backend() {
+        secret_portal::store::Backend::Postgres(pool) => upto14.run(pool).await.unwrap(),
+        secret_portal::store::Backend::Sqlite(pool) => upto14.run(pool).await.unwrap(),
+    }
+    let (org, app, other) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let now = test_now();
+    raw_sql!(
+        store,
+        "insert into organisation (id, display_name, country_code, code, created_at) values ($1, 'Demo', 'NL', 'Demo', $2)",
+        org,
+        now
+    )
+    .unwrap();
+    let insert_app = "insert into application (id, organisation_id, kind, api, name, client_id, created_at) values ($1, $2, 'Partner', $3, $4, $5, $6)";
+    raw_sql!(store, insert_app, app, org, "DM", "Partner-NL-Demo-DM", uuid::Uuid::new_v4(), now).unwrap();
+    raw_sql!(store, insert_app, other, org, "SMC", "Partner-NL-Demo-SMC", uuid::Uuid::new_v4(), now).unwrap();
+    let event =
+        "insert into audit_event (occurred_at, actor_label, action, organisation_id, target_type, target_id, details)
+                 values ($1, 'cli', $2, $3, $4, $5, $6)";
+    raw_sql!(store, event, now, "application.created", org, "application", app.to_string(), "{}").unwrap();
+    raw_sql!(
+        store,
+        event,
+        now,
+        "grant.added",
+        org,
+        "user",
+        uuid::Uuid::new_v4().to_string(),
+        r#"{"application":"Partner-NL-Demo-SMC"}"#
+    )
+    .unwrap();
+    raw_sql!(store, event, now, "organisation.renamed", org, "organisation", org.to_string(), "{}").unwrap();
+    store.migrate().await.unwrap();
+
+    let read = "select action from audit_event where application_id = $1 order by id";
+    let of = |id: uuid::Uuid| {
+        let store = store.clone();
+        async move {
+            match store.backend() {
+                secret_portal::store::Backend::Postgres(pool) => {
+                    sqlx::query_scalar::<_, String>(read).bind(id).fetch_all(pool).await.unwrap()
+                }
+                secret_portal::store::Backend::Sqlite(pool) => {
+                    sqlx::query_scalar::<_, String>(read).bind(id).fetch_all(pool).await.unwrap()
+                }
+            }
+        }
+    };
+    assert_eq!(of(app).await, ["application.created"]);
+    assert_eq!(of(other).await, ["grant.added"]);
+    assert!(
+        raw_sql!(store, "update audit_event set details = '{}' where action = 'grant.added'").is_err(),
+        "append-only"
+    );
+}
