@@ -59,8 +59,17 @@ impl TokenEndpoint {
             self.guarded(&request.auth, ip, now, |key| async move {
                 self.issuer.issue(&self.store, request, &key, now).await
             })
-            .await?;
-        self.usage.record(issued.secret_id, now);
+            .await
+            .inspect_err(|refusal| {
+                // Refusals per client ID per day (issue 18, point 2): in memory, written off the
+                // request path; a value that is no client ID is not one to count.
+                if matches!(refusal.error, OAuthError::InvalidClient { .. })
+                    && let Ok(client_id) = ClientId::parse(&request.auth.client_id)
+                {
+                    self.usage.refused(client_id.as_uuid(), now, ip);
+                }
+            })?;
+        self.usage.record(issued.secret_id, now, ip);
         Ok(issued.response)
     }
 

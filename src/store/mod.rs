@@ -31,6 +31,7 @@ pub mod shared_window;
 mod throttle;
 mod tokens;
 pub mod url;
+mod usage;
 pub(crate) mod users;
 pub(crate) mod webhooks;
 
@@ -56,6 +57,7 @@ pub use secrets::{ClientSecret, DeletedSecret, Exposure, SeedSecret};
 pub use shared_window::{SharedWindow, flush_all};
 pub use tokens::{NewSigningKey, ScheduledKeyRow, TokenClient, TokenLookup};
 pub use url::DatabaseUrl;
+pub use usage::{DayCount, RefusalDay, UsageDay};
 pub use users::{NewUser, User, UserFilter, UserRole, UserStatus, UserSummary, shown_name};
 pub use webhooks::{
     ClaimedDelivery, DeliveryCounts, DeliveryLine, DeliveryView, EndpointWithDeliveries, NewWebhookEndpoint,

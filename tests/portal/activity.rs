@@ -270,3 +270,93 @@ async fn bad_input_gets_a_message_and_the_export_neutralises_formulas() {
     }
     assert!(!csv.contains("@alpha.example") && !csv.contains(&w.b1.name), "{csv}");
 }
+
+/// Point 2: every token and every `invalid_client` answer is counted per UTC day, off the request
+/// path, with the last address; the Manage page says where a secret was last used from and how
+/// many requests for the client ID were refused; the activity page lists the days. Another
+/// organisation's manager sees none of it; a client ID of no application is not stored; days
+/// past 90 are deleted.
+#[tokio::test]
+async fn token_usage_and_refusals_are_counted_per_day_and_shown_to_the_managers() {
+    use secret_portal::domain::{Api, ApplicationKind};
+    let app = TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let other = app.create_org("DE", "OtherRegistry").await;
+    let smc = app.register(org.id, ApplicationKind::Partner, Api::Smc).await;
+    let theirs = app.register(other.id, ApplicationKind::Partner, Api::Smc).await;
+    let (jane, jane_c) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    let (hans, hans_c) = app.account("hans@other.example", UserRole::Member(other.id)).await;
+    let now = app.clock.now();
+    app.store.grant_credential_manager(jane.user_id, smc.id, &Actor::cli(), now).await.unwrap();
+    app.store.grant_credential_manager(hans.user_id, theirs.id, &Actor::cli(), now).await.unwrap();
+    let (value, secret_id) =
+        app.seed_secret(smc.id, "Production", now, app.clock.today() + chrono::Duration::days(100)).await;
+    let client_id = smc.client_id.to_string();
+    let token = |client: String, secret: String| {
+        let url = app.url("/oauth2/token");
+        async move {
+            new_client()
+                .post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client.as_str()),
+                    ("client_secret", secret.as_str()),
+                    ("resource", "match-connect-sandbox"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(token(client_id.clone(), value.expose().to_owned()).await, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(token(client_id.clone(), "an old secret".to_owned()).await, 401);
+    }
+    assert_eq!(token(uuid::Uuid::new_v4().to_string(), "x".to_owned()).await, 401, "a client ID of no application");
+    assert_eq!(token("not-a-client-id".to_owned(), "x".to_owned()).await, 401);
+
+    // Written by the background flush (every second).
+    let since = app.clock.today() - chrono::Duration::days(13);
+    let mut waited = 0;
+    let (usage, refusals) = loop {
+        let (usage, refusals) = app.store.manager_usage(jane.user_id, since).await.unwrap();
+        if usage.first().is_some_and(|u| u.issued == 3) && refusals.first().is_some_and(|r| r.refused == 2) {
+            break (usage, refusals);
+        }
+        waited += 1;
+        assert!(waited < 100, "not flushed: {usage:?} {refusals:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!((usage.len(), usage[0].secret_id, usage[0].last_ip.as_str()), (1, secret_id, "127.0.0.1"));
+    assert_eq!((refusals.len(), refusals[0].application_id, refusals[0].last_ip.as_str()), (1, smc.id, "127.0.0.1"));
+    let stored = raw_sql!(app.store, "update client_refusal_day set refused = refused where refused >= 0").unwrap();
+    assert_eq!(stored, 1, "the unknown client ID was dropped");
+
+    let page = app.page(&jane_c, "/manage-api-credentials").await;
+    assert!(page.contains(" UTC from 127.0.0.1"), "{page}");
+    assert!(page.contains("2 token requests for this client ID were refused yesterday and today"), "{page}");
+    let activity = app.page(&jane_c, "/manage-api-credentials/activity").await;
+    assert!(activity.contains("Token requests, the last 14 days"), "{activity}");
+    assert!(
+        activity.contains("data-label=\"Tokens issued\">3<") && activity.contains("data-label=\"Refused requests\">2<"),
+        "{activity}"
+    );
+    // Another organisation's manager: nothing of it.
+    let (usage, refusals) = app.store.manager_usage(hans.user_id, since).await.unwrap();
+    assert!(usage.is_empty() && refusals.is_empty());
+    let page = app.page(&hans_c, "/manage-api-credentials").await;
+    assert!(!page.contains("were refused") && !page.contains("from 127.0.0.1"), "{page}");
+    let activity = app.page(&hans_c, "/manage-api-credentials/activity").await;
+    assert!(activity.contains("No tokens issued.") && activity.contains("No refused requests."), "{activity}");
+
+    // Days past 90 go.
+    let old = app.clock.today() - chrono::Duration::days(100);
+    let count = secret_portal::store::DayCount { count: 5, last_at: now, last_ip: "192.0.2.9".to_owned() };
+    app.store.add_usage_days(&[(secret_id, old, count)]).await.unwrap();
+    assert_eq!(app.store.prune_usage_days(app.clock.today() - chrono::Duration::days(90)).await.unwrap(), 1);
+    assert_eq!(app.store.manager_usage(jane.user_id, old).await.unwrap().0.len(), 1, "today's day stays");
+}

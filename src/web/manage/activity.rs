@@ -75,6 +75,24 @@ struct ActivityPage {
     csv: String,
     errors: Vec<String>,
     notice: Option<String>,
+    /// Token usage per secret per day, the last 14 days (issue 18, point 2).
+    usage: Vec<UsageRow>,
+    /// Refused requests per application per day, the last 14 days.
+    refusals: Vec<UsageRow>,
+}
+
+/// Days of usage the page shows.
+const USAGE_DAYS: i64 = 14;
+
+/// A day's usage of a secret, or refusals of an application's client ID.
+pub struct UsageRow {
+    day: String,
+    application: String,
+    /// The secret's name (empty for refusals).
+    secret: String,
+    count: i64,
+    last: String,
+    last_ip: String,
 }
 
 fn query_string(q: &ActivityQuery, page: i64, format: Option<&str>) -> String {
@@ -279,6 +297,30 @@ pub async fn page(
         .map(|a| (a.as_str().to_owned(), a.words().to_owned()))
         .collect();
     actions.sort_by(|a, b| a.1.cmp(&b.1));
+    let since = state.clock.today() - chrono::Duration::days(USAGE_DAYS - 1);
+    let (usage, refusals) = state.store.manager_usage(user.id, since).await?;
+    let usage = usage
+        .into_iter()
+        .map(|u| UsageRow {
+            day: u.day.to_string(),
+            application: u.application,
+            secret: u.name,
+            count: u.issued,
+            last: u.last_used_at.format("%H:%M UTC").to_string(),
+            last_ip: u.last_ip,
+        })
+        .collect();
+    let refusals = refusals
+        .into_iter()
+        .map(|r| UsageRow {
+            day: r.day.to_string(),
+            application: r.application,
+            secret: String::new(),
+            count: r.refused,
+            last: String::new(),
+            last_ip: r.last_ip,
+        })
+        .collect();
     Ok(ActivityPage {
         nav: Nav::of(&member.current),
         rows: events.iter().map(|e| ActivityRow::of(e, &names)).collect(),
@@ -296,6 +338,8 @@ pub async fn page(
         csv: query_string(&q, 1, Some("csv")),
         errors,
         notice,
+        usage,
+        refusals,
     }
     .into_response())
 }

@@ -159,6 +159,19 @@ pub struct AppView {
     pub webhooks: Vec<crate::web::webhook_views::EndpointView>,
     /// As many endpoints as allowed: no "Add" link.
     pub webhooks_at_limit: bool,
+    /// `invalid_client` answers for its client ID yesterday and today (UTC), when there were
+    /// any (issue 18, point 2).
+    pub refused_recently: Option<i64>,
+}
+
+/// The usage facts of the Manage page (issue 18, point 2): each secret's last client address,
+/// each application's refusals yesterday and today.
+#[derive(Debug, Default)]
+pub struct UsageFacts {
+    /// Last client address by secret id.
+    pub last_ip: std::collections::HashMap<Uuid, String>,
+    /// Refusals by application id.
+    pub refused: std::collections::HashMap<Uuid, i64>,
 }
 
 /// Formats an instant as `YYYY-MM-DD HH:MM UTC`.
@@ -208,7 +221,7 @@ pub fn curl_example(token_endpoint: &str, client_id: &ClientId, resource: Option
 pub fn app_view(
     state: &AppState,
     m: &ManagedApplication,
-    webhooks: Vec<crate::web::webhook_views::EndpointView>,
+    (webhooks, usage): (Vec<crate::web::webhook_views::EndpointView>, &UsageFacts),
     today: NaiveDate,
 ) -> AppView {
     let now = state.clock.now();
@@ -230,7 +243,18 @@ pub fn app_view(
             .collect(),
         managers: m.managers.clone(),
         few_managers: m.managers.len() < 2,
-        secrets: m.secrets.iter().map(|s| secret_row(s, today)).collect(),
+        secrets: m
+            .secrets
+            .iter()
+            .map(|s| {
+                let mut row = secret_row(s, today);
+                // "2026-12-01 09:14 UTC from 198.51.100.7" (DESIGN.md section 10).
+                if let (Some(_), Some(ip)) = (s.secret.last_used_at, usage.last_ip.get(&s.secret.id)) {
+                    row.last_used = format!("{} from {ip}", row.last_used);
+                }
+                row
+            })
+            .collect(),
         at_limit: crate::domain::secret::secret_limit_reached(
             i64::try_from(live).unwrap_or(i64::MAX),
             state.settings.secret_limit,
@@ -240,6 +264,7 @@ pub fn app_view(
         self_rotation: m.application.self_rotation,
         self_rotation_forbidden: m.application.self_rotation_forbidden,
         webhooks_at_limit: i64::try_from(webhooks.len()).unwrap_or(i64::MAX) >= crate::domain::webhook::MAX_ENDPOINTS,
+        refused_recently: usage.refused.get(&m.application.id).copied().filter(|n| *n > 0),
         webhooks,
     }
 }
@@ -273,6 +298,8 @@ pub async fn page(
     let today = state.clock.today();
     let managed = state.store.managed_applications(user.id).await?;
     let mut webhooks = state.store.managed_webhooks(user.id, crate::web::webhook_views::DELIVERIES_SHOWN).await?;
+    let (last_ip, refused) = state.store.managed_usage_facts(user.id, today - chrono::Duration::days(1)).await?;
+    let usage = UsageFacts { last_ip, refused };
     let notice = match q.deleted.as_deref().and_then(|s| Uuid::parse_str(s).ok()) {
         Some(secret_id) => {
             let mut found = None;
@@ -309,7 +336,7 @@ pub async fn page(
                         crate::web::webhook_views::EndpointView::of(e, &m.application.name, &state.services.webhooks)
                     })
                     .collect();
-                app_view(&state, m, views, today)
+                app_view(&state, m, (views, &usage), today)
             })
             .collect(),
         support_email: state.settings.support_email.clone(),
