@@ -10,11 +10,30 @@ document.addEventListener("click", async (event) => {
     await navigator.clipboard.writeText(text);
     const label = button.textContent;
     button.textContent = "Copied";
+    announce(button, "Copied");
     setTimeout(() => { button.textContent = label; }, 2000);
   } catch {
     button.textContent = "Copy failed: select the text and copy it";
+    announce(button, "Copy failed: select the text and copy it");
   }
 });
+
+// Screen readers hear "Copied" from a polite live region (issue 18, point 4): a button's
+// aria-label hides its changed text, and focus stays on the button. Inside an open modal dialog
+// the region is the dialog's own, since the rest of the page is inert then.
+function announce(near, text) {
+  const host = near.closest("dialog[open]") ?? document.body;
+  let region = host.querySelector(":scope > .copy-status");
+  if (!region) {
+    region = document.createElement("div");
+    region.className = "copy-status visually-hidden";
+    region.setAttribute("role", "status");
+    region.setAttribute("aria-live", "polite");
+    host.append(region);
+  }
+  region.textContent = "";
+  setTimeout(() => { region.textContent = text; }, 50);
+}
 
 // Dialogs: a link with data-dialog opens the <dialog> of that id instead of navigating (without
 // JavaScript the link leads to a page with the same form). showModal() moves focus into the

@@ -114,6 +114,9 @@ test("a credential manager creates, copies and deletes a secret", async () => {
   const clientId = (await section.locator("dd code").first().innerText()).trim();
   await section.getByRole("button", { name: /Copy client ID/ }).click();
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), clientId);
+  // Issue 18, point 4: screen readers hear "Copied" from a live region; focus stays put.
+  await waitFor(async () => (await page.locator("body > .copy-status[role=status]").textContent()) === "Copied", 3000, "the Copied announcement");
+  assert.equal(await page.evaluate(() => document.activeElement?.matches("button[data-copy-text]")), true, "focus moved");
 
   // Delete it through its dialog.
   await section.getByRole("link", { name: "Delete Browser test (Jane Doe)" }).click();

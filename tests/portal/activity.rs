@@ -360,3 +360,40 @@ async fn token_usage_and_refusals_are_counted_per_day_and_shown_to_the_managers(
     assert_eq!(app.store.prune_usage_days(app.clock.today() - chrono::Duration::days(90)).await.unwrap(), 1);
     assert_eq!(app.store.manager_usage(jane.user_id, old).await.unwrap().0.len(), 1, "today's day stays");
 }
+
+/// Point 4: each secret shows the last instant it works, with its zone; `?sort=expiry` and
+/// `?sort=last_used` order each application's secrets; anything else keeps newest first.
+#[tokio::test]
+async fn secrets_show_their_last_instant_and_sort_by_expiry_and_last_use() {
+    use secret_portal::domain::{Api, ApplicationKind};
+    let app = TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let smc = app.register(org.id, ApplicationKind::Partner, Api::Smc).await;
+    let (jane, jane_c) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    let now = app.clock.now();
+    app.store.grant_credential_manager(jane.user_id, smc.id, &Actor::cli(), now).await.unwrap();
+    let today = app.clock.today();
+    let day = |n| today + chrono::Duration::days(n);
+    // Created oldest to newest: Late (expires last), Early (expires first), Middle.
+    let (_, late) = app.seed_secret(smc.id, "Late", now - chrono::Duration::days(3), day(300)).await;
+    app.seed_secret(smc.id, "Early", now - chrono::Duration::days(2), day(20)).await;
+    let (_, middle) = app.seed_secret(smc.id, "Middle", now - chrono::Duration::days(1), day(100)).await;
+    app.store.record_secret_use(late, now - chrono::Duration::hours(5)).await.unwrap();
+    app.store.record_secret_use(middle, now - chrono::Duration::hours(1)).await.unwrap();
+    let order = |page: &str| {
+        let mut found: Vec<(usize, &str)> =
+            ["Late", "Early", "Middle"].iter().map(|n| (page.find(&format!(">{n}<")).unwrap(), *n)).collect();
+        found.sort();
+        found.into_iter().map(|(_, n)| n).collect::<Vec<_>>()
+    };
+    let page = app.page(&jane_c, "/manage-api-credentials").await;
+    assert_eq!(order(&page), ["Middle", "Early", "Late"], "newest first");
+    assert!(page.contains(&format!("works until {} 23:59:59 UTC", day(20))), "{page}");
+    let page = app.page(&jane_c, "/manage-api-credentials?sort=expiry").await;
+    assert_eq!(order(&page), ["Early", "Middle", "Late"]);
+    assert!(page.contains("href=\"/manage-api-credentials?sort=expiry\" aria-current=\"true\""), "{page}");
+    let page = app.page(&jane_c, "/manage-api-credentials?sort=last_used").await;
+    assert_eq!(order(&page), ["Middle", "Late", "Early"], "never used last");
+    let page = app.page(&jane_c, "/manage-api-credentials?sort=%3Cscript%3E").await;
+    assert_eq!(order(&page), ["Middle", "Early", "Late"], "an unknown order is the default");
+}

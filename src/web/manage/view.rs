@@ -42,6 +42,9 @@ pub struct SecretRow {
     pub created_by: String,
     /// Expiration date, UTC, `YYYY-MM-DD`.
     pub expires_on: String,
+    /// The last instant it works, with its zone: `2027-11-30 23:59:59 UTC`, the end of the
+    /// expiration date (issue 18, point 4; the stored instant is the next midnight, UTC).
+    pub works_until: String,
     /// "12 days left", "expires today", "expired".
     pub days_left: String,
     /// Fewer than 30 days left.
@@ -195,6 +198,7 @@ pub fn secret_row(s: &SecretView, today: NaiveDate) -> SecretRow {
             (None, None) => "WMDA".to_owned(),
         },
         expires_on: s.secret.expires_on.to_string(),
+        works_until: (s.secret.expires_at - chrono::Duration::seconds(1)).format("%Y-%m-%d %H:%M:%S UTC").to_string(),
         days_left: left.to_string(),
         soon: left.expires_soon(),
         expired: left.is_expired(),
@@ -279,12 +283,48 @@ struct ManagePage {
     token_lifetime_minutes: i64,
     limit: i64,
     notice: Option<String>,
+    /// The secrets' order: `created`, `expiry` or `last_used`.
+    sort: &'static str,
 }
 
-/// `?deleted=<secret id>` after a deletion.
+/// `?deleted=<secret id>` after a deletion; `?sort=expiry` or `?sort=last_used` orders each
+/// application's secrets (issue 18, point 4); anything else, newest first.
 #[derive(Deserialize)]
 pub struct PageQuery {
     deleted: Option<String>,
+    #[serde(default)]
+    sort: String,
+}
+
+/// How the secrets of each application are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretOrder {
+    /// Newest first (the default).
+    Created,
+    /// Soonest expiry first.
+    Expiry,
+    /// Most recently used first; never used last.
+    LastUsed,
+}
+
+impl SecretOrder {
+    /// The order `?sort=` asks for; anything else is the default.
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "expiry" => SecretOrder::Expiry,
+            "last_used" => SecretOrder::LastUsed,
+            _ => SecretOrder::Created,
+        }
+    }
+
+    /// Sorts `secrets` (as the store returns them, newest first) in this order; ties keep it.
+    pub fn sort(self, secrets: &mut [SecretView]) {
+        match self {
+            SecretOrder::Created => {}
+            SecretOrder::Expiry => secrets.sort_by_key(|s| s.secret.expires_at),
+            SecretOrder::LastUsed => secrets.sort_by_key(|s| std::cmp::Reverse(s.secret.last_used_at)),
+        }
+    }
 }
 
 /// `GET /manage-api-credentials`: exactly the applications the user holds the credential-manager
@@ -296,7 +336,11 @@ pub async fn page(
 ) -> Result<Response, AppError> {
     let user = &member.current.user;
     let today = state.clock.today();
-    let managed = state.store.managed_applications(user.id).await?;
+    let mut managed = state.store.managed_applications(user.id).await?;
+    let order = SecretOrder::parse(&q.sort);
+    for m in &mut managed {
+        order.sort(&mut m.secrets);
+    }
     let mut webhooks = state.store.managed_webhooks(user.id, crate::web::webhook_views::DELIVERIES_SHOWN).await?;
     let (last_ip, refused) = state.store.managed_usage_facts(user.id, today - chrono::Duration::days(1)).await?;
     let usage = UsageFacts { last_ip, refused };
@@ -344,6 +388,11 @@ pub async fn page(
         token_lifetime_minutes: state.settings.token_lifetime_seconds / 60,
         limit: state.settings.secret_limit,
         notice,
+        sort: match order {
+            SecretOrder::Created => "created",
+            SecretOrder::Expiry => "expiry",
+            SecretOrder::LastUsed => "last_used",
+        },
     }
     .into_response())
 }
