@@ -358,6 +358,13 @@ pub fn manage_section_path(client_id: &str) -> String {
     format!("/manage-api-credentials#app-{client_id}")
 }
 
+/// The path of "Create replacement" of the secret `secret_id` of the application `client_id`:
+/// its create form with the secret's name and the latest date (issue 18, point 3), where
+/// reminder emails and `secret.expiring` webhook events send its managers.
+pub fn replace_path(client_id: &str, secret_id: uuid::Uuid) -> String {
+    format!("/manage-api-credentials/{client_id}/secrets/new?replaces={secret_id}")
+}
+
 impl ClientId {
     /// A new random (version 4) client ID.
     pub fn generate() -> Self {

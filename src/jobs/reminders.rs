@@ -70,6 +70,7 @@ fn facts(s: &ReminderSecret, notice: Notice, now: DateTime<Utc>, base_url: &Base
         days_left: DaysLeft::between(now.date_naive(), s.usage.expires_on),
         last_used_at: s.usage.last_used_at,
         manage_url: base_url.join("/manage-api-credentials"),
+        replace_url: base_url.join(&crate::domain::application::replace_path(&s.client_id.to_string(), s.usage.id)),
         to_admins,
     }
 }

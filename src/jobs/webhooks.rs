@@ -183,9 +183,19 @@ impl Deliverer {
         ) else {
             return Err(unusable("event"));
         };
-        let client_id = data["client_id"].as_str().unwrap_or_default();
-        let manage_url = self.base_url.join(&crate::domain::application::manage_section_path(client_id));
-        let body = render_body(format, event, d.created_at, &data, &manage_url);
+        let client_id = data["client_id"].as_str().unwrap_or_default().to_owned();
+        let client_id = client_id.as_str();
+        let mut link = self.base_url.join(&crate::domain::application::manage_section_path(client_id));
+        let mut data = data;
+        // An expiring secret's event links to its "Create replacement" (issue 18, point 3).
+        if event == WebhookEvent::Expiring
+            && let Some(id) = data["secret"]["id"].as_str().and_then(|i| uuid::Uuid::parse_str(i).ok())
+        {
+            let replace_url = self.base_url.join(&crate::domain::application::replace_path(client_id, id));
+            data["replace_url"] = serde_json::Value::String(replace_url.clone());
+            link = replace_url;
+        }
+        let body = render_body(format, event, d.created_at, &data, &link);
         let mut headers = Vec::new();
         if format == WebhookFormat::Standard {
             let secret = d.signing_secret_enc.as_deref().ok_or_else(|| unusable("signing secret"))?;

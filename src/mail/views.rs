@@ -388,6 +388,9 @@ pub struct ReminderFacts {
     pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The Manage API Credentials page, from `PORTAL_BASE_URL`.
     pub manage_url: String,
+    /// "Create replacement" of this secret: the create form with its name and the latest date
+    /// (issue 18, point 3).
+    pub replace_url: String,
     /// Sent to the WMDA admins because the application has no eligible credential manager.
     pub to_admins: bool,
 }
@@ -453,6 +456,7 @@ mod tests {
             ),
             last_used_at: None,
             manage_url: "https://portal.example/manage-api-credentials".into(),
+            replace_url: "https://portal.example/manage-api-credentials/c/secrets/new?replaces=s".into(),
             to_admins: true,
         };
         let e = reminder_email(&facts, "jane@example.org", "Jane");

@@ -32,6 +32,9 @@ pub struct SecretForm<'a> {
     pub expires_on: &'a str,
     /// The form's one-time id (a UUID), so a second submission creates nothing.
     pub form_id: &'a str,
+    /// The id of the secret this one replaces ("Create replacement", issue 18 point 3); empty
+    /// or anything but a live secret of the same application: none.
+    pub replaces: &'a str,
 }
 
 /// A created secret and its value, to show once. The value's `Debug` is redacted.
@@ -99,7 +102,8 @@ pub async fn create(
         }
     };
     let value = PlainSecret::generate();
-    let new = NewSecret { name, expires, hash: value.hash(), hint: value.hint(), form_id };
+    let replaces = Uuid::parse_str(form.replaces.trim()).ok();
+    let new = NewSecret { name, expires, hash: value.hash(), hint: value.hint(), form_id, replaces };
     match store.create_client_secret((user_id, actor), client_id, &new, limit, now).await {
         Ok(secret) => Ok(Created { secret, value }),
         Err(StoreError::Conflict(Conflict::SecretLimitReached)) => {

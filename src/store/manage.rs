@@ -40,6 +40,8 @@ pub struct SecretView {
     /// It was made through the API by a secret that a leak report has since found in public: the
     /// pages flag it "created by an exposed secret" (DESIGN.md section 8).
     pub creator_exposed: bool,
+    /// The secret it replaces, when it was made with "Create replacement" (issue 18, point 3).
+    pub replaces_secret_id: Option<Uuid>,
 }
 
 /// A new secret to store, its value already hashed.
@@ -55,6 +57,9 @@ pub struct NewSecret {
     pub hint: crate::domain::Hint,
     /// The create form's one-time id.
     pub form_id: Uuid,
+    /// The secret it replaces ("Create replacement"): kept only when it is a secret of the same
+    /// application, not deleted.
+    pub replaces: Option<Uuid>,
 }
 
 /// What a deletion found.
@@ -74,6 +79,7 @@ pub(super) struct SecretViewRow {
     creator_email: Option<String>,
     deleted_reason: Option<String>,
     creator_exposed_at: Option<chrono::DateTime<chrono::Utc>>,
+    replaces_secret_id: Option<Uuid>,
 }
 
 impl From<SecretViewRow> for SecretView {
@@ -86,6 +92,7 @@ impl From<SecretViewRow> for SecretView {
             creator_display_name,
             deleted_reason: r.deleted_reason,
             creator_exposed: r.creator_exposed_at.is_some(),
+            replaces_secret_id: r.replaces_secret_id,
         }
     }
 }
@@ -105,7 +112,7 @@ struct AppDetailRow {
 
 pub(super) const SECRET_VIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.value_format, s.expires_on, s.expires_at, s.created_by,
     s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, s.exposed_at, s.exposed_url, s.exposed_source, s.created_by_secret_id, c.display_name as creator_name, c.email as creator_email,
-    s.deleted_reason, creator_secret.exposed_at as creator_exposed_at";
+    s.deleted_reason, creator_secret.exposed_at as creator_exposed_at, s.replaces_secret_id";
 
 /// The applications `user_id` manages (enabled users only), optionally just the one with
 /// `client_id`. `$1` is the user, `$2` the client ID or null.

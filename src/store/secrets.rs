@@ -296,8 +296,9 @@ impl Store {
                 return Err(Conflict::SecretLimitReached.into());
             }
             sqlx::query(
-                "insert into client_secret (id, application_id, name, hint, value_format, secret_hash, expires_on, expires_at, created_by, created_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "insert into client_secret (id, application_id, name, hint, value_format, secret_hash, expires_on, expires_at, created_by, created_at, replaces_secret_id)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                     (select r.id from client_secret r where r.id = $11 and r.application_id = $2 and r.deleted_at is null))",
             )
             .bind(id)
             .bind(application_id)
@@ -309,6 +310,7 @@ impl Store {
             .bind(secret.expires_at)
             .bind(user_id)
             .bind(now)
+            .bind(new.replaces)
             .execute(&mut *tx)
             .await?;
             sqlx::query(

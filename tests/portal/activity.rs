@@ -397,3 +397,86 @@ async fn secrets_show_their_last_instant_and_sort_by_expiry_and_last_use() {
     let page = app.page(&jane_c, "/manage-api-credentials?sort=%3Cscript%3E").await;
     assert_eq!(order(&page), ["Middle", "Early", "Late"], "an unknown order is the default");
 }
+
+/// Point 3: "Create replacement" opens the create form with the old secret's name and the latest
+/// date; after creating, the page gives the next steps; once the new secret has obtained a token,
+/// the Manage page offers to delete the old one. Reminder emails link to it. A secret of another
+/// application, an expired or unknown one: the plain form.
+#[tokio::test]
+async fn create_replacement_prefills_and_offers_to_delete_the_old_secret_once_the_new_one_is_used() {
+    use secret_portal::domain::{Api, ApplicationKind};
+    let app = TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let other = app.create_org("DE", "OtherRegistry").await;
+    let smc = app.register(org.id, ApplicationKind::Partner, Api::Smc).await;
+    let theirs = app.register(other.id, ApplicationKind::Partner, Api::Smc).await;
+    let (jane, jane_c) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    let now = app.clock.now();
+    app.store.grant_credential_manager(jane.user_id, smc.id, &Actor::cli(), now).await.unwrap();
+    let today = app.clock.today();
+    let (_, old) = app.seed_secret(smc.id, "Production", now, today + chrono::Duration::days(20)).await;
+    let (_, expired) =
+        app.seed_secret(smc.id, "Gone", now - chrono::Duration::days(30), today - chrono::Duration::days(1)).await;
+    let (_, foreign) = app.seed_secret(theirs.id, "Theirs", now, today + chrono::Duration::days(20)).await;
+    let new_path = format!("/manage-api-credentials/{}/secrets/new", smc.client_id);
+
+    let page = app.page(&jane_c, "/manage-api-credentials").await;
+    assert!(page.contains(&format!("{new_path}?replaces={old}")), "{page}");
+    assert!(!page.contains(&format!("replaces={expired}")), "no replacement of an expired secret");
+    let form = app.page(&jane_c, &format!("{new_path}?replaces={old}")).await;
+    assert!(form.contains("Create a replacement for “Production”") && form.contains("value=\"Production\""), "{form}");
+    assert!(form.contains(&format!("name=\"replaces\" value=\"{old}\"")), "{form}");
+    let max = secret_portal::domain::ExpiryDate::max_for(today).to_string();
+    assert!(form.contains(&format!("value=\"{max}\"")), "the latest date: {form}");
+    for other in [expired.to_string(), foreign.to_string(), "nope".to_owned(), uuid::Uuid::new_v4().to_string()] {
+        let plain = app.page(&jane_c, &format!("{new_path}?replaces={other}")).await;
+        assert!(plain.contains("Create new secret for") && !plain.contains("name=\"replaces\""), "{other}: {plain}");
+    }
+
+    // Create it: the next steps name the old secret.
+    let form_id = crate::support::flows::between(&form, "name=\"form_id\" value=\"", "\"").unwrap().to_owned();
+    let fields =
+        [("name", "Production"), ("expires_on", max.as_str()), ("form_id", &form_id), ("replaces", &old.to_string())];
+    let res = app.post_form(&jane_c, &format!("/manage-api-credentials/{}/secrets", smc.client_id), &fields).await;
+    assert_eq!(res.status(), 200);
+    let created = res.text().await.unwrap();
+    assert!(created.contains("Next steps") && created.contains(&format!("secrets/{old}\">Delete it now")), "{created}");
+    let value = crate::support::flows::between(&created, "id=\"secret-value\">", "<").unwrap().to_owned();
+    let page = app.page(&jane_c, "/manage-api-credentials").await;
+    assert!(!page.contains("is in use: delete this one"), "not used yet");
+
+    // The new secret obtains a token: the old one's row offers its deletion.
+    let res = new_client()
+        .post(app.url("/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", smc.client_id.to_string().as_str()),
+            ("client_secret", value.as_str()),
+            ("resource", "match-connect-sandbox"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut waited = 0;
+    loop {
+        let page = app.page(&jane_c, "/manage-api-credentials").await;
+        if page.contains("Its replacement “Production”") && page.contains("is in use: delete this one") {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 100, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A forged replaces of another application's secret is not kept.
+    let form_id = app.create_form_id(&jane_c, &smc.client_id).await;
+    let fields =
+        [("name", "Forged"), ("expires_on", max.as_str()), ("form_id", &form_id), ("replaces", &foreign.to_string())];
+    let res = app.post_form(&jane_c, &format!("/manage-api-credentials/{}/secrets", smc.client_id), &fields).await;
+    assert!(!res.text().await.unwrap().contains("Next steps"));
+    let all = app.store.all_applications(Some(smc.id), None).await.unwrap().pop().unwrap();
+    let forged = all.secrets.iter().find(|s| s.secret.name == "Forged").unwrap();
+    assert_eq!(forged.replaces_secret_id, None);
+    let replacement = all.secrets.iter().find(|s| s.replaces_secret_id == Some(old)).unwrap();
+    assert_eq!(replacement.secret.name, "Production");
+}

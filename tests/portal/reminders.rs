@@ -109,6 +109,9 @@ async fn a_50_day_walk_sends_exactly_the_schedule() {
         text.contains(&w.dm.client_id.to_string()) && text.contains(&d.to_string()) && text.contains("7 days left")
     );
     assert!(text.contains("http://127.0.0.1:8080/manage-api-credentials") && text.contains("Last used: never"));
+    // Issue 18, point 3: the reminder links to "Create replacement" of this secret.
+    let replace = format!("http://127.0.0.1:8080/manage-api-credentials/{}/secrets/new?replaces=", w.dm.client_id);
+    assert!(text.contains(&replace) && mail.part("text/html").contains(&replace), "{text}");
     assert!(mail.part("text/html").contains("Partner-NL-DemoRegistry-DM"));
 }
 

@@ -393,3 +393,33 @@ async fn a_form_submitted_twice_adds_one_endpoint() {
         [("url", "https://8.8.8.8/hook"), ("format", "slack"), ("events", "secret.created"), ("form_id", &fresh)];
     assert_eq!(add(&w, &w.jane, &fields).await.0, 200);
 }
+
+/// Issue 18, point 3: a `secret.expiring` event carries `replace_url`, the secret's "Create
+/// replacement", and a Slack message links to it.
+#[tokio::test]
+async fn expiring_events_link_to_create_replacement() {
+    let w = world(true).await;
+    let r = receiver().await;
+    r.accept.store(true, SeqCst);
+    let fields = [("url", r.url.as_str()), ("format", "standard"), ("events", "secret.expiring")];
+    assert_eq!(add(&w, &w.jane, &fields).await.0, 200);
+    let slack = format!("{}?slack", r.url);
+    let fields = [("url", slack.as_str()), ("format", "slack"), ("events", "secret.expiring")];
+    assert_eq!(add(&w, &w.jane, &fields).await.0, 200);
+    let now = w.app.clock.now();
+    let (_, id) =
+        w.app.seed_secret(w.dm.id, "Old", now - Duration::days(300), w.app.clock.today() + Duration::days(7)).await;
+    let base = w.app.config.base_url.clone();
+    secret_portal::jobs::reminders::run_once(&w.app.store, &base, now, false).await.unwrap();
+    assert_eq!(deliverer(&w.app).run_once().await.unwrap().delivered, 2);
+    let replace = format!(
+        "{}/manage-api-credentials/{}/secrets/new?replaces={id}",
+        base.as_str().trim_end_matches('/'),
+        w.dm.client_id
+    );
+    let seen: Vec<Value> = r.seen.lock().unwrap().iter().map(|(_, _, b)| serde_json::from_slice(b).unwrap()).collect();
+    let standard = seen.iter().find(|b| b.get("type").is_some()).unwrap();
+    assert_eq!(standard["data"]["replace_url"].as_str(), Some(replace.as_str()), "{standard}");
+    let slack = seen.iter().find(|b| b.get("text").is_some()).unwrap();
+    assert!(slack["text"].as_str().unwrap().contains(&replace), "{slack}");
+}

@@ -15,7 +15,9 @@ use crate::web::error::AppError;
 use crate::web::extract::Form;
 use crate::web::extract::OrganisationMember;
 use crate::web::extract::PathId;
+use crate::web::extract::Query;
 use crate::web::pages::{Nav, message};
+use uuid::Uuid;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "manage/new.html")]
@@ -25,6 +27,8 @@ struct NewSecretPage {
     client_id: String,
     limit: i64,
     form: CreateForm,
+    /// The secret a replacement replaces: “name” (hint…).
+    replacing: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -39,6 +43,8 @@ struct CreatedPage {
     client_id: String,
     /// A token request that reads the secret from a variable (never the value itself).
     curl: String,
+    /// The secret it replaces: “name” (hint…), and its id (the delete link).
+    replaced: Option<(String, String)>,
 }
 
 /// The create form's fields; missing ones are empty, never a 4xx.
@@ -50,21 +56,56 @@ pub struct CreateFields {
     expires_on: String,
     #[serde(default)]
     form_id: String,
+    #[serde(default)]
+    replaces: String,
 }
 
-/// `GET /manage-api-credentials/{client_id}/secrets/new`: the form as a page (without JavaScript).
+/// `?replaces=<secret id>`: "Create replacement" of that secret.
+#[derive(Deserialize, Default)]
+pub struct NewQuery {
+    #[serde(default)]
+    replaces: String,
+}
+
+/// The live, unexpired secret of `managed` that `replaces` names, if it names one.
+fn replaced<'a>(
+    managed: &'a crate::store::ManagedApplication,
+    replaces: &str,
+    state: &AppState,
+) -> Option<&'a crate::store::SecretView> {
+    let id = Uuid::parse_str(replaces.trim()).ok()?;
+    let now = state.clock.now();
+    managed.secrets.iter().find(|s| s.secret.id == id && s.secret.deleted_at.is_none() && s.secret.expires_at > now)
+}
+
+/// “name” (hint…) of a secret.
+fn named(s: &crate::store::SecretView) -> String {
+    format!("“{}” ({})", s.secret.name, s.secret.hint.shown())
+}
+
+/// `GET /manage-api-credentials/{client_id}/secrets/new`: the form as a page (without
+/// JavaScript). With `?replaces=<secret id>` of a live, unexpired secret of the application
+/// ("Create replacement", issue 18 point 3), the name is that secret's and the date the latest
+/// allowed; any other value gives the plain form.
 pub async fn new_page(
     State(state): State<AppState>,
     member: OrganisationMember,
     PathId(client_id): PathId<ClientId>,
+    Query(q): Query<NewQuery>,
 ) -> Result<Response, AppError> {
     let managed = state.store.managed_application(member.current.user.id, client_id).await?;
+    let mut form = CreateForm::fresh(state.clock.today());
+    let old = replaced(&managed, &q.replaces, &state);
+    if let Some(old) = old {
+        (form.name, form.replaces) = (old.secret.name.clone(), old.secret.id.to_string());
+    }
     Ok(NewSecretPage {
         nav: Nav::of(&member.current),
+        replacing: old.map(named),
         app_name: managed.application.name,
         client_id: managed.application.client_id.to_string(),
         limit: state.settings.secret_limit,
-        form: CreateForm::fresh(state.clock.today()),
+        form,
     }
     .into_response())
 }
@@ -82,7 +123,14 @@ pub async fn create(
     // The application must be one the user manages before anything else is said.
     let managed = state.store.managed_application(member.current.user.id, client_id).await?;
     let app_name = &managed.application.name;
-    let form = SecretForm { name: &fields.name, expires_on: &fields.expires_on, form_id: &fields.form_id };
+    let old = replaced(&managed, &fields.replaces, &state);
+    let replaces = old.map(|s| s.secret.id.to_string()).unwrap_or_default();
+    let form = SecretForm {
+        name: &fields.name,
+        expires_on: &fields.expires_on,
+        form_id: &fields.form_id,
+        replaces: &replaces,
+    };
     let (actor, user_id, limit) = (member.current.actor(), member.current.user.id, state.settings.secret_limit);
     let created =
         client_secrets::create(&state.store, &actor, user_id, client_id, app_name, form, limit, state.clock.now())
@@ -91,12 +139,14 @@ pub async fn create(
         let mut form = CreateForm::fresh(state.clock.today());
         (form.name, form.expires_on) = (fields.name.clone(), fields.expires_on.clone());
         (form.name_error, form.date_error, form.form_error) = (name_error, date_error, form_error);
+        form.replaces.clone_from(&replaces);
         let page = NewSecretPage {
             nav: Nav::of(&member.current),
             app_name: app_name.clone(),
             client_id: client_id.to_string(),
             limit,
             form,
+            replacing: old.map(named),
         };
         Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
     };
@@ -114,6 +164,7 @@ pub async fn create(
                 &managed.application.client_id,
                 managed.resources.first().map(|r| r.id.as_str()),
             ),
+            replaced: old.map(|s| (named(s), s.secret.id.to_string())),
         }
         .into_response()),
         Err(CreateError::Invalid { name, expires_on, form }) => again(name, expires_on, form),

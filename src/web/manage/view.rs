@@ -59,6 +59,9 @@ pub struct SecretRow {
     pub creator_exposed: bool,
     /// Why it was deleted, in words ("by the application, through the API"), when it was.
     pub deleted_why: Option<&'static str>,
+    /// Its replacement ("Create replacement") has obtained a token: “name” (hint) and since when
+    /// (issue 18, point 3); the page offers to delete this one.
+    pub replacement_in_use: Option<String>,
 }
 
 /// A tombstone's `deleted_reason` in words (DESIGN.md section 8).
@@ -113,6 +116,8 @@ pub struct CreateForm {
     pub date_error: Option<String>,
     /// Message for the whole form (limit reached).
     pub form_error: Option<String>,
+    /// The id of the secret this one replaces ("Create replacement"), or empty.
+    pub replaces: String,
 }
 
 impl CreateForm {
@@ -128,6 +133,7 @@ impl CreateForm {
             name_error: None,
             date_error: None,
             form_error: None,
+            replaces: String::new(),
         }
     }
 }
@@ -206,6 +212,7 @@ pub fn secret_row(s: &SecretView, today: NaiveDate) -> SecretRow {
         exposed: s.secret.exposure.as_ref().map(ExposureView::of),
         creator_exposed: s.creator_exposed,
         deleted_why: s.deleted_reason.as_deref().map(deletion_words).filter(|w| !w.is_empty()),
+        replacement_in_use: None,
     }
 }
 
@@ -252,6 +259,13 @@ pub fn app_view(
             .iter()
             .map(|s| {
                 let mut row = secret_row(s, today);
+                // A replacement that obtained a token: offer to delete this one (issue 18, point 3).
+                row.replacement_in_use =
+                    m.secrets.iter().filter(|r| r.replaces_secret_id == Some(s.secret.id)).find_map(|r| {
+                        r.secret.first_used_at.map(|first| {
+                            format!("“{}” ({}), since {}", r.secret.name, r.secret.hint.shown(), utc_minute(first))
+                        })
+                    });
                 // "2026-12-01 09:14 UTC from 198.51.100.7" (DESIGN.md section 10).
                 if let (Some(_), Some(ip)) = (s.secret.last_used_at, usage.last_ip.get(&s.secret.id)) {
                     row.last_used = format!("{} from {ip}", row.last_used);
