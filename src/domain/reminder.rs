@@ -40,6 +40,21 @@ impl Notice {
         }
     }
 
+    /// The notice for people, without dates: "6 weeks before expiry", "3 days before expiry",
+    /// "on the expiration date", "after expiry", "rotation complete" (the audit log's words).
+    pub fn label(self) -> String {
+        match self {
+            Notice::SixWeeks => "6 weeks before expiry".into(),
+            Notice::ThreeWeeks => "3 weeks before expiry".into(),
+            Notice::OneWeek => "1 week before expiry".into(),
+            Notice::Daily(1) => "1 day before expiry".into(),
+            Notice::Daily(n) => format!("{n} days before expiry"),
+            Notice::LastDay => "on the expiration date".into(),
+            Notice::Expired => "after expiry".into(),
+            Notice::RotationComplete => "rotation complete: delete the old secret".into(),
+        }
+    }
+
     /// Parses [`Notice::key`].
     pub fn parse(key: &str) -> Option<Self> {
         Some(match key {

@@ -473,9 +473,12 @@ mod tests {
         assert!(e.text_body.contains("Last used: never"));
         assert!(e.text_body.contains("https://portal.example/manage-api-credentials"));
         assert!(e.text_body.contains("no credential manager"));
-        for step in ["Create a new secret", "Update your system", "Confirm", "Delete the old secret"] {
+        for step in ["Create its replacement", "Update your system", "Confirm", "Delete the old secret"] {
             assert!(e.text_body.contains(step), "{step}");
         }
+        // Issue 18, point 3: both parts link to the secret's "Create replacement".
+        let replace = "https://portal.example/manage-api-credentials/c/secrets/new?replaces=s";
+        assert!(e.text_body.contains(replace) && e.html_body.contains(replace));
     }
 
     #[test]

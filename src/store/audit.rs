@@ -41,6 +41,10 @@ pub enum AuditAction {
     WebhookDisabled,
     /// `webhook.enabled`: A disabled webhook endpoint was enabled again.
     WebhookEnabled,
+    /// `webhook.delivery_failed`: A webhook delivery was given up after a day of refusals.
+    WebhookDeliveryFailed,
+    /// `reminder.queued`: An expiry reminder was queued for a client secret (recipients by name).
+    ReminderQueued,
     /// `invitation.sent`: An invitation link was emailed.
     InvitationSent,
     /// `invitation.accepted`: An invitation was accepted: a password was set.
@@ -79,7 +83,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order above.
-    pub const ALL: [AuditAction; 33] = [
+    pub const ALL: [AuditAction; 35] = [
         AuditAction::OrganisationCreated,
         AuditAction::OrganisationRenamed,
         AuditAction::ApplicationCreated,
@@ -96,6 +100,8 @@ impl AuditAction {
         AuditAction::WebhookRemoved,
         AuditAction::WebhookDisabled,
         AuditAction::WebhookEnabled,
+        AuditAction::WebhookDeliveryFailed,
+        AuditAction::ReminderQueued,
         AuditAction::InvitationSent,
         AuditAction::InvitationAccepted,
         AuditAction::UserDisabled,
@@ -139,6 +145,8 @@ impl AuditAction {
             AuditAction::WebhookRemoved => "Webhook endpoint removed",
             AuditAction::WebhookDisabled => "Webhook endpoint disabled (no answer for 72 hours)",
             AuditAction::WebhookEnabled => "Webhook endpoint enabled again",
+            AuditAction::WebhookDeliveryFailed => "Webhook delivery given up (refused for a day)",
+            AuditAction::ReminderQueued => "Expiry reminder sent",
             AuditAction::InvitationSent => "Invitation sent",
             AuditAction::InvitationAccepted => "Invitation accepted",
             AuditAction::UserDisabled => "User disabled",
@@ -178,6 +186,8 @@ impl AuditAction {
                 | AuditAction::WebhookRemoved
                 | AuditAction::WebhookDisabled
                 | AuditAction::WebhookEnabled
+                | AuditAction::WebhookDeliveryFailed
+                | AuditAction::ReminderQueued
         )
     }
 
@@ -200,6 +210,8 @@ impl AuditAction {
             AuditAction::WebhookRemoved => "webhook.removed",
             AuditAction::WebhookDisabled => "webhook.disabled",
             AuditAction::WebhookEnabled => "webhook.enabled",
+            AuditAction::WebhookDeliveryFailed => "webhook.delivery_failed",
+            AuditAction::ReminderQueued => "reminder.queued",
             AuditAction::InvitationSent => "invitation.sent",
             AuditAction::InvitationAccepted => "invitation.accepted",
             AuditAction::UserDisabled => "user.disabled",

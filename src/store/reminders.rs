@@ -230,6 +230,26 @@ impl Store {
             if recorded != 1 {
                 return Ok(None);
             }
+            // Its audit event (issue 18): the managers' activity page shows who was told, by name.
+            let organisation_id: Uuid = sqlx::query_scalar("select organisation_id from application where id = $1")
+                .bind(application_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let details = if recipients.to_admins {
+                serde_json::json!({ "notice": notice.label(), "recipients": "WMDA admins" })
+            } else {
+                let names: Vec<&str> = recipients
+                    .people
+                    .iter()
+                    .map(|(_, name)| if name.trim().is_empty() { "a credential manager" } else { name.as_str() })
+                    .collect();
+                serde_json::json!({ "notice": notice.label(), "recipients": names })
+            };
+            let audit = super::Actor::system()
+                .event(super::AuditAction::ReminderQueued, now)
+                .with_details(details)
+                .on(organisation_id, "client_secret", secret_id);
+            super::audit::insert_audit_event!(&mut *tx, &audit)?;
             // The notice's webhook event, exactly once per notice like its emails (issue 17).
             let event = if notice == Notice::RotationComplete { WebhookEvent::Replaced } else { WebhookEvent::Expiring };
             queue_secret_event!(tx, secret_id, event, now)?;

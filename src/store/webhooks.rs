@@ -588,6 +588,20 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                if marked == 1 && failed_at.is_some() {
+                    // Given up: audited, so the application's managers see it (issue 18).
+                    let (organisation_id, host): (Uuid, String) = sqlx::query_as(
+                        "select a.organisation_id, e.host from webhook_endpoint e join application a on a.id = e.application_id where e.id = $1",
+                    )
+                    .bind(d.endpoint_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let audit = super::Actor::system()
+                        .event(AuditAction::WebhookDeliveryFailed, now)
+                        .with_details(serde_json::json!({ "host": host, "event": d.event_type, "error": error }))
+                        .on(organisation_id, "webhook_endpoint", d.endpoint_id);
+                    insert_audit_event!(&mut *tx, &audit)?;
+                }
                 tx.commit().await?;
                 Ok::<_, StoreError>(())
             }

@@ -42,7 +42,7 @@ pub fn target_name(e: &AuditEvent, names: &HashMap<(String, String), TargetName>
 
 /// Labels of the detail keys the portal records, in the order they are shown; other keys follow
 /// in alphabetical order, labelled by their name.
-const LABELS: [(&str, &str); 28] = [
+const LABELS: [(&str, &str); 32] = [
     ("organisation", "Organisation"),
     ("application", "Application"),
     ("name", "Name"),
@@ -71,6 +71,10 @@ const LABELS: [(&str, &str); 28] = [
     ("host", "Endpoint host"),
     ("format", "Format"),
     ("events", "Events"),
+    ("event", "Event"),
+    ("error", "Last error"),
+    ("notice", "Notice"),
+    ("recipients", "Sent to"),
 ];
 
 /// A detail value in words: a code (`code`: a value the portal chose, like `wrong_password` or

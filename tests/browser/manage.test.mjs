@@ -165,6 +165,35 @@ test("a credential manager creates, copies and deletes a secret", async () => {
   await page.getByRole("button", { name: "Turn off self-rotation of Partner-NL-DemoRegistry-DM" }).waitFor();
   await accessible(page, "manage page, self-rotation on");
 
+  // Issue 18, point 3: "Create replacement" of a secret of the SMC application: the form has its
+  // name; the answer gives the next steps.
+  const shots = screenshotDir();
+  const smcSection = page.locator("section.app", { has: page.getByRole("heading", { name: "Partner-NL-DemoRegistry-SMC", exact: true }) });
+  const replace = smcSection.getByRole("link", { name: /^Create replacement for / }).first();
+  const replacedName = (await replace.getAttribute("aria-label")).replace("Create replacement for ", "");
+  await replace.click();
+  await page.getByRole("heading", { name: `Create a replacement for “${replacedName}”`, exact: false }).waitFor();
+  await accessible(page, "replacement form");
+  assert.equal(await page.getByLabel("Client secret name").inputValue(), replacedName);
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.getByRole("heading", { name: "Next steps" }).waitFor();
+  await accessible(page, "replacement created");
+  await page.screenshot({ path: join(shots, "replacement-created.png"), fullPage: true });
+  await page.getByRole("link", { name: "Back to Manage API Credentials" }).click();
+
+  // Issue 18, point 1: the activity page, linked from the Manage page, accessible, fits a phone.
+  await page.getByRole("link", { name: "Activity of your applications" }).click();
+  await page.getByRole("heading", { name: "Activity of your applications", level: 1 }).waitFor();
+  assert.ok((await page.getByText("Client secret created").count()) >= 2, "the secrets created above are listed");
+  await accessible(page, "activity page");
+  await page.screenshot({ path: join(shots, "activity.png"), fullPage: false });
+  await page.setViewportSize({ width: 390, height: 844 });
+  const activityOverflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(activityOverflow <= 0, `the activity page scrolls sideways by ${activityOverflow}px at 390px`);
+  await accessible(page, "activity page at 390 px");
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto(`${portal.url}/manage-api-credentials`);
+
   // Issue 17, point 1: add a webhook endpoint. A wrong URL gets its message beside the field;
   // a standard endpoint's signing secret is shown once; "Send test event" reaches the receiver,
   // and the delivery shows on the page; "Remove" asks in a dialog.
@@ -172,7 +201,6 @@ test("a credential manager creates, copies and deletes a secret", async () => {
   await dm.getByRole("link", { name: "Add webhook endpoint for Partner-NL-DemoRegistry-DM" }).click();
   await page.getByRole("heading", { name: "Add a webhook endpoint for Partner-NL-DemoRegistry-DM" }).waitFor();
   await accessible(page, "webhook form");
-  const shots = screenshotDir();
   await page.getByLabel("Endpoint URL").fill("https://hooks.example.org/wmda/secret-events");
   await page.screenshot({ path: join(shots, "webhook-add.png"), fullPage: true });
   await page.getByLabel("Endpoint URL").fill("https://user:secret@hooks.example.org/wmda");

@@ -480,3 +480,33 @@ async fn create_replacement_prefills_and_offers_to_delete_the_old_secret_once_th
     let replacement = all.secrets.iter().find(|s| s.replaces_secret_id == Some(old)).unwrap();
     assert_eq!(replacement.secret.name, "Production");
 }
+
+/// The activity page also shows the expiry reminders queued (recipients by name, never an
+/// address) and the webhook deliveries given up.
+#[tokio::test]
+async fn reminders_queued_show_on_the_activity_page_by_name() {
+    use secret_portal::domain::{Api, ApplicationKind};
+    let app = TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let smc = app.register(org.id, ApplicationKind::Partner, Api::Smc).await;
+    let (jane, jane_c) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    raw_sql!(app.store, "update portal_user set display_name = 'Jane Doe' where id = $1", jane.user_id).unwrap();
+    let now = app.clock.now();
+    app.store.grant_credential_manager(jane.user_id, smc.id, &Actor::cli(), now).await.unwrap();
+    app.seed_secret(
+        smc.id,
+        "Build server",
+        now - chrono::Duration::days(300),
+        app.clock.today() + chrono::Duration::days(7),
+    )
+    .await;
+    let base = app.config.base_url.clone();
+    secret_portal::jobs::reminders::run_once(&app.store, &base, now, false).await.unwrap();
+    let page = app.page(&jane_c, "/manage-api-credentials/activity?action=reminder.queued").await;
+    assert!(page.contains("1 event.") && page.contains("Expiry reminder sent"), "{page}");
+    assert!(
+        page.contains("Notice: 1 week before expiry; Sent to: Jane Doe") && page.contains("“Build server”"),
+        "{page}"
+    );
+    assert!(page.contains(">the portal<") && !page.contains("@demo.example"), "{page}");
+}

@@ -285,6 +285,17 @@ async fn deliveries_go_in_order_retry_with_the_same_id_and_fail_after_a_day() {
     app.clock.advance(Duration::hours(1));
     let report = deliverer.run_once().await.unwrap();
     assert_eq!((report.failed, report.retrying), (1, 1), "e4 failed after a day, e5 tried: {report:?}");
+    // Given up: audited for the application's managers (issue 18), with the host only.
+    let given_up: Vec<_> = app
+        .store
+        .recent_audit_events(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "webhook.delivery_failed")
+        .collect();
+    assert_eq!(given_up.len(), 1);
+    assert!(given_up[0].details.contains("\"host\":\"127.0.0.1\"") && !given_up[0].details.contains("/hook"));
     r.accept.store(true, SeqCst);
     app.clock.advance(Duration::minutes(1));
     assert_eq!(deliverer.run_once().await.unwrap().delivered, 1);
