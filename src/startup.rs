@@ -163,10 +163,10 @@ fn jobs(config: &Config, state: &AppState, sessions: PortalSessionStore) -> crat
     });
     let usage_flush = pass({
         let (usage, store) = (services.tokens.usage.clone(), store.clone());
-        move |_| {
+        move |now| {
             let (usage, store) = (usage.clone(), store.clone());
             async move {
-                usage.flush(&store).await;
+                usage.flush(&store, now).await;
                 Ok(())
             }
         }

@@ -1,20 +1,21 @@
 -- Issue 18 (DESIGN.md section 10): each audit event about an application, one of its client
 -- secrets or webhook endpoints, or a grant on it, names the application, so credential managers
 -- can read the events of the applications granted to them now. Existing events are filled in from
--- their target (ids are 16-byte blobs here, text in target_id; grants: from the application's
+-- their target (ids are 16-byte blobs here, hyphenated text in target_id, matched through
+-- unhex so the primary keys serve; grants: from the application's
 -- name in their details). The append-only trigger is dropped for the backfill and created again
 -- in this same transaction.
 alter table audit_event add column application_id blob references application (id)
     check (application_id is null or length(application_id) = 16);
 drop trigger audit_event_no_update;
 update audit_event set application_id = (select a.id from application a
-        where lower(hex(a.id)) = lower(replace(audit_event.target_id, '-', '')))
+        where a.id = unhex(replace(audit_event.target_id, '-', '')))
     where target_type = 'application';
 update audit_event set application_id = (select s.application_id from client_secret s
-        where lower(hex(s.id)) = lower(replace(audit_event.target_id, '-', '')))
+        where s.id = unhex(replace(audit_event.target_id, '-', '')))
     where target_type = 'client_secret';
 update audit_event set application_id = (select w.application_id from webhook_endpoint w
-        where lower(hex(w.id)) = lower(replace(audit_event.target_id, '-', '')))
+        where w.id = unhex(replace(audit_event.target_id, '-', '')))
     where target_type = 'webhook_endpoint';
 update audit_event set application_id = (select a.id from application a
         where a.organisation_id = audit_event.organisation_id and a.name = json_extract(audit_event.details, '$.application'))

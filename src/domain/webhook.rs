@@ -182,20 +182,14 @@ impl WebhookUrl {
         self.0.host_str().unwrap_or_default()
     }
 
-    /// The scheme, host (and a port other than the scheme's) and "…": how the pages show a URL
-    /// that is a credential.
+    /// The scheme, host (and a port other than the scheme's) and "…": how the pages show every
+    /// endpoint's URL (DESIGN.md section 9). A Slack or Teams URL is a credential, and so may be
+    /// any URL's path (a Slack URL added as `standard`, a token in a receiver's path).
     pub fn shown(&self) -> String {
         match self.0.port() {
             Some(port) => format!("{}://{}:{port}/…", self.0.scheme(), self.host()),
             None => format!("{}://{}/…", self.0.scheme(), self.host()),
         }
-    }
-
-    /// How the pages show the URL of an endpoint, whatever its format (DESIGN.md section 9):
-    /// [`WebhookUrl::shown`]. A Slack or Teams URL is a credential, and so may be any URL's path
-    /// (a Slack URL added as `standard`, a token in a receiver's path), so no path is shown.
-    pub fn shown_for(&self, _format: WebhookFormat) -> String {
-        self.shown()
     }
 }
 
@@ -794,14 +788,12 @@ mod tests {
     #[test]
     fn urls_are_shown_without_what_may_be_a_credential() {
         let slack = WebhookUrl::parse("https://hooks.slack.com/services/T0/B0/XXXX", false).unwrap();
-        for format in WebhookFormat::ALL {
-            // A Slack URL added as `standard` is a credential too.
-            assert_eq!(slack.shown_for(format), "https://hooks.slack.com/…");
-        }
+        // Whatever the format: a Slack URL added as `standard` is a credential too.
+        assert_eq!(slack.shown(), "https://hooks.slack.com/…");
         let own = WebhookUrl::parse("https://hooks.example.org/wmda/dm?token=abc", false).unwrap();
-        assert_eq!(own.shown_for(WebhookFormat::Standard), "https://hooks.example.org/…");
+        assert_eq!(own.shown(), "https://hooks.example.org/…");
         let local = WebhookUrl::parse("http://127.0.0.1:8080/hook", true).unwrap();
-        assert_eq!(local.shown_for(WebhookFormat::Standard), "http://127.0.0.1:8080/…");
+        assert_eq!(local.shown(), "http://127.0.0.1:8080/…");
     }
 
     #[test]

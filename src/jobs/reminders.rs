@@ -70,7 +70,12 @@ fn facts(s: &ReminderSecret, notice: Notice, now: DateTime<Utc>, base_url: &Base
         days_left: DaysLeft::between(now.date_naive(), s.usage.expires_on),
         last_used_at: s.usage.last_used_at,
         manage_url: base_url.join("/manage-api-credentials"),
-        replace_url: base_url.join(&crate::domain::application::replace_path(&s.client_id.to_string(), s.usage.id)),
+        // WMDA admins have no Manage page: they get the application's admin page.
+        replace_url: if to_admins {
+            base_url.join(&format!("/admin/applications/{}", s.usage.application_id))
+        } else {
+            base_url.join(&crate::domain::application::replace_path(&s.client_id.to_string(), s.usage.id))
+        },
         to_admins,
     }
 }

@@ -188,7 +188,9 @@ impl Deliverer {
         let mut link = self.base_url.join(&crate::domain::application::manage_section_path(client_id));
         let mut data = data;
         // An expiring secret's event links to its "Create replacement" (issue 18, point 3).
+        // An expired one cannot be replaced (the form would open empty): the Manage page it is.
         if event == WebhookEvent::Expiring
+            && data["days_left"].as_i64().is_some_and(|d| d >= 0)
             && let Some(id) = data["secret"]["id"].as_str().and_then(|i| uuid::Uuid::parse_str(i).ok())
         {
             let replace_url = self.base_url.join(&crate::domain::application::replace_path(client_id, id));

@@ -389,7 +389,7 @@ pub struct ReminderFacts {
     /// The Manage API Credentials page, from `PORTAL_BASE_URL`.
     pub manage_url: String,
     /// "Create replacement" of this secret: the create form with its name and the latest date
-    /// (issue 18, point 3).
+    /// (issue 18, point 3); for WMDA admins, the application's admin page.
     pub replace_url: String,
     /// Sent to the WMDA admins because the application has no eligible credential manager.
     pub to_admins: bool,
@@ -473,10 +473,11 @@ mod tests {
         assert!(e.text_body.contains("Last used: never"));
         assert!(e.text_body.contains("https://portal.example/manage-api-credentials"));
         assert!(e.text_body.contains("no credential manager"));
-        for step in ["Create its replacement", "Update your system", "Confirm", "Delete the old secret"] {
+        // Sent to the WMDA admins (no credential manager): they grant the role, on the admin page.
+        for step in ["Grant the credential manager role", "Update your system", "Confirm", "Delete the old secret"] {
             assert!(e.text_body.contains(step), "{step}");
         }
-        // Issue 18, point 3: both parts link to the secret's "Create replacement".
+        // Issue 18, point 3: both parts carry the link (for managers, the secret's "Create replacement").
         let replace = "https://portal.example/manage-api-credentials/c/secrets/new?replaces=s";
         assert!(e.text_body.contains(replace) && e.html_body.contains(replace));
     }

@@ -122,16 +122,17 @@ impl UsageRecorder {
         (s.last_written.len(), s.pending.len())
     }
 
-    /// Writes what is pending: each secret's last use, the day counts (added to the stored
-    /// ones), and hourly, deletes the days past [`KEEP_DAYS`]. Counts that cannot be written are
-    /// logged and dropped (they are statistics, not the record of a secret's use).
-    pub async fn flush(&self, store: &Store) {
+    /// Writes what is pending at `now` (UTC): each secret's last use, the day counts (added to
+    /// the stored ones), and hourly, deletes the days more than [`KEEP_DAYS`] before `now`.
+    /// Counts that cannot be written are logged and dropped (they are statistics, not the
+    /// record of a secret's use).
+    pub async fn flush(&self, store: &Store, now: DateTime<Utc>) {
         for (id, at) in self.take_pending() {
             if let Err(e) = store.record_secret_use(id, at).await {
                 tracing::warn!(secret_id = %id, error = %e, "cannot record a secret's use");
             }
         }
-        let (issued, refused, prune_before) = self.take_days();
+        let (issued, refused, prune_before) = self.take_days(now);
         if let Err(e) = store.add_usage_days(&issued).await {
             tracing::warn!(error = %e, days = issued.len(), "cannot record the secrets' daily usage");
         }
@@ -146,21 +147,18 @@ impl UsageRecorder {
     }
 
     /// The day counts, leaving none, and the day before which stored days go when an hour has
-    /// passed since the last prune.
-    fn take_days(&self) -> (Days, Days, Option<NaiveDate>) {
+    /// passed since the last prune (by `now`, whatever traffic this process saw).
+    fn take_days(&self, now: DateTime<Utc>) -> (Days, Days, Option<NaiveDate>) {
         let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let rows = |m: HashMap<(Uuid, NaiveDate), Count>| {
             m.into_iter().map(|((key, day), c)| (key, day, c.stored())).collect::<Vec<_>>()
         };
         let issued = rows(std::mem::take(&mut s.issued));
         let refused = rows(std::mem::take(&mut s.refused));
-        let prune = match (s.latest, s.last_pruned) {
-            (Some(latest), last) if last.is_none_or(|l| latest - l >= PRUNE_EVERY) => {
-                s.last_pruned = Some(latest);
-                Some(latest.date_naive() - Duration::days(KEEP_DAYS))
-            }
-            _ => None,
-        };
+        let prune = s.last_pruned.is_none_or(|l| now - l >= PRUNE_EVERY).then(|| {
+            s.last_pruned = Some(now);
+            now.date_naive() - Duration::days(KEEP_DAYS)
+        });
         (issued, refused, prune)
     }
 
@@ -192,7 +190,7 @@ mod tests {
         assert!(written <= MAX_TRACKED && pending <= MAX_TRACKED, "{written} {pending}");
         // A use a minute later, then the flush's prune: the old entries are gone.
         r.take_pending();
-        r.take_days();
+        r.take_days(t0);
         r.record(Uuid::new_v4(), t0 + COALESCE, ip);
         assert_eq!(r.take_pending().len(), 1);
         let s = r.0.lock().unwrap();
@@ -213,19 +211,19 @@ mod tests {
         let client = Uuid::new_v4();
         r.refused(client, t0, b);
         r.refused(client, t0, a);
-        let (mut issued, refused, prune) = r.take_days();
+        let (mut issued, refused, prune) = r.take_days(t0);
         issued.sort_by_key(|(_, day, _)| *day);
         assert_eq!(issued.len(), 2);
         assert_eq!((issued[0].2.count, issued[0].2.last_ip.as_str()), (3, "2001:db8::1"));
         assert_eq!((issued[1].1, issued[1].2.count), (t0.date_naive().succ_opt().unwrap(), 1));
         assert_eq!((refused.len(), refused[0].2.count, refused[0].2.last_ip.as_str()), (1, 2, "192.0.2.1"));
-        // From the latest use seen, on the next UTC day.
-        assert_eq!(prune, Some((t0 + Duration::seconds(2)).date_naive() - Duration::days(KEEP_DAYS)));
-        assert_eq!(r.take_days().2, None, "once an hour");
+        assert_eq!(prune, Some(t0.date_naive() - Duration::days(KEEP_DAYS)));
+        assert_eq!(r.take_days(t0 + Duration::minutes(59)).2, None, "once an hour");
+        assert!(r.take_days(t0 + PRUNE_EVERY).2.is_some(), "by the clock, even without tokens");
         // Made-up client IDs: at most MAX_REFUSAL_KEYS wait for a flush.
         for _ in 0..(MAX_REFUSAL_KEYS + 10) {
             r.refused(Uuid::new_v4(), t0, a);
         }
-        assert_eq!(r.take_days().1.len(), MAX_REFUSAL_KEYS);
+        assert_eq!(r.take_days(t0).1.len(), MAX_REFUSAL_KEYS);
     }
 }

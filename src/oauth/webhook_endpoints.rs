@@ -42,7 +42,7 @@ impl std::fmt::Debug for WebhookEndpoints {
 pub struct Added {
     /// The endpoint as stored.
     pub endpoint: WebhookEndpoint,
-    /// Its URL as the pages show it ([`WebhookUrl::shown_for`]).
+    /// Its URL as the pages show it ([`WebhookUrl::shown`]).
     pub shown_url: String,
     /// A `standard` endpoint's signing secret (`whsec_…`): shown once, never again.
     pub signing_secret: Option<SigningSecret>,
@@ -112,7 +112,7 @@ impl WebhookEndpoints {
             form_id: Uuid::parse_str(form_id.trim()).ok(),
         };
         match store.add_webhook_endpoint(&new, actor, now).await {
-            Ok(endpoint) => Ok(Added { endpoint, shown_url: request.url.shown_for(request.format), signing_secret }),
+            Ok(endpoint) => Ok(Added { endpoint, shown_url: request.url.shown(), signing_secret }),
             Err(StoreError::Conflict(c @ Conflict::WebhookLimit)) => Err(AddError::Limit(c.to_string())),
             Err(StoreError::Conflict(Conflict::FormAlreadySubmitted)) => Err(AddError::AlreadySubmitted),
             Err(e) => Err(AddError::Store(e)),
@@ -133,7 +133,7 @@ impl WebhookEndpoints {
         }
     }
 
-    /// The endpoint's URL as the pages show it ([`WebhookUrl::shown_for`]); the host and "…"
+    /// The endpoint's URL as the pages show it ([`WebhookUrl::shown`]); the host and "…"
     /// when it cannot be read.
     pub fn shown_url(&self, endpoint: &WebhookEndpoint) -> String {
         let e = &endpoint.endpoint;
@@ -141,7 +141,7 @@ impl WebhookEndpoints {
             .decrypt(&e.url_enc, URL_PURPOSE)
             .ok()
             .and_then(|bytes| std::str::from_utf8(&bytes).ok().and_then(|text| WebhookUrl::parse(text, true).ok()))
-            .map_or_else(|| format!("https://{}/…", e.host), |url| url.shown_for(e.format))
+            .map_or_else(|| format!("https://{}/…", e.host), |url| url.shown())
     }
 
     /// "Send test event" on the endpoint `endpoint_id` of the application (`application_id`,
@@ -166,19 +166,22 @@ impl WebhookEndpoints {
     }
 
     /// "Enable" on the disabled endpoint `endpoint_id` of `application_id` at `now`: its oldest
-    /// pending event goes first, at once. Audited as `webhook.enabled`.
+    /// pending event goes first, at once. Audited as `webhook.enabled`. Returns whether it was
+    /// disabled (`false`: enabled already, nothing changed).
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] when it is not a disabled endpoint of that application.
+    /// [`StoreError::NotFound`] when it is not an endpoint of that application.
     pub async fn enable(
         &self,
         store: &Store,
         actor: &Actor,
         (application_id, endpoint_id): (Uuid, Uuid),
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        store.enable_webhook_endpoint((application_id, endpoint_id), actor, now).await?;
-        self.wake.notify_one();
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let enabled = store.enable_webhook_endpoint((application_id, endpoint_id), actor, now).await?;
+        if enabled {
+            self.wake.notify_one();
+        }
+        Ok(enabled)
     }
 }

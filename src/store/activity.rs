@@ -3,7 +3,7 @@
 //! ([`AuditAction::shown_to_managers`]). The authorisation is in the query: the grant as it is
 //! now, an enabled user.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::{AuditAction, AuditEvent, Store, StoreError, on_pool};
@@ -62,31 +62,28 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<ActivityEvent>, i64), StoreError> {
-        let from = filter.from.map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
-        let to = filter.to.and_then(|d| d.succ_opt()).map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
-        let scope = format!(
-            "audit_event e
-             join application a on a.id = e.application_id
-             join credential_manager_grant g on g.application_id = a.id and g.user_id = $1
-             join portal_user me on me.id = g.user_id and me.disabled_at is null
-             where e.action in ({}) and ($2 is null or a.client_id = $2) and ($3 is null or e.action = $3)
-               and ($4 is null or e.occurred_at >= $4) and ($5 is null or e.occurred_at < $5)",
-            manager_actions()
-        );
+        let (from, to) = super::audit::day_bounds(filter.from, filter.to);
+        // The events of the user's applications now; `{actor}` is where the page joins the actor.
+        let scope = |actor: &str| {
+            format!(
+                "audit_event e
+                 join application a on a.id = e.application_id
+                 join credential_manager_grant g on g.application_id = a.id and g.user_id = $1
+                 join portal_user me on me.id = g.user_id and me.disabled_at is null
+                 {actor}
+                 where e.action in ({}) and ($2 is null or a.client_id = $2) and ($3 is null or e.action = $3)
+                   and ($4 is null or e.occurred_at >= $4) and ($5 is null or e.occurred_at < $5)",
+                manager_actions()
+            )
+        };
         let page_sql = format!(
             "select e.id, e.occurred_at, e.actor_user_id, e.actor_label, e.ip, e.action, e.organisation_id, e.target_type,
                     e.target_id, e.details, a.name as application, a.client_id, actor.display_name as actor_name,
                     case when actor.id is null then null when actor.organisation_id is null then true else false end as actor_is_admin
-             from {scope_with_actor} order by e.id desc limit $6 offset $7",
-            scope_with_actor = scope.replacen(
-                "join portal_user me on me.id = g.user_id and me.disabled_at is null",
-                "join portal_user me on me.id = g.user_id and me.disabled_at is null
-                 left join portal_user actor on actor.id = e.actor_user_id",
-                1
-            )
+             from {} order by e.id desc limit $6 offset $7",
+            scope("left join portal_user actor on actor.id = e.actor_user_id")
         );
-        let count_sql = format!("select count(*) from {scope}");
-        let (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (from, to);
+        let count_sql = format!("select count(*) from {}", scope(""));
         Ok(on_pool!(self, |pool| async {
             let mut conn = pool.acquire().await?;
             let rows = sqlx::query_as(&page_sql)

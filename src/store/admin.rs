@@ -185,8 +185,7 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<AuditEvent>, i64), StoreError> {
-        let from = filter.from.map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
-        let to = filter.to.and_then(|d| d.succ_opt()).map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+        let (from, to) = super::audit::day_bounds(filter.from, filter.to);
         let actor = filter.actor.as_ref().map(|a| format!("%{}%", a.trim().to_lowercase().replace(['%', '_'], "")));
         let condition = "($1 is null or lower(actor_label) like $1) and ($2 is null or organisation_id = $2)
              and ($3 is null or action = $3) and ($4 is null or occurred_at >= $4) and ($5 is null or occurred_at < $5)";

@@ -43,7 +43,8 @@ pub enum AuditAction {
     WebhookEnabled,
     /// `webhook.delivery_failed`: A webhook delivery was given up after a day of refusals.
     WebhookDeliveryFailed,
-    /// `reminder.queued`: An expiry reminder was queued for a client secret (recipients by name).
+    /// `reminder.queued`: A reminder notice about a client secret (expiry, or rotation complete)
+    /// was queued for its recipients (by name).
     ReminderQueued,
     /// `invitation.sent`: An invitation link was emailed.
     InvitationSent,
@@ -146,7 +147,7 @@ impl AuditAction {
             AuditAction::WebhookDisabled => "Webhook endpoint disabled (no answer for 72 hours)",
             AuditAction::WebhookEnabled => "Webhook endpoint enabled again",
             AuditAction::WebhookDeliveryFailed => "Webhook delivery given up (refused for a day)",
-            AuditAction::ReminderQueued => "Expiry reminder sent",
+            AuditAction::ReminderQueued => "Reminder queued",
             AuditAction::InvitationSent => "Invitation sent",
             AuditAction::InvitationAccepted => "Invitation accepted",
             AuditAction::UserDisabled => "User disabled",
@@ -366,6 +367,19 @@ pub struct AuditEvent {
     pub target_id: Option<String>,
     /// JSON details as text.
     pub details: String,
+}
+
+/// The instants `[from, to)` of a filter from UTC day `from` through UTC day `to`, both
+/// included: midnight of `from`, midnight after `to`. No upper bound when `to` is the last day
+/// chrono writes with four digits (9999-12-31): the next midnight is year 10000, written
+/// `+10000-…`, which sorts before every date as text (SQLite keeps instants as text).
+pub(crate) fn day_bounds(
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    use chrono::Datelike as _;
+    let midnight = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    (from.map(midnight), to.and_then(|d| d.succ_opt()).filter(|d| d.year() <= 9999).map(midnight))
 }
 
 /// The insert statement of an audit event: without an application given (`$10`), a client

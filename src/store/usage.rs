@@ -90,10 +90,13 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
+        // One order for every replica, so two flushing at once never wait on each other's rows.
+        let mut rows: Vec<&(Uuid, NaiveDate, DayCount)> = rows.iter().collect();
+        rows.sort_by_key(|(key, day, _)| (*key, *day));
         on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin_write().await?;
-                for (key, day, c) in rows {
+                for (key, day, c) in &rows {
                     sqlx::query(sql)
                         .bind(key)
                         .bind(day)

@@ -382,11 +382,16 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let (host, organisation_id, application) = found.ok_or(StoreError::NotFound)?;
-                sqlx::query("update webhook_endpoint set removed_at = $2 where id = $1")
+                // Conditional: of two removals at once, one changes it and is audited.
+                let removed = sqlx::query("update webhook_endpoint set removed_at = $2 where id = $1 and removed_at is null")
                     .bind(endpoint_id)
                     .bind(now)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                if removed != 1 {
+                    return Err(StoreError::NotFound);
+                }
                 let event = actor
                     .event(AuditAction::WebhookRemoved, now)
                     .with_details(serde_json::json!({ "application": application, "host": host })).on(organisation_id, "webhook_endpoint", endpoint_id);
@@ -676,7 +681,7 @@ impl Store {
             let mut conn = pool.acquire().await?;
             let endpoints: Vec<EndpointRow> =
                 sqlx::query_as(&endpoints_sql).bind(p1).bind(p2).fetch_all(&mut *conn).await?;
-            if endpoints.is_empty() {
+            if endpoints.is_empty() || per_endpoint <= 0 {
                 return Ok::<_, sqlx::Error>((endpoints, Vec::new()));
             }
             let deliveries =
@@ -861,16 +866,17 @@ impl Store {
 
     /// A manager's "Enable" (issue 17, point 4): the disabled endpoint `endpoint_id` of
     /// `application_id` gets events again at `now`, starting with its oldest pending delivery,
-    /// which is due at once. Audited as `webhook.enabled`.
+    /// which is due at once. Audited as `webhook.enabled`. Returns whether it was disabled
+    /// (`false`: enabled already, nothing changed).
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] when it is not a disabled endpoint of that application.
+    /// [`StoreError::NotFound`] when it is not an endpoint of that application.
     pub async fn enable_webhook_endpoint(
         &self,
         (application_id, endpoint_id): (Uuid, Uuid),
         actor: &Actor,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin_write().await?;
@@ -882,14 +888,30 @@ impl Store {
                 .bind(application_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let (host, organisation_id, application) = found.ok_or(StoreError::NotFound)?;
-                // A fresh streak, so one more refusal does not disable it again at once.
-                sqlx::query(
-                    "update webhook_endpoint set disabled_at = null, failing_since = null, failed_attempts = 0 where id = $1",
+                let Some((host, organisation_id, application)) = found else {
+                    // Not disabled (enabled already, by a second click or another manager) or not one of this application's.
+                    let exists: Option<Uuid> = sqlx::query_scalar(
+                        "select id from webhook_endpoint where id = $1 and application_id = $2 and removed_at is null",
+                    )
+                    .bind(endpoint_id)
+                    .bind(application_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    return if exists.is_some() { Ok(false) } else { Err(StoreError::NotFound) };
+                };
+                // A fresh streak, so one more refusal does not disable it again at once. Conditional:
+                // of two enables at once, one changes it and is audited.
+                let enabled = sqlx::query(
+                    "update webhook_endpoint set disabled_at = null, failing_since = null, failed_attempts = 0
+                     where id = $1 and disabled_at is not null",
                 )
                 .bind(endpoint_id)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if enabled != 1 {
+                    return Ok(false);
+                }
                 sqlx::query(
                     "update webhook_delivery set next_attempt_at = $2
                      where endpoint_id = $1 and delivered_at is null and failed_at is null and next_attempt_at > $2",
@@ -903,7 +925,7 @@ impl Store {
                     .with_details(serde_json::json!({ "application": application, "host": host })).on(organisation_id, "webhook_endpoint", endpoint_id);
                 insert_audit_event!(&mut *tx, &event)?;
                 tx.commit().await?;
-                Ok::<_, StoreError>(())
+                Ok::<_, StoreError>(true)
             }
             .await
         })

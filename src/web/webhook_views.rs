@@ -14,7 +14,7 @@ pub const DELIVERIES_SHOWN: i64 = 5;
 pub struct EndpointView {
     /// Its id (the forms' paths).
     pub id: String,
-    /// Its URL as shown ([`crate::domain::webhook::WebhookUrl::shown_for`]).
+    /// Its URL as shown ([`crate::domain::webhook::WebhookUrl::shown`]).
     pub url: String,
     /// Its host (the buttons' labels).
     pub host: String,

@@ -503,7 +503,7 @@ async fn reminders_queued_show_on_the_activity_page_by_name() {
     let base = app.config.base_url.clone();
     secret_portal::jobs::reminders::run_once(&app.store, &base, now, false).await.unwrap();
     let page = app.page(&jane_c, "/manage-api-credentials/activity?action=reminder.queued").await;
-    assert!(page.contains("1 event.") && page.contains("Expiry reminder sent"), "{page}");
+    assert!(page.contains("1 event.") && page.contains("Reminder queued"), "{page}");
     assert!(
         page.contains("Notice: 1 week before expiry; Sent to: Jane Doe") && page.contains("“Build server”"),
         "{page}"

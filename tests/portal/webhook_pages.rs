@@ -323,8 +323,10 @@ async fn admins_see_and_remove_endpoints_and_managers_enable_a_disabled_one() {
     assert!(page.contains("The webhook endpoint is enabled") && page.contains("Send test event"), "{page}");
     assert_eq!(audited(&w.app, "webhook.enabled").await.len(), 1);
     assert_eq!(deliverer(&w.app).run_once().await.unwrap().delivered, 1, "the pending event goes at once");
-    // Enabling an enabled endpoint is not found: nothing to enable.
-    assert_eq!(w.app.post_form(&w.jane, &format!("{}/{}/enable", hooks(&w.dm), endpoint.id), &[]).await.status(), 404);
+    // Enabling it again (a second click, another manager): nothing changes, nothing is audited.
+    let (_, page) = w.app.post_and_follow(&w.jane, &format!("{}/{}/enable", hooks(&w.dm), endpoint.id), &[]).await;
+    assert!(page.contains("was enabled already: nothing changed"), "{page}");
+    assert_eq!(audited(&w.app, "webhook.enabled").await.len(), 1);
 
     // An event the receiver refuses is pending; once the endpoint is removed it is dropped, not
     // pending (the reminders page says so).

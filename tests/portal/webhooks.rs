@@ -587,8 +587,10 @@ async fn a_dead_endpoint_is_disabled_its_managers_told_and_enabling_resumes_in_o
     sorted.sort_unstable();
     assert_eq!(delivered, sorted, "oldest first");
     assert_eq!(delivered.last(), Some(&n), "the event queued while disabled waited");
+    // Enabled already: nothing changes; another application's id for it: not found.
+    assert!(!app.store.enable_webhook_endpoint((dm.id, endpoint), &Actor::cli(), app.clock.now()).await.unwrap());
     assert!(matches!(
-        app.store.enable_webhook_endpoint((dm.id, endpoint), &Actor::cli(), app.clock.now()).await,
+        app.store.enable_webhook_endpoint((uuid::Uuid::new_v4(), endpoint), &Actor::cli(), app.clock.now()).await,
         Err(secret_portal::store::StoreError::NotFound)
     ));
 }

@@ -226,8 +226,11 @@ pub async fn enable(
     let current = &member.current;
     let managed = state.store.managed_application(current.user.id, client_id).await?;
     let ids = (managed.application.id, endpoint_id);
-    state.services.webhooks.enable(&state.store, &current.actor(), ids, state.clock.now()).await?;
-    let text = "The webhook endpoint is enabled: its pending events are being delivered, oldest first.";
+    let text = if state.services.webhooks.enable(&state.store, &current.actor(), ids, state.clock.now()).await? {
+        "The webhook endpoint is enabled: its pending events are being delivered, oldest first."
+    } else {
+        "The webhook endpoint was enabled already: nothing changed."
+    };
     notice::redirect(&session, &section(client_id), text).await
 }
 
