@@ -35,6 +35,19 @@ pub fn line<S: AsRef<str>>(cells: &[S]) -> String {
     out
 }
 
+/// A CSV export as a download: `text/csv` with a header line, saved as `filename`.
+pub fn download(body: String, filename: &'static str) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse as _;
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8; header=present"));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,3 +114,46 @@ pub async fn signed_in_not_found(
         _ => response,
     }
 }
+
+/// A filter's date as typed (`YYYY-MM-DD`, UTC): `None` when empty; a message naming the field
+/// (`label`, e.g. "from") when it is no date, and that bound is then left out.
+pub fn filter_date(text: &str, label: &str) -> Result<Option<chrono::NaiveDate>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    crate::domain::parse_date(text.trim())
+        .map(Some)
+        .map_err(|_| format!("The {label} date must be YYYY-MM-DD, between 1970-01-01 and 9999-12-31."))
+}
+
+/// One page of a list of at most `size` rows a page, as `?page=` asks (1 to
+/// [`crate::domain::PageNumber::MAX`]): `fetch(limit, offset)` answers the rows and the total. A page
+/// number that is none gives the first page, one past the end the last, each with a notice.
+/// Returns the rows, the total, the page shown, the number of pages, and the notice.
+///
+/// # Errors
+/// `fetch`'s.
+pub async fn paged<T, E, F, Fut>(
+    requested: &str,
+    size: u32,
+    fetch: F,
+) -> Result<(Vec<T>, i64, i64, i64, Option<String>), E>
+where
+    F: Fn(i64, i64) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, i64), E>>,
+{
+    use crate::domain::PageNumber;
+    let (mut page, mut notice) = match PageNumber::parse(requested) {
+        Ok(p) => (p, None),
+        Err(e) => (PageNumber::FIRST, Some(format!("{e} Showing the first page."))),
+    };
+    let offset = |p: PageNumber| i64::try_from(p.offset(size)).unwrap_or(i64::MAX);
+    let (mut rows, mut total) = fetch(i64::from(size), offset(page)).await?;
+    let pages = PageNumber::count(u64::try_from(total).unwrap_or(0), size);
+    if page > pages {
+        notice = Some(format!("There is no page {}: showing the last page, {}.", page.get(), pages.get()));
+        page = pages;
+        (rows, total) = fetch(i64::from(size), offset(page)).await?;
+    }
+    Ok((rows, total, i64::from(page.get()), i64::from(pages.get()), notice))
+}

@@ -123,6 +123,41 @@ fn pairs(list: &[(&str, &Application)]) -> Vec<(String, String)> {
     list.iter().map(|(a, app)| ((*a).to_owned(), app.name.clone())).collect()
 }
 
+/// A portal with an SMC application of organisation NL managed by Jane, and one of organisation
+/// DE managed by Hans: (app, NL's, DE's, Jane (user id, client), Hans (user id, client)).
+async fn two_organisations()
+-> (TestApp, Application, Application, (uuid::Uuid, reqwest::Client), (uuid::Uuid, reqwest::Client)) {
+    use secret_portal::domain::{Api, ApplicationKind};
+    let app = TestApp::spawn().await;
+    let org = app.create_org("NL", "DemoRegistry").await;
+    let other = app.create_org("DE", "OtherRegistry").await;
+    let smc = app.register(org.id, ApplicationKind::Partner, Api::Smc).await;
+    let theirs = app.register(other.id, ApplicationKind::Partner, Api::Smc).await;
+    let (jane, jane_c) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    let (hans, hans_c) = app.account("hans@other.example", UserRole::Member(other.id)).await;
+    let now = app.clock.now();
+    app.store.grant_credential_manager(jane.user_id, smc.id, &Actor::cli(), now).await.unwrap();
+    app.store.grant_credential_manager(hans.user_id, theirs.id, &Actor::cli(), now).await.unwrap();
+    (app, smc, theirs, (jane.user_id, jane_c), (hans.user_id, hans_c))
+}
+
+/// The status of a partner-style token request for `client_id` with `secret`.
+async fn token_status(app: &TestApp, client_id: &str, secret: &str) -> u16 {
+    new_client()
+        .post(app.url("/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("resource", "match-connect-sandbox"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// The authorisation matrix: each manager sees exactly the events of the applications granted
 /// to them now.
 #[tokio::test]
@@ -278,52 +313,25 @@ async fn bad_input_gets_a_message_and_the_export_neutralises_formulas() {
 /// past 90 are deleted.
 #[tokio::test]
 async fn token_usage_and_refusals_are_counted_per_day_and_shown_to_the_managers() {
-    use secret_portal::domain::{Api, ApplicationKind};
-    let app = TestApp::spawn().await;
-    let org = app.create_org("NL", "DemoRegistry").await;
-    let other = app.create_org("DE", "OtherRegistry").await;
-    let smc = app.register(org.id, ApplicationKind::Partner, Api::Smc).await;
-    let theirs = app.register(other.id, ApplicationKind::Partner, Api::Smc).await;
-    let (jane, jane_c) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
-    let (hans, hans_c) = app.account("hans@other.example", UserRole::Member(other.id)).await;
+    let (app, smc, _, (jane, jane_c), (hans, hans_c)) = two_organisations().await;
     let now = app.clock.now();
-    app.store.grant_credential_manager(jane.user_id, smc.id, &Actor::cli(), now).await.unwrap();
-    app.store.grant_credential_manager(hans.user_id, theirs.id, &Actor::cli(), now).await.unwrap();
     let (value, secret_id) =
         app.seed_secret(smc.id, "Production", now, app.clock.today() + chrono::Duration::days(100)).await;
     let client_id = smc.client_id.to_string();
-    let token = |client: String, secret: String| {
-        let url = app.url("/oauth2/token");
-        async move {
-            new_client()
-                .post(url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", client.as_str()),
-                    ("client_secret", secret.as_str()),
-                    ("resource", "match-connect-sandbox"),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
     for _ in 0..3 {
-        assert_eq!(token(client_id.clone(), value.expose().to_owned()).await, 200);
+        assert_eq!(token_status(&app, &client_id, value.expose()).await, 200);
     }
     for _ in 0..2 {
-        assert_eq!(token(client_id.clone(), "an old secret".to_owned()).await, 401);
+        assert_eq!(token_status(&app, &client_id, "an old secret").await, 401);
     }
-    assert_eq!(token(uuid::Uuid::new_v4().to_string(), "x".to_owned()).await, 401, "a client ID of no application");
-    assert_eq!(token("not-a-client-id".to_owned(), "x".to_owned()).await, 401);
+    assert_eq!(token_status(&app, &uuid::Uuid::new_v4().to_string(), "x").await, 401, "a client ID of no application");
+    assert_eq!(token_status(&app, "not-a-client-id", "x").await, 401);
 
     // Written by the background flush (every second).
     let since = app.clock.today() - chrono::Duration::days(13);
     let mut waited = 0;
     let (usage, refusals) = loop {
-        let (usage, refusals) = app.store.manager_usage(jane.user_id, since).await.unwrap();
+        let (usage, refusals) = app.store.manager_usage(jane, since).await.unwrap();
         if usage.first().is_some_and(|u| u.issued == 3) && refusals.first().is_some_and(|r| r.refused == 2) {
             break (usage, refusals);
         }
@@ -346,7 +354,7 @@ async fn token_usage_and_refusals_are_counted_per_day_and_shown_to_the_managers(
         "{activity}"
     );
     // Another organisation's manager: nothing of it.
-    let (usage, refusals) = app.store.manager_usage(hans.user_id, since).await.unwrap();
+    let (usage, refusals) = app.store.manager_usage(hans, since).await.unwrap();
     assert!(usage.is_empty() && refusals.is_empty());
     let page = app.page(&hans_c, "/manage-api-credentials").await;
     assert!(!page.contains("were refused") && !page.contains("from 127.0.0.1"), "{page}");
@@ -358,7 +366,7 @@ async fn token_usage_and_refusals_are_counted_per_day_and_shown_to_the_managers(
     let count = secret_portal::store::DayCount { count: 5, last_at: now, last_ip: "192.0.2.9".to_owned() };
     app.store.add_usage_days(&[(secret_id, old, count)]).await.unwrap();
     assert_eq!(app.store.prune_usage_days(app.clock.today() - chrono::Duration::days(90)).await.unwrap(), 1);
-    assert_eq!(app.store.manager_usage(jane.user_id, old).await.unwrap().0.len(), 1, "today's day stays");
+    assert_eq!(app.store.manager_usage(jane, old).await.unwrap().0.len(), 1, "today's day stays");
 }
 
 /// Point 4: each secret shows the last instant it works, with its zone; `?sort=expiry` and
@@ -404,15 +412,8 @@ async fn secrets_show_their_last_instant_and_sort_by_expiry_and_last_use() {
 /// application, an expired or unknown one: the plain form.
 #[tokio::test]
 async fn create_replacement_prefills_and_offers_to_delete_the_old_secret_once_the_new_one_is_used() {
-    use secret_portal::domain::{Api, ApplicationKind};
-    let app = TestApp::spawn().await;
-    let org = app.create_org("NL", "DemoRegistry").await;
-    let other = app.create_org("DE", "OtherRegistry").await;
-    let smc = app.register(org.id, ApplicationKind::Partner, Api::Smc).await;
-    let theirs = app.register(other.id, ApplicationKind::Partner, Api::Smc).await;
-    let (jane, jane_c) = app.account("jane@demo.example", UserRole::Member(org.id)).await;
+    let (app, smc, theirs, (_, jane_c), _) = two_organisations().await;
     let now = app.clock.now();
-    app.store.grant_credential_manager(jane.user_id, smc.id, &Actor::cli(), now).await.unwrap();
     let today = app.clock.today();
     let (_, old) = app.seed_secret(smc.id, "Production", now, today + chrono::Duration::days(20)).await;
     let (_, expired) =
@@ -446,18 +447,7 @@ async fn create_replacement_prefills_and_offers_to_delete_the_old_secret_once_th
     assert!(!page.contains("is in use: delete this one"), "not used yet");
 
     // The new secret obtains a token: the old one's row offers its deletion.
-    let res = new_client()
-        .post(app.url("/oauth2/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", smc.client_id.to_string().as_str()),
-            ("client_secret", value.as_str()),
-            ("resource", "match-connect-sandbox"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(token_status(&app, &smc.client_id.to_string(), &value).await, 200);
     let mut waited = 0;
     loop {
         let page = app.page(&jane_c, "/manage-api-credentials").await;

@@ -4,12 +4,9 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::domain::PageNumber;
 use crate::store::{AuditEvent, AuditFilter};
 use crate::web::AppState;
 use crate::web::audit_words as words;
@@ -108,17 +105,11 @@ fn query_string(q: &AuditQuery, page: i64, format: Option<&str>) -> String {
 /// The query's filter, and a message for a date that is none (that bound is then left out).
 fn filter_of(q: &AuditQuery) -> (AuditFilter, Option<String>) {
     let mut error = None;
-    let mut date = |s: &str, label: &str| -> Option<NaiveDate> {
-        if s.trim().is_empty() {
-            return None;
-        }
-        match crate::domain::parse_date(s) {
-            Ok(d) => Some(d),
-            Err(_) => {
-                error = Some(format!("The {label} date must be YYYY-MM-DD, between 1970-01-01 and 9999-12-31."));
-                None
-            }
-        }
+    let mut date = |s: &str, label: &str| {
+        crate::web::pages::filter_date(s, label).unwrap_or_else(|e| {
+            error = Some(e);
+            None
+        })
     };
     let filter = AuditFilter {
         actor: Some(q.actor.clone()).filter(|a| !a.trim().is_empty()),
@@ -180,11 +171,7 @@ async fn csv_export(state: &AppState, filter: &AuditFilter) -> Result<Response, 
         ];
         body.push_str(&crate::web::csv::line(&cells));
     }
-    let mut response = body.into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8; header=present"));
-    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"audit-log.csv\""));
-    Ok(response)
+    Ok(crate::web::csv::download(body, "audit-log.csv"))
 }
 
 /// `GET /admin/audit`: the log, filtered and paged, or (`format=csv`) its export.
@@ -198,19 +185,9 @@ pub async fn page(
         return csv_export(&state, &filter).await;
     }
     // A bounded page number before any arithmetic; past the end, the last page, said so.
-    let (mut page, mut notice) = match PageNumber::parse(&q.page) {
-        Ok(p) => (p, None),
-        Err(e) => (PageNumber::FIRST, Some(format!("{e} Showing the first page."))),
-    };
-    let offset = |p: PageNumber| i64::try_from(p.offset(PAGE_SIZE)).unwrap_or(i64::MAX);
-    let (mut events, mut total) = state.store.audit_log(&filter, i64::from(PAGE_SIZE), offset(page)).await?;
-    let pages = PageNumber::count(u64::try_from(total).unwrap_or(0), PAGE_SIZE);
-    if page > pages {
-        notice = Some(format!("There is no page {}: showing the last page, {}.", page.get(), pages.get()));
-        page = pages;
-        (events, total) = state.store.audit_log(&filter, i64::from(PAGE_SIZE), offset(page)).await?;
-    }
-    let (page, pages) = (i64::from(page.get()), i64::from(pages.get()));
+    let (events, total, page, pages, notice) =
+        crate::web::pages::paged(&q.page, PAGE_SIZE, |limit, offset| state.store.audit_log(&filter, limit, offset))
+            .await?;
     let organisations = state.store.list_organisations().await?;
     let organisations = organisations.into_iter().map(|o| (o.id.to_string(), o.reference().to_string())).collect();
     let names = state.store.audit_target_names(&events).await?;

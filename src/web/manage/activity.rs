@@ -7,11 +7,10 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::domain::{ClientId, PageNumber};
+use crate::domain::ClientId;
 use crate::store::{ActivityEvent, ActivityFilter, AuditAction, TargetName};
 use crate::web::AppState;
 use crate::web::audit_words as words;
@@ -116,14 +115,10 @@ fn query_string(q: &ActivityQuery, page: i64, format: Option<&str>) -> String {
 fn filter_of(q: &ActivityQuery, managed: &[(String, String)]) -> (ActivityFilter, Vec<String>) {
     let mut errors = Vec::new();
     let mut date = |s: &str, label: &str| {
-        if s.trim().is_empty() {
-            return None;
-        }
-        crate::domain::parse_date(s.trim())
-            .map_err(|_| {
-                errors.push(format!("The {label} date must be YYYY-MM-DD, between 1970-01-01 and 9999-12-31."));
-            })
-            .ok()
+        crate::web::pages::filter_date(s, label).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
     };
     let (from, to) = (date(&q.from, "from"), date(&q.to, "to"));
     if let (Some(f), Some(t)) = (from, to)
@@ -269,27 +264,13 @@ pub async fn page(
                 &row.details,
             ]));
         }
-        let mut response = body.into_response();
-        let h = response.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8; header=present"));
-        h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"activity.csv\""));
-        return Ok(response);
+        return Ok(crate::web::csv::download(body, "activity.csv"));
     }
     // A bounded page number before any arithmetic; past the end, the last page, said so.
-    let (mut page, mut notice) = match PageNumber::parse(&q.page) {
-        Ok(p) => (p, None),
-        Err(e) => (PageNumber::FIRST, Some(format!("{e} Showing the first page."))),
-    };
-    let offset = |p: PageNumber| i64::try_from(p.offset(PAGE_SIZE)).unwrap_or(i64::MAX);
-    let (mut events, mut total) =
-        state.store.manager_activity(user.id, &filter, i64::from(PAGE_SIZE), offset(page)).await?;
-    let pages = PageNumber::count(u64::try_from(total).unwrap_or(0), PAGE_SIZE);
-    if page > pages {
-        notice = Some(format!("There is no page {}: showing the last page, {}.", page.get(), pages.get()));
-        page = pages;
-        (events, total) = state.store.manager_activity(user.id, &filter, i64::from(PAGE_SIZE), offset(page)).await?;
-    }
-    let (page, pages) = (i64::from(page.get()), i64::from(pages.get()));
+    let (events, total, page, pages, notice) = crate::web::pages::paged(&q.page, PAGE_SIZE, |limit, offset| {
+        state.store.manager_activity(user.id, &filter, limit, offset)
+    })
+    .await?;
     let names = names_of(&state, &events).await?;
     let mut actions: Vec<(String, String)> = AuditAction::ALL
         .iter()
