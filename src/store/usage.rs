@@ -21,7 +21,7 @@ pub struct DayCount {
 }
 
 /// A secret's usage on one day, as the activity page lists it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageDay {
     /// The UTC day.
     pub day: NaiveDate,
@@ -31,12 +31,42 @@ pub struct UsageDay {
     pub secret_id: Uuid,
     /// The secret's name.
     pub name: String,
+    /// Its hint (a replacement has its predecessor's name, not its hint).
+    pub hint: crate::domain::Hint,
     /// Tokens issued that day.
     pub issued: i64,
     /// The last use that day (UTC).
     pub last_used_at: DateTime<Utc>,
     /// Its client address.
     pub last_ip: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct UsageRow {
+    day: NaiveDate,
+    application: String,
+    secret_id: Uuid,
+    name: String,
+    hint: String,
+    value_format: i32,
+    issued: i64,
+    last_used_at: DateTime<Utc>,
+    last_ip: String,
+}
+
+impl UsageRow {
+    fn into_day(self) -> UsageDay {
+        UsageDay {
+            day: self.day,
+            application: self.application,
+            secret_id: self.secret_id,
+            name: self.name,
+            hint: crate::domain::Hint::stored(self.hint, self.value_format),
+            issued: self.issued,
+            last_used_at: self.last_used_at,
+            last_ip: self.last_ip,
+        }
+    }
 }
 
 /// Refusals for an application's client ID on one day.
@@ -139,8 +169,8 @@ impl Store {
     ) -> Result<(Vec<UsageDay>, Vec<RefusalDay>), StoreError> {
         let granted = super::manage::GRANTED;
         let usage_sql = format!(
-            "select u.day, a.name as application, s.id as secret_id, s.name, u.issued, u.last_used_at, u.last_ip
-             from {} and u.day >= $3 order by u.day desc, a.name, s.name",
+            "select u.day, a.name as application, s.id as secret_id, s.name, s.hint, s.value_format, u.issued, u.last_used_at, u.last_ip
+             from {} and u.day >= $3 order by u.day desc, a.name, s.name, s.created_at",
             super::manage::joined(
                 granted,
                 "join client_secret s on s.application_id = a.id join secret_usage_day u on u.secret_id = s.id"
@@ -154,10 +184,11 @@ impl Store {
         let none: Option<Uuid> = None;
         Ok(on_pool!(self, |pool| async {
             let mut conn = pool.acquire().await?;
-            let usage = sqlx::query_as(&usage_sql).bind(user_id).bind(none).bind(since).fetch_all(&mut *conn).await?;
+            let usage: Vec<UsageRow> =
+                sqlx::query_as(&usage_sql).bind(user_id).bind(none).bind(since).fetch_all(&mut *conn).await?;
             let refusals =
                 sqlx::query_as(&refusals_sql).bind(user_id).bind(none).bind(since).fetch_all(&mut *conn).await?;
-            Ok::<_, sqlx::Error>((usage, refusals))
+            Ok::<_, sqlx::Error>((usage.into_iter().map(UsageRow::into_day).collect(), refusals))
         }
         .await)?)
     }

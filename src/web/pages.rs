@@ -157,3 +157,11 @@ where
     }
     Ok((rows, total, i64::from(page.get()), i64::from(pages.get()), notice))
 }
+
+/// The answer to a CSV export whose filter is wrong (422): the export is not made, since leaving
+/// the wrong part out would export more than was asked for; the messages say why.
+pub fn export_refused(errors: &[String], back: &str) -> Response {
+    let mut paragraphs: Vec<&str> = errors.iter().map(String::as_str).collect();
+    paragraphs.push("Correct the filter and export again.");
+    message(StatusCode::UNPROCESSABLE_ENTITY, "Export not made", &paragraphs, Some((back, "Back to the list")))
+}

@@ -268,6 +268,21 @@ async fn bad_input_gets_a_message_and_the_export_neutralises_formulas() {
             assert!(page.contains("0 events") && page.contains("No events."), "{query}: {page}");
         }
     }
+    // An export with a wrong date is not made (leaving the bound out would export everything).
+    for query in ["from=2026-13-01", "to=bad", "from=2026-12-31&to=2026-01-01"] {
+        let res = w
+            .ann
+            .1
+            .get(w.app.url(&format!("/manage-api-credentials/activity?{query}&format=csv")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422, "{query}");
+        let page = res.text().await.unwrap();
+        assert!(page.contains("Export not made") && !page.contains("\"time\",\"actor\""), "{query}: {page}");
+    }
+    let res = w.app.post_form(&w.ann.1, "/manage-api-credentials/activity", &[]).await;
+    assert_eq!(res.status(), 405);
     // Another organisation's application: a message and nothing, by client ID.
     let theirs = format!("/manage-api-credentials/activity?application={}", w.b1.client_id);
     let page = w.app.page(&w.ann.1, &theirs).await;
@@ -275,8 +290,10 @@ async fn bad_input_gets_a_message_and_the_export_neutralises_formulas() {
         page.contains("You are not a credential manager of that application") && page.contains("0 events"),
         "{page}"
     );
-    let csv = w.ann.1.get(w.app.url(&format!("{theirs}&format=csv"))).send().await.unwrap().text().await.unwrap();
-    assert_eq!(csv.lines().count(), 1, "only the header: {csv}");
+    let res = w.ann.1.get(w.app.url(&format!("{theirs}&format=csv"))).send().await.unwrap();
+    assert_eq!(res.status(), 422, "no export of another organisation's application");
+    let page = res.text().await.unwrap();
+    assert!(page.contains("You are not a credential manager of that application") && !page.contains(&w.b1.name));
     // Someone who manages nothing: an empty page, not an error.
     let (_, nobody) = w.app.account("zoe@alpha.example", UserRole::Member(w.a1.organisation_id)).await;
     let page = w.app.page(&nobody, "/manage-api-credentials/activity").await;

@@ -426,6 +426,10 @@ async fn the_audit_log_filters_pages_and_exports_csv_without_formulas() {
     );
     let all = admin.get(app.url("/admin/audit?format=csv")).send().await.unwrap().text().await.unwrap();
     assert!(all.split("\r\n").filter(|l| !l.is_empty()).count() > 60);
+    // A wrong date: no export (leaving the bound out would export everything), and why.
+    let res = admin.get(app.url("/admin/audit?from=2026-02-30&format=csv")).send().await.unwrap();
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("The from date must be YYYY-MM-DD"));
 }
 
 #[tokio::test]

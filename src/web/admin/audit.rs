@@ -182,6 +182,9 @@ pub async fn page(
 ) -> Result<Response, AppError> {
     let (filter, error) = filter_of(&q);
     if q.format == "csv" {
+        if let Some(e) = &error {
+            return Ok(crate::web::pages::export_refused(std::slice::from_ref(e), "/admin/audit"));
+        }
         return csv_export(&state, &filter).await;
     }
     // A bounded page number before any arithmetic; past the end, the last page, said so.

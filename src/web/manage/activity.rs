@@ -238,6 +238,9 @@ pub async fn page(
         .collect();
     let (filter, errors) = filter_of(&q, &applications);
     if q.format == "csv" {
+        if !errors.is_empty() {
+            return Ok(crate::web::pages::export_refused(&errors, PATH));
+        }
         let (events, _) = state.store.manager_activity(user.id, &filter, EXPORT_LIMIT, 0).await?;
         let names = names_of(&state, &events).await?;
         let mut body = crate::web::csv::line(&[
@@ -285,7 +288,7 @@ pub async fn page(
         .map(|u| UsageRow {
             day: u.day.to_string(),
             application: u.application,
-            secret: u.name,
+            secret: format!("“{}” ({})", u.name, u.hint.shown()),
             count: u.issued,
             last: u.last_used_at.format("%H:%M UTC").to_string(),
             last_ip: u.last_ip,
