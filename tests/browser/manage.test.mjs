@@ -179,6 +179,11 @@ test("a credential manager creates, copies and deletes a secret", async () => {
   await page.getByRole("heading", { name: "Next steps" }).waitFor();
   await accessible(page, "replacement created");
   await page.screenshot({ path: join(shots, "replacement-created.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  const createdOverflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(createdOverflow <= 0, `the replacement's page scrolls sideways by ${createdOverflow}px at 390px`);
+  await accessible(page, "replacement created at 390 px");
+  await page.setViewportSize({ width: 1280, height: 900 });
   await page.getByRole("link", { name: "Back to Manage API Credentials" }).click();
 
   // Issue 18, point 1: the activity page, linked from the Manage page, accessible, fits a phone.
