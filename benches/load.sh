@@ -8,12 +8,13 @@
 #
 #   benches/load.sh [seconds]          (default 15; needs wrk, python3)
 #   ONLY=page|sign-in|token|api benches/load.sh   runs one of the loads (api: GET /api/v1/self)
+#   BIN=<binary> benches/load.sh ...   measures that build instead of building the checkout (to
+#   compare two builds in one session)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-15}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-cargo build --release --quiet
-bin="$PWD/target/release/secret-portal"
+if [ -n "${BIN:-}" ]; then bin=$BIN; else cargo build --release --quiet; bin="$PWD/target/release/secret-portal"; fi
 helper="$PWD/benches/load.py"
 work=$(mktemp -d)
 pid=""

@@ -22,6 +22,11 @@ pub struct ManagedApplication {
     pub managers: Vec<String>,
     /// Its secrets that are not deleted, newest first.
     pub secrets: Vec<SecretView>,
+    /// Its webhook endpoints (not removed): the Manage page reads them only when there are any.
+    pub webhook_endpoints: i64,
+    /// The latest UTC day with `invalid_client` refusals for its client ID, if any (90 days
+    /// kept): the Manage page counts them only when it is recent.
+    pub last_refusal_day: Option<chrono::NaiveDate>,
 }
 
 /// A secret with the name of whoever created it.
@@ -42,6 +47,8 @@ pub struct SecretView {
     pub creator_exposed: bool,
     /// The secret it replaces, when it was made with "Create replacement" (issue 18, point 3).
     pub replaces_secret_id: Option<Uuid>,
+    /// The client address of its latest token request (its latest usage day's), if any.
+    pub last_ip: Option<String>,
 }
 
 /// A new secret to store, its value already hashed.
@@ -80,6 +87,7 @@ pub(super) struct SecretViewRow {
     deleted_reason: Option<String>,
     creator_exposed_at: Option<chrono::DateTime<chrono::Utc>>,
     replaces_secret_id: Option<Uuid>,
+    last_ip: Option<String>,
 }
 
 impl From<SecretViewRow> for SecretView {
@@ -93,6 +101,7 @@ impl From<SecretViewRow> for SecretView {
             deleted_reason: r.deleted_reason,
             creator_exposed: r.creator_exposed_at.is_some(),
             replaces_secret_id: r.replaces_secret_id,
+            last_ip: r.last_ip,
         }
     }
 }
@@ -108,11 +117,14 @@ struct AppDetailRow {
     manager_id: Option<Uuid>,
     manager_name: Option<String>,
     manager_email: Option<String>,
+    webhook_endpoints: i64,
+    last_refusal_day: Option<chrono::NaiveDate>,
 }
 
 pub(super) const SECRET_VIEW_COLUMNS: &str = "s.id, s.application_id, s.name, s.hint, s.value_format, s.expires_on, s.expires_at, s.created_by,
     s.created_at, s.first_used_at, s.last_used_at, s.deleted_at, s.exposed_at, s.exposed_url, s.exposed_source, s.created_by_secret_id, c.display_name as creator_name, c.email as creator_email,
-    s.deleted_reason, creator_secret.exposed_at as creator_exposed_at, s.replaces_secret_id";
+    s.deleted_reason, creator_secret.exposed_at as creator_exposed_at, s.replaces_secret_id,
+    (select u.last_ip from secret_usage_day u where u.secret_id = s.id order by u.day desc limit 1) as last_ip";
 
 /// The applications `user_id` manages (enabled users only), optionally just the one with
 /// `client_id`. `$1` is the user, `$2` the client ID or null.
@@ -188,7 +200,9 @@ impl Store {
         let apps_sql = format!(
             "select a.id, a.organisation_id, a.kind, a.api, a.name, a.client_id, a.created_at, a.self_rotation, a.self_rotation_forbidden,
                     r.id as resource_id, r.audience, u.id as manager_id, u.display_name as manager_name,
-                    u.email as manager_email
+                    u.email as manager_email,
+                    (select count(*) from webhook_endpoint w where w.application_id = a.id and w.removed_at is null) as webhook_endpoints,
+                    (select max(d.day) from client_refusal_day d where d.application_id = a.id) as last_refusal_day
              from {} order by a.name, a.id",
             joined(
                 scope,
@@ -214,8 +228,10 @@ impl Store {
         let mut apps: Vec<ApplicationRow> = Vec::new();
         let mut resources_by_app: HashMap<Uuid, Vec<Resource>> = HashMap::new();
         let mut managers_by_app: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
+        let mut facts_by_app: HashMap<Uuid, (i64, Option<chrono::NaiveDate>)> = HashMap::new();
         for row in rows {
             let app = row.app.id;
+            facts_by_app.insert(app, (row.webhook_endpoints, row.last_refusal_day));
             if let (Some(id), Some(audience)) = (row.resource_id, row.audience) {
                 let id = ResourceId::parse(&id).map_err(|_| StoreError::Corrupt("resource.id"))?;
                 let held = resources_by_app.entry(app).or_default();
@@ -246,12 +262,15 @@ impl Store {
                 let mut managers: Vec<String> =
                     managers_by_app.remove(&id).unwrap_or_default().into_iter().map(|(_, name)| name).collect();
                 managers.sort();
+                let (webhook_endpoints, last_refusal_day) = facts_by_app.remove(&id).unwrap_or_default();
                 let held = resources.iter().map(|r| r.id).collect();
                 Ok(ManagedApplication {
                     application: application(row, held)?,
                     resources,
                     managers,
                     secrets: secrets_by_app.remove(&id).unwrap_or_default(),
+                    webhook_endpoints,
+                    last_refusal_day,
                 })
             })
             .collect()

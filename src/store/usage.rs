@@ -193,38 +193,19 @@ impl Store {
         .await)?)
     }
 
-    /// The Manage page's usage facts for the applications `user_id` manages now: each secret's
-    /// last client address (its latest day's), and each application's refusals from `since` on.
+    /// The `invalid_client` refusals from `since` on of each application `user_id` manages now,
+    /// by application id (the Manage page asks only when an application has recent ones).
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn managed_usage_facts(
-        &self,
-        user_id: Uuid,
-        since: NaiveDate,
-    ) -> Result<(HashMap<Uuid, String>, HashMap<Uuid, i64>), StoreError> {
-        let granted = super::manage::GRANTED;
-        let ips_sql = format!(
-            "select u.secret_id, u.last_ip from {} and u.day = (select max(l.day) from secret_usage_day l where l.secret_id = s.id)",
-            super::manage::joined(
-                granted,
-                "join client_secret s on s.application_id = a.id and s.deleted_at is null join secret_usage_day u on u.secret_id = s.id"
-            )
-        );
-        let refused_sql = format!(
+    pub async fn managed_refusals(&self, user_id: Uuid, since: NaiveDate) -> Result<HashMap<Uuid, i64>, StoreError> {
+        let sql = format!(
             "select a.id, cast(sum(r.refused) as bigint) from {} and r.day >= $3 group by a.id",
-            super::manage::joined(granted, "join client_refusal_day r on r.application_id = a.id")
+            super::manage::joined(super::manage::GRANTED, "join client_refusal_day r on r.application_id = a.id")
         );
         let none: Option<Uuid> = None;
-        type Facts = (Vec<(Uuid, String)>, Vec<(Uuid, i64)>);
-        let (ips, refused): Facts = on_pool!(self, |pool| async {
-            let mut conn = pool.acquire().await?;
-            let ips = sqlx::query_as(&ips_sql).bind(user_id).bind(none).fetch_all(&mut *conn).await?;
-            let refused =
-                sqlx::query_as(&refused_sql).bind(user_id).bind(none).bind(since).fetch_all(&mut *conn).await?;
-            Ok::<_, sqlx::Error>((ips, refused))
-        }
-        .await)?;
-        Ok((ips.into_iter().collect(), refused.into_iter().collect()))
+        let rows: Vec<(Uuid, i64)> =
+            on_pool!(self, |pool| sqlx::query_as(&sql).bind(user_id).bind(none).bind(since).fetch_all(pool).await)?;
+        Ok(rows.into_iter().collect())
     }
 }

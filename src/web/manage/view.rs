@@ -173,12 +173,10 @@ pub struct AppView {
     pub refused_recently: Option<i64>,
 }
 
-/// The usage facts of the Manage page (issue 18, point 2): each secret's last client address,
+/// The usage facts of the Manage page (issue 18, point 2) beside each secret's own last address:
 /// each application's refusals yesterday and today.
 #[derive(Debug, Default)]
 pub struct UsageFacts {
-    /// Last client address by secret id.
-    pub last_ip: std::collections::HashMap<Uuid, String>,
     /// Refusals by application id.
     pub refused: std::collections::HashMap<Uuid, i64>,
 }
@@ -267,7 +265,7 @@ pub fn app_view(
                         })
                     });
                 // "2026-12-01 09:14 UTC from 198.51.100.7" (DESIGN.md section 10).
-                if let (Some(_), Some(ip)) = (s.secret.last_used_at, usage.last_ip.get(&s.secret.id)) {
+                if let (Some(_), Some(ip)) = (s.secret.last_used_at, &s.last_ip) {
                     row.last_used = format!("{} from {ip}", row.last_used);
                 }
                 row
@@ -355,9 +353,21 @@ pub async fn page(
     for m in &mut managed {
         order.sort(&mut m.secrets);
     }
-    let mut webhooks = state.store.managed_webhooks(user.id, crate::web::webhook_views::DELIVERIES_SHOWN).await?;
-    let (last_ip, refused) = state.store.managed_usage_facts(user.id, today - chrono::Duration::days(1)).await?;
-    let usage = UsageFacts { last_ip, refused };
+    // The endpoints only when an application has one (most have none: no extra query).
+    let mut webhooks = if managed.iter().any(|m| m.webhook_endpoints > 0) {
+        state.store.managed_webhooks(user.id, crate::web::webhook_views::DELIVERIES_SHOWN).await?
+    } else {
+        Vec::new()
+    };
+    // Refusals are counted only for applications that had some yesterday or today (most have none:
+    // no extra query, issue 20).
+    let since = today - chrono::Duration::days(1);
+    let refused = if managed.iter().any(|m| m.last_refusal_day.is_some_and(|d| d >= since)) {
+        state.store.managed_refusals(user.id, since).await?
+    } else {
+        std::collections::HashMap::new()
+    };
+    let usage = UsageFacts { refused };
     let notice = match q.deleted.as_deref().and_then(|s| Uuid::parse_str(s).ok()) {
         Some(secret_id) => {
             let mut found = None;
