@@ -126,18 +126,65 @@ pub fn filter_date(text: &str, label: &str) -> Result<Option<chrono::NaiveDate>,
         .map_err(|_| format!("The {label} date must be YYYY-MM-DD, between 1970-01-01 and 9999-12-31."))
 }
 
-/// One page of a list of at most `size` rows a page, as `?page=` asks (1 to
-/// [`crate::domain::PageNumber::MAX`]): `fetch(limit, offset)` answers the rows and the total. A page
-/// number that is none gives the first page, one past the end the last, each with a notice.
-/// Returns the rows, the total, the page shown, the number of pages, and the notice.
+/// A paged list's counts and links (the audit log, the activity page): `templates/pager.html`
+/// shows the links.
+pub struct Pager {
+    /// Rows the filter matches.
+    pub total: i64,
+    /// The page shown, from 1.
+    pub page: i64,
+    /// Pages in all (at least 1).
+    pub pages: i64,
+    /// The newer page's link, if there is one.
+    pub prev: Option<String>,
+    /// The older page's link, if there is one.
+    pub next: Option<String>,
+    /// The filtered set's CSV export.
+    pub csv: String,
+}
+
+/// One page of a list: its rows, its [`Pager`], and a notice when the page asked for was not
+/// one there is.
+pub struct Paged<T> {
+    /// The rows of the page shown.
+    pub rows: Vec<T>,
+    /// Counts and links.
+    pub pager: Pager,
+    /// "There is no page 7: showing the last page, 3." and the like.
+    pub notice: Option<String>,
+}
+
+/// The link to page `page` (or, with `format`, the export) of the list at `path` filtered by
+/// `filter` (empty values left out).
+fn list_link(path: &str, filter: &[(&str, &str)], page: i64, format: Option<&str>) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in filter {
+        if !v.is_empty() {
+            s.append_pair(k, v);
+        }
+    }
+    if page > 1 {
+        s.append_pair("page", &page.to_string());
+    }
+    if let Some(f) = format {
+        s.append_pair("format", f);
+    }
+    format!("{path}?{}", s.finish())
+}
+
+/// One page of the list at `path` filtered by `filter` (the query's fields as typed, kept in
+/// the links), at most `size` rows a page, as `?page=` asks (1 to
+/// [`crate::domain::PageNumber::MAX`]): `fetch(limit, offset)` answers the rows and the total. A
+/// page number that is none gives the first page, one past the end the last, each with a notice.
 ///
 /// # Errors
 /// `fetch`'s.
 pub async fn paged<T, E, F, Fut>(
     requested: &str,
     size: u32,
+    (path, filter): (&str, &[(&str, &str)]),
     fetch: F,
-) -> Result<(Vec<T>, i64, i64, i64, Option<String>), E>
+) -> Result<Paged<T>, E>
 where
     F: Fn(i64, i64) -> Fut,
     Fut: std::future::Future<Output = Result<(Vec<T>, i64), E>>,
@@ -155,7 +202,16 @@ where
         page = pages;
         (rows, total) = fetch(i64::from(size), offset(page)).await?;
     }
-    Ok((rows, total, i64::from(page.get()), i64::from(pages.get()), notice))
+    let (page, pages) = (i64::from(page.get()), i64::from(pages.get()));
+    let pager = Pager {
+        total,
+        page,
+        pages,
+        prev: (page > 1).then(|| list_link(path, filter, page - 1, None)),
+        next: (page < pages).then(|| list_link(path, filter, page + 1, None)),
+        csv: list_link(path, filter, 1, Some("csv")),
+    };
+    Ok(Paged { rows, pager, notice })
 }
 
 /// The answer to a CSV export whose filter is wrong (422): the export is not made, since leaving
@@ -164,4 +220,38 @@ pub fn export_refused(errors: &[String], back: &str) -> Response {
     let mut paragraphs: Vec<&str> = errors.iter().map(String::as_str).collect();
     paragraphs.push("Correct the filter and export again.");
     message(StatusCode::UNPROCESSABLE_ENTITY, "Export not made", &paragraphs, Some((back, "Back to the list")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_links_keep_the_filter_and_leave_out_empty_fields_and_page_one() {
+        let filter = [("action", "secret.created"), ("from", ""), ("to", "2026-12-31")];
+        assert_eq!(list_link("/x", &filter, 1, None), "/x?action=secret.created&to=2026-12-31");
+        assert_eq!(list_link("/x", &filter, 3, None), "/x?action=secret.created&to=2026-12-31&page=3");
+        assert_eq!(list_link("/x", &[("a", "&=?")], 1, Some("csv")), "/x?a=%26%3D%3F&format=csv");
+    }
+
+    #[tokio::test]
+    async fn a_page_past_the_end_is_the_last_with_a_notice_and_links_to_its_neighbours() {
+        let rows: Vec<i64> = (0..120).collect();
+        let fetch = |limit: i64, offset: i64| {
+            let rows = rows.clone();
+            async move {
+                let page: Vec<i64> = rows.iter().copied().skip(offset as usize).take(limit as usize).collect();
+                Ok::<_, ()>((page, 120))
+            }
+        };
+        let p = paged("9", 50, ("/x", &[("q", "v")]), fetch).await.unwrap();
+        assert_eq!((p.pager.page, p.pager.pages, p.rows.len()), (3, 3, 20));
+        assert!(p.notice.unwrap().contains("no page 9"));
+        assert_eq!((p.pager.prev.as_deref(), p.pager.next.as_deref()), (Some("/x?q=v&page=2"), None));
+        let p = paged("-1", 50, ("/x", &[]), fetch).await.unwrap();
+        assert_eq!(
+            (p.pager.page, p.pager.next.as_deref(), p.pager.csv.as_str()),
+            (1, Some("/x?page=2"), "/x?format=csv")
+        );
+    }
 }

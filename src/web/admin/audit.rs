@@ -66,40 +66,13 @@ struct AuditPage {
     q_action: String,
     q_from: String,
     q_to: String,
-    total: i64,
-    page: i64,
-    pages: i64,
-    prev: Option<String>,
-    next: Option<String>,
-    csv: String,
+    pager: crate::web::pages::Pager,
     error: Option<String>,
     notice: Option<String>,
 }
 
 fn time(e: &AuditEvent) -> String {
     e.occurred_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
-fn query_string(q: &AuditQuery, page: i64, format: Option<&str>) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [
-        ("actor", &q.actor),
-        ("organisation", &q.organisation),
-        ("action", &q.action),
-        ("from", &q.from),
-        ("to", &q.to),
-    ] {
-        if !v.is_empty() {
-            s.append_pair(k, v);
-        }
-    }
-    if page > 1 {
-        s.append_pair("page", &page.to_string());
-    }
-    if let Some(f) = format {
-        s.append_pair("format", f);
-    }
-    format!("/admin/audit?{}", s.finish())
 }
 
 /// The query's filter, and a message for a date that is none (that bound is then left out).
@@ -188,12 +161,21 @@ pub async fn page(
         return csv_export(&state, &filter).await;
     }
     // A bounded page number before any arithmetic; past the end, the last page, said so.
-    let (events, total, page, pages, notice) =
-        crate::web::pages::paged(&q.page, PAGE_SIZE, |limit, offset| state.store.audit_log(&filter, limit, offset))
-            .await?;
+    let fields = [
+        ("actor", q.actor.as_str()),
+        ("organisation", &q.organisation),
+        ("action", &q.action),
+        ("from", &q.from),
+        ("to", &q.to),
+    ];
+    let listed = crate::web::pages::paged(&q.page, PAGE_SIZE, ("/admin/audit", &fields), |limit, offset| {
+        state.store.audit_log(&filter, limit, offset)
+    })
+    .await?;
+    let events = &listed.rows;
     let organisations = state.store.list_organisations().await?;
     let organisations = organisations.into_iter().map(|o| (o.id.to_string(), o.reference().to_string())).collect();
-    let names = state.store.audit_target_names(&events).await?;
+    let names = state.store.audit_target_names(events).await?;
     let mut actions: Vec<(String, String)> = state
         .store
         .audit_actions()
@@ -215,14 +197,9 @@ pub async fn page(
         q_action: q.action.clone(),
         q_from: q.from.clone(),
         q_to: q.to.clone(),
-        total,
-        page,
-        pages,
-        prev: (page > 1).then(|| query_string(&q, page - 1, None)),
-        next: (page < pages).then(|| query_string(&q, page + 1, None)),
-        csv: query_string(&q, 1, Some("csv")),
+        pager: listed.pager,
         error,
-        notice,
+        notice: listed.notice,
     }
     .into_response())
 }

@@ -66,12 +66,7 @@ struct ActivityPage {
     q_action: String,
     q_from: String,
     q_to: String,
-    total: i64,
-    page: i64,
-    pages: i64,
-    prev: Option<String>,
-    next: Option<String>,
-    csv: String,
+    pager: crate::web::pages::Pager,
     errors: Vec<String>,
     notice: Option<String>,
     /// Token usage per secret per day, the last 14 days (issue 18, point 2).
@@ -92,22 +87,6 @@ pub struct UsageRow {
     count: i64,
     last: String,
     last_ip: String,
-}
-
-fn query_string(q: &ActivityQuery, page: i64, format: Option<&str>) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [("application", &q.application), ("action", &q.action), ("from", &q.from), ("to", &q.to)] {
-        if !v.is_empty() {
-            s.append_pair(k, v);
-        }
-    }
-    if page > 1 {
-        s.append_pair("page", &page.to_string());
-    }
-    if let Some(f) = format {
-        s.append_pair("format", f);
-    }
-    format!("{PATH}?{}", s.finish())
 }
 
 /// The query's filter and a message for each part that is wrong. A date that is none is left
@@ -270,11 +249,13 @@ pub async fn page(
         return Ok(crate::web::csv::download(body, "activity.csv"));
     }
     // A bounded page number before any arithmetic; past the end, the last page, said so.
-    let (events, total, page, pages, notice) = crate::web::pages::paged(&q.page, PAGE_SIZE, |limit, offset| {
+    let fields = [("application", q.application.as_str()), ("action", &q.action), ("from", &q.from), ("to", &q.to)];
+    let listed = crate::web::pages::paged(&q.page, PAGE_SIZE, (PATH, &fields), |limit, offset| {
         state.store.manager_activity(user.id, &filter, limit, offset)
     })
     .await?;
-    let names = names_of(&state, &events).await?;
+    let events = &listed.rows;
+    let names = names_of(&state, events).await?;
     let mut actions: Vec<(String, String)> = AuditAction::ALL
         .iter()
         .filter(|a| a.shown_to_managers())
@@ -314,14 +295,9 @@ pub async fn page(
         q_action: q.action.clone(),
         q_from: q.from.clone(),
         q_to: q.to.clone(),
-        total,
-        page,
-        pages,
-        prev: (page > 1).then(|| query_string(&q, page - 1, None)),
-        next: (page < pages).then(|| query_string(&q, page + 1, None)),
-        csv: query_string(&q, 1, Some("csv")),
+        pager: listed.pager,
         errors,
-        notice,
+        notice: listed.notice,
         usage,
         refusals,
     }
