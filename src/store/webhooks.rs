@@ -61,53 +61,46 @@ pub struct WebhookEndpoint {
     pub failed_attempts: i32,
 }
 
-type EndpointRow = (
-    Uuid,
-    Uuid,
-    String,
-    Vec<u8>,
-    String,
-    String,
-    Option<Vec<u8>>,
-    Option<Uuid>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    i32,
-);
+#[derive(sqlx::FromRow)]
+struct EndpointRow {
+    id: Uuid,
+    application_id: Uuid,
+    format: String,
+    url_enc: Vec<u8>,
+    host: String,
+    events: String,
+    signing_secret_enc: Option<Vec<u8>>,
+    created_by: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    disabled_at: Option<DateTime<Utc>>,
+    last_success_at: Option<DateTime<Utc>>,
+    failing_since: Option<DateTime<Utc>>,
+    failed_attempts: i32,
+}
 
 const ENDPOINT_COLUMNS: &str = "e.id, e.application_id, e.format, e.url_enc, e.host, e.events, e.signing_secret_enc, e.created_by, e.created_at, e.disabled_at, e.last_success_at, e.failing_since, e.failed_attempts";
 
 fn endpoint(r: EndpointRow) -> Result<WebhookEndpoint, StoreError> {
-    let (
-        id,
-        application_id,
-        format,
-        url_enc,
-        host,
-        events,
-        signing_secret_enc,
-        created_by,
-        created_at,
-        disabled_at,
-        last_success_at,
-        failing_since,
-        failed_attempts,
-    ) = r;
-    let format = WebhookFormat::parse(&format).ok_or(StoreError::Corrupt("webhook_endpoint.format"))?;
-    let events = WebhookEvent::parse_list(&events);
+    let format = WebhookFormat::parse(&r.format).ok_or(StoreError::Corrupt("webhook_endpoint.format"))?;
     let endpoint = NewWebhookEndpoint {
-        application_id,
+        application_id: r.application_id,
         format,
-        url_enc,
-        host,
-        events,
-        signing_secret_enc,
-        created_by,
+        url_enc: r.url_enc,
+        host: r.host,
+        events: WebhookEvent::parse_list(&r.events),
+        signing_secret_enc: r.signing_secret_enc,
+        created_by: r.created_by,
         form_id: None,
     };
-    Ok(WebhookEndpoint { id, endpoint, created_at, disabled_at, last_success_at, failing_since, failed_attempts })
+    Ok(WebhookEndpoint {
+        id: r.id,
+        endpoint,
+        created_at: r.created_at,
+        disabled_at: r.disabled_at,
+        last_success_at: r.last_success_at,
+        failing_since: r.failing_since,
+        failed_attempts: r.failed_attempts,
+    })
 }
 
 /// A delivery claimed for an attempt, with what sending it needs.
@@ -154,8 +147,42 @@ impl std::fmt::Debug for ClaimedDelivery {
     }
 }
 
-type ClaimRow =
-    (i64, Uuid, String, String, DateTime<Utc>, i32, Uuid, String, Vec<u8>, Option<Vec<u8>>, Option<DateTime<Utc>>);
+/// A claimed delivery's row with its endpoint's (`c` the delivery, `e` the endpoint).
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    id: i64,
+    event_id: Uuid,
+    event_type: String,
+    data: String,
+    created_at: DateTime<Utc>,
+    attempts: i32,
+    endpoint_id: Uuid,
+    format: String,
+    url_enc: Vec<u8>,
+    signing_secret_enc: Option<Vec<u8>>,
+    first_failed_at: Option<DateTime<Utc>>,
+}
+
+const CLAIM_COLUMNS: &str = "c.id, c.event_id, c.event_type, c.data, c.created_at, c.attempts, c.endpoint_id, e.format, e.url_enc, e.signing_secret_enc, c.first_failed_at";
+
+impl ClaimRow {
+    fn claimed(self, claimed_until: DateTime<Utc>) -> ClaimedDelivery {
+        ClaimedDelivery {
+            id: self.id,
+            event_id: self.event_id,
+            event_type: self.event_type,
+            data: self.data,
+            created_at: self.created_at,
+            attempts: self.attempts,
+            endpoint_id: self.endpoint_id,
+            format: self.format,
+            url_enc: self.url_enc,
+            signing_secret_enc: self.signing_secret_enc,
+            first_failed_at: self.first_failed_at,
+            claimed_until,
+        }
+    }
+}
 
 /// A delivery as the pages list it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -455,8 +482,7 @@ impl Store {
                      update webhook_delivery set claimed_until = $2, attempts = attempts + 1 where id in ({due})
                      returning id, event_id, event_type, data, created_at, attempts, endpoint_id, first_failed_at
                  )
-                 select c.id, c.event_id, c.event_type, c.data, c.created_at, c.attempts, c.endpoint_id, e.format, e.url_enc, e.signing_secret_enc, c.first_failed_at
-                 from claimed c join webhook_endpoint e on e.id = c.endpoint_id"
+                 select {CLAIM_COLUMNS} from claimed c join webhook_endpoint e on e.id = c.endpoint_id"
             )
         };
         let mut rows: Vec<ClaimRow> = match self.backend() {
@@ -475,39 +501,20 @@ impl Store {
                 .bind(limit)
                 .fetch_all(&mut *tx)
                 .await?;
+                let read = format!(
+                    "select {CLAIM_COLUMNS} from webhook_delivery c join webhook_endpoint e on e.id = c.endpoint_id where c.id = $1"
+                );
                 let mut rows = Vec::with_capacity(ids.len());
                 for id in ids {
-                    let row: ClaimRow = sqlx::query_as(
-                        "select d.id, d.event_id, d.event_type, d.data, d.created_at, d.attempts, d.endpoint_id, e.format, e.url_enc, e.signing_secret_enc, d.first_failed_at
-                         from webhook_delivery d join webhook_endpoint e on e.id = d.endpoint_id where d.id = $1",
-                    )
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                    let row: ClaimRow = sqlx::query_as(&read).bind(id).fetch_one(&mut *tx).await?;
                     rows.push(row);
                 }
                 tx.commit().await?;
                 rows
             }
         };
-        rows.sort_by_key(|r| r.0);
-        Ok(rows
-            .into_iter()
-            .map(|r| ClaimedDelivery {
-                id: r.0,
-                event_id: r.1,
-                event_type: r.2,
-                data: r.3,
-                created_at: r.4,
-                attempts: r.5,
-                endpoint_id: r.6,
-                format: r.7,
-                url_enc: r.8,
-                signing_secret_enc: r.9,
-                first_failed_at: r.10,
-                claimed_until: lease_until,
-            })
-            .collect())
+        rows.sort_by_key(|r| r.id);
+        Ok(rows.into_iter().map(|r| r.claimed(lease_until)).collect())
     }
 
     /// Marks a delivery delivered with the answer's `status` (2xx) at `now`, while the claim `d`
