@@ -113,8 +113,12 @@ async fn a_manager_adds_tests_and_removes_an_endpoint_whose_signing_secret_verif
     let test_path = format!("{}/{}/test", hooks(&w.dm), endpoint.id);
     let (_, page) = w.app.post_and_follow(&w.jane, &test_path, &[]).await;
     assert!(page.contains("Test event sent"), "{page}");
+    // Point 7: deliveries are counted by outcome (process-wide counters: compare, at least).
+    let delivered = r#"webhook_deliveries_total{outcome="delivered"}"#;
+    let before = w.app.metric(delivered).await;
     let report = deliverer(&w.app).run_once().await.unwrap();
     assert_eq!(report.delivered, 1);
+    assert!(w.app.metric(delivered).await - before >= 1.0);
     let (_, headers, body) = r.seen.lock().unwrap().pop().unwrap();
     let verifier = standardwebhooks::Webhook::new(&secret).unwrap();
     verifier.verify(&body, &headers).expect("the page's signing secret verifies the test event");
@@ -292,7 +296,10 @@ async fn admins_see_and_remove_endpoints_and_managers_enable_a_disabled_one() {
         .queue_webhook_event(w.dm.id, WebhookEvent::Created, uuid::Uuid::new_v4(), &data, w.app.clock.now())
         .await
         .unwrap();
+    let retrying = r#"webhook_deliveries_total{outcome="retrying"}"#;
+    let before = w.app.metric(retrying).await;
     assert_eq!(deliverer(&w.app).run_once().await.unwrap().retrying, 1);
+    assert!(w.app.metric(retrying).await - before >= 1.0, "counted as retrying");
 
     let admin_page = w.app.page(&w.admin, &format!("/admin/applications/{}", w.dm.id)).await;
     assert!(admin_page.contains("Webhook endpoints") && admin_page.contains(&shown), "{admin_page}");

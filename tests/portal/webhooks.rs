@@ -283,8 +283,11 @@ async fn deliveries_go_in_order_retry_with_the_same_id_and_fail_after_a_day() {
     app.clock.advance(Duration::hours(23));
     let (e5, _) = queue(WebhookEvent::Created, 5).await;
     app.clock.advance(Duration::hours(1));
+    let failed = r#"webhook_deliveries_total{outcome="failed"}"#;
+    let before = app.metric(failed).await;
     let report = deliverer.run_once().await.unwrap();
     assert_eq!((report.failed, report.retrying), (1, 1), "e4 failed after a day, e5 tried: {report:?}");
+    assert!(app.metric(failed).await - before >= 1.0, "counted as failed (issue 17, point 7)");
     // Given up: audited for the application's managers (issue 18), with the host only.
     let given_up: Vec<_> = app
         .store
