@@ -173,14 +173,6 @@ pub struct AppView {
     pub refused_recently: Option<i64>,
 }
 
-/// The usage facts of the Manage page (issue 18, point 2) beside each secret's own last address:
-/// each application's refusals yesterday and today.
-#[derive(Debug, Default)]
-pub struct UsageFacts {
-    /// Refusals by application id.
-    pub refused: std::collections::HashMap<Uuid, i64>,
-}
-
 /// Formats an instant as `YYYY-MM-DD HH:MM UTC`.
 pub fn utc_minute(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -226,11 +218,12 @@ pub fn curl_example(token_endpoint: &str, client_id: &ClientId, resource: Option
     )
 }
 
-/// An application's section as shown on `today`, with its webhook endpoints `webhooks`.
+/// An application's section as shown on `today`, with its webhook endpoints `webhooks` and the
+/// `invalid_client` refusals of yesterday and today by application id, `refused` (issue 18).
 pub fn app_view(
     state: &AppState,
     m: &ManagedApplication,
-    (webhooks, usage): (Vec<crate::web::webhook_views::EndpointView>, &UsageFacts),
+    (webhooks, refused): (Vec<crate::web::webhook_views::EndpointView>, &std::collections::HashMap<Uuid, i64>),
     today: NaiveDate,
 ) -> AppView {
     let now = state.clock.now();
@@ -280,7 +273,7 @@ pub fn app_view(
         self_rotation: m.application.self_rotation,
         self_rotation_forbidden: m.application.self_rotation_forbidden,
         webhooks_at_limit: i64::try_from(webhooks.len()).unwrap_or(i64::MAX) >= crate::domain::webhook::MAX_ENDPOINTS,
-        refused_recently: usage.refused.get(&m.application.id).copied().filter(|n| *n > 0),
+        refused_recently: refused.get(&m.application.id).copied().filter(|n| *n > 0),
         webhooks,
     }
 }
@@ -367,7 +360,6 @@ pub async fn page(
     } else {
         std::collections::HashMap::new()
     };
-    let usage = UsageFacts { refused };
     let notice = match q.deleted.as_deref().and_then(|s| Uuid::parse_str(s).ok()) {
         Some(secret_id) => {
             let mut found = None;
@@ -404,7 +396,7 @@ pub async fn page(
                         crate::web::webhook_views::EndpointView::of(e, &m.application.name, &state.services.webhooks)
                     })
                     .collect();
-                app_view(&state, m, (views, &usage), today)
+                app_view(&state, m, (views, &refused), today)
             })
             .collect(),
         support_email: state.settings.support_email.clone(),
