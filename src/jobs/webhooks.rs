@@ -86,15 +86,10 @@ impl Deliverer {
     }
 
     /// This deliverer, woken by `wake` (the pages' [`crate::oauth::webhook_endpoints::WebhookEndpoints::waker`])
-    /// as well as by [`Deliverer::wake`].
+    /// after they queue a test event or enable an endpoint.
     #[must_use]
     pub fn waking_on(self, wake: Arc<Notify>) -> Self {
         Self { wake, ..self }
-    }
-
-    /// Wakes the deliverer now (after queueing events) instead of at its next poll.
-    pub fn wake(&self) {
-        self.wake.notify_one();
     }
 
     /// Sends what is due, pass after pass, until nothing due is left.
