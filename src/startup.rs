@@ -84,6 +84,7 @@ pub async fn services(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> 
             crate::auth::throttle::RESET_RULE,
         )),
         leaks: leak_settings(config)?,
+        passkeys: crate::auth::passkey::Passkeys::new(&config.base_url)?,
         webhooks: crate::oauth::webhook_endpoints::WebhookEndpoints::new(
             config.master_key.clone(),
             config.webhook_allow_private,

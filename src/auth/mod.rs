@@ -3,6 +3,7 @@
 
 pub mod invitation;
 pub mod link;
+pub mod passkey;
 pub mod password;
 pub mod recovery;
 pub mod session;

@@ -36,15 +36,66 @@ pub enum SessionAuth {
         /// When the link was used.
         at: DateTime<Utc>,
     },
-    /// Password and TOTP done.
+    /// Password and second factor done (or a passkey alone, which counts as both).
     SignedIn {
         /// The user.
         user_id: Uuid,
-        /// When the TOTP step (or enrolment) completed.
+        /// When the second step (or enrolment) completed: the absolute limit counts from here.
         authenticated_at: DateTime<Utc>,
         /// The latest request, to within [`LAST_SEEN_GRANULARITY`].
         last_seen: DateTime<Utc>,
+        /// When a factor was last checked in this session, if later than `authenticated_at`:
+        /// the password or a passkey a change on `/account` asked for (issue 19). Within
+        /// [`FRESH_FACTOR`] of it a change needs no other.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        factor_at: Option<DateTime<Utc>>,
+        /// When this session was bound anew to the account's credentials, if it was: a password
+        /// change made in it ends every session but this one (issue 19). The account's
+        /// `sessions_valid_after` is compared with this instead of `authenticated_at`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bound_at: Option<DateTime<Utc>>,
     },
+}
+
+/// A change on `/account` needs the current password, or a second factor used within this
+/// time (DESIGN.md section 11; ASVS 5.0 6.2.3, 7.5.1).
+pub const FRESH_FACTOR: Duration = Duration::minutes(5);
+
+impl SessionAuth {
+    /// A session signed in at `now` (UTC).
+    pub fn signed_in(user_id: Uuid, now: DateTime<Utc>) -> Self {
+        SessionAuth::SignedIn { user_id, authenticated_at: now, last_seen: now, factor_at: None, bound_at: None }
+    }
+
+    /// Whether a signed-in session used a factor within [`FRESH_FACTOR`] of `now`.
+    pub fn factor_is_fresh(&self, now: DateTime<Utc>) -> bool {
+        match self {
+            SessionAuth::SignedIn { authenticated_at, factor_at, .. } => {
+                now - factor_at.unwrap_or(*authenticated_at).max(*authenticated_at) <= FRESH_FACTOR
+            }
+            _ => false,
+        }
+    }
+
+    /// The same signed-in session with a factor checked at `now`; other stages unchanged.
+    #[must_use]
+    pub fn with_factor_at(mut self, now: DateTime<Utc>) -> Self {
+        if let SessionAuth::SignedIn { factor_at, .. } = &mut self {
+            *factor_at = Some(now);
+        }
+        self
+    }
+
+    /// The same signed-in session bound anew to the account at `now` (after a password change
+    /// made in it), a factor checked then too; other stages unchanged.
+    #[must_use]
+    pub fn with_bound_at(mut self, now: DateTime<Utc>) -> Self {
+        if let SessionAuth::SignedIn { bound_at, factor_at, .. } = &mut self {
+            *bound_at = Some(now);
+            *factor_at = Some(now);
+        }
+        self
+    }
 }
 
 /// Whether a session's sign-in still stands, and what to write back.
@@ -74,7 +125,7 @@ pub async fn check_signed_in(
     auth: Option<SessionAuth>,
     now: DateTime<Utc>,
 ) -> Result<SessionCheck, StoreError> {
-    let Some(SessionAuth::SignedIn { user_id, authenticated_at, last_seen }) = auth else {
+    let Some(SessionAuth::SignedIn { user_id, authenticated_at, last_seen, factor_at, bound_at }) = auth else {
         return Ok(SessionCheck::NotSignedIn);
     };
     if now - last_seen > IDLE_TIMEOUT || now - authenticated_at > ABSOLUTE_TIMEOUT {
@@ -83,13 +134,17 @@ pub async fn check_signed_in(
     let Some(creds) = store.find_credentials(user_id).await? else {
         return Ok(SessionCheck::Ended);
     };
-    if !super::stage_holds(&creds, authenticated_at) || creds.totp_secret_enc.is_none() {
+    if !super::stage_holds(&creds, bound_at.unwrap_or(authenticated_at).max(authenticated_at))
+        || creds.totp_secret_enc.is_none()
+    {
         return Ok(SessionCheck::Ended);
     }
     let refreshed = (now - last_seen >= LAST_SEEN_GRANULARITY).then_some(SessionAuth::SignedIn {
         user_id,
         authenticated_at,
         last_seen: now,
+        factor_at,
+        bound_at,
     });
     Ok(SessionCheck::Valid { user: creds.user, refreshed })
 }

@@ -275,6 +275,45 @@ impl SignIn<'_> {
         Ok(SecondFactorOutcome::Refused { message: block.map_or(message, ThrottleVerdict::message) })
     }
 
+    /// Checks the current `password` of a signed-in account (`creds`) before a change on
+    /// `/account` (issue 19; ASVS 5.0 6.2.3): the same throttle as the password step, per
+    /// (email, address); a wrong password is recorded as `auth.sign_in_failed` with step
+    /// `account`. `Ok(Err(message))` when refused.
+    ///
+    /// # Errors
+    /// [`SignInError::Store`].
+    pub async fn confirm_password(
+        &self,
+        creds: &Credentials,
+        password: &str,
+        ip: IpAddr,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), String>, SignInError> {
+        let user = &creds.user;
+        let key = user.email.as_str();
+        let actor = Actor::user(user, ip);
+        let attempt = self.throttle.begin_pair(self.store, key, ip, now).await;
+        if let Err(ThrottleVerdict::Blocked { retry_after }) = attempt {
+            metrics::counter!("sign_in_throttled_total", "scope" => "account").increment(1);
+            if self.throttle.refused(Some(key), ip, now) {
+                self.store.record_audit_event(&actor.event(AuditAction::Throttled, now).on_user(user)).await?;
+            }
+            return Ok(Err(ThrottleVerdict::message(retry_after)));
+        }
+        if self.hasher.verify(password, creds.password_hash.as_deref()).await {
+            return Ok(Ok(()));
+        }
+        let event = actor
+            .event(AuditAction::SignInFailed, now)
+            .on_user(user)
+            .with_details(serde_json::json!({ "step": "account", "reason": "wrong_password" }));
+        self.store.record_audit_event(&event).await?;
+        Ok(Err(match self.throttle.record_failure(Some(key), ip, now) {
+            Some(block) => ThrottleVerdict::message(block),
+            None => "The current password is wrong.".to_owned(),
+        }))
+    }
+
     /// Records a completed sign-in of `user` by `method` from `ip` at `now` (UTC), once the
     /// session is signed in: the audit event `auth.sign_in` and the success metric.
     ///

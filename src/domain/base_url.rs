@@ -57,6 +57,18 @@ impl BaseUrl {
         self.0.scheme() == "https"
     }
 
+    /// The host when it is a name, not an IP address: the WebAuthn relying-party id (DESIGN.md
+    /// section 11; WebAuthn refuses an IP address as one). `None` for `http://127.0.0.1:8080`.
+    pub fn host_name(&self) -> Option<&str> {
+        self.0.domain()
+    }
+
+    /// The origin as a URL (`scheme://host[:port]`), what a WebAuthn ceremony's client data
+    /// must name.
+    pub fn origin_url(&self) -> Url {
+        Url::parse(&self.origin()).unwrap_or_else(|_| self.0.clone())
+    }
+
     /// The absolute URL of a path such as `/manage-api-credentials`.
     pub fn join(&self, path: &str) -> String {
         format!("{}{}", self.as_str(), path)

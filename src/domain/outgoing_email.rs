@@ -24,6 +24,8 @@ pub enum EmailKind {
     SelfRotation,
     /// A webhook endpoint was disabled after 72 hours without a 2xx answer (issue 17).
     WebhookDisabled,
+    /// A change the user made on `/account`: password, recovery codes, passkeys (issue 19).
+    AccountChanged,
 }
 
 impl EmailKind {
@@ -40,6 +42,7 @@ impl EmailKind {
             EmailKind::ApiWrite => "api_write",
             EmailKind::SelfRotation => "self_rotation",
             EmailKind::WebhookDisabled => "webhook_disabled",
+            EmailKind::AccountChanged => "account_changed",
         }
     }
 
@@ -56,6 +59,7 @@ impl EmailKind {
             Self::ApiWrite,
             Self::SelfRotation,
             Self::WebhookDisabled,
+            Self::AccountChanged,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -121,6 +121,30 @@ pub fn second_factor_locked_email(
     )
 }
 
+/// The email to a user about a change made to their account on `/account` (issue 19; DESIGN.md
+/// section 11: every change is emailed): `what` is one sentence ("Your password was changed.",
+/// "A passkey named “Laptop” was added."), `ip` the address it came from, `at` when (UTC);
+/// `account_url` their account page, `forgot_url` the password-reset page.
+pub fn account_changed_email(
+    recipient: &str,
+    name: &str,
+    what: &str,
+    ip: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    account_url: &str,
+    forgot_url: &str,
+) -> NewEmail {
+    let paragraphs = [
+        format!("{what} This was done on your account page from {ip} at {} UTC.", at.format("%Y-%m-%d %H:%M")),
+        format!("You can see your password, recovery codes and passkeys at {account_url}."),
+        format!(
+            "If this was not you, someone has signed in to your account: reset your password at {forgot_url} \
+             and tell WMDA."
+        ),
+    ];
+    notice_email(EmailKind::AccountChanged, recipient, name, "Your WMDA secret portal account was changed", &paragraphs)
+}
+
 /// What the email about a secret a WMDA admin deleted says.
 #[derive(Debug, Clone)]
 pub struct DeletedSecretFacts<'a> {

@@ -78,13 +78,23 @@ pub enum AuditAction {
     PasswordReset,
     /// `auth.password_reset_requested`: A reset link was emailed to an account that can use one.
     PasswordResetRequested,
+    /// `account.password_changed`: A user changed their password on `/account` (issue 19).
+    PasswordChanged,
+    /// `account.recovery_codes_replaced`: A user made new recovery codes on `/account`.
+    RecoveryCodesReplaced,
+    /// `passkey.added`: A user registered a passkey.
+    PasskeyAdded,
+    /// `passkey.renamed`: A user renamed a passkey.
+    PasskeyRenamed,
+    /// `passkey.removed`: A user removed a passkey.
+    PasskeyRemoved,
     /// `demo.loaded`: The demo data was loaded.
     DemoLoaded,
 }
 
 impl AuditAction {
     /// Every action, in the order above.
-    pub const ALL: [AuditAction; 35] = [
+    pub const ALL: [AuditAction; 40] = [
         AuditAction::OrganisationCreated,
         AuditAction::OrganisationRenamed,
         AuditAction::ApplicationCreated,
@@ -119,6 +129,11 @@ impl AuditAction {
         AuditAction::MfaLocked,
         AuditAction::PasswordReset,
         AuditAction::PasswordResetRequested,
+        AuditAction::PasswordChanged,
+        AuditAction::RecoveryCodesReplaced,
+        AuditAction::PasskeyAdded,
+        AuditAction::PasskeyRenamed,
+        AuditAction::PasskeyRemoved,
         AuditAction::DemoLoaded,
     ];
 
@@ -164,6 +179,11 @@ impl AuditAction {
             AuditAction::MfaLocked => "Second factor locked",
             AuditAction::PasswordReset => "Password reset",
             AuditAction::PasswordResetRequested => "Password reset requested",
+            AuditAction::PasswordChanged => "Password changed",
+            AuditAction::RecoveryCodesReplaced => "New recovery codes made",
+            AuditAction::PasskeyAdded => "Passkey added",
+            AuditAction::PasskeyRenamed => "Passkey renamed",
+            AuditAction::PasskeyRemoved => "Passkey removed",
             AuditAction::DemoLoaded => "Demo data loaded",
         }
     }
@@ -229,6 +249,11 @@ impl AuditAction {
             AuditAction::MfaLocked => "auth.mfa_locked",
             AuditAction::PasswordReset => "auth.password_reset",
             AuditAction::PasswordResetRequested => "auth.password_reset_requested",
+            AuditAction::PasswordChanged => "account.password_changed",
+            AuditAction::RecoveryCodesReplaced => "account.recovery_codes_replaced",
+            AuditAction::PasskeyAdded => "passkey.added",
+            AuditAction::PasskeyRenamed => "passkey.renamed",
+            AuditAction::PasskeyRemoved => "passkey.removed",
             AuditAction::DemoLoaded => "demo.loaded",
         }
     }

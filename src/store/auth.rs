@@ -315,6 +315,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("delete from recovery_code where user_id = $1").bind(user.id).execute(&mut *tx).await?;
+                // Every second factor goes: passkeys too (issue 19), so the new enrolment starts clean.
+                sqlx::query("delete from passkey where user_id = $1").bind(user.id).execute(&mut *tx).await?;
                 // A password-reset link from before stays dead after re-enrolment too.
                 sqlx::query(RETIRE_LINKS)
                     .bind(user.id)

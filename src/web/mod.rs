@@ -1,5 +1,6 @@
 //! The only module that knows HTTP: the router, middleware and handlers.
 
+mod account;
 mod admin;
 pub mod api;
 mod assets;
@@ -69,6 +70,8 @@ pub struct Services {
     /// Leak reports (`POST /api/v1/leaks`): the signing keys, the action, and the window of
     /// unsigned reports per address (10 a minute, shared by replicas).
     pub leaks: LeakSettings,
+    /// Passkeys (issue 19): the WebAuthn relying party of `PORTAL_BASE_URL`, off on an IP address.
+    pub passkeys: crate::auth::passkey::Passkeys,
     /// Webhook endpoints (issue 17): adding, showing, testing, enabling; the master key stays inside.
     pub webhooks: crate::oauth::webhook_endpoints::WebhookEndpoints,
 }
@@ -180,6 +183,10 @@ pub fn router(
     let sign_in = Router::new()
         .route("/login", get(auth::login::show).post(auth::login::submit))
         .route("/login/mfa", get(auth::mfa::show).post(auth::mfa::submit))
+        .route("/login/mfa/passkey/options", post(auth::passkey::second_step_options))
+        .route("/login/mfa/passkey", post(auth::passkey::second_step_finish))
+        .route("/login/passkey/options", post(auth::passkey::passwordless_options))
+        .route("/login/passkey", post(auth::passkey::passwordless_finish))
         .route("/mfa/setup", get(auth::enrol::show).post(auth::enrol::submit))
         .route("/password/forgot", get(auth::password::forgot_show).post(auth::password::forgot_submit))
         .merge(links)
@@ -191,6 +198,7 @@ pub fn router(
         .route("/manage-clients", get(home::manage_clients))
         .route("/api/docs", get(openapi::docs_page))
         .route("/api/docs/rotate.sh", get(openapi::rotate_script))
+        .merge(account::routes())
         .merge(manage::routes())
         .merge(admin::routes().layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT)))
         .merge(sign_in)

@@ -25,6 +25,16 @@ pub async fn take(session: &Session) -> Result<Option<String>, AppError> {
     Ok(session.remove::<String>(NOTICE_KEY).await?)
 }
 
+/// Stores `text` as the notice of the next page the session opens (a page script's change,
+/// which then navigates itself).
+///
+/// # Errors
+/// [`AppError::Internal`] when the session store fails.
+pub async fn set(session: &Session, text: impl Into<String>) -> Result<(), AppError> {
+    session.insert(NOTICE_KEY, text.into()).await?;
+    Ok(())
+}
+
 /// Stores `text` as the notice of the next page and answers `303 See Other` to `path` (a path of
 /// this portal).
 ///

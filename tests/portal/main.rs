@@ -21,6 +21,7 @@ mod layering;
 mod leaks;
 mod manage;
 mod outbox;
+mod passkeys;
 mod readme;
 mod reminders;
 mod rotate_script;

@@ -126,7 +126,7 @@ pub async fn submit(
         EnrolOutcome::Enrolled { codes } => codes,
     };
     let user = &creds.user;
-    advance(&session, SessionAuth::SignedIn { user_id: user.id, authenticated_at: now, last_seen: now }).await?;
+    advance(&session, SessionAuth::signed_in(user.id, now)).await?;
     let nav = Some(Nav { name: user.shown_name().to_owned(), notice: None });
     Ok(RecoveryCodesPage {
         nav,

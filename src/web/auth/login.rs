@@ -29,6 +29,8 @@ struct LoginPage {
     next: String,
     error: Option<String>,
     notice: Option<String>,
+    /// "Sign in with a passkey" is offered (passkeys are on).
+    passkeys: bool,
 }
 
 /// `?next=` of the sign-in page.
@@ -49,8 +51,9 @@ pub struct LoginForm {
 }
 
 /// `GET /login`.
-pub async fn show(Query(q): Query<NextQuery>) -> impl IntoResponse {
+pub async fn show(State(state): State<AppState>, Query(q): Query<NextQuery>) -> impl IntoResponse {
     LoginPage {
+        passkeys: state.services.passkeys.enabled(),
         nav: None,
         email: String::new(),
         next: NextPath::parse_optional(q.next.as_deref()).map(|n| n.to_string()).unwrap_or_default(),
@@ -59,8 +62,9 @@ pub async fn show(Query(q): Query<NextQuery>) -> impl IntoResponse {
     }
 }
 
-fn again(form: &LoginForm, status: StatusCode, error: String) -> Response {
+fn again(state: &AppState, form: &LoginForm, status: StatusCode, error: String) -> Response {
     let page = LoginPage {
+        passkeys: state.services.passkeys.enabled(),
         nav: None,
         email: form.email.trim().to_owned(),
         next: NextPath::parse_optional(Some(&form.next)).map(|n| n.to_string()).unwrap_or_default(),
@@ -81,7 +85,7 @@ pub async fn submit(
     let now = state.clock.now();
     match super::sign_in(&state).verify_password(&form.email, &form.password, ip, now).await? {
         PasswordOutcome::Throttled { retry_after } => {
-            let page = again(&form, StatusCode::TOO_MANY_REQUESTS, ThrottleVerdict::message(retry_after));
+            let page = again(&state, &form, StatusCode::TOO_MANY_REQUESTS, ThrottleVerdict::message(retry_after));
             Ok(super::with_retry_after(page, retry_after))
         }
         // A password alone never enrols an authenticator (issue 3, point 3).
@@ -99,7 +103,7 @@ pub async fn submit(
             advance(&session, SessionAuth::PasswordVerified { user_id, at: now, next }).await?;
             Ok(Redirect::to("/login/mfa").into_response())
         }
-        PasswordOutcome::Refused { message } => Ok(again(&form, StatusCode::OK, message)),
+        PasswordOutcome::Refused { message } => Ok(again(&state, &form, StatusCode::OK, message)),
     }
 }
 

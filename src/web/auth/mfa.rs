@@ -8,10 +8,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{advance, second_factor_locked_page, sign_in, stage};
+use super::{second_factor_locked_page, sign_in, stage};
 use crate::auth::session::{STEP_TIMEOUT, SessionAuth};
 use crate::auth::sign_in::{SecondFactor, SecondFactorOutcome};
-use crate::domain::NextPath;
 use crate::domain::ThrottleVerdict;
 use crate::store::Credentials;
 use crate::web::AppState;
@@ -19,13 +18,22 @@ use crate::web::error::AppError;
 use crate::web::extract::ClientIp;
 use crate::web::extract::Form;
 use crate::web::notice;
-use crate::web::pages::{Nav, home_path, message};
+use crate::web::pages::{Nav, message};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "auth/login_mfa.html")]
 struct MfaPage {
     nav: Option<Nav>,
     error: Option<String>,
+    /// "Use a passkey instead" is offered (passkeys are on and the user has one).
+    passkey: bool,
+}
+
+impl MfaPage {
+    async fn of(state: &AppState, creds: &Credentials, error: Option<String>) -> Result<Self, AppError> {
+        let passkey = state.services.passkeys.enabled() && !state.store.list_passkeys(creds.user.id).await?.is_empty();
+        Ok(MfaPage { nav: None, error, passkey })
+    }
 }
 
 /// Fields of the TOTP form: `code` or `recovery_code`.
@@ -39,7 +47,10 @@ pub struct MfaForm {
 
 /// The user of a session at the TOTP step, if it is still within its time and the account is
 /// still usable; otherwise the session is cleared.
-async fn pending_user(state: &AppState, session: &Session) -> Result<Option<(Credentials, Option<String>)>, AppError> {
+pub(crate) async fn pending_user(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<(Credentials, Option<String>)>, AppError> {
     let Some(SessionAuth::PasswordVerified { user_id, at, next }) = stage(session).await? else { return Ok(None) };
     if state.clock.now() - at > STEP_TIMEOUT {
         session.flush().await?;
@@ -61,7 +72,7 @@ pub async fn show(State(state): State<AppState>, session: Session) -> Result<Res
         Some((c, _)) if crate::auth::second_factor_locked(&c, state.clock.now()) => {
             second_factor_locked_page(&state, &session, false).await
         }
-        Some(_) => Ok(MfaPage { nav: None, error: None }.into_response()),
+        Some((c, _)) => Ok(MfaPage::of(&state, &c, None).await?.into_response()),
         None => Ok(Redirect::to("/login").into_response()),
     }
 }
@@ -82,17 +93,11 @@ pub async fn submit(
     match outcome {
         SecondFactorOutcome::Locked { mail_queued } => second_factor_locked_page(&state, &session, mail_queued).await,
         SecondFactorOutcome::Throttled { retry_after } => {
-            let page = MfaPage { nav: None, error: Some(ThrottleVerdict::message(retry_after)) };
+            let page = MfaPage::of(&state, &creds, Some(ThrottleVerdict::message(retry_after))).await?;
             Ok(super::with_retry_after((StatusCode::TOO_MANY_REQUESTS, page).into_response(), retry_after))
         }
         SecondFactorOutcome::SignedIn { method } => {
-            let user = &creds.user;
-            advance(&session, SessionAuth::SignedIn { user_id: user.id, authenticated_at: now, last_seen: now })
-                .await?;
-            sign_in(&state).record_sign_in(user, method.as_str(), ip, now).await?;
-            // `next` is checked again here, after the TOTP step.
-            let target = NextPath::parse_optional(next.as_deref())
-                .map_or_else(|| home_path(user.role).to_owned(), |n| n.to_string());
+            let target = super::complete_sign_in(&state, &session, &creds.user, method.as_str(), next, ip).await?;
             match method {
                 SecondFactor::RecoveryCode { left } => {
                     notice::redirect(&session, &target, recovery_codes_left(left)).await
@@ -109,7 +114,9 @@ pub async fn submit(
                 Some(("/login", "Sign in")),
             ))
         }
-        SecondFactorOutcome::Refused { message } => Ok(MfaPage { nav: None, error: Some(message) }.into_response()),
+        SecondFactorOutcome::Refused { message } => {
+            Ok(MfaPage::of(&state, &creds, Some(message)).await?.into_response())
+        }
     }
 }
 

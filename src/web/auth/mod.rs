@@ -4,6 +4,7 @@ pub mod enrol;
 pub mod invite;
 pub mod login;
 pub mod mfa;
+pub mod passkey;
 pub mod password;
 
 use tower_sessions::Session;
@@ -62,6 +63,25 @@ pub(crate) fn with_retry_after(
         response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
     }
     response
+}
+
+/// Ends a sign-in whose last factor was just verified (a TOTP or recovery code, or a passkey):
+/// the session is signed in under a new id (ASVS 5.0 7.2.4), `auth.sign_in` is recorded with
+/// `method`, and the path to go to is returned: `next` when it is still a safe local path
+/// (checked again here), else the user's home.
+pub(crate) async fn complete_sign_in(
+    state: &super::AppState,
+    session: &Session,
+    user: &crate::store::User,
+    method: &'static str,
+    next: Option<String>,
+    ip: std::net::IpAddr,
+) -> Result<String, AppError> {
+    let now = state.clock.now();
+    advance(session, SessionAuth::signed_in(user.id, now)).await?;
+    sign_in(state).record_sign_in(user, method, ip, now).await?;
+    Ok(crate::domain::NextPath::parse_optional(next.as_deref())
+        .map_or_else(|| super::pages::home_path(user.role).to_owned(), |n| n.to_string()))
 }
 
 /// The sign-in use cases over this portal's services.
