@@ -62,6 +62,17 @@ pub enum SecretsCommand {
 pub enum AdminCommand {
     /// Invite a user: prints a one-time link (valid 72 hours) that is also emailed.
     Invite(InviteArgs),
+    /// Send a user (a WMDA admin, under PORTAL_ADMIN_MFA=passkey) a passkey enrolment link:
+    /// prints the one-time link (valid 72 hours), which is also emailed.
+    PasskeyLink(PasskeyLinkArgs),
+}
+
+/// `secret-portal admin passkey-link --email E`
+#[derive(clap::Args)]
+pub struct PasskeyLinkArgs {
+    /// The user's email address.
+    #[arg(long)]
+    pub email: String,
 }
 
 /// `secret-portal keys …`
@@ -144,6 +155,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(AdminCommand::Invite(args)) => admin_invite(config, clock, args).await,
+        Command::Admin(AdminCommand::PasskeyLink(args)) => admin_passkey_link(config, clock, args).await,
         // Handled before the settings are read; kept here so the match stays total.
         Command::Secrets(SecretsCommand::Check) => {
             secrets_check(std::io::stdin().lock(), &mut std::io::stdout().lock())
@@ -174,6 +186,7 @@ async fn serve(config: Config, clock: Arc<dyn Clock>, args: ServeArgs) -> anyhow
     let base_url = config.base_url.clone();
     let database = config.database_url.to_string();
     let admin_email = config.admin_email.clone();
+    let admin_mfa = config.admin_mfa;
     // Mail written to files reaches nobody's inbox: the first admin's link is printed then.
     let print_link = matches!(config.mail_transport, crate::config::MailTransportConfig::Files(_));
     let app = Application::build(config, clock.clone()).await?;
@@ -191,6 +204,16 @@ async fn serve(config: Config, clock: Arc<dyn Clock>, args: ServeArgs) -> anyhow
         }
     }
     invite_first_admin(&store, &base_url, admin_email, print_link, clock.as_ref()).await?;
+    if admin_mfa == crate::config::AdminMfa::Passkey {
+        let sent = crate::auth::link::send_passkey_links(&store, &base_url, clock.now()).await?;
+        if sent > 0 {
+            tracing::info!(
+                admins = sent,
+                "PORTAL_ADMIN_MFA=passkey: emailed a passkey enrolment link to each WMDA admin without a passkey"
+            );
+            app.state().services.mailer.wake();
+        }
+    }
     let addr = app.local_addr()?;
     tracing::info!(database = %database, backend = store.backend_name(), "database ready");
     if let Some(metrics) = app.metrics_addr() {
@@ -378,6 +401,30 @@ async fn admin_invite(config: Config, clock: Arc<dyn Clock>, args: InviteArgs) -
         }
         Ok(_) => tracing::info!(email = %invited.user.email, "invitation emailed"),
         Err(e) => tracing::warn!(error = %e, "the invitation email stays queued"),
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// `secret-portal admin passkey-link --email E`: prints the link and emails it.
+async fn admin_passkey_link(config: Config, clock: Arc<dyn Clock>, args: PasskeyLinkArgs) -> anyhow::Result<()> {
+    let store = startup::connect_and_migrate(&config).await?;
+    let email = EmailAddress::parse(&args.email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let user = match store.find_user_by_email(&email).await {
+        Ok(user) => user,
+        Err(StoreError::NotFound) => anyhow::bail!("--email: there is no user {email}"),
+        Err(e) => return Err(e.into()),
+    };
+    let link =
+        crate::auth::link::send_passkey_link(&store, &config.base_url, &user, &Actor::cli(), clock.now()).await?;
+    println!("{}", link.url);
+    let mailer = startup::mail_sender(&config, &store, clock)?;
+    match mailer.run_once().await {
+        Ok(report) if report.retrying > 0 || report.failed > 0 => {
+            tracing::warn!("the passkey enrolment email could not be delivered now; the portal will retry it")
+        }
+        Ok(_) => tracing::info!(email = %user.email, "passkey enrolment link emailed"),
+        Err(e) => tracing::warn!(error = %e, "the passkey enrolment email stays queued"),
     }
     store.close().await;
     Ok(())

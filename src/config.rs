@@ -125,6 +125,21 @@ pub struct Settings {
     /// reports only).
     #[arg(long, env = "PORTAL_LEAK_ACTION", value_enum, default_value_t = LeakAction::Mark, global = true)]
     pub leak_action: LeakAction,
+
+    /// How WMDA admins sign in: `any` second factor (TOTP, a recovery code or a passkey), or
+    /// `passkey` only (then PORTAL_BASE_URL must have a host name, not an IP address).
+    #[arg(long, env = "PORTAL_ADMIN_MFA", value_enum, default_value_t = AdminMfa::Any, global = true)]
+    pub admin_mfa: AdminMfa,
+}
+
+/// How WMDA admins sign in (`PORTAL_ADMIN_MFA`, DESIGN.md section 11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum AdminMfa {
+    /// Any second factor, as every user.
+    #[default]
+    Any,
+    /// A passkey only; TOTP then only enrols a first passkey, from a link in the mailbox.
+    Passkey,
 }
 
 /// What a leak report of a live secret does (`PORTAL_LEAK_ACTION`, DESIGN.md section 7).
@@ -218,6 +233,8 @@ pub struct Config {
     pub leak_report_keys: Option<PathBuf>,
     /// What a leak report of a live secret does (`PORTAL_LEAK_ACTION`).
     pub leak_action: LeakAction,
+    /// How WMDA admins sign in (`PORTAL_ADMIN_MFA`).
+    pub admin_mfa: AdminMfa,
 }
 
 /// Something the operator should hear about once logging is up.
@@ -339,7 +356,14 @@ impl Settings {
             },
             leak_report_keys: self.leak_report_keys.clone(),
             leak_action: self.leak_action,
+            admin_mfa: self.admin_mfa,
         };
+        if config.admin_mfa == AdminMfa::Passkey && config.base_url.host_name().is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "PORTAL_ADMIN_MFA=passkey needs PORTAL_BASE_URL at a host name (passkeys refuse an IP address), not {}; e.g. http://localhost:8080",
+                config.base_url.as_str()
+            )));
+        }
         Ok((config, notices))
     }
 }
@@ -412,6 +436,7 @@ mod tests {
             db_max_connections: None,
             leak_report_keys: None,
             leak_action: LeakAction::Mark,
+            admin_mfa: AdminMfa::Any,
         }
     }
 
@@ -438,6 +463,17 @@ mod tests {
         let (c2, n2) = settings().resolve(&data).unwrap();
         assert!(n2.is_empty());
         assert!(c2.master_key.matches_key_check(&c1.master_key.key_check_value()));
+    }
+
+    #[test]
+    fn admin_passkey_mode_needs_a_host_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings();
+        s.admin_mfa = AdminMfa::Passkey;
+        let err = s.resolve(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("PORTAL_ADMIN_MFA=passkey needs PORTAL_BASE_URL at a host name"), "{err}");
+        s.base_url = "http://localhost:8080".into();
+        assert_eq!(s.resolve(dir.path()).unwrap().0.admin_mfa, AdminMfa::Passkey);
     }
 
     #[test]

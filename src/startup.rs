@@ -220,6 +220,7 @@ pub fn web_settings(config: &Config) -> WebSettings {
         totp_issuer: config.totp_issuer.clone(),
         secret_limit: config.secret_limit,
         token_lifetime_seconds: config.token_lifetime_seconds,
+        admin_passkey_only: config.admin_mfa == crate::config::AdminMfa::Passkey,
     }
 }
 

@@ -144,7 +144,8 @@
         event.preventDefault();
         const button = host.querySelector("button[type=submit]");
         const body = new URLSearchParams(new FormData(host));
-        ceremony(host, button, { optionsUrl: host.action, optionsBody: body, answerUrl: "/account/passkeys", create: true });
+        const answerUrl = host.dataset.answer ?? "/account/passkeys";
+        ceremony(host, button, { optionsUrl: host.action, optionsBody: body, answerUrl, create: true });
       });
       continue;
     }

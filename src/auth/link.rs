@@ -90,3 +90,57 @@ pub async fn reset_mfa(
     let link = issue(LinkPurpose::MfaReenrolment, base_url, &user.email, &user.display_name, now);
     store.reset_mfa(user, &link.stored, &link.email, actor, now).await
 }
+
+/// Why a passkey enrolment link cannot be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyLinkError {
+    /// The account is disabled, or has no password and authenticator yet (an invitation or MFA
+    /// re-enrolment link leads to the passkey then).
+    #[error(
+        "{0} cannot use a passkey enrolment link: the account is disabled or has not set up its password and authenticator"
+    )]
+    NotApplicable(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A passkey enrolment link for `user` (issue 19; DESIGN.md section 11: an admin without a
+/// passkey registers one only in a session begun with a fresh link from their mailbox): stored,
+/// earlier unused ones retired, its email queued with the audit event `passkey.link_sent`. The
+/// link (for the command line's output) is returned.
+///
+/// # Errors
+/// [`PasskeyLinkError`].
+pub async fn send_passkey_link(
+    store: &Store,
+    base_url: &BaseUrl,
+    user: &User,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<IssuedLink, PasskeyLinkError> {
+    let creds = store.find_credentials(user.id).await?.ok_or(StoreError::NotFound)?;
+    if creds.user.disabled_at.is_some() || !super::link_applies(LinkPurpose::PasskeyEnrolment, &creds) {
+        return Err(PasskeyLinkError::NotApplicable(user.email.to_string()));
+    }
+    let link = issue(LinkPurpose::PasskeyEnrolment, base_url, &user.email, &user.display_name, now);
+    store.issue_link(user, &link.stored, &link.email, actor, now).await?;
+    Ok(link)
+}
+
+/// Under `PORTAL_ADMIN_MFA=passkey`, at start-up: emails a passkey enrolment link to each
+/// enabled, enrolled WMDA admin who has no passkey and no unused link of the kind (so turning
+/// the mode on reaches every admin once, and a restart sends nothing new). Returns how many.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn send_passkey_links(store: &Store, base_url: &BaseUrl, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let admins = store.admins_needing_passkey_link(now).await?;
+    for admin in &admins {
+        match send_passkey_link(store, base_url, admin, &Actor::system(), now).await {
+            Ok(_) | Err(PasskeyLinkError::NotApplicable(_)) => {}
+            Err(PasskeyLinkError::Store(e)) => return Err(e),
+        }
+    }
+    Ok(admins.len())
+}

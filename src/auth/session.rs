@@ -54,6 +54,19 @@ pub enum SessionAuth {
         /// `sessions_valid_after` is compared with this instead of `authenticated_at`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         bound_at: Option<DateTime<Utc>>,
+        /// The sign-in used a passkey (at the second step, alone, or registering the first one):
+        /// under `PORTAL_ADMIN_MFA=passkey` a WMDA admin's session needs it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        passkey: bool,
+    },
+    /// A WMDA admin under `PORTAL_ADMIN_MFA=passkey` who has no passkey, in a session begun with
+    /// a link from their mailbox and their TOTP code (issue 19): reaches only `/passkey/setup`,
+    /// where registering a first passkey signs them in.
+    PasskeyEnrolment {
+        /// The user.
+        user_id: Uuid,
+        /// When the link (or the TOTP enrolment) was used.
+        at: DateTime<Utc>,
     },
 }
 
@@ -62,9 +75,21 @@ pub enum SessionAuth {
 pub const FRESH_FACTOR: Duration = Duration::minutes(5);
 
 impl SessionAuth {
-    /// A session signed in at `now` (UTC).
-    pub fn signed_in(user_id: Uuid, now: DateTime<Utc>) -> Self {
-        SessionAuth::SignedIn { user_id, authenticated_at: now, last_seen: now, factor_at: None, bound_at: None }
+    /// A session signed in at `now` (UTC); `passkey`: with a passkey.
+    pub fn signed_in(user_id: Uuid, now: DateTime<Utc>, passkey: bool) -> Self {
+        SessionAuth::SignedIn {
+            user_id,
+            authenticated_at: now,
+            last_seen: now,
+            factor_at: None,
+            bound_at: None,
+            passkey,
+        }
+    }
+
+    /// Whether this is a sign-in made with a passkey.
+    pub fn used_passkey(&self) -> bool {
+        matches!(self, SessionAuth::SignedIn { passkey: true, .. })
     }
 
     /// Whether a signed-in session used a factor within [`FRESH_FACTOR`] of `now`.
@@ -125,7 +150,8 @@ pub async fn check_signed_in(
     auth: Option<SessionAuth>,
     now: DateTime<Utc>,
 ) -> Result<SessionCheck, StoreError> {
-    let Some(SessionAuth::SignedIn { user_id, authenticated_at, last_seen, factor_at, bound_at }) = auth else {
+    let Some(SessionAuth::SignedIn { user_id, authenticated_at, last_seen, factor_at, bound_at, passkey }) = auth
+    else {
         return Ok(SessionCheck::NotSignedIn);
     };
     if now - last_seen > IDLE_TIMEOUT || now - authenticated_at > ABSOLUTE_TIMEOUT {
@@ -145,6 +171,7 @@ pub async fn check_signed_in(
         last_seen: now,
         factor_at,
         bound_at,
+        passkey,
     });
     Ok(SessionCheck::Valid { user: creds.user, refreshed })
 }

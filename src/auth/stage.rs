@@ -25,7 +25,8 @@ pub fn stage_holds(creds: &Credentials, began: DateTime<Utc>) -> bool {
 /// - an MFA re-enrolment link while it has a password (asked for) and no authenticator;
 /// - a password reset while it has an authenticator, so the new password still needs the
 ///   second factor: while an MFA re-enrolment is pending, a reset would let the mailbox alone
-///   choose the password that link asks for.
+///   choose the password that link asks for;
+/// - a passkey enrolment link while it has both (it asks for the password and a TOTP code).
 pub fn link_applies(purpose: LinkPurpose, creds: &Credentials) -> bool {
     let password = creds.password_hash.is_some();
     let authenticator = creds.totp_secret_enc.is_some();
@@ -33,6 +34,7 @@ pub fn link_applies(purpose: LinkPurpose, creds: &Credentials) -> bool {
         LinkPurpose::Invitation => !password && !authenticator,
         LinkPurpose::MfaReenrolment => password && !authenticator,
         LinkPurpose::PasswordReset => password && authenticator,
+        LinkPurpose::PasskeyEnrolment => password && authenticator,
     }
 }
 

@@ -18,6 +18,9 @@ pub enum LinkPurpose {
     PasswordReset,
     /// Enrol a new authenticator after an admin reset the MFA; asks for the current password.
     MfaReenrolment,
+    /// Register a first passkey (a WMDA admin under `PORTAL_ADMIN_MFA=passkey`, issue 19); asks
+    /// for the current password and a TOTP code.
+    PasskeyEnrolment,
 }
 
 impl LinkPurpose {
@@ -27,6 +30,7 @@ impl LinkPurpose {
             LinkPurpose::Invitation => "invitation",
             LinkPurpose::PasswordReset => "password_reset",
             LinkPurpose::MfaReenrolment => "mfa_reenrolment",
+            LinkPurpose::PasskeyEnrolment => "passkey_enrolment",
         }
     }
 
@@ -36,16 +40,19 @@ impl LinkPurpose {
             "invitation" => Some(LinkPurpose::Invitation),
             "password_reset" => Some(LinkPurpose::PasswordReset),
             "mfa_reenrolment" => Some(LinkPurpose::MfaReenrolment),
+            "passkey_enrolment" => Some(LinkPurpose::PasskeyEnrolment),
             _ => None,
         }
     }
 
-    /// How long a link stays valid: 72 hours for invitations and re-enrolment, 1 hour for
-    /// password reset.
+    /// How long a link stays valid: 72 hours for invitations, re-enrolment and passkey
+    /// enrolment, 1 hour for password reset.
     pub fn lifetime(self) -> Duration {
         match self {
             LinkPurpose::PasswordReset => Duration::hours(1),
-            LinkPurpose::Invitation | LinkPurpose::MfaReenrolment => Duration::hours(72),
+            LinkPurpose::Invitation | LinkPurpose::MfaReenrolment | LinkPurpose::PasskeyEnrolment => {
+                Duration::hours(72)
+            }
         }
     }
 
@@ -53,6 +60,7 @@ impl LinkPurpose {
     pub fn path(self, token: &LinkToken) -> String {
         match self {
             LinkPurpose::PasswordReset => format!("/password/reset/{}", token.expose()),
+            LinkPurpose::PasskeyEnrolment => format!("/passkey/enrol/{}", token.expose()),
             LinkPurpose::Invitation | LinkPurpose::MfaReenrolment => format!("/invite/{}", token.expose()),
         }
     }
@@ -116,7 +124,12 @@ mod tests {
         assert!(!LinkToken::looks_cut("") && !LinkToken::looks_cut("a/b"));
         assert_eq!(LinkPurpose::Invitation.lifetime(), Duration::hours(72));
         assert_eq!(LinkPurpose::PasswordReset.lifetime(), Duration::hours(1));
-        for p in [LinkPurpose::Invitation, LinkPurpose::PasswordReset, LinkPurpose::MfaReenrolment] {
+        for p in [
+            LinkPurpose::Invitation,
+            LinkPurpose::PasswordReset,
+            LinkPurpose::MfaReenrolment,
+            LinkPurpose::PasskeyEnrolment,
+        ] {
             assert_eq!(LinkPurpose::parse(p.as_str()), Some(p));
         }
     }

@@ -26,6 +26,8 @@ pub enum EmailKind {
     WebhookDisabled,
     /// A change the user made on `/account`: password, recovery codes, passkeys (issue 19).
     AccountChanged,
+    /// A passkey enrolment link (a WMDA admin under `PORTAL_ADMIN_MFA=passkey`, issue 19).
+    PasskeyEnrolment,
 }
 
 impl EmailKind {
@@ -43,6 +45,7 @@ impl EmailKind {
             EmailKind::SelfRotation => "self_rotation",
             EmailKind::WebhookDisabled => "webhook_disabled",
             EmailKind::AccountChanged => "account_changed",
+            EmailKind::PasskeyEnrolment => "passkey_enrolment",
         }
     }
 
@@ -60,6 +63,7 @@ impl EmailKind {
             Self::SelfRotation,
             Self::WebhookDisabled,
             Self::AccountChanged,
+            Self::PasskeyEnrolment,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -55,6 +55,14 @@ pub fn link_email(purpose: LinkPurpose, recipient: &str, name: &str, link: &str)
             "72 hours",
             "If you did not ask WMDA for this, contact WMDA support.",
         ),
+        LinkPurpose::PasskeyEnrolment => (
+            EmailKind::PasskeyEnrolment,
+            "Register a passkey for the WMDA secret portal",
+            "WMDA administrators sign in to the WMDA secret portal with a passkey (a security key, or your device's screen lock). Open the link below, confirm your password and a code from your authenticator app, and register your passkey.",
+            "Register your passkey",
+            "72 hours",
+            "If you did not expect this, contact WMDA support.",
+        ),
     };
     let name = if name.trim().is_empty() { recipient } else { name };
     let text = LinkText { name, intro, action, link, valid_for, outro }.render().unwrap_or_default();

@@ -88,13 +88,17 @@ pub enum AuditAction {
     PasskeyRenamed,
     /// `passkey.removed`: A user removed a passkey.
     PasskeyRemoved,
+    /// `passkey.link_sent`: A passkey enrolment link was emailed (issue 19).
+    PasskeyLinkSent,
+    /// `passkey.enrolment_started`: A passkey enrolment link was used with the password and a TOTP code.
+    PasskeyEnrolmentStarted,
     /// `demo.loaded`: The demo data was loaded.
     DemoLoaded,
 }
 
 impl AuditAction {
     /// Every action, in the order above.
-    pub const ALL: [AuditAction; 40] = [
+    pub const ALL: [AuditAction; 42] = [
         AuditAction::OrganisationCreated,
         AuditAction::OrganisationRenamed,
         AuditAction::ApplicationCreated,
@@ -134,6 +138,8 @@ impl AuditAction {
         AuditAction::PasskeyAdded,
         AuditAction::PasskeyRenamed,
         AuditAction::PasskeyRemoved,
+        AuditAction::PasskeyLinkSent,
+        AuditAction::PasskeyEnrolmentStarted,
         AuditAction::DemoLoaded,
     ];
 
@@ -184,6 +190,8 @@ impl AuditAction {
             AuditAction::PasskeyAdded => "Passkey added",
             AuditAction::PasskeyRenamed => "Passkey renamed",
             AuditAction::PasskeyRemoved => "Passkey removed",
+            AuditAction::PasskeyLinkSent => "Passkey enrolment link sent",
+            AuditAction::PasskeyEnrolmentStarted => "Passkey enrolment started",
             AuditAction::DemoLoaded => "Demo data loaded",
         }
     }
@@ -254,6 +262,8 @@ impl AuditAction {
             AuditAction::PasskeyAdded => "passkey.added",
             AuditAction::PasskeyRenamed => "passkey.renamed",
             AuditAction::PasskeyRemoved => "passkey.removed",
+            AuditAction::PasskeyLinkSent => "passkey.link_sent",
+            AuditAction::PasskeyEnrolmentStarted => "passkey.enrolment_started",
             AuditAction::DemoLoaded => "demo.loaded",
         }
     }

@@ -126,6 +126,7 @@ fn link_action(purpose: LinkPurpose) -> AuditAction {
         LinkPurpose::Invitation => AuditAction::InvitationSent,
         LinkPurpose::PasswordReset => AuditAction::PasswordResetRequested,
         LinkPurpose::MfaReenrolment => AuditAction::UserMfaReset,
+        LinkPurpose::PasskeyEnrolment => AuditAction::PasskeyLinkSent,
     }
 }
 
@@ -388,6 +389,41 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let event = actor.event(AuditAction::MfaReenrolmentStarted, now).on_user(user);
         self.use_link(link, None, &event, now).await
+    }
+
+    /// Uses a passkey enrolment link (issue 19), with the audit event
+    /// `passkey.enrolment_started`; `Ok(false)` when it was used or expired meanwhile.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn accept_passkey_link(
+        &self,
+        link: &LinkRecord,
+        (user, actor): (&User, &Actor),
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let event = actor.event(AuditAction::PasskeyEnrolmentStarted, now).on_user(user);
+        self.use_link(link, None, &event, now).await
+    }
+
+    /// The enabled WMDA admins with a password and an authenticator but no passkey, and no
+    /// unused, unexpired passkey enrolment link at `now`: whom turning `PORTAL_ADMIN_MFA=passkey`
+    /// on sends one (issue 19).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn admins_needing_passkey_link(&self, now: DateTime<Utc>) -> Result<Vec<User>, StoreError> {
+        let sql = format!(
+            "select {USER_COLUMNS} from portal_user u
+             where u.is_wmda_admin and u.disabled_at is null and u.password_hash is not null
+               and u.totp_secret_enc is not null
+               and not exists (select 1 from passkey p where p.user_id = u.id)
+               and not exists (select 1 from one_time_token t where t.user_id = u.id
+                               and t.purpose = 'passkey_enrolment' and t.used_at is null and t.expires_at > $1)
+             order by u.email"
+        );
+        let rows: Vec<UserRow> = on_pool!(self, |pool| sqlx::query_as(&sql).bind(now).fetch_all(pool).await)?;
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     /// Uses a password-reset link: sets the new password and ends every session of the user.

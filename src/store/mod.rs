@@ -60,7 +60,7 @@ pub use shared_window::{SharedWindow, flush_all};
 pub use tokens::{NewSigningKey, ScheduledKeyRow, TokenClient, TokenLookup};
 pub use url::DatabaseUrl;
 pub use usage::{DayCount, RefusalDay, UsageDay};
-pub use users::{NewUser, User, UserFilter, UserRole, UserStatus, UserSummary, shown_name};
+pub use users::{Factors, NewUser, User, UserFilter, UserRole, UserStatus, UserSummary, shown_name};
 pub use webhooks::{
     ClaimedDelivery, DeliveryCounts, DeliveryLine, DeliveryView, EndpointWithDeliveries, NewWebhookEndpoint,
     RenderWebhookDisabledEmails, TestEvent, WebhookEndpoint,

@@ -159,9 +159,8 @@ impl Store {
         sign_count: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n =
-            on_pool!(self, |pool| {
-                sqlx::query(
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
             "update passkey set credential = $3, sign_count = $4, last_used_at = $5 where id = $1 and sign_count = $2"
         )
         .bind(id)
@@ -172,7 +171,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected())
-            })?;
+        })?;
         Ok(n == 1)
     }
 
@@ -235,12 +234,13 @@ impl Store {
             .await?
             .rows_affected();
             if n != 1 {
-                let exists: Option<i64> = sqlx::query_scalar("select 1 from passkey where id = $1 and user_id = $2")
+                // `count(*)`: a bigint on Postgres, an integer on SQLite, an i64 on both.
+                let exists: i64 = sqlx::query_scalar("select count(*) from passkey where id = $1 and user_id = $2")
                     .bind(id)
                     .bind(user_id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
-                return Ok(if exists.is_some() { PasskeyRemoval::LastOne } else { PasskeyRemoval::NotFound });
+                return Ok(if exists > 0 { PasskeyRemoval::LastOne } else { PasskeyRemoval::NotFound });
             }
             insert_audit_event!(&mut *tx, change.event)?;
             insert_email!(&mut *tx, change.email, now)?;

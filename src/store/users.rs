@@ -185,6 +185,19 @@ pub struct UserSummary {
     pub grants: i64,
     /// They have chosen a password (an invitation can then not be resent).
     pub has_password: bool,
+    /// Their second factors (issue 19, point 4: the admin users page shows them).
+    pub factors: Factors,
+}
+
+/// A user's second factors, as the admin users page shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Factors {
+    /// An authenticator app (TOTP) is set up.
+    pub totp: bool,
+    /// How many passkeys.
+    pub passkeys: i64,
+    /// How many unused recovery codes.
+    pub recovery_codes: i64,
 }
 
 /// Filters of the user list; `None` means any.
@@ -207,6 +220,8 @@ struct UserSummaryRow {
     country_code: Option<String>,
     code: Option<String>,
     grants: i64,
+    passkeys: i64,
+    recovery_codes: i64,
 }
 
 /// The credential managers of application `$1` who can receive mail about it, as (email,
@@ -446,7 +461,9 @@ impl Store {
         let sql = format!(
             "select {columns}, u.password_hash is not null as has_password, u.totp_secret_enc is not null as enrolled,
                     o.country_code, o.code,
-                    (select count(*) from credential_manager_grant g where g.user_id = u.id) as grants
+                    (select count(*) from credential_manager_grant g where g.user_id = u.id) as grants,
+                    (select count(*) from passkey p where p.user_id = u.id) as passkeys,
+                    (select count(*) from recovery_code r where r.user_id = u.id and r.used_at is null) as recovery_codes
              from portal_user u left join organisation o on o.id = u.organisation_id
              where ($1 is null or u.organisation_id = $1) and ($2 is null or u.is_wmda_admin = $2)
              order by u.email"
@@ -470,7 +487,15 @@ impl Store {
                 continue;
             }
             let organisation = r.country_code.zip(r.code).map(|(cc, code)| format!("{cc}-{code}"));
-            out.push(UserSummary { user, status, organisation, grants: r.grants, has_password: r.has_password });
+            let factors = Factors { totp: r.enrolled, passkeys: r.passkeys, recovery_codes: r.recovery_codes };
+            out.push(UserSummary {
+                user,
+                status,
+                organisation,
+                grants: r.grants,
+                has_password: r.has_password,
+                factors,
+            });
         }
         Ok(out)
     }

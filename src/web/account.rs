@@ -440,8 +440,10 @@ pub async fn passkey_remove(
     let what = format!("Your passkey “{}” was removed from your account.", old.name);
     let email = change_mail(&state, &current, &what, now);
     // TOTP stays beside passkeys (it cannot be removed here), so removing a passkey never
-    // removes the last second factor.
-    match state.store.remove_passkey(user.id, id, false, AccountChange { event: &event, email: &email }, now).await? {
+    // removes the last second factor; but an admin who must sign in with a passkey keeps one.
+    let keep_one = state.settings.passkey_required(user);
+    let change = AccountChange { event: &event, email: &email };
+    match state.store.remove_passkey(user.id, id, keep_one, change, now).await? {
         PasskeyRemoval::Removed => {
             state.services.mailer.wake();
             notice::redirect(&session, "/account", format!("Passkey “{}” removed.", old.name)).await

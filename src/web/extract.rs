@@ -240,9 +240,16 @@ impl FromRequestParts<AppState> for CurrentUser {
             .await
             .map_err(|(_, msg)| AppError::Internal(anyhow::anyhow!("session layer missing: {msg}")))?;
         let auth = session.get::<SessionAuth>(AUTH_KEY).await?;
+        let used_passkey = auth.as_ref().is_some_and(SessionAuth::used_passkey);
         let user = match check_signed_in(&state.store, auth, state.clock.now()).await? {
             SessionCheck::NotSignedIn => return Err(sign_in()),
             SessionCheck::Ended => {
+                session.flush().await?;
+                return Err(sign_in());
+            }
+            // Under PORTAL_ADMIN_MFA=passkey an admin's session needs a passkey sign-in (one
+            // from before the mode was turned on ends).
+            SessionCheck::Valid { user, .. } if !used_passkey && state.settings.passkey_required(&user) => {
                 session.flush().await?;
                 return Err(sign_in());
             }

@@ -113,6 +113,16 @@ pub struct WebSettings {
     pub secret_limit: i64,
     /// Access token lifetime in seconds (`PORTAL_TOKEN_LIFETIME`), shown on the pages.
     pub token_lifetime_seconds: i64,
+    /// `PORTAL_ADMIN_MFA=passkey`: WMDA admins sign in with a passkey only.
+    pub admin_passkey_only: bool,
+}
+
+impl WebSettings {
+    /// Whether `user` must sign in with a passkey: a WMDA admin under `PORTAL_ADMIN_MFA=passkey`
+    /// (DESIGN.md section 11).
+    pub fn passkey_required(&self, user: &crate::store::User) -> bool {
+        self.admin_passkey_only && user.role == crate::store::UserRole::WmdaAdmin
+    }
 }
 
 /// What every handler can reach.
@@ -178,6 +188,7 @@ pub fn router(
     let links = Router::new()
         .route("/invite/{token}", get(auth::invite::show).post(auth::invite::submit))
         .route("/password/reset/{token}", get(auth::password::reset_show).post(auth::password::reset_submit))
+        .route("/passkey/enrol/{token}", get(auth::passkey_setup::link_show).post(auth::passkey_setup::link_submit))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), security::per_ip_link_limit));
     // Sign-in, invitation and password routes: the per-IP failure limit answers 429 here.
     let sign_in = Router::new()
@@ -187,6 +198,9 @@ pub fn router(
         .route("/login/mfa/passkey", post(auth::passkey::second_step_finish))
         .route("/login/passkey/options", post(auth::passkey::passwordless_options))
         .route("/login/passkey", post(auth::passkey::passwordless_finish))
+        .route("/passkey/setup", get(auth::passkey_setup::setup_show))
+        .route("/passkey/setup/options", post(auth::passkey_setup::setup_options))
+        .route("/passkey/setup", post(auth::passkey_setup::setup_finish))
         .route("/mfa/setup", get(auth::enrol::show).post(auth::enrol::submit))
         .route("/password/forgot", get(auth::password::forgot_show).post(auth::password::forgot_submit))
         .merge(links)

@@ -25,13 +25,16 @@ async function freePort() {
 }
 
 /**
- * Starts `secret-portal serve --demo` on SQLite in a fresh folder and waits until it listens.
+ * Starts `secret-portal serve --demo` on SQLite in a fresh folder and waits until it listens, at
+ * `http://<host>:<port>` (PORTAL_BASE_URL).
  * Resolves to { url, users: [{role, email, link}], lines, stop() }.
  */
-export async function startPortal(extraEnv = {}) {
+export async function startPortal(extraEnv = {}, { host = "127.0.0.1" } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "portal-browser-"));
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  // `host: "localhost"` puts the portal at a host name, where passkeys are on (DESIGN.md
+  // section 11: WebAuthn refuses an IP address as relying-party id); it still listens on 127.0.0.1.
+  const url = `http://${host}:${port}`;
   const env = { PATH: process.env.PATH, PORTAL_BIND: `127.0.0.1:${port}`, PORTAL_BASE_URL: url, RUST_LOG: "info", ...extraEnv };
   const child = spawn(portalBin, ["serve", "--demo"], {
     cwd: dir,

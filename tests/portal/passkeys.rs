@@ -432,3 +432,136 @@ async fn passkeys_are_renamed_and_removed_by_their_owner_only() {
     let page = c.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
     assert!(!page.contains("Use a passkey instead"));
 }
+
+async fn passkey_mode_app(db: TestDb) -> TestApp {
+    TestApp::spawn_with(db, |c| {
+        c.base_url = BaseUrl::parse(ORIGIN).unwrap();
+        c.admin_mfa = secret_portal::config::AdminMfa::Passkey;
+    })
+    .await
+}
+
+/// Registers the first passkey at `/passkey/setup` in `client`'s session (at the passkey
+/// enrolment stage); the answer's JSON.
+async fn first_passkey(app: &TestApp, client: &reqwest::Client, key: &mut SoftPasskey) -> serde_json::Value {
+    let page = client.get(app.url("/passkey/setup")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Register your passkey"));
+    let (status, options) = post_for_json(app, client, "/passkey/setup/options", &[("name", "YubiKey")]).await;
+    assert_eq!(status, 200, "{options}");
+    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let answer = key.do_registration(origin(), options).unwrap();
+    let (status, json) = post_json(app, client, "/passkey/setup", &serde_json::to_vec(&answer).unwrap()).await;
+    assert_eq!(status, 200, "{json}");
+    json
+}
+
+#[tokio::test]
+async fn under_admin_passkey_mode_admins_sign_in_with_a_passkey_only() {
+    let app = passkey_mode_app(TestDb::new().await).await;
+    // The invitation's TOTP enrolment leads to the passkey, not into the portal.
+    let (admin, client) = app.account("boss@example.org", UserRole::WmdaAdmin).await;
+    assert!(!signed_in(&app, &client).await);
+    let mut key = SoftPasskey::new(true);
+    let json = first_passkey(&app, &client, &mut key).await;
+    assert_eq!(json["redirect"], "/admin");
+    assert!(signed_in(&app, &client).await);
+
+    // A code no longer signs the admin in; nothing is checked or counted.
+    let c = at_second_step(&app, &admin).await;
+    let page = c.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("WMDA admins sign in with a passkey") && page.contains("Use your passkey"), "{page}");
+    app.clock.advance(chrono::Duration::seconds(30));
+    let code = admin.seed.code_at(app.clock.now());
+    let res = app.post_form(&c, "/login/mfa", &[("code", &code)]).await;
+    assert_eq!(res.status(), 403);
+    let res = app.post_form(&c, "/login/mfa", &[("recovery_code", &admin.recovery_codes[0])]).await;
+    assert_eq!(res.status(), 403);
+    assert!(!signed_in(&app, &c).await);
+    // The passkey does.
+    let answer = second_step_answer(&app, &c, &mut key, ORIGIN).await;
+    let (s, j) = post_json(&app, &c, "/login/mfa/passkey", &serde_json::to_vec(&answer).unwrap()).await;
+    assert_eq!(s, 200, "{j}");
+    assert!(signed_in(&app, &c).await);
+
+    // The admin's last passkey stays.
+    let id = app.store.list_passkeys(admin.user_id).await.unwrap()[0].id;
+    let res = app.post_form(&c, &format!("/account/passkeys/{id}/remove"), &[]).await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("This is your last passkey"));
+    assert_eq!(app.store.list_passkeys(admin.user_id).await.unwrap().len(), 1);
+
+    // A credential manager is not bound by the mode.
+    let org = app.create_org("NL", "Free").await;
+    let (_, member) = app.account("member@example.org", UserRole::Member(org.id)).await;
+    assert!(signed_in(&app, &member).await);
+}
+
+#[tokio::test]
+async fn turning_admin_passkey_mode_on_ends_code_sessions_and_mails_enrolment_links() {
+    // Under `any`, two admins sign in with codes.
+    let app = localhost_app().await;
+    let (ann, ann_client) = app.account("ann@example.org", UserRole::WmdaAdmin).await;
+    let (bob, _) = app.account("bob@example.org", UserRole::WmdaAdmin).await;
+    // The users page shows each user's factors.
+    let users = ann_client.get(app.url("/admin/users")).send().await.unwrap().text().await.unwrap();
+    assert!(users.contains("TOTP, 10 recovery codes"), "{users}");
+    assert!(users.contains("Send passkey link to bob@example.org"), "{users}");
+
+    // The mode goes on (a replica with it, on the same database and sessions).
+    let db = app.db.same();
+    let key = app.config.master_key.clone();
+    let strict = TestApp::spawn_with(db, |c| {
+        c.master_key = key;
+        c.base_url = BaseUrl::parse(ORIGIN).unwrap();
+        c.admin_mfa = secret_portal::config::AdminMfa::Passkey;
+    })
+    .await;
+    strict.clock.set(app.clock.now());
+    // A session signed in with a code ends there.
+    let res = ann_client.get(strict.url("/admin")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(!signed_in(&strict, &ann_client).await);
+
+    // Each admin without a passkey gets one link, once.
+    let sent =
+        secret_portal::auth::link::send_passkey_links(&strict.store, &strict.config.base_url, strict.clock.now())
+            .await
+            .unwrap();
+    assert_eq!(sent, 2);
+    let again =
+        secret_portal::auth::link::send_passkey_links(&strict.store, &strict.config.base_url, strict.clock.now())
+            .await
+            .unwrap();
+    assert_eq!(again, 0, "an unused link is not sent again");
+    strict.state.services.mailer.wake();
+    let mails = strict.smtp.wait_for(&bob.email, 1).await;
+    let link = mails.last().unwrap().link_path("/passkey/enrol/");
+
+    // The link asks for the password and a code; wrong ones are refused.
+    let c = new_client();
+    assert_eq!(c.get(strict.url(&link)).send().await.unwrap().status(), 200);
+    let res = strict.post_form(&c, &link, &[("password", "not the password"), ("code", "123456")]).await;
+    assert!(res.text().await.unwrap().contains("The password is wrong."));
+    let res = strict.post_form(&c, &link, &[("password", &bob.password), ("code", "000000")]).await;
+    assert!(res.text().await.unwrap().contains("The code is wrong"));
+    strict.clock.advance(chrono::Duration::seconds(30));
+    let code = bob.seed.code_at(strict.clock.now());
+    let res = strict.post_form(&c, &link, &[("password", &bob.password), ("code", &code)]).await;
+    assert_eq!(location(&res), "/passkey/setup");
+    let mut key = SoftPasskey::new(true);
+    let json = first_passkey(&strict, &c, &mut key).await;
+    assert_eq!(json["redirect"], "/admin");
+    assert!(signed_in(&strict, &c).await);
+    // Used up.
+    let res = new_client().get(strict.url(&link)).send().await.unwrap();
+    assert_ne!(res.status(), 200);
+    let actions: Vec<String> =
+        strict.store.recent_audit_events(20).await.unwrap().into_iter().map(|e| e.action).collect();
+    for action in ["passkey.link_sent", "passkey.enrolment_started", "passkey.added"] {
+        assert!(actions.contains(&action.to_owned()), "{action}: {actions:?}");
+    }
+    let users = c.get(strict.url("/admin/users")).send().await.unwrap().text().await.unwrap();
+    assert!(users.contains("TOTP, 1 passkey, 10 recovery codes"), "{users}");
+    assert!(!users.contains(&format!("Send passkey link to {}", ann.email)) || users.contains("Send passkey link"));
+}

@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/{id}/disable", post(users::disable))
         .route("/admin/users/{id}/enable", post(users::enable))
         .route("/admin/users/{id}/reset-mfa", post(users::reset_mfa))
+        .route("/admin/users/{id}/passkey-link", post(users::passkey_link))
         .route("/admin/audit", get(audit::page))
         .route("/admin/reminders", get(reminders::page))
 }

@@ -50,6 +50,10 @@ pub struct UserRow {
     /// account whose enrolment never finished).
     mfa_resettable: bool,
     is_me: bool,
+    /// The second factors in words: "TOTP, 2 passkeys, 7 recovery codes".
+    factors: String,
+    /// An active WMDA admin, where passkeys are on: another admin may send a passkey link.
+    passkey_link: bool,
     disable: Question,
     enable: Question,
     reset_mfa: Question,
@@ -82,7 +86,7 @@ pub struct InviteForm {
 }
 
 impl UserRow {
-    fn of(u: &crate::store::UserSummary, admin: &CurrentUser) -> Self {
+    fn of(u: &crate::store::UserSummary, admin: &CurrentUser, passkeys_on: bool) -> Self {
         UserRow {
             id: u.user.id.to_string(),
             email: u.user.email.to_string(),
@@ -100,6 +104,11 @@ impl UserRow {
             disabled: u.status == UserStatus::Disabled,
             mfa_resettable: u.has_password && u.status != UserStatus::Disabled,
             is_me: u.user.id == admin.user.id,
+            factors: factors_in_words(u.factors),
+            passkey_link: passkeys_on
+                && u.user.role == UserRole::WmdaAdmin
+                && u.status == UserStatus::Active
+                && u.user.id != admin.user.id,
             disable: disable_question(&u.user),
             enable: enable_question(&u.user),
             reset_mfa: reset_mfa_question(&u.user),
@@ -123,7 +132,13 @@ async fn page_for(
         },
         status: UserStatus::parse(&q.status),
     };
-    let users = state.store.list_users(&filter).await?.into_iter().map(|u| UserRow::of(&u, admin)).collect();
+    let users = state
+        .store
+        .list_users(&filter)
+        .await?
+        .into_iter()
+        .map(|u| UserRow::of(&u, admin, state.services.passkeys.enabled()))
+        .collect();
     let organisations = state
         .store
         .list_organisations()
@@ -324,6 +339,54 @@ pub async fn enable(
     Form(form): Form<ConfirmForm>,
 ) -> Result<Response, AppError> {
     set_disabled(&state, (&admin, &session), user, false, &form.confirm).await
+}
+
+/// A user's second factors in words, for the users page (issue 19, point 4).
+fn factors_in_words(f: crate::store::Factors) -> String {
+    let plural = |n: i64, one: &str, many: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {many}") };
+    if !f.totp && f.passkeys == 0 {
+        return "none yet".to_owned();
+    }
+    let mut parts = Vec::new();
+    if f.totp {
+        parts.push("TOTP".to_owned());
+    }
+    if f.passkeys > 0 {
+        parts.push(plural(f.passkeys, "passkey", "passkeys"));
+    }
+    parts.push(plural(f.recovery_codes, "recovery code", "recovery codes"));
+    parts.join(", ")
+}
+
+/// `POST /admin/users/{id}/passkey-link`: emails a WMDA admin a passkey enrolment link (issue
+/// 19: under `PORTAL_ADMIN_MFA=passkey` an admin without a passkey registers one only from a
+/// link in their mailbox). Not for oneself: a session's own admin asks another admin.
+pub async fn passkey_link(
+    State(state): State<AppState>,
+    WmdaAdmin(admin): WmdaAdmin,
+    PathId(user): PathId<Uuid>,
+    session: Session,
+) -> Result<Response, AppError> {
+    let user = state.store.find_user(user).await?;
+    if user.id == admin.user.id || user.role != UserRole::WmdaAdmin || !state.services.passkeys.enabled() {
+        return Err(AppError::NotFound);
+    }
+    let now = state.clock.now();
+    let text =
+        match crate::auth::link::send_passkey_link(&state.store, &state.settings.base_url, &user, &admin.actor(), now)
+            .await
+        {
+            Ok(_) => {
+                state.services.mailer.wake();
+                format!("A passkey enrolment link was emailed to {} (valid 72 hours).", user.email)
+            }
+            Err(crate::auth::link::PasskeyLinkError::NotApplicable(_)) => format!(
+                "{} has not set up a password and authenticator, or is disabled: no passkey enrolment link was sent.",
+                user.email
+            ),
+            Err(crate::auth::link::PasskeyLinkError::Store(e)) => return Err(e.into()),
+        };
+    notice::redirect(&session, USERS, text).await
 }
 
 /// `POST /admin/users/{id}/reset-mfa` (asks first): removes the authenticator and recovery

@@ -126,7 +126,14 @@ pub async fn submit(
         EnrolOutcome::Enrolled { codes } => codes,
     };
     let user = &creds.user;
-    advance(&session, SessionAuth::signed_in(user.id, now)).await?;
+    // Under PORTAL_ADMIN_MFA=passkey a WMDA admin goes on to register a passkey: this session
+    // began with a link from their mailbox (issue 19).
+    if state.settings.passkey_required(user) {
+        advance(&session, SessionAuth::PasskeyEnrolment { user_id: user.id, at: now }).await?;
+        let codes = codes.iter().map(|c| c.expose().to_owned()).collect();
+        return Ok(RecoveryCodesPage { nav: None, codes, home: "/passkey/setup".to_owned() }.into_response());
+    }
+    advance(&session, SessionAuth::signed_in(user.id, now, false)).await?;
     let nav = Some(Nav { name: user.shown_name().to_owned(), notice: None });
     Ok(RecoveryCodesPage {
         nav,

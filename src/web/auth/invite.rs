@@ -86,7 +86,7 @@ pub async fn submit(
             let hash = state.services.hasher.hash(&password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             state.store.accept_invitation(&link, &hash, (user, &actor), now).await?
         }
-        LinkPurpose::MfaReenrolment | LinkPurpose::PasswordReset => {
+        LinkPurpose::MfaReenrolment | LinkPurpose::PasswordReset | LinkPurpose::PasskeyEnrolment => {
             let throttle = &state.services.throttle;
             let key = user.email.as_str();
             // Held until the answer: an attempt in progress counts as a failure (bursts).

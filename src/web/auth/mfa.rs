@@ -27,12 +27,18 @@ struct MfaPage {
     error: Option<String>,
     /// "Use a passkey instead" is offered (passkeys are on and the user has one).
     passkey: bool,
+    /// Only a passkey signs this user in (a WMDA admin under `PORTAL_ADMIN_MFA=passkey`).
+    passkey_only: bool,
 }
+
+/// What a WMDA admin who types a code under `PORTAL_ADMIN_MFA=passkey` is told.
+const PASSKEY_ONLY: &str = "WMDA admins sign in with a passkey here. No passkey yet? Open the passkey enrolment link in your mailbox, or ask another WMDA admin to send you one.";
 
 impl MfaPage {
     async fn of(state: &AppState, creds: &Credentials, error: Option<String>) -> Result<Self, AppError> {
         let passkey = state.services.passkeys.enabled() && !state.store.list_passkeys(creds.user.id).await?.is_empty();
-        Ok(MfaPage { nav: None, error, passkey })
+        let passkey_only = state.settings.passkey_required(&creds.user);
+        Ok(MfaPage { nav: None, error, passkey, passkey_only })
     }
 }
 
@@ -89,6 +95,11 @@ pub async fn submit(
         return Ok(Redirect::to("/login").into_response());
     };
     let now = state.clock.now();
+    // Codes do not sign such an admin in: nothing is checked or counted.
+    if state.settings.passkey_required(&creds.user) {
+        let page = MfaPage::of(&state, &creds, Some(PASSKEY_ONLY.to_owned())).await?;
+        return Ok((StatusCode::FORBIDDEN, page).into_response());
+    }
     let outcome = sign_in(&state).verify_second_factor(&creds, &form.code, &form.recovery_code, ip, now).await?;
     match outcome {
         SecondFactorOutcome::Locked { mail_queued } => second_factor_locked_page(&state, &session, mail_queued).await,

@@ -5,6 +5,7 @@ pub mod invite;
 pub mod login;
 pub mod mfa;
 pub mod passkey;
+pub mod passkey_setup;
 pub mod password;
 
 use tower_sessions::Session;
@@ -78,7 +79,7 @@ pub(crate) async fn complete_sign_in(
     ip: std::net::IpAddr,
 ) -> Result<String, AppError> {
     let now = state.clock.now();
-    advance(session, SessionAuth::signed_in(user.id, now)).await?;
+    advance(session, SessionAuth::signed_in(user.id, now, method == "passkey")).await?;
     sign_in(state).record_sign_in(user, method, ip, now).await?;
     Ok(crate::domain::NextPath::parse_optional(next.as_deref())
         .map_or_else(|| super::pages::home_path(user.role).to_owned(), |n| n.to_string()))

@@ -53,6 +53,11 @@ impl TestDb {
         }
     }
 
+    /// The same database for a second portal (a replica): nothing is dropped when it goes.
+    pub fn same(&self) -> TestDb {
+        TestDb { url: self.url.clone(), admin_url: None, name: String::new(), _dir: None }
+    }
+
     /// The SQLite database file, when on SQLite.
     pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
         self._dir.as_ref().map(|d| d.path().join("portal.db"))
@@ -170,6 +175,7 @@ pub fn test_config(db: &TestDb) -> Config {
         },
         leak_report_keys: None,
         leak_action: secret_portal::config::LeakAction::Mark,
+        admin_mfa: secret_portal::config::AdminMfa::Any,
     }
 }
 
@@ -251,7 +257,7 @@ impl TestApp {
     /// A second portal on the same database (a replica): same master key and settings that
     /// matter here, its own process state, its clock set to this one's now.
     pub async fn replica(&self) -> TestApp {
-        let db = TestDb { url: self.db.url.clone(), admin_url: None, name: String::new(), _dir: None };
+        let db = self.db.same();
         let key = self.config.master_key.clone();
         let proxies = self.config.trusted_proxies.clone();
         let app = TestApp::spawn_with(db, |c| {

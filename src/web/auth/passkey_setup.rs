@@ -1,0 +1,241 @@
+//! Registering a first passkey under `PORTAL_ADMIN_MFA=passkey` (issue 19; DESIGN.md section
+//! 11): a WMDA admin without one can register one only in a session begun with a fresh link
+//! from their mailbox. Either the passkey enrolment link (`/passkey/enrol/{token}`, which asks
+//! for the password and a TOTP code), or the TOTP enrolment of an invitation or MFA re-enrolment
+//! link, puts the session at [`SessionAuth::PasskeyEnrolment`]; it reaches only `/passkey/setup`
+//! for 30 minutes, where registering the passkey signs the admin in.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use super::passkey::{is_json, json_error, json_redirect, not_json, refusal_status};
+use super::{advance, sign_in, stage, usable_link};
+use crate::auth::passkey::{CEREMONY_KEY, Ceremony, PasskeyRefusal, parse_name};
+use crate::auth::session::{IDLE_TIMEOUT, SessionAuth};
+use crate::auth::sign_in::SecondFactorOutcome;
+use crate::domain::{LinkPurpose, ThrottleVerdict};
+use crate::mail::views::account_changed_email;
+use crate::store::{AccountChange, Actor, AuditAction, Credentials, NewPasskey};
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::extract::{ClientIp, Form};
+use crate::web::pages::{Nav, home_path, link_refused};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/passkey_link.html")]
+struct LinkPage {
+    nav: Option<Nav>,
+    email: String,
+    action: String,
+    error: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/passkey_setup.html")]
+struct SetupPage {
+    nav: Option<Nav>,
+    email: String,
+    passkeys_on: bool,
+}
+
+/// The link form: the password and a TOTP code.
+#[derive(Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+const PURPOSES: &[LinkPurpose] = &[LinkPurpose::PasskeyEnrolment];
+
+fn link_page(creds: &Credentials, token: &str, error: Option<String>) -> Response {
+    LinkPage { nav: None, email: creds.user.email.to_string(), action: format!("/passkey/enrol/{token}"), error }
+        .into_response()
+}
+
+/// `GET /passkey/enrol/{token}`.
+pub async fn link_show(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    Ok(match usable_link(&state, &token, PURPOSES, ip).await? {
+        Some((_, creds)) => link_page(&creds, &token, None),
+        None => link_refused(&token),
+    })
+}
+
+/// `POST /passkey/enrol/{token}`: the password (throttled per pair), then a TOTP code (the
+/// second step's checks: single use, throttle, lock); the link is used up and the session moves
+/// to the passkey enrolment stage under a new id.
+pub async fn link_submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    session: Session,
+    Path(token): Path<String>,
+    Form(form): Form<LinkForm>,
+) -> Result<Response, AppError> {
+    let Some((link, creds)) = usable_link(&state, &token, PURPOSES, ip).await? else { return Ok(link_refused(&token)) };
+    let now = state.clock.now();
+    let user = &creds.user;
+    let throttle = &state.services.throttle;
+    let key = user.email.as_str();
+    {
+        // Held until the answer: an attempt in progress counts as a failure (bursts).
+        let attempt = throttle.begin_pair(&state.store, key, ip, now).await;
+        if let Err(ThrottleVerdict::Blocked { retry_after }) = attempt {
+            throttle.refused(Some(key), ip, now);
+            return Ok(link_page(&creds, &token, Some(ThrottleVerdict::message(retry_after))));
+        }
+        if !state.services.hasher.verify(&form.password, creds.password_hash.as_deref()).await {
+            let error = throttle
+                .record_failure(Some(key), ip, now)
+                .map_or_else(|| "The password is wrong.".to_owned(), ThrottleVerdict::message);
+            return Ok(link_page(&creds, &token, Some(error)));
+        }
+    }
+    match sign_in(&state).verify_second_factor(&creds, &form.code, "", ip, now).await? {
+        SecondFactorOutcome::SignedIn { .. } => {}
+        SecondFactorOutcome::Locked { mail_queued } => {
+            return super::second_factor_locked_page(&state, &session, mail_queued).await;
+        }
+        SecondFactorOutcome::Throttled { retry_after } => {
+            return Ok(link_page(&creds, &token, Some(ThrottleVerdict::message(retry_after))));
+        }
+        SecondFactorOutcome::PasswordAgain => {
+            let message = "Too many wrong codes: enter your password again, then a code your app shows now.";
+            return Ok(link_page(&creds, &token, Some(message.to_owned())));
+        }
+        SecondFactorOutcome::Refused { message } => return Ok(link_page(&creds, &token, Some(message))),
+    }
+    let actor = Actor::user(user, ip);
+    if !state.store.accept_passkey_link(&link, (user, &actor), now).await? {
+        return Ok(link_refused(&token));
+    }
+    advance(&session, SessionAuth::PasskeyEnrolment { user_id: user.id, at: now }).await?;
+    Ok(Redirect::to("/passkey/setup").into_response())
+}
+
+/// The account of a session at the passkey enrolment stage, within 30 minutes and still usable;
+/// otherwise `None` and the session cleared.
+async fn enrolling(state: &AppState, session: &Session) -> Result<Option<Credentials>, AppError> {
+    let Some(SessionAuth::PasskeyEnrolment { user_id, at }) = stage(session).await? else { return Ok(None) };
+    if state.clock.now() - at > IDLE_TIMEOUT {
+        session.flush().await?;
+        return Ok(None);
+    }
+    match state.store.find_credentials(user_id).await? {
+        Some(c) if crate::auth::stage_holds(&c, at) && c.totp_secret_enc.is_some() => Ok(Some(c)),
+        _ => {
+            session.flush().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// `GET /passkey/setup`.
+pub async fn setup_show(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
+    let Some(creds) = enrolling(&state, &session).await? else { return Ok(Redirect::to("/login").into_response()) };
+    let page =
+        SetupPage { nav: None, email: creds.user.email.to_string(), passkeys_on: state.services.passkeys.enabled() };
+    Ok(page.into_response())
+}
+
+/// The name form of the setup page.
+#[derive(Deserialize)]
+pub struct NameForm {
+    #[serde(default)]
+    name: String,
+}
+
+const SETUP_ENDED: &str = "This passkey setup has ended (after 30 minutes). Open the link from your mailbox again.";
+
+/// `POST /passkey/setup/options`.
+pub async fn setup_options(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<NameForm>,
+) -> Result<Response, AppError> {
+    let Some(creds) = enrolling(&state, &session).await? else {
+        return Ok(json_error(StatusCode::UNAUTHORIZED, SETUP_ENDED));
+    };
+    let name = match parse_name(&form.name) {
+        Ok(n) => n,
+        Err(message) => return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, message)),
+    };
+    let existing = state.store.list_passkeys(creds.user.id).await?;
+    match state.services.passkeys.start_registration(&creds.user, name, &existing, state.clock.now()) {
+        Ok((options, ceremony)) => {
+            session.insert(CEREMONY_KEY, ceremony).await?;
+            Ok(Json(options).into_response())
+        }
+        Err(refusal) => Ok(json_error(refusal_status(refusal), refusal.message())),
+    }
+}
+
+/// `POST /passkey/setup`: the registration's answer; stores the passkey (audited, emailed) and
+/// signs the session in with it.
+pub async fn setup_finish(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    session: Session,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let ceremony = session.remove::<Ceremony>(CEREMONY_KEY).await?;
+    let Some(creds) = enrolling(&state, &session).await? else {
+        return Ok(json_error(StatusCode::UNAUTHORIZED, SETUP_ENDED));
+    };
+    if !is_json(&headers) {
+        return Ok(not_json());
+    }
+    let now = state.clock.now();
+    let user = &creds.user;
+    let registered = match state.services.passkeys.finish_registration(ceremony, user.id, &body, now) {
+        Ok(r) => r,
+        Err(refusal) => return Ok(json_error(refusal_status(refusal), refusal.message())),
+    };
+    let id = Uuid::new_v4();
+    let actor = Actor::user(user, ip);
+    let event = actor.event(AuditAction::PasskeyAdded, now).on_user(user).with_details(
+        serde_json::json!({ "passkey_id": id, "name": registered.name, "discoverable": registered.discoverable }),
+    );
+    let email = account_changed_email(
+        user.email.as_str(),
+        &user.display_name,
+        &format!("A passkey named “{}” was added to your account.", registered.name),
+        &ip.to_string(),
+        now,
+        &state.settings.base_url.join("/account"),
+        &state.settings.base_url.join("/password/forgot"),
+    );
+    let new = NewPasskey {
+        id,
+        name: &registered.name,
+        credential_id: &registered.credential_id,
+        credential: &registered.credential,
+        discoverable: registered.discoverable,
+    };
+    if !state.store.add_passkey(user.id, &new, AccountChange { event: &event, email: &email }, now).await? {
+        let refusal = PasskeyRefusal::Taken;
+        return Ok(json_error(refusal_status(refusal), refusal.message()));
+    }
+    state.services.mailer.wake();
+    advance(&session, SessionAuth::signed_in(user.id, now, true)).await?;
+    sign_in(&state).record_sign_in(user, "passkey", ip, now).await?;
+    crate::web::notice::set(
+        &session,
+        format!("Passkey “{}” registered: sign in with it from now on.", registered.name),
+    )
+    .await?;
+    Ok(json_redirect(home_path(user.role)))
+}
