@@ -85,6 +85,11 @@
       headers: { "Content-Type": json ? "application/json" : "application/x-www-form-urlencoded" },
       body: json ? JSON.stringify(body) : body,
     });
+    // The session ended (the portal sends a signed-out request to the sign-in page): go there.
+    if (response.redirected) {
+      window.location.assign(response.url);
+      return { error: "Your session has ended: sign in again." };
+    }
     let data = {};
     try {
       data = await response.json();

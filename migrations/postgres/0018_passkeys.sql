@@ -2,7 +2,7 @@
 -- `credential` is webauthn-rs's Passkey as JSON: the credential ID, the public key, the
 -- signature counter and the backup flags; no private key ever reaches the portal. The counter is
 -- also kept as a column, so an update that would move it is a compare-and-swap. Credential IDs
--- are unique across users (WebAuthn section 7.1, step 22).
+-- are unique across users (WebAuthn section 7.1, step 22); names per user.
 create table passkey (
     id uuid primary key,
     user_id uuid not null references portal_user (id) on delete cascade,
@@ -12,6 +12,8 @@ create table passkey (
     sign_count bigint not null default 0,
     discoverable boolean not null,
     created_at timestamptz not null,
-    last_used_at timestamptz
+    last_used_at timestamptz,
+    -- A user tells their passkeys apart by name.
+    unique (user_id, name)
 );
 create index passkey_user on passkey (user_id);

@@ -120,7 +120,12 @@ pub async fn send_passkey_link(
     now: DateTime<Utc>,
 ) -> Result<IssuedLink, PasskeyLinkError> {
     let creds = store.find_credentials(user.id).await?.ok_or(StoreError::NotFound)?;
-    if creds.user.disabled_at.is_some() || !super::link_applies(LinkPurpose::PasskeyEnrolment, &creds) {
+    // For a first passkey only: with one, the account signs in with it and adds others on
+    // /account (DESIGN.md section 11: "an admin without one").
+    if creds.user.disabled_at.is_some()
+        || !super::link_applies(LinkPurpose::PasskeyEnrolment, &creds)
+        || !store.list_passkeys(user.id).await?.is_empty()
+    {
         return Err(PasskeyLinkError::NotApplicable(user.email.to_string()));
     }
     let link = issue(LinkPurpose::PasskeyEnrolment, base_url, &user.email, &user.display_name, now);

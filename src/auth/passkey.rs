@@ -67,6 +67,8 @@ pub enum PasskeyRefusal {
     WrongOrigin,
     /// The credential is not registered here, or not to this account.
     Unknown,
+    /// The account has no passkey to ask for.
+    NoPasskey,
     /// The user handle names another account than the credential's.
     WrongUser,
     /// The signature counter did not move forward: the authenticator may be cloned.
@@ -91,6 +93,7 @@ impl PasskeyRefusal {
                 "The passkey answer was made for another web address than this portal's, so it is refused."
             }
             PasskeyRefusal::Unknown => "This passkey is not registered for this account.",
+            PasskeyRefusal::NoPasskey => "Your account has no passkey yet.",
             PasskeyRefusal::WrongUser => {
                 "This passkey answer names another account than the passkey's, so it is refused."
             }
@@ -112,6 +115,7 @@ impl PasskeyRefusal {
             PasskeyRefusal::Malformed => "malformed",
             PasskeyRefusal::WrongOrigin => "wrong_origin",
             PasskeyRefusal::Unknown => "unknown_passkey",
+            PasskeyRefusal::NoPasskey => "no_passkey",
             PasskeyRefusal::WrongUser => "wrong_user_handle",
             PasskeyRefusal::Cloned => "counter_went_backwards",
             PasskeyRefusal::Taken => "already_registered",
@@ -156,13 +160,12 @@ enum CeremonyStep {
     Passwordless { state: DiscoverableAuthentication },
 }
 
-/// What a (non-discoverable) assertion of a known account is for.
+/// What a (non-discoverable) assertion of a known account is for (one purpose today; the
+/// ceremony records it, so an assertion made for one purpose is never accepted for another).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Purpose {
     /// The second sign-in step, after the password.
     SecondStep,
-    /// Confirming a change on `/account` (a fresh second factor).
-    Confirm,
 }
 
 impl std::fmt::Debug for Ceremony {
@@ -209,22 +212,28 @@ impl From<PasskeyRefusal> for FinishError {
     }
 }
 
-/// A passkey name: trimmed, 1 to [`NAME_MAX`] characters, no control characters.
+/// A passkey name: trimmed and normalised to NFC, 1 to [`NAME_MAX`] characters, on one line,
+/// not only invisible characters, no bidirectional controls (the rules of secret names,
+/// `domain::text`).
 ///
 /// # Errors
 /// The message to show.
 pub fn parse_name(text: &str) -> Result<String, &'static str> {
-    let name = text.trim();
-    if name.is_empty() {
+    use unicode_normalization::UnicodeNormalization as _;
+    let name: String = text.trim().nfc().collect();
+    if name.is_empty() || name.chars().all(crate::domain::text::is_invisible) {
         return Err("Give the passkey a name, e.g. “Work laptop”.");
     }
     if name.chars().count() > NAME_MAX {
         return Err("A passkey name has at most 60 characters.");
     }
-    if name.chars().any(char::is_control) {
-        return Err("A passkey name cannot contain control characters.");
+    if name.chars().any(crate::domain::text::breaks_one_line) {
+        return Err("A passkey name is one line, without control characters.");
     }
-    Ok(name.to_owned())
+    if name.chars().any(crate::domain::text::is_bidi_control) {
+        return Err("A passkey name cannot contain characters that change the text direction.");
+    }
+    Ok(name)
 }
 
 impl Passkeys {
@@ -300,8 +309,7 @@ impl Passkeys {
         Ok(Registered { name, credential_id: passkey.cred_id().to_vec(), credential, discoverable })
     }
 
-    /// Starts an assertion by one of `user`'s `passkeys` (the second step, or confirming a
-    /// change); `None` when they have none.
+    /// Starts an assertion by one of the account's `passkeys` for `purpose`.
     ///
     /// # Errors
     /// [`PasskeyRefusal`].
@@ -315,7 +323,7 @@ impl Passkeys {
         let webauthn = self.webauthn()?;
         let keys: Vec<Passkey> = passkeys.iter().filter_map(|p| serde_json::from_str(&p.credential).ok()).collect();
         if keys.is_empty() {
-            return Err(PasskeyRefusal::Unknown);
+            return Err(PasskeyRefusal::NoPasskey);
         }
         let (options, state) = webauthn.start_passkey_authentication(&keys).map_err(|e| PasskeyRefusal::of(&e))?;
         Ok((options, Ceremony { issued_at: now, step: CeremonyStep::Authenticate { user_id, purpose, state } }))
@@ -421,6 +429,10 @@ mod tests {
         assert!(parse_name(&"é".repeat(60)).is_ok());
         assert!(parse_name(&"é".repeat(61)).is_err());
         assert!(parse_name("a\u{7}b").is_err());
+        for bad in ["\u{200B}", " \u{200B}\u{FEFF} ", "\u{202E}YubiKey", "a\u{2028}b", "a\u{2066}b"] {
+            assert!(parse_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_name("Cafe\u{301}").unwrap(), "Café");
     }
 
     #[test]

@@ -37,14 +37,6 @@ pub enum SecretNameError {
 }
 
 /// Characters that show nothing on their own: a name of only these (and spaces) is no name.
-fn is_invisible(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' | '\u{180E}')
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
 impl SecretName {
     /// Trims, normalises to NFC and checks `input`.
     ///
@@ -58,10 +50,10 @@ impl SecretName {
         if name.chars().any(super::text::breaks_one_line) {
             return Err(SecretNameError::ControlCharacter);
         }
-        if name.chars().all(is_invisible) {
+        if name.chars().all(super::text::is_invisible) {
             return Err(SecretNameError::Invisible);
         }
-        if name.chars().any(is_bidi_control) {
+        if name.chars().any(super::text::is_bidi_control) {
             return Err(SecretNameError::BidiControl);
         }
         let len = name.chars().count();
@@ -365,7 +357,7 @@ mod tests {
                     let s = name.as_str();
                     prop_assert_eq!(s, s.trim());
                     prop_assert!((1..=SECRET_NAME_MAX).contains(&s.chars().count()));
-                    prop_assert!(!s.chars().any(|c| c.is_control() || is_bidi_control(c)));
+                    prop_assert!(!s.chars().any(|c| c.is_control() || crate::domain::text::is_bidi_control(c)));
                     prop_assert_eq!(SecretName::parse(s), Ok(name.clone()));
                 }
                 Err(SecretNameError::TooLong(n)) => prop_assert!(n > SECRET_NAME_MAX),

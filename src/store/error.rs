@@ -46,6 +46,9 @@ pub enum Conflict {
     /// The create form was submitted before; the secret it created is not shown again.
     #[error("This form was already submitted. The secret it created cannot be shown again.")]
     FormAlreadySubmitted,
+    /// The user has a passkey of this name (issue 19).
+    #[error("You have a passkey of this name. Choose another.")]
+    PasskeyNameTaken,
     /// The user is not of the application's organisation.
     #[error("The credential manager role can only go to users of the application's organisation.")]
     GrantOutsideOrganisation,

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::audit::insert_audit_event;
 use super::outbox::insert_email;
 use super::pool::{BeginWrite as _, on_pool};
-use super::{NewAuditEvent, Store, StoreError};
+use super::{Conflict, NewAuditEvent, Store, StoreError, unique_violation};
 use crate::domain::NewEmail;
 
 /// A stored passkey. `credential` is webauthn-rs's `Passkey` as JSON (public key, counter,
@@ -107,7 +107,8 @@ impl Store {
     /// when its credential ID is registered already (to anyone: WebAuthn section 7.1, step 22).
     ///
     /// # Errors
-    /// [`StoreError`].
+    /// [`Conflict::PasskeyNameTaken`] when the user has a passkey of this name (two registrations
+    /// at once); [`StoreError`].
     pub async fn add_passkey(
         &self,
         user_id: Uuid,
@@ -120,7 +121,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let inserted = sqlx::query(
                 "insert into passkey (id, user_id, name, credential_id, credential, sign_count, discoverable, created_at)
-                 values ($1, $2, $3, $4, $5, 0, $6, $7) on conflict (credential_id) do nothing",
+                 values ($1, $2, $3, $4, $5, 0, $6, $7) on conflict do nothing",
             )
             .bind(new.id)
             .bind(user_id)
@@ -133,7 +134,12 @@ impl Store {
             .await?
             .rows_affected();
             if inserted != 1 {
-                return Ok(false);
+                // Which unique key held it back: the credential ID, or else the name.
+                let taken: i64 = sqlx::query_scalar("select count(*) from passkey where credential_id = $1")
+                    .bind(new.credential_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                return if taken > 0 { Ok(false) } else { Err(Conflict::PasskeyNameTaken.into()) };
             }
             insert_audit_event!(&mut *tx, change.event)?;
             insert_email!(&mut *tx, change.email, now)?;
@@ -178,7 +184,7 @@ impl Store {
     /// Renames a passkey of `user_id`; `Ok(false)` when the user has no such passkey.
     ///
     /// # Errors
-    /// [`StoreError`].
+    /// [`Conflict::PasskeyNameTaken`] when another of their passkeys has the name; [`StoreError`].
     pub async fn rename_passkey(
         &self,
         user_id: Uuid,
@@ -189,13 +195,17 @@ impl Store {
     ) -> Result<bool, StoreError> {
         on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
-            let n = sqlx::query("update passkey set name = $3 where id = $1 and user_id = $2")
+            let n = match sqlx::query("update passkey set name = $3 where id = $1 and user_id = $2")
                 .bind(id)
                 .bind(user_id)
                 .bind(name)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                .await
+            {
+                Ok(done) => done.rows_affected(),
+                Err(e) if unique_violation(&e).is_some() => return Err(Conflict::PasskeyNameTaken.into()),
+                Err(e) => return Err(e.into()),
+            };
             if n != 1 {
                 return Ok(false);
             }
@@ -223,6 +233,13 @@ impl Store {
         let least: i64 = if keep_one { 2 } else { 1 };
         on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
+            // The user's row is locked first (Postgres: a row lock until commit; SQLite's write
+            // transaction holds the database), so two removals at once are one after the other:
+            // the second counts what the first left, and a user's last passkey stays.
+            sqlx::query("update portal_user set mfa_failures = mfa_failures where id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
             let n = sqlx::query(
                 "delete from passkey where id = $1 and user_id = $2
                  and (select count(*) from passkey where user_id = $2) >= $3",

@@ -32,7 +32,7 @@ use crate::auth::passkey::{CEREMONY_KEY, Ceremony, PASSKEYS_OFF, PasskeyRefusal,
 use crate::auth::session::{FRESH_FACTOR, SessionAuth};
 use crate::auth::{NewPassword, RecoveryCode};
 use crate::mail::views::account_changed_email;
-use crate::store::{AccountChange, AuditAction, NewPasskey, PasskeyRemoval, StoredPasskey};
+use crate::store::{AccountChange, AuditAction, NewPasskey, PasskeyRemoval, StoreError, StoredPasskey};
 
 /// The routes of `/account`.
 pub fn routes() -> Router<AppState> {
@@ -349,9 +349,14 @@ pub async fn passkey_register(
         credential: &registered.credential,
         discoverable: registered.discoverable,
     };
-    if !state.store.add_passkey(user.id, &new, AccountChange { event: &event, email: &email }, now).await? {
-        let refusal = PasskeyRefusal::Taken;
-        return Ok(json_error(refusal_status(refusal), refusal.message()));
+    match state.store.add_passkey(user.id, &new, AccountChange { event: &event, email: &email }, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let refusal = PasskeyRefusal::Taken;
+            return Ok(json_error(refusal_status(refusal), refusal.message()));
+        }
+        Err(StoreError::Conflict(c)) => return Ok(json_error(StatusCode::CONFLICT, &c.to_string())),
+        Err(e) => return Err(e.into()),
     }
     state.services.mailer.wake();
     let text = if registered.discoverable {
@@ -409,8 +414,13 @@ pub async fn passkey_rename(
         .with_details(serde_json::json!({ "passkey_id": id, "from": old.name, "to": name }));
     let what = format!("Your passkey “{}” was renamed to “{name}”.", old.name);
     let email = change_mail(&state, &current, &what, now);
-    if !state.store.rename_passkey(user.id, id, &name, AccountChange { event: &event, email: &email }, now).await? {
-        return Err(AppError::NotFound);
+    match state.store.rename_passkey(user.id, id, &name, AccountChange { event: &event, email: &email }, now).await {
+        Ok(true) => {}
+        Ok(false) => return Err(AppError::NotFound),
+        Err(StoreError::Conflict(c)) => {
+            return render(&state, &session, &current, Some((&form_id, c.to_string()))).await;
+        }
+        Err(e) => return Err(e.into()),
     }
     state.services.mailer.wake();
     notice::redirect(&session, "/account", format!("Passkey “{}” renamed to “{name}”.", old.name)).await

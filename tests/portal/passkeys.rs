@@ -415,7 +415,14 @@ async fn passkeys_are_renamed_and_removed_by_their_owner_only() {
     let res = app.post_form(&stranger, &format!("/account/passkeys/{id}/remove"), &[]).await;
     assert_eq!(res.status(), 404);
     // Bad names get a message.
-    for (name, message) in [("  ", "Give the passkey a name"), (&"x".repeat(61)[..], "at most 60")] {
+    let long = "x".repeat(61);
+    for (name, message) in [
+        ("  ", "Give the passkey a name"),
+        ("\u{200B}\u{FEFF}", "Give the passkey a name"),
+        (long.as_str(), "at most 60"),
+        ("\u{202E}YubiKey", "change the text direction"),
+        ("a\u{2028}b", "one line"),
+    ] {
         let res = app.post_form(&client, &format!("/account/passkeys/{id}/rename"), &[("name", name)]).await;
         assert_eq!(res.status(), 422);
         assert!(res.text().await.unwrap().contains(message));
@@ -490,6 +497,15 @@ async fn under_admin_passkey_mode_admins_sign_in_with_a_passkey_only() {
     assert_eq!(res.status(), 422);
     assert!(res.text().await.unwrap().contains("This is your last passkey"));
     assert_eq!(app.store.list_passkeys(admin.user_id).await.unwrap().len(), 1);
+    // With two, removing both at once leaves one: the removals go one after the other.
+    register(&app, &c, &mut SoftPasskey::new(true), "Spare").await;
+    let ids: Vec<_> = app.store.list_passkeys(admin.user_id).await.unwrap().iter().map(|p| p.id).collect();
+    let paths: Vec<String> = ids.iter().map(|id| format!("/account/passkeys/{id}/remove")).collect();
+    let (a, b) = tokio::join!(app.post_form(&c, &paths[0], &[]), app.post_form(&client, &paths[1], &[]));
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [303, 422]);
+    assert_eq!(app.store.list_passkeys(admin.user_id).await.unwrap().len(), 1);
 
     // A credential manager is not bound by the mode.
     let org = app.create_org("NL", "Free").await;
@@ -563,5 +579,75 @@ async fn turning_admin_passkey_mode_on_ends_code_sessions_and_mails_enrolment_li
     }
     let users = c.get(strict.url("/admin/users")).send().await.unwrap().text().await.unwrap();
     assert!(users.contains("TOTP, 1 passkey, 10 recovery codes"), "{users}");
-    assert!(!users.contains(&format!("Send passkey link to {}", ann.email)) || users.contains("Send passkey link"));
+    // A first passkey only: with one, no link is sent, and an unused one stops working.
+    let ann_link = mails_link(&strict, &ann.email).await;
+    let bob_user = strict.store.find_user(bob.user_id).await.unwrap();
+    let refused = secret_portal::auth::link::send_passkey_link(
+        &strict.store,
+        &strict.config.base_url,
+        &bob_user,
+        &secret_portal::store::Actor::cli(),
+        strict.clock.now(),
+    )
+    .await;
+    assert!(matches!(refused, Err(secret_portal::auth::link::PasskeyLinkError::NotApplicable(_))));
+    assert!(!users.contains("Send passkey link to bob@example.org"), "{users}");
+    assert!(users.contains("Send passkey link to ann@example.org"), "{users}");
+    let ann_user = strict.store.find_user(ann.user_id).await.unwrap();
+    let ann_key_client = new_client();
+    raw_sql!(
+        strict.store,
+        "insert into passkey (id, user_id, name, credential_id, credential, sign_count, discoverable, created_at)
+         values ($1, $2, 'Elsewhere', $3, '{}', 0, $4, $5)",
+        uuid::Uuid::new_v4(),
+        ann_user.id,
+        vec![7u8; 16],
+        false,
+        strict.clock.now()
+    )
+    .unwrap();
+    let res = ann_key_client.get(strict.url(&ann_link)).send().await.unwrap();
+    assert_eq!(res.status(), 410);
+    assert!(res.text().await.unwrap().contains("You have a passkey already"));
+}
+
+/// The passkey enrolment link of the latest such email to `to`.
+async fn mails_link(app: &TestApp, to: &str) -> String {
+    let mails = app.smtp.wait_for(to, 1).await;
+    mails.iter().rev().find(|m| m.part("text/plain").contains("/passkey/enrol/")).unwrap().link_path("/passkey/enrol/")
+}
+
+#[tokio::test]
+async fn two_passkeys_of_one_name_are_refused_even_when_registered_at_once() {
+    let app = localhost_app().await;
+    let (account, first) = app.account("twins@example.org", UserRole::WmdaAdmin).await;
+    let second = new_client();
+    app.sign_in(&second, &account).await;
+    // Both sessions ask before either registers: each check passes.
+    let mut answers = Vec::new();
+    for client in [&first, &second] {
+        let (status, options) = post_for_json(&app, client, "/account/passkeys/options", &[("name", "Twin")]).await;
+        assert_eq!(status, 200, "{options}");
+        let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+        answers.push(SoftPasskey::new(true).do_registration(origin(), options).unwrap());
+    }
+    let bodies: Vec<Vec<u8>> = answers.iter().map(|a| serde_json::to_vec(a).unwrap()).collect();
+    let (a, b) = tokio::join!(
+        post_json(&app, &first, "/account/passkeys", &bodies[0]),
+        post_json(&app, &second, "/account/passkeys", &bodies[1])
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
+    let refused = if a.0 == 409 { &a.1 } else { &b.1 };
+    assert_eq!(refused["error"], "You have a passkey of this name. Choose another.");
+    assert_eq!(app.store.list_passkeys(account.user_id).await.unwrap().len(), 1);
+
+    // Renaming another passkey to a taken name gets the same message.
+    register(&app, &first, &mut SoftPasskey::new(true), "Other").await;
+    let other =
+        app.store.list_passkeys(account.user_id).await.unwrap().into_iter().find(|p| p.name == "Other").unwrap();
+    let res = app.post_form(&first, &format!("/account/passkeys/{}/rename", other.id), &[("name", "Twin")]).await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("You have a passkey of this name"));
 }

@@ -52,7 +52,8 @@ pub struct UserRow {
     is_me: bool,
     /// The second factors in words: "TOTP, 2 passkeys, 7 recovery codes".
     factors: String,
-    /// An active WMDA admin, where passkeys are on: another admin may send a passkey link.
+    /// An active WMDA admin without a passkey, where passkeys are on: another admin may send a
+    /// passkey enrolment link.
     passkey_link: bool,
     disable: Question,
     enable: Question,
@@ -108,6 +109,7 @@ impl UserRow {
             passkey_link: passkeys_on
                 && u.user.role == UserRole::WmdaAdmin
                 && u.status == UserStatus::Active
+                && u.factors.passkeys == 0
                 && u.user.id != admin.user.id,
             disable: disable_question(&u.user),
             enable: enable_question(&u.user),

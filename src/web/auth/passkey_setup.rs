@@ -69,9 +69,28 @@ pub async fn link_show(
     Path(token): Path<String>,
 ) -> Result<Response, AppError> {
     Ok(match usable_link(&state, &token, PURPOSES, ip).await? {
+        Some((_, creds)) if has_passkey(&state, creds.user.id).await? => already_has_passkey(),
         Some((_, creds)) => link_page(&creds, &token, None),
         None => link_refused(&token),
     })
+}
+
+async fn has_passkey(state: &AppState, user_id: Uuid) -> Result<bool, AppError> {
+    Ok(!state.store.list_passkeys(user_id).await?.is_empty())
+}
+
+/// The answer to a passkey enrolment link of an account that has a passkey now: the link is
+/// for a first one only.
+fn already_has_passkey() -> Response {
+    crate::web::pages::message(
+        StatusCode::GONE,
+        "You have a passkey already",
+        &[
+            "This link registers a first passkey, and your account has one now: sign in with it.",
+            "Add more passkeys on your account page once signed in.",
+        ],
+        Some(("/login", "Sign in")),
+    )
 }
 
 /// `POST /passkey/enrol/{token}`: the password (throttled per pair), then a TOTP code (the
@@ -87,6 +106,13 @@ pub async fn link_submit(
     let Some((link, creds)) = usable_link(&state, &token, PURPOSES, ip).await? else { return Ok(link_refused(&token)) };
     let now = state.clock.now();
     let user = &creds.user;
+    if has_passkey(&state, user.id).await? {
+        return Ok(already_has_passkey());
+    }
+    if form.code.trim().is_empty() {
+        let message = "Enter the 6-digit code your authenticator app shows now.".to_owned();
+        return Ok(link_page(&creds, &token, Some(message)));
+    }
     let throttle = &state.services.throttle;
     let key = user.email.as_str();
     {
@@ -134,7 +160,14 @@ async fn enrolling(state: &AppState, session: &Session) -> Result<Option<Credent
         return Ok(None);
     }
     match state.store.find_credentials(user_id).await? {
-        Some(c) if crate::auth::stage_holds(&c, at) && c.totp_secret_enc.is_some() => Ok(Some(c)),
+        // A first passkey only: registered meanwhile (another tab), the stage is over.
+        Some(c)
+            if crate::auth::stage_holds(&c, at)
+                && c.totp_secret_enc.is_some()
+                && !has_passkey(state, user_id).await? =>
+        {
+            Ok(Some(c))
+        }
         _ => {
             session.flush().await?;
             Ok(None)
@@ -157,7 +190,7 @@ pub struct NameForm {
     name: String,
 }
 
-const SETUP_ENDED: &str = "This passkey setup has ended (after 30 minutes). Open the link from your mailbox again.";
+const SETUP_ENDED: &str = "No passkey setup is waiting in this browser session: it lasts 30 minutes after the link from your mailbox, and ends once a passkey is registered. Open the link again, or sign in.";
 
 /// `POST /passkey/setup/options`.
 pub async fn setup_options(
@@ -225,9 +258,14 @@ pub async fn setup_finish(
         credential: &registered.credential,
         discoverable: registered.discoverable,
     };
-    if !state.store.add_passkey(user.id, &new, AccountChange { event: &event, email: &email }, now).await? {
-        let refusal = PasskeyRefusal::Taken;
-        return Ok(json_error(refusal_status(refusal), refusal.message()));
+    match state.store.add_passkey(user.id, &new, AccountChange { event: &event, email: &email }, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let refusal = PasskeyRefusal::Taken;
+            return Ok(json_error(refusal_status(refusal), refusal.message()));
+        }
+        Err(crate::store::StoreError::Conflict(c)) => return Ok(json_error(StatusCode::CONFLICT, &c.to_string())),
+        Err(e) => return Err(e.into()),
     }
     state.services.mailer.wake();
     advance(&session, SessionAuth::signed_in(user.id, now, true)).await?;
