@@ -150,6 +150,23 @@ pub const INVITATIONS_PER_HOUR: i64 = 5;
 const CONSUME_LINK: &str =
     "update one_time_token set used_at = $2 where id = $1 and used_at is null and expires_at > $2";
 
+/// Replaces every recovery code of a user (used or not) by new hashes, inside the caller's
+/// transaction: `set_recovery_codes!(&mut *tx, user_id, hashes, now)`; `?` on each statement.
+macro_rules! set_recovery_codes {
+    ($executor:expr, $user_id:expr, $hashes:expr, $now:expr) => {{
+        sqlx::query("delete from recovery_code where user_id = $1").bind($user_id).execute($executor).await?;
+        for hash in $hashes {
+            sqlx::query("insert into recovery_code (user_id, code_hash, created_at) values ($1, $2, $3)")
+                .bind($user_id)
+                .bind(hash.as_slice())
+                .bind($now)
+                .execute($executor)
+                .await?;
+        }
+    }};
+}
+pub(crate) use set_recovery_codes;
+
 impl Store {
     /// Invites a user: creates them, or for an existing email whose account is not yet active
     /// retires the earlier invitation links; then stores the new link, queues its email and
@@ -520,15 +537,7 @@ impl Store {
             if done != 1 {
                 return Ok(false);
             }
-            sqlx::query("delete from recovery_code where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-            for hash in recovery_code_hashes {
-                sqlx::query("insert into recovery_code (user_id, code_hash, created_at) values ($1, $2, $3)")
-                    .bind(user_id)
-                    .bind(hash.as_slice())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            set_recovery_codes!(&mut *tx, user_id, recovery_code_hashes, now);
             insert_audit_event!(&mut *tx, event)?;
             tx.commit().await?;
             Ok::<_, StoreError>(true)

@@ -320,15 +320,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
-            sqlx::query("delete from recovery_code where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-            for hash in hashes {
-                sqlx::query("insert into recovery_code (user_id, code_hash, created_at) values ($1, $2, $3)")
-                    .bind(user_id)
-                    .bind(hash.as_slice())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            super::auth::set_recovery_codes!(&mut *tx, user_id, hashes, now);
             insert_audit_event!(&mut *tx, change.event)?;
             insert_email!(&mut *tx, change.email, now)?;
             tx.commit().await?;

@@ -9,7 +9,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -22,17 +21,16 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use super::AppState;
-use super::auth::passkey::{is_json, json_error, json_redirect, not_json, refusal_status};
+use super::auth::passkey::{json_error, json_redirect, registration_options, save_registration};
 use super::error::AppError;
 use super::extract::{CurrentUser, Form, PathId};
 use super::notice;
 use super::pages::{Nav, home_path};
 use super::session::AUTH_KEY;
-use crate::auth::passkey::{CEREMONY_KEY, Ceremony, PASSKEYS_OFF, PasskeyRefusal, parse_name};
+use crate::auth::passkey::{CEREMONY_KEY, Ceremony, PASSKEYS_OFF, parse_name};
 use crate::auth::session::{FRESH_FACTOR, SessionAuth};
 use crate::auth::{NewPassword, RecoveryCode};
-use crate::mail::views::account_changed_email;
-use crate::store::{AccountChange, AuditAction, NewPasskey, PasskeyRemoval, StoreError, StoredPasskey};
+use crate::store::{AccountChange, AuditAction, PasskeyRemoval, StoreError, StoredPasskey};
 
 /// The routes of `/account`.
 pub fn routes() -> Router<AppState> {
@@ -152,18 +150,9 @@ async fn confirmed(
     }
 }
 
-/// The email and audit event of a change `what` (one sentence) made by `current` at `now`.
+/// The email of a change `what` (one sentence) made by `current` at `now`.
 fn change_mail(state: &AppState, current: &CurrentUser, what: &str, now: DateTime<Utc>) -> crate::domain::NewEmail {
-    let user = &current.user;
-    account_changed_email(
-        user.email.as_str(),
-        &user.display_name,
-        what,
-        &current.ip.to_string(),
-        now,
-        &state.settings.base_url.join("/account"),
-        &state.settings.base_url.join("/password/forgot"),
-    )
+    super::auth::account_changed(state, &current.user, current.ip, what, now)
 }
 
 /// The password form.
@@ -302,18 +291,7 @@ pub async fn passkey_options(
     if let Err(message) = confirmed(&state, &session, &current, &form.current_password).await? {
         return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &message));
     }
-    let now = state.clock.now();
-    let existing = state.store.list_passkeys(current.user.id).await?;
-    if existing.iter().any(|p| p.name == name) {
-        return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, "You have a passkey of this name. Choose another."));
-    }
-    match passkeys.start_registration(&current.user, name, &existing, now) {
-        Ok((options, ceremony)) => {
-            session.insert(CEREMONY_KEY, ceremony).await?;
-            Ok(Json(options).into_response())
-        }
-        Err(refusal) => Ok(json_error(refusal_status(refusal), refusal.message())),
-    }
+    registration_options(&state, &session, &current.user, name).await
 }
 
 /// `POST /account/passkeys`: the browser's answer to the registration; stores the passkey.
@@ -326,39 +304,10 @@ pub async fn passkey_register(
 ) -> Result<Response, AppError> {
     // Taken out whatever follows: an answer is checked once.
     let ceremony = session.remove::<Ceremony>(CEREMONY_KEY).await?;
-    if !is_json(&headers) {
-        return Ok(not_json());
-    }
-    let answer = &body;
-    let now = state.clock.now();
-    let user = &current.user;
-    let registered = match state.services.passkeys.finish_registration(ceremony, user.id, answer, now) {
+    let registered = match save_registration(&state, &current.user, current.ip, ceremony, (&headers, &body)).await? {
         Ok(r) => r,
-        Err(refusal) => return Ok(json_error(refusal_status(refusal), refusal.message())),
+        Err(refused) => return Ok(refused),
     };
-    let id = Uuid::new_v4();
-    let event = current.actor().event(AuditAction::PasskeyAdded, now).on_user(user).with_details(
-        serde_json::json!({ "passkey_id": id, "name": registered.name, "discoverable": registered.discoverable }),
-    );
-    let what = format!("A passkey named “{}” was added to your account.", registered.name);
-    let email = change_mail(&state, &current, &what, now);
-    let new = NewPasskey {
-        id,
-        name: &registered.name,
-        credential_id: &registered.credential_id,
-        credential: &registered.credential,
-        discoverable: registered.discoverable,
-    };
-    match state.store.add_passkey(user.id, &new, AccountChange { event: &event, email: &email }, now).await {
-        Ok(true) => {}
-        Ok(false) => {
-            let refusal = PasskeyRefusal::Taken;
-            return Ok(json_error(refusal_status(refusal), refusal.message()));
-        }
-        Err(StoreError::Conflict(c)) => return Ok(json_error(StatusCode::CONFLICT, &c.to_string())),
-        Err(e) => return Err(e.into()),
-    }
-    state.services.mailer.wake();
     let text = if registered.discoverable {
         format!("Passkey “{}” added. You can sign in with it alone, or use it instead of a code.", registered.name)
     } else {

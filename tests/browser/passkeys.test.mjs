@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startPortal, launchBrowser, nextCode, seriousViolations, screenshotDir } from "./support.mjs";
+import { startPortal, launchBrowser, nextCode, seriousViolations, screenshotDir, runPortalCommand } from "./support.mjs";
 
 let portal;
 let browser;
@@ -165,6 +165,16 @@ test("under PORTAL_ADMIN_MFA=passkey an invited admin registers a passkey before
     await page.getByRole("link", { name: "Continue" }).click();
     await page.waitForURL("**/passkey/setup");
     await accessible(page, "passkey setup");
+    // The passkey enrolment link another admin (or the command line) sends: its page is accessible too.
+    const sent = await runPortalCommand(strict, ["admin", "passkey-link", "--email", admin.email]);
+    assert.equal(sent.code, 0, sent.stderr);
+    const link = sent.stdout.trim();
+    assert.match(link, /^http:\/\/localhost:\d+\/passkey\/enrol\/[A-Za-z0-9_-]{43}$/);
+    const other = await context.newPage();
+    await other.goto(link);
+    await other.getByRole("heading", { name: "Register your passkey" }).waitFor();
+    await accessible(other, "passkey enrolment link");
+    await other.close();
     await page.getByLabel("Name", { exact: true }).fill("YubiKey");
     await page.getByRole("button", { name: "Register your passkey" }).click();
     await page.waitForURL("**/admin");

@@ -85,6 +85,27 @@ pub(crate) async fn complete_sign_in(
         .map_or_else(|| super::pages::home_path(user.role).to_owned(), |n| n.to_string()))
 }
 
+/// The email telling `user` of a change `what` (one sentence) made from `ip` at `now` (UTC),
+/// with links to their account page and the password reset (DESIGN.md section 11: every change
+/// on `/account` is emailed).
+pub(crate) fn account_changed(
+    state: &super::AppState,
+    user: &crate::store::User,
+    ip: std::net::IpAddr,
+    what: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::domain::NewEmail {
+    crate::mail::views::account_changed_email(
+        user.email.as_str(),
+        &user.display_name,
+        what,
+        &ip.to_string(),
+        now,
+        &state.settings.base_url.join("/account"),
+        &state.settings.base_url.join("/password/forgot"),
+    )
+}
+
 /// The sign-in use cases over this portal's services.
 pub(crate) fn sign_in(state: &super::AppState) -> crate::auth::sign_in::SignIn<'_> {
     let services = &state.services;

@@ -57,6 +57,73 @@ pub(crate) fn refusal_status(refusal: PasskeyRefusal) -> StatusCode {
     }
 }
 
+/// Starts registering a passkey named `name` (parsed) for `user`: refused when they have one
+/// of that name; else the ceremony goes into the session and the options to the script. Shared
+/// by `/account` and `/passkey/setup`.
+pub(crate) async fn registration_options(
+    state: &AppState,
+    session: &Session,
+    user: &crate::store::User,
+    name: String,
+) -> Result<Response, AppError> {
+    let existing = state.store.list_passkeys(user.id).await?;
+    if existing.iter().any(|p| p.name == name) {
+        let message = crate::store::Conflict::PasskeyNameTaken.to_string();
+        return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &message));
+    }
+    match state.services.passkeys.start_registration(user, name, &existing, state.clock.now()) {
+        Ok((options, ceremony)) => {
+            session.insert(CEREMONY_KEY, ceremony).await?;
+            Ok(Json(options).into_response())
+        }
+        Err(refusal) => Ok(json_error(refusal_status(refusal), refusal.message())),
+    }
+}
+
+/// Finishes a registration of `user` from `ip` with the session's `ceremony` (already taken
+/// out) and the script's answer: the passkey is stored with its audit event (`passkey.added`)
+/// and the email to the user, in one transaction. `Ok(Err(answer))` when refused (the JSON
+/// to send). Shared by `/account` and `/passkey/setup`.
+pub(crate) async fn save_registration(
+    state: &AppState,
+    user: &crate::store::User,
+    ip: std::net::IpAddr,
+    ceremony: Option<Ceremony>,
+    (headers, body): (&HeaderMap, &Bytes),
+) -> Result<Result<crate::auth::passkey::Registered, Response>, AppError> {
+    if !is_json(headers) {
+        return Ok(Err(not_json()));
+    }
+    let now = state.clock.now();
+    let registered = match state.services.passkeys.finish_registration(ceremony, user.id, body, now) {
+        Ok(r) => r,
+        Err(refusal) => return Ok(Err(json_error(refusal_status(refusal), refusal.message()))),
+    };
+    let id = uuid::Uuid::new_v4();
+    let event = Actor::user(user, ip).event(AuditAction::PasskeyAdded, now).on_user(user).with_details(
+        serde_json::json!({ "passkey_id": id, "name": registered.name, "discoverable": registered.discoverable }),
+    );
+    let what = format!("A passkey named “{}” was added to your account.", registered.name);
+    let email = super::account_changed(state, user, ip, &what, now);
+    let new = crate::store::NewPasskey {
+        id,
+        name: &registered.name,
+        credential_id: &registered.credential_id,
+        credential: &registered.credential,
+        discoverable: registered.discoverable,
+    };
+    let change = crate::store::AccountChange { event: &event, email: &email };
+    match state.store.add_passkey(user.id, &new, change, now).await {
+        Ok(true) => {
+            state.services.mailer.wake();
+            Ok(Ok(registered))
+        }
+        Ok(false) => Ok(Err(json_error(refusal_status(PasskeyRefusal::Taken), PasskeyRefusal::Taken.message()))),
+        Err(crate::store::StoreError::Conflict(c)) => Ok(Err(json_error(StatusCode::CONFLICT, &c.to_string()))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `?next=` of the passwordless finish.
 #[derive(Debug, Deserialize)]
 pub struct NextQuery {

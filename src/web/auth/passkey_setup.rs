@@ -7,7 +7,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,14 +15,13 @@ use serde::Deserialize;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::passkey::{is_json, json_error, json_redirect, not_json, refusal_status};
+use super::passkey::{json_error, json_redirect};
 use super::{advance, sign_in, stage, usable_link};
-use crate::auth::passkey::{CEREMONY_KEY, Ceremony, PasskeyRefusal, parse_name};
+use crate::auth::passkey::{CEREMONY_KEY, Ceremony, parse_name};
 use crate::auth::session::{IDLE_TIMEOUT, SessionAuth};
 use crate::auth::sign_in::SecondFactorOutcome;
 use crate::domain::{LinkPurpose, ThrottleVerdict};
-use crate::mail::views::account_changed_email;
-use crate::store::{AccountChange, Actor, AuditAction, Credentials, NewPasskey};
+use crate::store::{Actor, Credentials};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{ClientIp, Form};
@@ -205,14 +203,7 @@ pub async fn setup_options(
         Ok(n) => n,
         Err(message) => return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, message)),
     };
-    let existing = state.store.list_passkeys(creds.user.id).await?;
-    match state.services.passkeys.start_registration(&creds.user, name, &existing, state.clock.now()) {
-        Ok((options, ceremony)) => {
-            session.insert(CEREMONY_KEY, ceremony).await?;
-            Ok(Json(options).into_response())
-        }
-        Err(refusal) => Ok(json_error(refusal_status(refusal), refusal.message())),
-    }
+    super::passkey::registration_options(&state, &session, &creds.user, name).await
 }
 
 /// `POST /passkey/setup`: the registration's answer; stores the passkey (audited, emailed) and
@@ -228,46 +219,12 @@ pub async fn setup_finish(
     let Some(creds) = enrolling(&state, &session).await? else {
         return Ok(json_error(StatusCode::UNAUTHORIZED, SETUP_ENDED));
     };
-    if !is_json(&headers) {
-        return Ok(not_json());
-    }
-    let now = state.clock.now();
     let user = &creds.user;
-    let registered = match state.services.passkeys.finish_registration(ceremony, user.id, &body, now) {
+    let registered = match super::passkey::save_registration(&state, user, ip, ceremony, (&headers, &body)).await? {
         Ok(r) => r,
-        Err(refusal) => return Ok(json_error(refusal_status(refusal), refusal.message())),
+        Err(refused) => return Ok(refused),
     };
-    let id = Uuid::new_v4();
-    let actor = Actor::user(user, ip);
-    let event = actor.event(AuditAction::PasskeyAdded, now).on_user(user).with_details(
-        serde_json::json!({ "passkey_id": id, "name": registered.name, "discoverable": registered.discoverable }),
-    );
-    let email = account_changed_email(
-        user.email.as_str(),
-        &user.display_name,
-        &format!("A passkey named “{}” was added to your account.", registered.name),
-        &ip.to_string(),
-        now,
-        &state.settings.base_url.join("/account"),
-        &state.settings.base_url.join("/password/forgot"),
-    );
-    let new = NewPasskey {
-        id,
-        name: &registered.name,
-        credential_id: &registered.credential_id,
-        credential: &registered.credential,
-        discoverable: registered.discoverable,
-    };
-    match state.store.add_passkey(user.id, &new, AccountChange { event: &event, email: &email }, now).await {
-        Ok(true) => {}
-        Ok(false) => {
-            let refusal = PasskeyRefusal::Taken;
-            return Ok(json_error(refusal_status(refusal), refusal.message()));
-        }
-        Err(crate::store::StoreError::Conflict(c)) => return Ok(json_error(StatusCode::CONFLICT, &c.to_string())),
-        Err(e) => return Err(e.into()),
-    }
-    state.services.mailer.wake();
+    let now = state.clock.now();
     advance(&session, SessionAuth::signed_in(user.id, now, true)).await?;
     sign_in(&state).record_sign_in(user, "passkey", ip, now).await?;
     crate::web::notice::set(
