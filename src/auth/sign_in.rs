@@ -235,14 +235,10 @@ impl SignIn<'_> {
         let key = user.email.as_str();
         let actor = Actor::user(user, ip);
         // Held until the answer: an attempt in progress counts as a failure (bursts).
-        let attempt = self.throttle.begin_pair(self.store, key, ip, now).await;
-        if let Err(ThrottleVerdict::Blocked { retry_after }) = attempt {
-            metrics::counter!("sign_in_throttled_total", "scope" => "account").increment(1);
-            if self.throttle.refused(Some(key), ip, now) {
-                self.store.record_audit_event(&actor.event(AuditAction::Throttled, now).on_user(user)).await?;
-            }
-            return Ok(SecondFactorOutcome::Throttled { retry_after });
-        }
+        let _attempt = match self.begin_account_attempt(user, (&actor, ip), now).await? {
+            Ok(attempt) => attempt,
+            Err(retry_after) => return Ok(SecondFactorOutcome::Throttled { retry_after }),
+        };
         let checked = if code.trim().is_empty() {
             self.check_recovery_code(user, &actor, recovery_code, now).await?
         } else {
@@ -292,14 +288,10 @@ impl SignIn<'_> {
         let user = &creds.user;
         let key = user.email.as_str();
         let actor = Actor::user(user, ip);
-        let attempt = self.throttle.begin_pair(self.store, key, ip, now).await;
-        if let Err(ThrottleVerdict::Blocked { retry_after }) = attempt {
-            metrics::counter!("sign_in_throttled_total", "scope" => "account").increment(1);
-            if self.throttle.refused(Some(key), ip, now) {
-                self.store.record_audit_event(&actor.event(AuditAction::Throttled, now).on_user(user)).await?;
-            }
-            return Ok(Err(ThrottleVerdict::message(retry_after)));
-        }
+        let _attempt = match self.begin_account_attempt(user, (&actor, ip), now).await? {
+            Ok(attempt) => attempt,
+            Err(retry_after) => return Ok(Err(ThrottleVerdict::message(retry_after))),
+        };
         if self.hasher.verify(password, creds.password_hash.as_deref()).await {
             return Ok(Ok(()));
         }
@@ -312,6 +304,32 @@ impl SignIn<'_> {
             Some(block) => ThrottleVerdict::message(block),
             None => "The current password is wrong.".to_owned(),
         }))
+    }
+
+    /// Begins an attempt on a known account by `actor` from `ip`: the pair throttle's
+    /// attempt, held until the answer (an attempt in progress counts as a failure), or, while
+    /// the pair is blocked, the wait, with one `auth.throttled` event per block.
+    async fn begin_account_attempt(
+        &self,
+        user: &User,
+        (actor, ip): (&Actor, IpAddr),
+        now: DateTime<Utc>,
+    ) -> Result<Result<super::throttle::PairAttempt<'_>, Duration>, SignInError> {
+        let key = user.email.as_str();
+        match self.throttle.begin_pair(self.store, key, ip, now).await {
+            Ok(attempt) => Ok(Ok(attempt)),
+            Err(verdict) => {
+                let retry_after = match verdict {
+                    ThrottleVerdict::Blocked { retry_after } => retry_after,
+                    ThrottleVerdict::Allowed => Duration::seconds(1),
+                };
+                metrics::counter!("sign_in_throttled_total", "scope" => "account").increment(1);
+                if self.throttle.refused(Some(key), ip, now) {
+                    self.store.record_audit_event(&actor.event(AuditAction::Throttled, now).on_user(user)).await?;
+                }
+                Ok(Err(retry_after))
+            }
+        }
     }
 
     /// Records a completed sign-in of `user` by `method` from `ip` at `now` (UTC), once the

@@ -350,6 +350,20 @@ async fn account_changes_ask_for_the_password_after_five_minutes_and_are_emailed
     assert!(res.text().await.unwrap().contains("wrong or was used before"));
     let html = client.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("10 of 10 left"));
+
+    // Guessing the current password in a taken-over session meets the sign-in throttle.
+    app.clock.advance(chrono::Duration::minutes(6));
+    let mut last = String::new();
+    for _ in 0..5 {
+        let res = app.post_form(&client, "/account/recovery-codes", &[("current_password", "a guess, wrong")]).await;
+        assert_eq!(res.status(), 422);
+        last = res.text().await.unwrap();
+    }
+    assert!(last.contains("Too many attempts"), "{last}");
+    let res = app.post_form(&client, "/account/recovery-codes", &[("current_password", &account.password)]).await;
+    assert_eq!(res.status(), 422, "blocked even with the right password");
+    let events = app.store.recent_audit_events(10).await.unwrap();
+    assert!(events.iter().any(|e| e.action == "auth.sign_in_failed" && e.details.contains("\"account\"")));
 }
 
 #[tokio::test]
