@@ -17,3 +17,11 @@ create table passkey (
     unique (user_id, name)
 );
 create index passkey_user on passkey (user_id);
+
+-- A passkey ceremony (challenge) whose answer was checked: a second answer to it is refused,
+-- also when two copies arrive at once in one session or at two replicas. Rows older than the
+-- ceremony's 5 minutes are deleted as new ones come.
+create table passkey_ceremony_used (
+    id blob primary key check (length(id) = 16),
+    used_at text not null
+);

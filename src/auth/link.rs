@@ -94,10 +94,11 @@ pub async fn reset_mfa(
 /// Why a passkey enrolment link cannot be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum PasskeyLinkError {
-    /// The account is disabled, or has no password and authenticator yet (an invitation or MFA
-    /// re-enrolment link leads to the passkey then).
+    /// The account is disabled, has no password and authenticator yet (an invitation or MFA
+    /// re-enrolment link leads to the passkey then), or has a passkey already (the link is for a
+    /// first one).
     #[error(
-        "{0} cannot use a passkey enrolment link: the account is disabled or has not set up its password and authenticator"
+        "{0} cannot use a passkey enrolment link: the account is disabled, has not set up its password and authenticator, or has a passkey already"
     )]
     NotApplicable(String),
     /// The database failed.

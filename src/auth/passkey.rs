@@ -14,8 +14,10 @@
 //! - the credential must be the account's, and the user handle, when the authenticator sends
 //!   one, must name the same account (section 7.2, step 6);
 //! - a counter that did not move forward is refused by the library (a cloned authenticator,
-//!   section 6.1.1), and the new counter is stored by compare-and-swap, so of two assertions
-//!   with one counter value only one counts.
+//!   section 6.1.1), and the new counter is stored only if it is above the one stored at that
+//!   moment (checked in the update), so of two assertions with one counter value only one
+//!   counts; each ceremony is also marked answered in the database, once, so two copies of one
+//!   answer sent at once are never both accepted, even from an authenticator without a counter.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -145,6 +147,10 @@ impl PasskeyRefusal {
 /// or URL). Kept under [`CEREMONY_KEY`].
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Ceremony {
+    /// Marks it answered in the database, once ([`Store::claim_passkey_ceremony`]): two copies
+    /// of one answer sent at once (each request holds its own copy of the session) cannot both
+    /// be checked.
+    id: Uuid,
     /// When its challenge was made (UTC).
     issued_at: DateTime<Utc>,
     step: CeremonyStep,
@@ -166,6 +172,12 @@ enum CeremonyStep {
 pub enum Purpose {
     /// The second sign-in step, after the password.
     SecondStep,
+}
+
+impl Ceremony {
+    fn new(now: DateTime<Utc>, step: CeremonyStep) -> Self {
+        Ceremony { id: Uuid::new_v4(), issued_at: now, step }
+    }
 }
 
 impl std::fmt::Debug for Ceremony {
@@ -213,8 +225,8 @@ impl From<PasskeyRefusal> for FinishError {
 }
 
 /// A passkey name: trimmed and normalised to NFC, 1 to [`NAME_MAX`] characters, on one line,
-/// not only invisible characters, no bidirectional controls (the rules of secret names,
-/// `domain::text`).
+/// no bidirectional controls and no invisible characters but the space (the rules of secret
+/// names in `domain::text`, and stricter: a user tells passkeys apart by name).
 ///
 /// # Errors
 /// The message to show.
@@ -232,6 +244,10 @@ pub fn parse_name(text: &str) -> Result<String, &'static str> {
     }
     if name.chars().any(crate::domain::text::is_bidi_control) {
         return Err("A passkey name cannot contain characters that change the text direction.");
+    }
+    // Two names must not look alike: no invisible character inside a name either.
+    if name.chars().any(|c| crate::domain::text::is_invisible(c) && c != ' ') {
+        return Err("A passkey name cannot contain invisible characters; use letters, digits, spaces and punctuation.");
     }
     Ok(name)
 }
@@ -282,24 +298,26 @@ impl Passkeys {
             .webauthn()?
             .start_passkey_registration(user.id, user.email.as_str(), user.shown_name(), Some(exclude))
             .map_err(|e| PasskeyRefusal::of(&e))?;
-        Ok((options, Ceremony { issued_at: now, step: CeremonyStep::Register { user_id: user.id, name, state } }))
+        Ok((options, Ceremony::new(now, CeremonyStep::Register { user_id: user.id, name, state })))
     }
 
-    /// Finishes a registration of `user_id` with the browser's `answer` (JSON).
+    /// Finishes a registration of `user_id` with the browser's `answer` (JSON); the ceremony is
+    /// used up, whatever the outcome.
     ///
     /// # Errors
-    /// [`PasskeyRefusal`].
-    pub fn finish_registration(
+    /// [`FinishError`].
+    pub async fn finish_registration(
         &self,
+        store: &Store,
         ceremony: Option<Ceremony>,
         user_id: Uuid,
         answer: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Registered, PasskeyRefusal> {
+    ) -> Result<Registered, FinishError> {
         let webauthn = self.webauthn()?;
-        let (name, state) = match live(ceremony, now)? {
+        let (name, state) = match claim(store, ceremony, now).await? {
             CeremonyStep::Register { user_id: owner, name, state } if owner == user_id => (name, state),
-            _ => return Err(PasskeyRefusal::NoCeremony),
+            _ => return Err(PasskeyRefusal::NoCeremony.into()),
         };
         let answer: RegisterPublicKeyCredential =
             serde_json::from_slice(answer).map_err(|_| PasskeyRefusal::Malformed)?;
@@ -326,7 +344,7 @@ impl Passkeys {
             return Err(PasskeyRefusal::NoPasskey);
         }
         let (options, state) = webauthn.start_passkey_authentication(&keys).map_err(|e| PasskeyRefusal::of(&e))?;
-        Ok((options, Ceremony { issued_at: now, step: CeremonyStep::Authenticate { user_id, purpose, state } }))
+        Ok((options, Ceremony::new(now, CeremonyStep::Authenticate { user_id, purpose, state })))
     }
 
     /// Starts a passwordless sign-in: a modal request for any discoverable credential of this
@@ -342,7 +360,7 @@ impl Passkeys {
             self.webauthn()?.start_discoverable_authentication().map_err(|e| PasskeyRefusal::of(&e))?;
         // A button press asks at once (a modal request), not in the autofill list.
         options.mediation = None;
-        Ok((options, Ceremony { issued_at: now, step: CeremonyStep::Passwordless { state } }))
+        Ok((options, Ceremony::new(now, CeremonyStep::Passwordless { state })))
     }
 
     /// Finishes an assertion with the browser's `answer` (JSON): for `user_id` and `purpose`
@@ -360,7 +378,7 @@ impl Passkeys {
         now: DateTime<Utc>,
     ) -> Result<Verified, FinishError> {
         let webauthn = self.webauthn()?;
-        let step = live(ceremony, now)?;
+        let step = claim(store, ceremony, now).await?;
         let answer: PublicKeyCredential = serde_json::from_slice(answer).map_err(|_| PasskeyRefusal::Malformed)?;
         let stored = store.find_passkey_by_credential(answer.get_credential_id()).await?;
         let Some(stored) = stored else { return Err(PasskeyRefusal::Unknown.into()) };
@@ -393,12 +411,25 @@ impl Passkeys {
         passkey.update_credential(&result);
         let credential = serde_json::to_string(&passkey).map_err(|_| PasskeyRefusal::Invalid)?;
         let count = i64::from(result.counter());
-        if !store.record_passkey_use(stored.id, stored.sign_count, &credential, count, now).await? {
-            // Another assertion with this counter value counted first.
+        // The library checked the counter against the credential as the challenge had it (the
+        // second step's state holds the passkeys of that moment); the store checks it against
+        // the one stored now, in the update.
+        if !store.record_passkey_use(stored.id, &credential, count, now).await? {
             return Err(PasskeyRefusal::Cloned.into());
         }
         Ok(Verified { user_id: stored.user_id, passkey_id: stored.id })
     }
+}
+
+/// The step of a ceremony still within its time, marked answered in the database, once.
+async fn claim(store: &Store, ceremony: Option<Ceremony>, now: DateTime<Utc>) -> Result<CeremonyStep, FinishError> {
+    let ceremony = ceremony.ok_or(PasskeyRefusal::NoCeremony)?;
+    let id = ceremony.id;
+    let step = live(Some(ceremony), now)?;
+    if !store.claim_passkey_ceremony(id, now, now - CEREMONY_TIMEOUT * 2).await? {
+        return Err(PasskeyRefusal::NoCeremony.into());
+    }
+    Ok(step)
 }
 
 /// The step of a ceremony still within its time.
@@ -429,7 +460,23 @@ mod tests {
         assert!(parse_name(&"é".repeat(60)).is_ok());
         assert!(parse_name(&"é".repeat(61)).is_err());
         assert!(parse_name("a\u{7}b").is_err());
-        for bad in ["\u{200B}", " \u{200B}\u{FEFF} ", "\u{202E}YubiKey", "a\u{2028}b", "a\u{2066}b"] {
+        for bad in [
+            "\u{200B}",
+            " \u{200B}\u{FEFF} ",
+            "\u{202E}YubiKey",
+            "a\u{2028}b",
+            "a\u{2066}b",
+            "\u{061C}",
+            "\u{3164}",
+            "\u{115F}\u{1160}",
+            "\u{034F}",
+            "\u{FE0F}",
+            "\u{E0041}\u{E0042}",
+            "\u{2800}",
+            "\u{2061}\u{2062}",
+            "K1\u{200B}",
+            "\u{0301}\u{0302}",
+        ] {
             assert!(parse_name(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_name("Cafe\u{301}").unwrap(), "Café");

@@ -46,6 +46,11 @@ pub enum Conflict {
     /// The create form was submitted before; the secret it created is not shown again.
     #[error("This form was already submitted. The secret it created cannot be shown again.")]
     FormAlreadySubmitted,
+    /// New recovery codes were made seconds ago (a double submit): the ones shown then work.
+    #[error(
+        "New recovery codes were made for your account seconds ago: keep the ones shown then, or try again in a few seconds."
+    )]
+    RecoveryCodesJustMade,
     /// The user has a passkey of this name (issue 19).
     #[error("You have a passkey of this name. Choose another.")]
     PasskeyNameTaken,

@@ -51,7 +51,7 @@ pub use leaks::{ExposedSecret, LeakOutcome, LeakSighting, RenderExposureEmails};
 pub use manage::{Deletion, ManagedApplication, NewSecret, SecretView};
 pub use organisations::Organisation;
 pub use outbox::{OutboxDepth, QueuedEmail};
-pub use passkeys::{AccountChange, NewPasskey, PasskeyRemoval, StoredPasskey};
+pub use passkeys::{AccountChange, NewPasskey, PasskeyAdded, PasskeyRemoval, StoredPasskey};
 pub use pool::{Backend, KeyCheckError, PoolSettings, Store};
 pub(crate) use pool::{BeginWrite, on_pool};
 pub use reminders::{OutboxRow, Recipients, ReminderSecret, SentReminder};

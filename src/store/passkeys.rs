@@ -59,6 +59,19 @@ pub struct NewPasskey<'a> {
     pub credential: &'a str,
     /// Whether it is discoverable.
     pub discoverable: bool,
+    /// Only as the user's first passkey (the enrolment of `PORTAL_ADMIN_MFA=passkey`).
+    pub only_first: bool,
+}
+
+/// What storing a passkey found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyAdded {
+    /// Stored.
+    Added,
+    /// Its credential ID is registered already.
+    CredentialTaken,
+    /// It was to be the first, and the user has one now.
+    NotFirst,
 }
 
 /// What removing a passkey found.
@@ -80,6 +93,21 @@ pub struct AccountChange<'a> {
     /// The email telling the user (DESIGN.md section 11: every change is emailed).
     pub email: &'a NewEmail,
 }
+
+/// Seconds after making recovery codes before new ones may be made.
+pub const RECOVERY_CODES_AGAIN_AFTER_SECONDS: i64 = 10;
+
+/// Takes the user's row lock for the rest of the transaction (Postgres: a row lock until commit;
+/// SQLite: the write transaction holds the database anyway), so changes of one account's
+/// factors that check and then write run one after the other.
+const LOCK_USER: &str = "update portal_user set mfa_failures = mfa_failures where id = $1";
+
+const RECORD_USE: &str = "update passkey set credential = $2, sign_count = $3, last_used_at = $4
+     where id = $1 and (sign_count < $3 or (sign_count = 0 and $3 = 0))";
+
+const INSERT_PASSKEY: &str =
+    "insert into passkey (id, user_id, name, credential_id, credential, sign_count, discoverable, created_at)
+     values ($1, $2, $3, $4, $5, 0, $6, $7) on conflict do nothing";
 
 const PASSKEY_COLUMNS: &str =
     "id, user_id, name, credential_id, credential, sign_count, discoverable, created_at, last_used_at";
@@ -103,8 +131,9 @@ impl Store {
         Ok(on_pool!(self, |pool| sqlx::query_as(&sql).bind(credential_id).fetch_optional(pool).await)?)
     }
 
-    /// Stores a new passkey of `user_id` with the change's audit event and email; `Ok(false)`
-    /// when its credential ID is registered already (to anyone: WebAuthn section 7.1, step 22).
+    /// Stores a new passkey of `user_id` with the change's audit event and email; not when its
+    /// credential ID is registered already (to anyone: WebAuthn section 7.1, step 22), nor,
+    /// with `only_first`, when the user has a passkey.
     ///
     /// # Errors
     /// [`Conflict::PasskeyNameTaken`] when the user has a passkey of this name (two registrations
@@ -115,69 +144,104 @@ impl Store {
         new: &NewPasskey<'_>,
         change: AccountChange<'_>,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        on_pool!(self, |pool| {
-            async {
+    ) -> Result<PasskeyAdded, StoreError> {
+        on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
-            let inserted = sqlx::query(
-                "insert into passkey (id, user_id, name, credential_id, credential, sign_count, discoverable, created_at)
-                 values ($1, $2, $3, $4, $5, 0, $6, $7) on conflict do nothing",
-            )
-            .bind(new.id)
-            .bind(user_id)
-            .bind(new.name)
-            .bind(new.credential_id)
-            .bind(new.credential)
-            .bind(new.discoverable)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            if new.only_first {
+                // The user's row first (see `remove_passkey`): of two first registrations at
+                // once, the second sees the first's passkey.
+                sqlx::query(LOCK_USER).bind(user_id).execute(&mut *tx).await?;
+                let has: i64 = sqlx::query_scalar("select count(*) from passkey where user_id = $1")
+                    .bind(user_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if has > 0 {
+                    return Ok(PasskeyAdded::NotFirst);
+                }
+            }
+            let inserted = sqlx::query(INSERT_PASSKEY)
+                .bind(new.id)
+                .bind(user_id)
+                .bind(new.name)
+                .bind(new.credential_id)
+                .bind(new.credential)
+                .bind(new.discoverable)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if inserted != 1 {
                 // Which unique key held it back: the credential ID, or else the name.
                 let taken: i64 = sqlx::query_scalar("select count(*) from passkey where credential_id = $1")
                     .bind(new.credential_id)
                     .fetch_one(&mut *tx)
                     .await?;
-                return if taken > 0 { Ok(false) } else { Err(Conflict::PasskeyNameTaken.into()) };
+                return if taken > 0 {
+                    Ok(PasskeyAdded::CredentialTaken)
+                } else {
+                    Err(Conflict::PasskeyNameTaken.into())
+                };
             }
             insert_audit_event!(&mut *tx, change.event)?;
             insert_email!(&mut *tx, change.email, now)?;
             tx.commit().await?;
-            Ok::<_, StoreError>(true)
+            Ok::<_, StoreError>(PasskeyAdded::Added)
         }
-        .await
-        })
+        .await)
     }
 
-    /// Records a use of a passkey: its new `credential` JSON and counter, and `last_used_at`,
-    /// only if its counter is still `seen_count` (a compare-and-swap: of two uses of one
-    /// counter value, the second is refused, WebAuthn section 7.2, step 22). `Ok(false)` when
-    /// it changed meanwhile or was removed.
+    /// Marks the passkey ceremony `id` as answered at `now` (UTC), once: `Ok(false)` when it was
+    /// already (a second copy of an answer, at once or later, here or at another replica).
+    /// Marks older than `forget_before` are deleted on the way.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn claim_passkey_ceremony(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| async {
+            sqlx::query("delete from passkey_ceremony_used where used_at < $1")
+                .bind(forget_before)
+                .execute(pool)
+                .await?;
+            sqlx::query("insert into passkey_ceremony_used (id, used_at) values ($1, $2) on conflict do nothing")
+                .bind(id)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        }
+        .await)?;
+        Ok(n == 1)
+    }
+
+    /// Records a use of a passkey: its new `credential` JSON, its counter `sign_count` and
+    /// `last_used_at`, only if the counter moved forward from the one stored now, or both are 0
+    /// (an authenticator without a counter), checked in the update itself (WebAuthn section
+    /// 6.1.1: a counter not above the stored one may mean a cloned authenticator). So of two
+    /// assertions with one counter value, or one checked against a counter read before another
+    /// use, only one counts. `Ok(false)` when refused, or the passkey was removed.
     ///
     /// # Errors
     /// [`StoreError`].
     pub async fn record_passkey_use(
         &self,
         id: Uuid,
-        seen_count: i64,
         credential: &str,
         sign_count: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |pool| {
-            sqlx::query(
-            "update passkey set credential = $3, sign_count = $4, last_used_at = $5 where id = $1 and sign_count = $2"
-        )
-        .bind(id)
-        .bind(seen_count)
-        .bind(credential)
-        .bind(sign_count)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        let n = on_pool!(self, |pool| sqlx::query(RECORD_USE)
+            .bind(id)
+            .bind(credential)
+            .bind(sign_count)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(n == 1)
     }
 
@@ -236,10 +300,7 @@ impl Store {
             // The user's row is locked first (Postgres: a row lock until commit; SQLite's write
             // transaction holds the database), so two removals at once are one after the other:
             // the second counts what the first left, and a user's last passkey stays.
-            sqlx::query("update portal_user set mfa_failures = mfa_failures where id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(LOCK_USER).bind(user_id).execute(&mut *tx).await?;
             let n = sqlx::query(
                 "delete from passkey where id = $1 and user_id = $2
                  and (select count(*) from passkey where user_id = $2) >= $3",
@@ -310,7 +371,8 @@ impl Store {
     /// change's audit event and email: the old codes stop working at once.
     ///
     /// # Errors
-    /// [`StoreError`].
+    /// [`Conflict::RecoveryCodesJustMade`] within [`RECOVERY_CODES_AGAIN_AFTER_SECONDS`] of the
+    /// last codes (a double submit would show codes that never worked); [`StoreError`].
     pub async fn replace_recovery_codes(
         &self,
         user_id: Uuid,
@@ -318,8 +380,21 @@ impl Store {
         change: AccountChange<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let recent = now - chrono::Duration::seconds(RECOVERY_CODES_AGAIN_AFTER_SECONDS);
         on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
+            // The user's row first: two requests at once (a double submit) are one after the
+            // other, and the second finds the first's codes just made.
+            sqlx::query(LOCK_USER).bind(user_id).execute(&mut *tx).await?;
+            let just_made: i64 =
+                sqlx::query_scalar("select count(*) from recovery_code where user_id = $1 and created_at > $2")
+                    .bind(user_id)
+                    .bind(recent)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if just_made > 0 {
+                return Err(Conflict::RecoveryCodesJustMade.into());
+            }
             super::auth::set_recovery_codes!(&mut *tx, user_id, hashes, now);
             insert_audit_event!(&mut *tx, change.event)?;
             insert_email!(&mut *tx, change.email, now)?;

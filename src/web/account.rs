@@ -252,7 +252,14 @@ pub async fn new_recovery_codes(
         "New recovery codes were made for your account; the old ones no longer work.",
         now,
     );
-    state.store.replace_recovery_codes(user.id, &hashes, AccountChange { event: &event, email: &email }, now).await?;
+    let change = AccountChange { event: &event, email: &email };
+    match state.store.replace_recovery_codes(user.id, &hashes, change, now).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(c)) => {
+            return render(&state, &session, &current, Some(("recovery", c.to_string()))).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
     state.services.mailer.wake();
     let page = RecoveryCodesPage {
         nav: Nav::of(&current),
@@ -304,10 +311,11 @@ pub async fn passkey_register(
 ) -> Result<Response, AppError> {
     // Taken out whatever follows: an answer is checked once.
     let ceremony = session.remove::<Ceremony>(CEREMONY_KEY).await?;
-    let registered = match save_registration(&state, &current.user, current.ip, ceremony, (&headers, &body)).await? {
-        Ok(r) => r,
-        Err(refused) => return Ok(refused),
-    };
+    let registered =
+        match save_registration(&state, (&current.user, current.ip), ceremony, (&headers, &body), false).await? {
+            Ok(r) => r,
+            Err(refused) => return Ok(refused),
+        };
     let text = if registered.discoverable {
         format!("Passkey “{}” added. You can sign in with it alone, or use it instead of a code.", registered.name)
     } else {

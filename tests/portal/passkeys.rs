@@ -217,12 +217,29 @@ async fn forged_replayed_and_stale_passkey_answers_are_refused_and_change_nothin
     let answer = serde_json::to_vec(&second_step_answer(&app, &c, &mut key, ORIGIN).await).unwrap();
     let (s, _) = post_json(&app, &c, "/login/mfa/passkey", &answer).await;
     assert_eq!(s, 200);
-    let used = last_used(&app, account.user_id).await;
     let c2 = at_second_step(&app, &account).await;
     let (s, j) = post_json(&app, &c2, "/login/mfa/passkey", &answer).await;
     refuse(s, &j, "not waiting in this browser session");
     assert!(!signed_in(&app, &c2).await);
 
+    // Copies of one answer sent at once in one session (each request holds its own copy of
+    // the session's ceremony): one counts. SoftPasskey counts up; a synced passkey's counter
+    // stays 0, so the counter cannot be what refuses the copies.
+    let c3 = at_second_step(&app, &account).await;
+    let answer = serde_json::to_vec(&second_step_answer(&app, &c3, &mut key, ORIGIN).await).unwrap();
+    let (a, b, d) = tokio::join!(
+        post_json(&app, &c3, "/login/mfa/passkey", &answer),
+        post_json(&app, &c3, "/login/mfa/passkey", &answer),
+        post_json(&app, &c3, "/login/mfa/passkey", &answer)
+    );
+    // The others are refused: the ceremony is used (403), or the session was cycled by the
+    // one that counted (401), whichever they meet first.
+    let statuses = [a.0, b.0, d.0];
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{a:?} {b:?} {d:?}");
+    assert!(statuses.iter().all(|s| [200, 401, 403].contains(s)), "{a:?} {b:?} {d:?}");
+    throttle.forget_pair(&account.email, ip);
+
+    let used = last_used(&app, account.user_id).await;
     // A cloned authenticator: the stored counter is ahead of the one the key signs.
     let stored = &app.store.list_passkeys(account.user_id).await.unwrap()[0];
     let mut credential: serde_json::Value = serde_json::from_str(&stored.credential).unwrap();
@@ -340,9 +357,27 @@ async fn account_changes_ask_for_the_password_after_five_minutes_and_are_emailed
     let mails = app.smtp.wait_for(&account.email, mails_before + 1).await;
     assert!(mails.last().unwrap().part("text/plain").contains("New recovery codes were made"));
 
-    // The password just typed counts as a fresh factor: the next change within 5 minutes needs none.
+    // A double submit: the second request, seconds later, keeps the codes the first showed.
     let res = app.post_form(&client, "/account/recovery-codes", &[]).await;
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("made for your account seconds ago"));
+    let (a, b) = tokio::join!(
+        app.post_form(&client, "/account/recovery-codes", &[]),
+        app.post_form(&client, "/account/recovery-codes", &[])
+    );
+    assert_eq!(
+        (a.status(), b.status()),
+        (reqwest::StatusCode::UNPROCESSABLE_ENTITY, reqwest::StatusCode::UNPROCESSABLE_ENTITY)
+    );
+    // The password just typed counts as a fresh factor: the next change within 5 minutes needs none.
+    app.clock.advance(chrono::Duration::seconds(11));
+    let (a, b) = tokio::join!(
+        app.post_form(&client, "/account/recovery-codes", &[]),
+        app.post_form(&client, "/account/recovery-codes", &[])
+    );
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 422], "of two at once, one makes codes and the other says so");
 
     // An old code no longer signs in; a new one does.
     let c = at_second_step(&app, &account).await;
@@ -664,4 +699,55 @@ async fn two_passkeys_of_one_name_are_refused_even_when_registered_at_once() {
     let res = app.post_form(&first, &format!("/account/passkeys/{}/rename", other.id), &[("name", "Twin")]).await;
     assert_eq!(res.status(), 422);
     assert!(res.text().await.unwrap().contains("You have a passkey of this name"));
+}
+
+#[tokio::test]
+async fn of_two_first_passkeys_registered_at_once_under_admin_passkey_mode_one_counts() {
+    let app = localhost_app().await;
+    let (admin, _) = app.account("race@example.org", UserRole::WmdaAdmin).await;
+    let key = app.config.master_key.clone();
+    let strict = TestApp::spawn_with(app.db.same(), |c| {
+        c.master_key = key;
+        c.base_url = BaseUrl::parse(ORIGIN).unwrap();
+        c.admin_mfa = secret_portal::config::AdminMfa::Passkey;
+    })
+    .await;
+    strict.clock.set(app.clock.now());
+    let user = strict.store.find_user(admin.user_id).await.unwrap();
+    // Two sessions at the enrolment stage, each from a link of its own.
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let link = secret_portal::auth::link::send_passkey_link(
+            &strict.store,
+            &strict.config.base_url,
+            &user,
+            &secret_portal::store::Actor::cli(),
+            strict.clock.now(),
+        )
+        .await
+        .unwrap();
+        let path = link.url.replace(strict.config.base_url.as_str(), "");
+        let c = new_client();
+        strict.clock.advance(chrono::Duration::seconds(30));
+        let code = admin.seed.code_at(strict.clock.now());
+        let res = strict.post_form(&c, &path, &[("password", &admin.password), ("code", &code)]).await;
+        assert_eq!(location(&res), "/passkey/setup");
+        sessions.push(c);
+    }
+    let mut bodies = Vec::new();
+    for (c, name) in sessions.iter().zip(["A", "B"]) {
+        let (status, options) = post_for_json(&strict, c, "/passkey/setup/options", &[("name", name)]).await;
+        assert_eq!(status, 200, "{options}");
+        let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+        let answer = SoftPasskey::new(true).do_registration(origin(), options).unwrap();
+        bodies.push(serde_json::to_vec(&answer).unwrap());
+    }
+    let (a, b) = tokio::join!(
+        post_json(&strict, &sessions[0], "/passkey/setup", &bodies[0]),
+        post_json(&strict, &sessions[1], "/passkey/setup", &bodies[1])
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401], "{a:?} {b:?}");
+    assert_eq!(strict.store.list_passkeys(admin.user_id).await.unwrap().len(), 1);
 }

@@ -21,7 +21,7 @@ use tower_sessions::Session;
 
 use crate::auth::passkey::{CEREMONY_KEY, Ceremony, FinishError, PasskeyRefusal, Purpose};
 use crate::domain::{NextPath, ThrottleVerdict};
-use crate::store::{Actor, AuditAction, Credentials};
+use crate::store::{Actor, AuditAction, Credentials, PasskeyAdded};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{ClientIp, Query};
@@ -86,18 +86,20 @@ pub(crate) async fn registration_options(
 /// to send). Shared by `/account` and `/passkey/setup`.
 pub(crate) async fn save_registration(
     state: &AppState,
-    user: &crate::store::User,
-    ip: std::net::IpAddr,
+    (user, ip): (&crate::store::User, std::net::IpAddr),
     ceremony: Option<Ceremony>,
     (headers, body): (&HeaderMap, &Bytes),
+    only_first: bool,
 ) -> Result<Result<crate::auth::passkey::Registered, Response>, AppError> {
     if !is_json(headers) {
         return Ok(Err(not_json()));
     }
     let now = state.clock.now();
-    let registered = match state.services.passkeys.finish_registration(ceremony, user.id, body, now) {
+    let passkeys = &state.services.passkeys;
+    let registered = match passkeys.finish_registration(&state.store, ceremony, user.id, body, now).await {
         Ok(r) => r,
-        Err(refusal) => return Ok(Err(json_error(refusal_status(refusal), refusal.message()))),
+        Err(FinishError::Refused(refusal)) => return Ok(Err(json_error(refusal_status(refusal), refusal.message()))),
+        Err(FinishError::Store(e)) => return Err(e.into()),
     };
     let id = uuid::Uuid::new_v4();
     let event = Actor::user(user, ip).event(AuditAction::PasskeyAdded, now).on_user(user).with_details(
@@ -111,18 +113,27 @@ pub(crate) async fn save_registration(
         credential_id: &registered.credential_id,
         credential: &registered.credential,
         discoverable: registered.discoverable,
+        only_first,
     };
     let change = crate::store::AccountChange { event: &event, email: &email };
     match state.store.add_passkey(user.id, &new, change, now).await {
-        Ok(true) => {
+        Ok(PasskeyAdded::Added) => {
             state.services.mailer.wake();
             Ok(Ok(registered))
         }
-        Ok(false) => Ok(Err(json_error(refusal_status(PasskeyRefusal::Taken), PasskeyRefusal::Taken.message()))),
+        Ok(PasskeyAdded::CredentialTaken) => {
+            Ok(Err(json_error(refusal_status(PasskeyRefusal::Taken), PasskeyRefusal::Taken.message())))
+        }
+        Ok(PasskeyAdded::NotFirst) => Ok(Err(json_error(StatusCode::UNAUTHORIZED, FIRST_ONLY))),
         Err(crate::store::StoreError::Conflict(c)) => Ok(Err(json_error(StatusCode::CONFLICT, &c.to_string()))),
         Err(e) => Err(e.into()),
     }
 }
+
+/// What a first-passkey registration (the admin mode's enrolment) answers when the account has
+/// one now.
+pub(crate) const FIRST_ONLY: &str =
+    "Your account has a passkey now (registered in another window): this setup has ended. Sign in with it.";
 
 /// `?next=` of the passwordless finish.
 #[derive(Debug, Deserialize)]

@@ -220,10 +220,11 @@ pub async fn setup_finish(
         return Ok(json_error(StatusCode::UNAUTHORIZED, SETUP_ENDED));
     };
     let user = &creds.user;
-    let registered = match super::passkey::save_registration(&state, user, ip, ceremony, (&headers, &body)).await? {
-        Ok(r) => r,
-        Err(refused) => return Ok(refused),
-    };
+    let registered =
+        match super::passkey::save_registration(&state, (user, ip), ceremony, (&headers, &body), true).await? {
+            Ok(r) => r,
+            Err(refused) => return Ok(refused),
+        };
     let now = state.clock.now();
     advance(&session, SessionAuth::signed_in(user.id, now, true)).await?;
     sign_in(&state).record_sign_in(user, "passkey", ip, now).await?;
