@@ -42,6 +42,10 @@ pub struct SharedWindow {
     local: FailureWindow<ThrottleKey>,
     max_entries: usize,
     state: Mutex<State>,
+    /// Held for a whole flush: a flush that starts while another writes waits for it, so when
+    /// it returns every failure recorded before it began is in the database (the job's flush
+    /// every second and a caller's own, e.g. at shutdown or in a test, never overlap).
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl SharedWindow {
@@ -58,6 +62,7 @@ impl SharedWindow {
             local: FailureWindow::with_capacity(enabled, rule.limit, rule.period, max_entries),
             max_entries: max_entries.max(2),
             state: Mutex::new(State::default()),
+            flushing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -71,6 +76,7 @@ impl SharedWindow {
             local: FailureWindow::new(false, rule.limit, rule.period),
             max_entries: MAX_ENTRIES,
             state: Mutex::new(State::default()),
+            flushing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -226,9 +232,11 @@ impl SharedWindow {
     }
 
     /// Writes the pending failures in one transaction at `now` and learns the blocks they make;
-    /// forgets learnt blocks that ended. A batch the database refuses is dropped with a
+    /// forgets learnt blocks that ended. One flush at a time: a second waits for the first, so
+    /// on return everything recorded before the call is written (or its batch was refused). A batch the database refuses is dropped with a
     /// warning (this replica's own counts still hold).
     pub async fn flush(&self, store: &Store, now: DateTime<Utc>) {
+        let _one_at_a_time = self.flushing.lock().await;
         let batch: Vec<(ThrottleKey, u32, DateTime<Utc>)> = {
             let mut state = self.state();
             state.blocks.retain(|_, l| l.until > now);
