@@ -162,16 +162,8 @@ pub const CEREMONY_KEY: &str = "passkey_ceremony";
 #[derive(Clone, Serialize, Deserialize)]
 enum CeremonyStep {
     Register { user_id: Uuid, name: String, state: PasskeyRegistration },
-    Authenticate { user_id: Uuid, purpose: Purpose, state: PasskeyAuthentication },
+    Authenticate { user_id: Uuid, state: PasskeyAuthentication },
     Passwordless { state: DiscoverableAuthentication },
-}
-
-/// What a (non-discoverable) assertion of a known account is for (one purpose today; the
-/// ceremony records it, so an assertion made for one purpose is never accepted for another).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Purpose {
-    /// The second sign-in step, after the password.
-    SecondStep,
 }
 
 impl Ceremony {
@@ -327,14 +319,13 @@ impl Passkeys {
         Ok(Registered { name, credential_id: passkey.cred_id().to_vec(), credential, discoverable })
     }
 
-    /// Starts an assertion by one of the account's `passkeys` for `purpose`.
+    /// Starts an assertion by one of the account's `passkeys` (the second sign-in step).
     ///
     /// # Errors
     /// [`PasskeyRefusal`].
     pub fn start_authentication(
         &self,
         user_id: Uuid,
-        purpose: Purpose,
         passkeys: &[StoredPasskey],
         now: DateTime<Utc>,
     ) -> Result<(RequestChallengeResponse, Ceremony), PasskeyRefusal> {
@@ -344,7 +335,7 @@ impl Passkeys {
             return Err(PasskeyRefusal::NoPasskey);
         }
         let (options, state) = webauthn.start_passkey_authentication(&keys).map_err(|e| PasskeyRefusal::of(&e))?;
-        Ok((options, Ceremony::new(now, CeremonyStep::Authenticate { user_id, purpose, state })))
+        Ok((options, Ceremony::new(now, CeremonyStep::Authenticate { user_id, state })))
     }
 
     /// Starts a passwordless sign-in: a modal request for any discoverable credential of this
@@ -363,7 +354,7 @@ impl Passkeys {
         Ok((options, Ceremony::new(now, CeremonyStep::Passwordless { state })))
     }
 
-    /// Finishes an assertion with the browser's `answer` (JSON): for `user_id` and `purpose`
+    /// Finishes an assertion with the browser's `answer` (JSON): of the account `expected`
     /// when given, else passwordless (the account the user handle names). The passkey's use is
     /// recorded.
     ///
@@ -373,7 +364,7 @@ impl Passkeys {
         &self,
         store: &Store,
         ceremony: Option<Ceremony>,
-        expected: Option<(Uuid, Purpose)>,
+        expected: Option<Uuid>,
         answer: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Verified, FinishError> {
@@ -390,9 +381,7 @@ impl Passkeys {
         }
         let mut passkey: Passkey = serde_json::from_str(&stored.credential).map_err(|_| PasskeyRefusal::Invalid)?;
         let result = match (step, expected) {
-            (CeremonyStep::Authenticate { user_id, purpose, state }, Some(expected))
-                if (user_id, purpose) == expected =>
-            {
+            (CeremonyStep::Authenticate { user_id, state }, Some(expected)) if user_id == expected => {
                 if stored.user_id != user_id {
                     return Err(PasskeyRefusal::Unknown.into());
                 }

@@ -21,14 +21,16 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use super::AppState;
+use super::auth::enrol::RecoveryCodesPage;
 use super::auth::passkey::{json_error, json_redirect, registration_options, save_registration};
+use super::auth::stage;
 use super::error::AppError;
 use super::extract::{CurrentUser, Form, PathId};
 use super::notice;
 use super::pages::{Nav, home_path};
 use super::session::AUTH_KEY;
 use crate::auth::passkey::{CEREMONY_KEY, Ceremony, PASSKEYS_OFF, parse_name};
-use crate::auth::session::{FRESH_FACTOR, SessionAuth};
+use crate::auth::session::FRESH_FACTOR;
 use crate::auth::{NewPassword, RecoveryCode};
 use crate::store::{AccountChange, AuditAction, PasskeyRemoval, StoreError, StoredPasskey};
 
@@ -108,10 +110,6 @@ async fn render(
         error: error.map(|(form, message)| (form.to_owned(), message)),
     };
     Ok((status, page).into_response())
-}
-
-async fn stage(session: &Session) -> Result<Option<SessionAuth>, AppError> {
-    Ok(session.get::<SessionAuth>(AUTH_KEY).await?)
 }
 
 /// `GET /account`.
@@ -220,14 +218,6 @@ pub async fn change_password(
 pub struct ConfirmForm {
     #[serde(default)]
     current_password: String,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "auth/recovery_codes.html")]
-struct RecoveryCodesPage {
-    nav: Option<Nav>,
-    codes: Vec<String>,
-    home: String,
 }
 
 /// `POST /account/recovery-codes`: ten new recovery codes, shown once; the old ones stop working.

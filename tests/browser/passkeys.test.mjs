@@ -154,15 +154,7 @@ test("under PORTAL_ADMIN_MFA=passkey an invited admin registers a passkey before
       },
     });
     // The invitation's TOTP enrolment leads to the passkey setup, not into the portal.
-    await page.goto(admin.link);
-    await page.getByLabel("Password", { exact: true }).fill(password);
-    await page.getByLabel("Confirm password").fill(password);
-    await page.getByRole("button", { name: "Continue" }).click();
-    await page.waitForURL("**/mfa/setup");
-    const key = (await page.locator("#totp-key").innerText()).trim();
-    await page.getByLabel("Authentication code").fill(await nextCode(key, steps));
-    await page.getByRole("button", { name: "Verify" }).click();
-    await page.getByRole("link", { name: "Continue" }).click();
+    await enrol(page, admin.link, steps);
     await page.waitForURL("**/passkey/setup");
     await accessible(page, "passkey setup");
     // The passkey enrolment link another admin (or the command line) sends: its page is accessible too.

@@ -483,6 +483,16 @@ async fn passkeys_are_renamed_and_removed_by_their_owner_only() {
     assert!(html.contains("Passkey “New name” removed") && html.contains("You have no passkeys yet"), "{html}");
     let actions: Vec<String> = app.store.recent_audit_events(5).await.unwrap().into_iter().map(|e| e.action).collect();
     assert!(actions.contains(&"passkey.renamed".to_owned()) && actions.contains(&"passkey.removed".to_owned()));
+    // Each change is emailed to the owner: added, renamed, removed.
+    let mails = app.smtp.wait_for(&account.email, 4).await;
+    let texts: Vec<String> = mails.iter().map(|m| m.part("text/plain")).collect();
+    for what in [
+        "A passkey named “Old name” was added",
+        "Your passkey “Old name” was renamed to “New name”.",
+        "Your passkey “New name” was removed",
+    ] {
+        assert!(texts.iter().any(|t| t.contains(what)), "{what}: {texts:?}");
+    }
     // Removed: the second step no longer offers it.
     let c = at_second_step(&app, &account).await;
     let page = c.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();

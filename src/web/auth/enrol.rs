@@ -29,12 +29,13 @@ struct SetupPage {
     error: Option<String>,
 }
 
+/// The recovery codes, shown once, with a link on (`home`): after enrolment and on `/account`.
 #[derive(Template, WebTemplate)]
 #[template(path = "auth/recovery_codes.html")]
-struct RecoveryCodesPage {
-    nav: Option<Nav>,
-    codes: Vec<String>,
-    home: String,
+pub(crate) struct RecoveryCodesPage {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) codes: Vec<String>,
+    pub(crate) home: String,
 }
 
 /// The enrolment form.

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::auth::passkey::{CEREMONY_KEY, Ceremony, FinishError, PasskeyRefusal, Purpose};
+use crate::auth::passkey::{CEREMONY_KEY, Ceremony, FinishError, PasskeyRefusal};
 use crate::domain::{NextPath, ThrottleVerdict};
 use crate::store::{Actor, AuditAction, Credentials, PasskeyAdded};
 use crate::web::AppState;
@@ -150,7 +150,7 @@ pub async fn second_step_options(State(state): State<AppState>, session: Session
     };
     let now = state.clock.now();
     let passkeys = state.store.list_passkeys(creds.user.id).await?;
-    match state.services.passkeys.start_authentication(creds.user.id, Purpose::SecondStep, &passkeys, now) {
+    match state.services.passkeys.start_authentication(creds.user.id, &passkeys, now) {
         Ok((options, ceremony)) => {
             session.insert(CEREMONY_KEY, ceremony).await?;
             Ok(Json(options).into_response())
@@ -189,7 +189,7 @@ pub async fn second_step_finish(
         let page = json_error(StatusCode::TOO_MANY_REQUESTS, &ThrottleVerdict::message(retry_after));
         return Ok(super::with_retry_after(page, retry_after));
     }
-    let expected = Some((user.id, Purpose::SecondStep));
+    let expected = Some(user.id);
     match state.services.passkeys.finish_authentication(&state.store, ceremony, expected, answer, now).await {
         Ok(_) => {
             throttle.record_success(&state.store, user.email.as_str(), ip).await;
